@@ -1,0 +1,10 @@
+//! Vigil: the edge agent for a fuel-tanker's gateway.
+//!
+//! One module per pipeline stage (see ARCHITECTURE.md for the map). `main.rs` only parses
+//! the command line and calls into this library, so tests start the real agent in-process.
+
+pub mod decode;
+pub mod reading;
+pub mod signals;
+pub mod source;
+pub mod telemetry;

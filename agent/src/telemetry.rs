@@ -1,0 +1,84 @@
+//! Every metric the agent keeps, named in one place so operators can rely on the names.
+//!
+//! Counters only ever grow; they are plain atomics shared by the stages through an
+//! `Arc<Metrics>`. A snapshot is what the status line, the demo view and (later) the
+//! uplink's status message show.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+macro_rules! metrics {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// The agent's counters. Each field's name is the metric's name.
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $( $(#[$doc])* pub $name: AtomicU64, )*
+        }
+
+        /// A point-in-time copy of [`Metrics`].
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+        pub struct MetricsSnapshot {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        impl Metrics {
+            pub fn snapshot(&self) -> MetricsSnapshot {
+                MetricsSnapshot { $( $name: self.$name.load(Ordering::Relaxed), )* }
+            }
+        }
+    };
+}
+
+metrics! {
+    /// CAN frames that reached the decoder.
+    can_frames_total,
+    /// CAN frames whose PGN no configured signal uses (not an error: buses carry much more).
+    can_frames_unknown_total,
+    /// CAN frames too short for a signal they should carry.
+    can_frames_bad_length_total,
+    /// Serial-node messages decoded with a good checksum.
+    serial_messages_total,
+    /// Serial frames rejected: broken framing, too long, wrong length.
+    serial_framing_errors_total,
+    /// Serial frames whose CRC did not match.
+    serial_checksum_errors_total,
+    /// Serial frames from another protocol version or of an unknown kind.
+    serial_protocol_errors_total,
+    /// Serial messages missing according to the node's sequence numbers.
+    serial_sequence_gaps_total,
+    /// Readings produced by the decoders, good or flagged.
+    readings_total,
+    /// Readings the batch stage could not take because it was behind (shed, counted).
+    readings_shed_total,
+    /// Batches of readings sealed for the uplink.
+    batches_sealed_total,
+    /// Alerts raised.
+    alerts_raised_total,
+    /// Alerts cleared.
+    alerts_cleared_total,
+}
+
+impl Metrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn inc(counter: &AtomicU64) {
+        Self::add(counter, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_reads_every_counter() {
+        let m = Metrics::default();
+        Metrics::inc(&m.alerts_raised_total);
+        Metrics::add(&m.readings_total, 5);
+        let s = m.snapshot();
+        assert_eq!((s.alerts_raised_total, s.readings_total, s.alerts_cleared_total), (1, 5, 0));
+    }
+}
