@@ -3,7 +3,10 @@
 //! One module per pipeline stage (see ARCHITECTURE.md for the map). `main.rs` only parses
 //! the command line and calls into this library, so tests start the real agent in-process.
 
+pub mod batch;
+pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod reading;
 pub mod signals;
 pub mod source;

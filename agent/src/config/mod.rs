@@ -1,0 +1,387 @@
+//! One typed configuration, checked once at start.
+//!
+//! Two stages, as in ripgrep: parse the TOML into these structs (unknown keys refused, every
+//! field with a default), then [`Config::validate`] the values against each other. A bad file
+//! fails here with the file, the key, what was expected and what was found, before any task
+//! starts; nothing later re-checks or re-reads the file.
+//!
+//! `default.toml` beside this file is the documented default: `vigil print-default-config`
+//! prints it, and a test holds it equal to `Config::default()`.
+
+mod duration;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The commented default configuration.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub vehicle: VehicleConfig,
+    pub source: SourceConfig,
+    pub detect: DetectConfig,
+    pub batch: BatchConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VehicleConfig {
+    /// Thing name on AWS IoT Core and MQTT client id.
+    pub id: String,
+    pub cargo: CargoClass,
+    /// Cargo-tank compartments with a probe, 1-8.
+    pub compartments: u8,
+}
+
+/// What the cargo tank carries; it selects the tank limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CargoClass {
+    Gasoline,
+    Lpg,
+    Naphtha,
+    Empty,
+}
+
+impl fmt::Display for CargoClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CargoClass::Gasoline => "gasoline",
+            CargoClass::Lpg => "lpg",
+            CargoClass::Naphtha => "naphtha",
+            CargoClass::Empty => "empty",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// The simulated truck; `None` when the table is absent.
+    pub simulator: Option<SimulatorConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    pub seed: u64,
+    pub scenario: String,
+    #[serde(with = "duration")]
+    pub fault_at: Duration,
+    /// Times real time; 0 means as fast as the pipeline takes it.
+    pub speed: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    #[serde(with = "duration")]
+    pub debounce: Duration,
+    /// degC back inside a limit before an alert clears.
+    pub hysteresis: f64,
+    pub engine: EngineLimits,
+    pub tank: BTreeMap<CargoClass, Limit>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineLimits {
+    pub coolant_warning: f64,
+    pub coolant_critical: f64,
+    pub oil_warning: f64,
+    pub oil_critical: f64,
+}
+
+/// A warning and a critical level, in degC.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub warning: f64,
+    pub critical: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    pub max_readings: usize,
+    #[serde(with = "duration")]
+    pub max_age: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    #[serde(with = "duration")]
+    pub deadline: Duration,
+}
+
+impl Default for VehicleConfig {
+    fn default() -> Self {
+        VehicleConfig {
+            id: "vigil-demo-truck".into(),
+            cargo: CargoClass::Gasoline,
+            compartments: 3,
+        }
+    }
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            seed: 1,
+            scenario: "normal".into(),
+            fault_at: Duration::from_secs(600),
+            speed: 1.0,
+        }
+    }
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        let limit = |warning, critical| Limit { warning, critical };
+        DetectConfig {
+            debounce: Duration::from_secs(2),
+            hysteresis: 2.0,
+            engine: EngineLimits::default(),
+            tank: BTreeMap::from([
+                (CargoClass::Gasoline, limit(40.0, 50.0)),
+                (CargoClass::Lpg, limit(45.0, 50.0)),
+                (CargoClass::Naphtha, limit(40.0, 50.0)),
+                (CargoClass::Empty, limit(60.0, 80.0)),
+            ]),
+        }
+    }
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            coolant_warning: 105.0,
+            coolant_critical: 110.0,
+            oil_warning: 125.0,
+            oil_critical: 135.0,
+        }
+    }
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_readings: 2000,
+            max_age: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A configuration that cannot be used, saying where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {file}: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {file}, {location}key `{key}`: {message}")]
+    Invalid {
+        file: PathBuf,
+        /// `line N: ` when the parser knows it, else empty.
+        location: String,
+        key: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// The embedded default: every default value and the simulated truck as the source.
+    /// It is what `default.toml` says and what `vigil demo` runs.
+    pub fn embedded_default() -> Config {
+        Config {
+            source: SourceConfig {
+                simulator: Some(SimulatorConfig::default()),
+            },
+            ..Config::default()
+        }
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, file)
+    }
+
+    /// Parses and validates config text; `file` is only used in messages.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let invalid = |key: String, message: String, span: Option<std::ops::Range<usize>>| {
+            let location = span
+                .map(|s| format!("line {}, ", text[..s.start.min(text.len())].lines().count().max(1)))
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                file: file.to_owned(),
+                location,
+                key,
+                message,
+            }
+        };
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|e| invalid("(document)".into(), e.message().trim().to_owned(), e.span()))?;
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            invalid(key, inner.message().trim().to_owned(), inner.span())
+        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| invalid(key.into(), message, None))?;
+        Ok(config)
+    }
+
+    /// Checks values against each other; returns the key and what is wrong with it.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let id = &self.vehicle.id;
+        let id_ok = (1..=128).contains(&id.len())
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'));
+        if !id_ok {
+            return Err((
+                "vehicle.id",
+                format!(
+                    "expected 1-128 letters, digits, ':', '_' or '-' (an AWS IoT thing name), found {id:?}"
+                ),
+            ));
+        }
+        if !(1..=8).contains(&self.vehicle.compartments) {
+            return Err((
+                "vehicle.compartments",
+                format!("expected 1 to 8, found {}", self.vehicle.compartments),
+            ));
+        }
+        if self.source.simulator.is_none() {
+            return Err((
+                "source",
+                "expected at least one source, such as [source.simulator], found none".into(),
+            ));
+        }
+        if let Some(sim) = &self.source.simulator {
+            if !(sim.speed >= 0.0 && sim.speed.is_finite()) {
+                return Err((
+                    "source.simulator.speed",
+                    format!("expected a factor >= 0 (0 = as fast as possible), found {}", sim.speed),
+                ));
+            }
+        }
+        let engine = &self.detect.engine;
+        for (key, limit) in [
+            ("detect.engine", Limit { warning: engine.coolant_warning, critical: engine.coolant_critical }),
+            ("detect.engine", Limit { warning: engine.oil_warning, critical: engine.oil_critical }),
+        ] {
+            check_limit(key, &limit)?;
+        }
+        for limit in self.detect.tank.values() {
+            check_limit("detect.tank", limit)?;
+        }
+        if !self.detect.tank.contains_key(&self.vehicle.cargo) {
+            return Err((
+                "detect.tank",
+                format!("expected limits for the vehicle's cargo {:?}, found none", self.vehicle.cargo.to_string()),
+            ));
+        }
+        if !(self.detect.hysteresis >= 0.0) {
+            return Err(("detect.hysteresis", format!("expected degC >= 0, found {}", self.detect.hysteresis)));
+        }
+        if self.batch.max_readings == 0 {
+            return Err(("batch.max_readings", "expected at least 1, found 0".into()));
+        }
+        if self.shutdown.deadline.is_zero() {
+            return Err(("shutdown.deadline", "expected a duration above 0, found 0s".into()));
+        }
+        Ok(())
+    }
+
+    /// The tank limits for this vehicle's cargo.
+    pub fn tank_limit(&self) -> Limit {
+        self.detect.tank[&self.vehicle.cargo]
+    }
+}
+
+fn check_limit(key: &'static str, limit: &Limit) -> Result<(), (&'static str, String)> {
+    if limit.warning.is_finite() && limit.critical.is_finite() && limit.warning < limit.critical {
+        Ok(())
+    } else {
+        Err((
+            key,
+            format!(
+                "expected a warning level below the critical level, found warning {} and critical {}",
+                limit.warning, limit.critical
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("vigil.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_documented_default_is_the_embedded_default() {
+        assert_eq!(parse(DEFAULT_TOML).unwrap(), Config::embedded_default());
+    }
+
+    #[test]
+    fn a_file_with_only_a_source_takes_every_other_default() {
+        let config = parse("[source.simulator]\n").unwrap();
+        assert_eq!(config, Config::embedded_default());
+    }
+
+    #[test]
+    fn bad_files_name_the_file_the_key_what_was_expected_and_what_was_found() {
+        let cases = [
+            ("[vehicle]\nidd = \"x\"\n", "key `vehicle.idd`", "unknown field `idd`"),
+            ("[vehicle]\ncompartments = \"three\"\n", "key `vehicle.compartments`", "\"three\""),
+            ("[detect]\ndebounce = \"ten seconds\"\n", "key `detect.debounce`", "found \"ten seconds\""),
+            ("[vehicle]\ncargo = \"milk\"\n", "key `vehicle.cargo`", "milk"),
+            ("[vehicle]\ncompartments = 12\n", "key `vehicle.compartments`", "expected 1 to 8, found 12"),
+            ("[vehicle]\nid = \"truck 7\"\n", "key `vehicle.id`", "found \"truck 7\""),
+            ("[detect.tank.lpg]\nwarning = 60.0\ncritical = 50.0\n", "key `detect.tank`", "warning 60 and critical 50"),
+        ];
+        let broken = [
+            ("[vehicle\n", "key `(document)`", "line 1"),
+            ("", "key `source`", "expected at least one source"),
+        ];
+        let with_a_source = cases.map(|(text, key, detail)| (format!("{text}[source.simulator]\n"), key, detail));
+        for (text, key, detail) in with_a_source.into_iter().chain(broken.map(|(t, k, d)| (t.to_owned(), k, d))) {
+            let message = parse(&text).unwrap_err();
+            assert!(message.starts_with("config file vigil.toml, "), "{message}");
+            assert!(message.contains(key), "{message:?} should name {key}");
+            assert!(message.contains(detail), "{message:?} should say {detail}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_says_so() {
+        let err = Config::load(Path::new("/nonexistent/vigil.toml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(err.to_string().contains("/nonexistent/vigil.toml"));
+    }
+}
