@@ -57,6 +57,8 @@ metrics! {
     alerts_raised_total,
     /// Alerts cleared.
     alerts_cleared_total,
+    /// Alert events the fleet path could not take (its queue was full); the cab still got them.
+    alerts_shed_total,
 }
 
 impl Metrics {

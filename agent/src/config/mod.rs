@@ -280,6 +280,9 @@ impl Config {
             ));
         }
         if let Some(sim) = &self.source.simulator {
+            if let Err(unknown) = crate::source::simulator::Scenario::from_name(&sim.scenario, sim.fault_at) {
+                return Err(("source.simulator.scenario", unknown.to_string()));
+            }
             if !(sim.speed >= 0.0 && sim.speed.is_finite()) {
                 return Err((
                     "source.simulator.speed",

@@ -101,11 +101,14 @@ impl Detector {
     }
 }
 
-/// The detect task: readings in until the channel closes, alert events out.
+/// The detect task: readings in until the channel closes; each alert event goes to the
+/// driver's alarm (awaited: it is local and must not miss one) and to the fleet (never
+/// awaited: a full outbound queue sheds and counts, so the fleet path cannot delay the cab).
 pub async fn run(
     mut detector: Detector,
     mut readings: mpsc::Receiver<Reading>,
-    alerts: mpsc::Sender<AlertEvent>,
+    alarm: mpsc::Sender<AlertEvent>,
+    fleet: mpsc::Sender<AlertEvent>,
     metrics: std::sync::Arc<Metrics>,
 ) {
     while let Some(reading) = readings.recv().await {
@@ -125,7 +128,10 @@ pub async fn run(
                 tracing::info!(event = "alert_cleared", id = alert.id, signal = %alert.signal);
             }
         }
-        if alerts.send(event).await.is_err() {
+        if fleet.try_send(event.clone()).is_err() {
+            Metrics::inc(&metrics.alerts_shed_total);
+        }
+        if alarm.send(event).await.is_err() {
             break;
         }
     }

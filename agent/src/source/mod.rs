@@ -26,3 +26,33 @@ pub enum SourceError {
         source: candump::CandumpError,
     },
 }
+
+pub mod simulated;
+pub mod simulator;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::decode::Input;
+
+/// A source's task, ready to spawn.
+pub type SourceTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Builds a task for every source the config names, each with its task name.
+pub fn build_all(config: &Config, inputs: mpsc::Sender<Input>, shutdown: CancellationToken) -> Vec<(&'static str, SourceTask)> {
+    let mut tasks: Vec<(&'static str, SourceTask)> = Vec::new();
+    if let Some(sim) = &config.source.simulator {
+        // The name was checked when the config was validated.
+        let scenario = simulator::Scenario::from_name(&sim.scenario, sim.fault_at)
+            .expect("scenario names are checked by Config::validate");
+        tasks.push((
+            "source:simulator",
+            Box::pin(simulated::run(sim.clone(), config.vehicle.clone(), scenario, inputs, shutdown)),
+        ));
+    }
+    tasks
+}

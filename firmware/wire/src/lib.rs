@@ -262,7 +262,10 @@ mod tests {
         }
     }
 
-    fn feed(decoder: &mut FrameDecoder, bytes: &[u8]) -> ([Option<Message>; 8], [Option<FrameError>; 8]) {
+    fn feed(
+        decoder: &mut FrameDecoder,
+        bytes: &[u8],
+    ) -> ([Option<Message>; 8], [Option<FrameError>; 8]) {
         let mut good = [None; 8];
         let mut bad = [None; 8];
         let (mut g, mut b) = (0, 0);
@@ -300,7 +303,10 @@ mod tests {
             let mut frame = [0u8; MAX_FRAME];
             let n = message.encode(&mut frame);
             assert_eq!(frame[n - 1], DELIMITER);
-            assert!(!frame[..n - 1].contains(&DELIMITER), "COBS leaves no zero inside");
+            assert!(
+                !frame[..n - 1].contains(&DELIMITER),
+                "COBS leaves no zero inside"
+            );
             let mut decoder = FrameDecoder::new();
             let (good, bad) = feed(&mut decoder, &frame[..n]);
             assert_eq!(good[0], Some(message));
@@ -319,7 +325,10 @@ mod tests {
         stream[..n1].copy_from_slice(&first[..n1]);
         stream[n1..n1 + n2].copy_from_slice(&second[..n2]);
         let (good, bad) = feed(&mut FrameDecoder::new(), &stream[..n1 + n2]);
-        assert!(matches!(bad[0], Some(FrameError::Checksum | FrameError::Framing)));
+        assert!(matches!(
+            bad[0],
+            Some(FrameError::Checksum | FrameError::Framing)
+        ));
         assert_eq!(good[0], Some(tank(2, 21_600)));
         assert_eq!(good[1], None);
     }
@@ -345,11 +354,17 @@ mod tests {
         packet[0] = 9;
         let crc = crc16_ccitt_false(&packet[..len - 2]);
         packet[len - 2..len].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(Message::parse_packet(&packet[..len]), Err(FrameError::Version(9)));
+        assert_eq!(
+            Message::parse_packet(&packet[..len]),
+            Err(FrameError::Version(9))
+        );
         packet[0] = VERSION;
         packet[1] = 77;
         let crc = crc16_ccitt_false(&packet[..len - 2]);
         packet[len - 2..len].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(Message::parse_packet(&packet[..len]), Err(FrameError::Kind(77)));
+        assert_eq!(
+            Message::parse_packet(&packet[..len]),
+            Err(FrameError::Kind(77))
+        );
     }
 }

@@ -1,0 +1,270 @@
+//! The pipeline: builds every stage from the config, joins them with bounded channels and
+//! runs them as named tokio tasks.
+//!
+//! ```text
+//! sources ─inputs─> decode+route ─┬─> detect ─alerts─> alarm          (never waits on the network)
+//!                                 │            └─────> outbound alerts
+//!                                 ├─> batch ──batches─> outbound
+//!                                 └─> taps (the demo's view; lossy)
+//! ```
+//!
+//! # Shutdown
+//!
+//! Only sources watch the [`CancellationToken`]. When they return, their senders drop and
+//! each stage drains its input and ends, so the order (sources, decode, detect and batch,
+//! alarm and outbound) falls out of the channel graph. [`Pipeline::join`] waits for that
+//! under the configured deadline and names any task still running past it.
+//!
+//! # Backpressure
+//!
+//! Sources await a full channel (a log or the simulator slows down; the kernel buffers a
+//! live bus). The router awaits the detect stage, because every reading must be judged,
+//! but sheds (and counts) what the batch stage cannot take, so a stalled uplink path can
+//! never delay an alarm.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::alarm::{self, Panel};
+use crate::batch::{self, Batch};
+use crate::config::Config;
+use crate::decode::{Decoder, Input};
+use crate::detect::{self, Detector, alert::AlertEvent};
+use crate::reading::Reading;
+use crate::source;
+use crate::telemetry::Metrics;
+
+// Channel capacities, each with its reason.
+/// Sources to decode: 1024 frames is 64 ms of four saturated J1939 buses (16k frames/s),
+/// enough to ride out a scheduling hiccup without holding much memory.
+const INPUTS_CAPACITY: usize = 1024;
+/// Router to detect: detection is cheap per reading, so a short queue keeps alarm latency low.
+const DETECT_CAPACITY: usize = 256;
+/// Router to batch: a full 10 s batch of every signal at 10 Hz fits with room to spare.
+const BATCH_CAPACITY: usize = 2048;
+/// Detect to alarm: alerts are rare; 64 absorbs a burst when many limits trip at once.
+const ALARM_CAPACITY: usize = 64;
+/// Detect to the fleet: as above; a full queue here sheds (counted), it never blocks detect.
+const OUTBOUND_ALERTS_CAPACITY: usize = 256;
+/// Batch to the fleet: a few sealed batches; the spool behind it absorbs outages.
+const OUTBOUND_BATCHES_CAPACITY: usize = 4;
+
+/// What a front end (the demo's view) may watch. Copies are lossy: a slow view misses
+/// readings rather than slowing the pipeline.
+#[derive(Default)]
+pub struct Taps {
+    pub readings: Option<mpsc::Sender<Reading>>,
+    pub alerts: Option<mpsc::Sender<AlertEvent>>,
+    pub batches: Option<mpsc::Sender<Batch>>,
+}
+
+/// Why the pipeline could not start or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no source is configured; add [source.simulator] to the config")]
+    NoSource,
+    #[error("tasks still running {deadline:?} after shutdown began: {tasks}; raise [shutdown] deadline or report a bug")]
+    DeadlineExceeded { deadline: std::time::Duration, tasks: String },
+}
+
+/// The tasks of one pipeline, each with a name so a stuck one can be named.
+#[derive(Clone, Default)]
+struct Tasks {
+    tracker: TaskTracker,
+    live: Arc<Mutex<BTreeMap<&'static str, usize>>>,
+}
+
+/// Removes a task's name from the live set when the task ends, however it ends.
+struct LiveGuard {
+    name: &'static str,
+    live: Arc<Mutex<BTreeMap<&'static str, usize>>>,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = live.get_mut(self.name) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(self.name);
+            }
+        }
+    }
+}
+
+impl Tasks {
+    fn spawn<F>(&self, name: &'static str, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()).entry(name).or_default() += 1;
+        let guard = LiveGuard {
+            name,
+            live: self.live.clone(),
+        };
+        self.tracker.spawn(async move {
+            let _guard = guard;
+            task.await;
+            tracing::debug!(event = "task_finished", task = name);
+        });
+    }
+
+    fn live_names(&self) -> String {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.iter().map(|(name, n)| format!("{name} x{n}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    tasks: Tasks,
+    shutdown: CancellationToken,
+    deadline: std::time::Duration,
+    /// The cab outputs' state, for front ends.
+    pub panel: watch::Receiver<Panel>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Summary {
+    pub metrics: crate::telemetry::MetricsSnapshot,
+    /// Tasks that had ended when the run returned (all of them on success).
+    pub tasks_drained: usize,
+}
+
+impl Pipeline {
+    /// Starts every stage. Returns at once; [`Pipeline::join`] waits for the end.
+    pub fn start(config: Config, shutdown: CancellationToken, taps: Taps) -> Result<Pipeline, RunError> {
+        let metrics = Arc::new(Metrics::default());
+        let tasks = Tasks::default();
+
+        let (inputs_tx, inputs_rx) = mpsc::channel(INPUTS_CAPACITY);
+        let sources = source::build_all(&config, inputs_tx, shutdown.clone());
+        if sources.is_empty() {
+            return Err(RunError::NoSource);
+        }
+        for (name, task) in sources {
+            tasks.spawn(name, task);
+        }
+
+        let (detect_tx, detect_rx) = mpsc::channel(DETECT_CAPACITY);
+        let (batch_tx, batch_rx) = mpsc::channel(BATCH_CAPACITY);
+        let router = Router {
+            decoder: Decoder::new(metrics.clone()),
+            detect: detect_tx,
+            batch: batch_tx,
+            tap: taps.readings,
+            metrics: metrics.clone(),
+        };
+        tasks.spawn("decode", router.run(inputs_rx));
+
+        let (alarm_tx, alarm_rx) = mpsc::channel(ALARM_CAPACITY);
+        let (outbound_alerts_tx, outbound_alerts_rx) = mpsc::channel(OUTBOUND_ALERTS_CAPACITY);
+        tasks.spawn(
+            "detect",
+            detect::run(Detector::new(&config), detect_rx, alarm_tx, outbound_alerts_tx, metrics.clone()),
+        );
+
+        let (panel_tx, panel_rx) = watch::channel(Panel::default());
+        tasks.spawn("alarm", alarm::run(alarm_rx, panel_tx));
+
+        let (batches_tx, batches_rx) = mpsc::channel(OUTBOUND_BATCHES_CAPACITY);
+        tasks.spawn("batch", batch::run(config.batch.clone(), batch_rx, batches_tx, metrics.clone()));
+        tasks.spawn("outbound", outbound(outbound_alerts_rx, batches_rx, taps.alerts, taps.batches));
+
+        tasks.tracker.close();
+        tracing::info!(event = "pipeline_started", vehicle = %config.vehicle.id, tasks = tasks.tracker.len());
+        Ok(Pipeline {
+            tasks,
+            shutdown,
+            deadline: config.shutdown.deadline,
+            panel: panel_rx,
+            metrics,
+        })
+    }
+
+    /// Waits until the token is cancelled (or every source has ended by itself), then for
+    /// every stage to drain, within the deadline.
+    pub async fn join(self) -> Result<Summary, RunError> {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => {}
+            _ = self.tasks.tracker.wait() => {}
+        }
+        let total: usize = self.tasks.tracker.len();
+        tracing::info!(event = "shutdown_started", tasks = total, deadline = ?self.deadline);
+        if tokio::time::timeout(self.deadline, self.tasks.tracker.wait()).await.is_err() {
+            return Err(RunError::DeadlineExceeded {
+                deadline: self.deadline,
+                tasks: self.tasks.live_names(),
+            });
+        }
+        let summary = Summary {
+            metrics: self.metrics.snapshot(),
+            tasks_drained: total,
+        };
+        tracing::info!(event = "shutdown_complete", tasks_drained = total, tasks_left = self.tasks.tracker.len());
+        Ok(summary)
+    }
+}
+
+/// Runs the agent until `shutdown` is cancelled: the library's entry point.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary, RunError> {
+    Pipeline::start(config, shutdown, Taps::default())?.join().await
+}
+
+/// Decodes inputs and hands each reading to detect, batch and the taps.
+struct Router {
+    decoder: Decoder,
+    detect: mpsc::Sender<Reading>,
+    batch: mpsc::Sender<Reading>,
+    tap: Option<mpsc::Sender<Reading>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Router {
+    async fn run(mut self, mut inputs: mpsc::Receiver<Input>) {
+        let mut readings = Vec::new();
+        while let Some(input) = inputs.recv().await {
+            self.decoder.decode(&input, &mut readings);
+            for reading in readings.drain(..) {
+                if let Some(tap) = &self.tap {
+                    let _ = tap.try_send(reading.clone());
+                }
+                if self.batch.try_send(reading.clone()).is_err() {
+                    Metrics::inc(&self.metrics.readings_shed_total);
+                }
+                if self.detect.send(reading).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Takes what leaves the truck. Until the spool and uplink stages are wired here, it hands
+/// alerts and batches to the taps only.
+async fn outbound(
+    mut alerts: mpsc::Receiver<AlertEvent>,
+    mut batches: mpsc::Receiver<Batch>,
+    alert_tap: Option<mpsc::Sender<AlertEvent>>,
+    batch_tap: Option<mpsc::Sender<Batch>>,
+) {
+    let (mut alerts_open, mut batches_open) = (true, true);
+    while alerts_open || batches_open {
+        tokio::select! {
+            alert = alerts.recv(), if alerts_open => match alert {
+                Some(alert) => if let Some(tap) = &alert_tap { let _ = tap.try_send(alert); },
+                None => alerts_open = false,
+            },
+            batch = batches.recv(), if batches_open => match batch {
+                Some(batch) => if let Some(tap) = &batch_tap { let _ = tap.try_send(batch); },
+                None => batches_open = false,
+            },
+        }
+    }
+}

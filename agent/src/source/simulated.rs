@@ -1,0 +1,93 @@
+//! The simulated truck as a pipeline source: paces the [`Truck`]'s emissions by the
+//! configured speed and feeds them in through the same paths as real hardware: CAN frames
+//! as they are, the sensor node's bytes through the same [`FrameDecoder`] a serial port uses.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use vigil_wire::FrameDecoder;
+
+use super::simulator::{Emitted, Scenario, Truck, TruckParams};
+use crate::config::{SimulatorConfig, VehicleConfig};
+use crate::decode::{Input, NodeMessage};
+use crate::reading::{Clock, Timestamp};
+
+/// The serial port name the simulated sensor node's readings carry.
+pub const NODE_PORT: &str = "sim-node";
+
+/// Runs the simulated truck until `shutdown` is cancelled or the pipeline is gone.
+pub async fn run(
+    config: SimulatorConfig,
+    vehicle: VehicleConfig,
+    scenario: Scenario,
+    inputs: mpsc::Sender<Input>,
+    shutdown: CancellationToken,
+) {
+    let start_wall_us = Clock::start().now().wall_us;
+    let mut truck = Truck::new(
+        TruckParams {
+            seed: config.seed,
+            compartments: vehicle.compartments,
+            start_wall_us,
+            ..TruckParams::default()
+        },
+        scenario,
+    );
+    let started = Instant::now();
+    let port: Arc<str> = Arc::from(NODE_PORT);
+    let mut node = FrameDecoder::new();
+    loop {
+        let emission = truck.next_emission();
+        if config.speed > 0.0 {
+            let due = started + emission.elapsed.div_f64(config.speed);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(due) => {}
+            }
+        } else if shutdown.is_cancelled() {
+            return;
+        }
+        let at = Timestamp {
+            wall_us: start_wall_us + emission.elapsed.as_micros() as i64,
+            mono: emission.elapsed,
+        };
+        let sent = match emission.what {
+            Emitted::Can(frame) => send(&inputs, Input::Can(frame), &shutdown).await,
+            Emitted::Serial(bytes) => {
+                let mut sent = true;
+                for result in bytes.iter().filter_map(|&b| node.push(b)) {
+                    let input = match result {
+                        Ok(message) => Input::Node(NodeMessage {
+                            port: port.clone(),
+                            message,
+                            at,
+                        }),
+                        Err(error) => Input::NodeError {
+                            port: port.clone(),
+                            error,
+                        },
+                    };
+                    sent &= send(&inputs, input, &shutdown).await;
+                }
+                sent
+            }
+        };
+        if !sent {
+            return;
+        }
+        // As fast as possible still lets the other tasks on this thread run.
+        if config.speed == 0.0 && emission.elapsed.subsec_millis() == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Sends unless shutdown comes first; `false` means stop.
+async fn send(inputs: &mpsc::Sender<Input>, input: Input, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        sent = inputs.send(input) => sent.is_ok(),
+    }
+}

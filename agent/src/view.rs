@@ -1,0 +1,192 @@
+//! The demo's view of a running pipeline: a live dashboard when standard output is a
+//! terminal, plain lines (one per reading, alert and batch) when it is not.
+//!
+//! It reads lossy taps and a `watch` of the alarm panel, so however slow the terminal is,
+//! it never slows the pipeline down.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::alarm::{Buzzer, Panel};
+use crate::batch::Batch;
+use crate::config::Config;
+use crate::demo::DemoOptions;
+use crate::detect::alert::AlertEvent;
+use crate::reading::{Reading, Signal};
+use crate::telemetry::Metrics;
+
+/// How often the live view redraws.
+const FRAME: Duration = Duration::from_millis(250);
+/// Alert lines kept on screen.
+const ALERT_LINES: usize = 8;
+
+pub struct View {
+    title: String,
+    panel: watch::Receiver<Panel>,
+    metrics: Arc<Metrics>,
+    live: bool,
+    latest: BTreeMap<Signal, Reading>,
+    alerts: VecDeque<String>,
+    batches: u64,
+    sim_time: Duration,
+}
+
+impl View {
+    pub fn new(config: &Config, options: &DemoOptions, panel: watch::Receiver<Panel>, metrics: Arc<Metrics>, live: bool) -> Self {
+        let title = format!(
+            "Vigil demo | {} ({} cargo, {} compartments) | scenario {} at {} | seed {} | speed {}x",
+            config.vehicle.id,
+            config.vehicle.cargo,
+            config.vehicle.compartments,
+            options.scenario,
+            humantime::format_duration(options.fault_at),
+            options.seed,
+            options.speed
+        );
+        View {
+            title,
+            panel,
+            metrics,
+            live,
+            latest: BTreeMap::new(),
+            alerts: VecDeque::new(),
+            batches: 0,
+            sim_time: Duration::ZERO,
+        }
+    }
+
+    /// Runs until every tap has closed. Cancels `shutdown` once `duration` of simulated
+    /// time has been seen.
+    pub async fn run(
+        mut self,
+        mut readings: mpsc::Receiver<Reading>,
+        mut alerts: mpsc::Receiver<AlertEvent>,
+        mut batches: mpsc::Receiver<Batch>,
+        duration: Option<Duration>,
+        shutdown: CancellationToken,
+    ) {
+        let mut out = std::io::stdout().lock();
+        if self.live {
+            let _ = write!(out, "\x1b[?1049h\x1b[?25l");
+        }
+        let mut frame = tokio::time::interval(FRAME);
+        let (mut readings_open, mut alerts_open, mut batches_open) = (true, true, true);
+        while readings_open || alerts_open || batches_open {
+            let line = tokio::select! {
+                r = readings.recv(), if readings_open => match r {
+                    Some(r) => {
+                        self.sim_time = self.sim_time.max(r.at.mono);
+                        if duration.is_some_and(|d| self.sim_time >= d) {
+                            shutdown.cancel();
+                        }
+                        let line = format!("reading {r}");
+                        self.latest.insert(r.signal.clone(), r);
+                        Some(line)
+                    }
+                    None => { readings_open = false; None }
+                },
+                a = alerts.recv(), if alerts_open => match a {
+                    Some(a) => {
+                        let line = format!("{} {a}", clock(a.alert().raised_at.mono));
+                        self.alerts.push_back(line.clone());
+                        if self.alerts.len() > ALERT_LINES { self.alerts.pop_front(); }
+                        Some(line)
+                    }
+                    None => { alerts_open = false; None }
+                },
+                b = batches.recv(), if batches_open => match b {
+                    Some(b) => {
+                        self.batches += 1;
+                        Some(format!("batch {} sealed with {} readings", self.batches, b.readings.len()))
+                    }
+                    None => { batches_open = false; None }
+                },
+                _ = frame.tick(), if self.live => {
+                    let _ = out.write_all(self.render().as_bytes());
+                    let _ = out.flush();
+                    None
+                }
+            };
+            if let (false, Some(line)) = (self.live, line) {
+                // A closed pipe (`vigil demo | head`) ends the demo like Ctrl-C would.
+                if writeln!(out, "{line}").is_err() {
+                    shutdown.cancel();
+                }
+            }
+        }
+        if self.live {
+            let last = self.render();
+            let _ = write!(out, "\x1b[?25h\x1b[?1049l{last}\n");
+        }
+        let _ = out.flush();
+    }
+
+    fn render(&self) -> String {
+        let mut s = String::from("\x1b[H");
+        let panel = self.panel.borrow();
+        let m = self.metrics.snapshot();
+        let _ = writeln!(s, "\x1b[1m{}\x1b[0m\x1b[K", self.title);
+        let _ = writeln!(s, "simulated time {}   (Ctrl-C to stop)\x1b[K\n\x1b[K", clock(self.sim_time));
+        let _ = writeln!(s, "\x1b[1m{:<66} {:>10}  {}\x1b[0m\x1b[K", "signal (VSS)", "value", "source");
+        for r in self.latest.values() {
+            let value = match r.value() {
+                Some(v) => format!("{v:>10.2}"),
+                None => format!("{:>10}", format!("[{}]", r.quality)),
+            };
+            let _ = writeln!(s, "{:<66} {value}  {}\x1b[K", r.signal.as_str(), r.origin);
+        }
+        let (colour, buzzer) = match panel.buzzer() {
+            Buzzer::Silent => ("\x1b[32m", "silent"),
+            Buzzer::Warning => ("\x1b[33m", "WARNING beeps"),
+            Buzzer::Critical => ("\x1b[1;31m", "CRITICAL continuous"),
+        };
+        let _ = writeln!(s, "\x1b[K\n\x1b[1mdriver display\x1b[0m  buzzer: {colour}{buzzer}\x1b[0m\x1b[K");
+        match panel.shown() {
+            Some(a) => {
+                let _ = writeln!(
+                    s,
+                    "  {colour}{} {}: {:.1} degC, limit {:.1}, since {}\x1b[0m ({} active)\x1b[K",
+                    a.severity.to_string().to_uppercase(),
+                    a.signal,
+                    a.value,
+                    a.threshold,
+                    clock(a.raised_at.mono),
+                    panel.active_count()
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  all normal\x1b[K");
+            }
+        }
+        let _ = writeln!(s, "\x1b[K\n\x1b[1malerts\x1b[0m\x1b[K");
+        if self.alerts.is_empty() {
+            let _ = writeln!(s, "  none yet\x1b[K");
+        }
+        for line in &self.alerts {
+            let _ = writeln!(s, "  {line}\x1b[K");
+        }
+        let _ = writeln!(
+            s,
+            "\x1b[K\n\x1b[1mpipeline\x1b[0m  frames {}  readings {}  batches sealed {}  shed {}  serial errors {}\x1b[K",
+            m.can_frames_total,
+            m.readings_total,
+            m.batches_sealed_total,
+            m.readings_shed_total,
+            m.serial_framing_errors_total + m.serial_checksum_errors_total + m.serial_protocol_errors_total
+        );
+        s.push_str("\x1b[J");
+        s
+    }
+}
+
+/// Simulated time as h:mm:ss.
+fn clock(t: Duration) -> String {
+    let s = t.as_secs();
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every check and test of Vigil, after installing what they need on a fresh Debian
+# machine (apt packages, Rust components and targets). Safe to run again: it installs only
+# what is missing. Usage: ./test.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n== %s\n' "$*"; }
+
+# Debian packages the tests use.
+APT_PACKAGES=(pkg-config)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  step "installing ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+step "Rust components"
+rustup component add rustfmt clippy >/dev/null
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (host workspace)"
+cargo test --workspace --locked
