@@ -226,6 +226,15 @@ impl<SPI: SpiDevice> Max31865<SPI> {
         Ok(value[0])
     }
 
+    /// Whether the chip's configuration register holds what [`Max31865::configure`] wrote.
+    ///
+    /// SPI writes are never acknowledged, so this read-back is the only way to tell a
+    /// missing or reset chip (it reads `0x00`, or `0xFF` with MISO floating high) from a
+    /// configured one.
+    pub fn is_configured(&mut self) -> Result<bool, Error<SPI::Error>> {
+        Ok(self.read_config_register()? == self.config.register_bits())
+    }
+
     /// Starts one conversion (one-shot mode only). The result is ready after
     /// [`Filter::conversion_time_us`]; with the bias off, switch it on and let the input
     /// filter settle first.

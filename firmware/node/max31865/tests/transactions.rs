@@ -144,6 +144,22 @@ fn one_shot_sets_d5_and_is_refused_in_automatic_mode() {
 }
 
 #[test]
+fn is_configured_compares_the_read_back_with_the_configuration() {
+    let config = Config::default().wiring(Wiring::ThreeWire).filter(Filter::Hz50);
+    // Configured chip, then one that reset to its power-on 0x00, then no chip (0xFF).
+    let spi = expect(&[
+        &read(0x00, &[0xD1]),
+        &read(0x00, &[0x00]),
+        &read(0x00, &[0xFF]),
+    ]);
+    let mut rtd = Max31865::new(spi, config);
+    assert!(rtd.is_configured().unwrap());
+    assert!(!rtd.is_configured().unwrap());
+    assert!(!rtd.is_configured().unwrap());
+    rtd.destroy().done();
+}
+
+#[test]
 fn read_config_register_reads_register_0() {
     let spi = expect(&[&read(0x00, &[0xD1])]);
     let mut rtd = Max31865::new(spi, Config::default());
