@@ -9,7 +9,9 @@ use embedded_io::Write;
 use max31865::{ConversionMode, Max31865};
 use vigil_wire::{MAX_FRAME, Message};
 
-use crate::{FAULT_NO_ANSWER, FAULT_UNEXPLAINED, FIRMWARE_VERSION, Sample, Telemetry, milli_celsius};
+use crate::{
+    FAULT_NO_ANSWER, FAULT_UNEXPLAINED, FIRMWARE_VERSION, Sample, Telemetry, milli_celsius,
+};
 
 /// A monotonic millisecond counter since boot, wrapping at `u32::MAX` (49.7 days).
 pub trait Clock {

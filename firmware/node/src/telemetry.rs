@@ -63,10 +63,11 @@ impl Telemetry {
     /// long stall one heartbeat goes out and the schedule restarts from then: heartbeats
     /// say "alive now", so missed ones are not worth catching up.
     pub fn heartbeat(&mut self, now_ms: u32) -> Option<Message> {
-        if let Some(last) = self.last_heartbeat_ms {
-            if now_ms.wrapping_sub(last) < HEARTBEAT_PERIOD_MS {
-                return None;
-            }
+        let due = self
+            .last_heartbeat_ms
+            .is_none_or(|last| now_ms.wrapping_sub(last) >= HEARTBEAT_PERIOD_MS);
+        if !due {
+            return None;
         }
         self.last_heartbeat_ms = Some(now_ms);
         Some(self.message(
@@ -100,7 +101,10 @@ mod tests {
     #[test]
     fn heartbeat_at_boot_then_every_ten_seconds() {
         let mut telemetry = Telemetry::new(4, 0x0102);
-        let sent = heartbeat_times(&mut telemetry, &[500, 5_000, 10_499, 10_500, 20_499, 20_500]);
+        let sent = heartbeat_times(
+            &mut telemetry,
+            &[500, 5_000, 10_499, 10_500, 20_499, 20_500],
+        );
         assert_eq!(sent[..6], [true, false, false, true, false, true]);
     }
 

@@ -162,7 +162,10 @@ fn a_fault_is_reported_with_its_register_then_cleared_and_the_channel_recovers()
 
 #[test]
 fn a_heartbeat_goes_out_again_after_ten_seconds() {
-    let probes = [probe(Config::default(), &[rtd(8362, false), rtd(8362, false)])];
+    let probes = [probe(
+        Config::default(),
+        &[rtd(8362, false), rtd(8362, false)],
+    )];
     let mut node = Node::new(probes, Vec::new(), TickingClock(100));
     node.step(&mut NoopDelay::new()).unwrap();
     let (probes, uart, mut clock) = node.destroy();
@@ -215,7 +218,11 @@ fn a_converter_that_reads_nothing_is_no_answer_and_gets_reconfigured() {
         .collect();
     assert_eq!(
         faults,
-        [(FAULT_NO_ANSWER, 0), (FAULT_NO_ANSWER, 0), (FAULT_UNEXPLAINED, 0)]
+        [
+            (FAULT_NO_ANSWER, 0),
+            (FAULT_NO_ANSWER, 0),
+            (FAULT_UNEXPLAINED, 0)
+        ]
     );
 }
 
@@ -257,9 +264,15 @@ fn a_bus_error_is_no_answer_and_the_other_channels_still_report() {
 #[test]
 fn configure_reports_which_channels_answered() {
     let probes = [
-        probe(Config::default(), &[configure_default(), read(0x00, &[0xC0])]),
+        probe(
+            Config::default(),
+            &[configure_default(), read(0x00, &[0xC0])],
+        ),
         // Configured, but reads back its power-on 0x00: not there, or not powered.
-        probe(Config::default(), &[configure_default(), read(0x00, &[0x00])]),
+        probe(
+            Config::default(),
+            &[configure_default(), read(0x00, &[0x00])],
+        ),
     ];
     let mut node = Node::new(probes, Vec::new(), TickingClock(0));
     assert_eq!(node.configure(), [true, false]);

@@ -68,23 +68,25 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// A PT100 on a 430 ohm reference, four wires, 60 Hz filter, bias on, automatic
-    /// conversion, thresholds at their power-on values (off).
     fn default() -> Self {
-        Config {
-            wiring: Wiring::default(),
-            filter: Filter::default(),
-            bias: true,
-            mode: ConversionMode::default(),
-            reference_ohms: 430.0,
-            nominal_ohms: 100.0,
-            low_threshold: 0,
-            high_threshold: 0x7FFF,
-        }
+        Config::DEFAULT
     }
 }
 
 impl Config {
+    /// A PT100 on a 430 ohm reference, four wires, 60 Hz filter, bias on, automatic
+    /// conversion, thresholds at their power-on values (off). Usable in `const` items.
+    pub const DEFAULT: Config = Config {
+        wiring: Wiring::FourWire,
+        filter: Filter::Hz60,
+        bias: true,
+        mode: ConversionMode::Automatic,
+        reference_ohms: 430.0,
+        nominal_ohms: 100.0,
+        low_threshold: 0,
+        high_threshold: 0x7FFF,
+    };
+
     /// Sets the wiring.
     pub const fn wiring(mut self, wiring: Wiring) -> Self {
         self.wiring = wiring;

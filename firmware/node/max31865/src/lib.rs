@@ -210,7 +210,10 @@ impl<SPI: SpiDevice> Max31865<SPI> {
             low_msb,
             low_lsb,
         ])?;
-        self.write_register(register::CONFIG, self.config.register_bits() | bits::FAULT_CLEAR)
+        self.write_register(
+            register::CONFIG,
+            self.config.register_bits() | bits::FAULT_CLEAR,
+        )
     }
 
     /// Replaces the configuration and writes it (see [`Max31865::configure`]).
@@ -242,7 +245,10 @@ impl<SPI: SpiDevice> Max31865<SPI> {
         if self.config.mode == ConversionMode::Automatic {
             return Err(Error::AutomaticMode);
         }
-        self.write_register(register::CONFIG, self.config.register_bits() | bits::ONE_SHOT)
+        self.write_register(
+            register::CONFIG,
+            self.config.register_bits() | bits::ONE_SHOT,
+        )
     }
 
     /// Reads the latest conversion: one transaction reading `0x01` and `0x02`.

@@ -145,7 +145,9 @@ fn one_shot_sets_d5_and_is_refused_in_automatic_mode() {
 
 #[test]
 fn is_configured_compares_the_read_back_with_the_configuration() {
-    let config = Config::default().wiring(Wiring::ThreeWire).filter(Filter::Hz50);
+    let config = Config::default()
+        .wiring(Wiring::ThreeWire)
+        .filter(Filter::Hz50);
     // Configured chip, then one that reset to its power-on 0x00, then no chip (0xFF).
     let spi = expect(&[
         &read(0x00, &[0xD1]),
