@@ -18,8 +18,8 @@
 //! fault frame with `milli_c = 0` and `fault` set to the MAX31865 fault status register,
 //! whose bits D7..D2 are the chip's ([`max31865::FaultStatus`]). The chip never sets D1 and
 //! D0, so the node uses them for what only it can see: [`FAULT_NO_ANSWER`] and
-//! [`FAULT_UNEXPLAINED`]. The agent needs no change to treat these as faults (any non-zero
-//! `fault` is one); their meaning is documented here and in the firmware README.
+//! [`FAULT_UNEXPLAINED`], defined in `vigil_wire::node_fault` so the agent can name
+//! them. The agent needs no change to treat these as faults: any non-zero `fault` is one.
 //!
 //! # Never
 //!
@@ -41,11 +41,11 @@ pub const HEARTBEAT_PERIOD_MS: u32 = 10_000;
 pub const FIRMWARE_VERSION: u16 = 0x0001;
 
 /// Fault bit D0 (unused by the chip): the converter did not answer. The SPI transfer
-/// failed, the data read back cannot come from a MAX31865 (code 0 without the fault flag,
-/// which the chip always flags; or D1/D0 set in its status), or similar. The node
-/// reconfigures the converter after reporting it, so a chip that browned out comes back.
-pub const FAULT_NO_ANSWER: u8 = 0x01;
+/// failed, or the data read back cannot come from a MAX31865 (code 0 without the fault
+/// flag, which the chip always flags; or D1/D0 set in its status). The node reconfigures
+/// the converter after reporting it, so a chip that browned out comes back.
+pub const FAULT_NO_ANSWER: u8 = vigil_wire::node_fault::NO_ANSWER;
 
 /// Fault bit D1 (unused by the chip): the RTD fault flag was set but the fault status
 /// register read empty, so the reading is not trusted either.
-pub const FAULT_UNEXPLAINED: u8 = 0x02;
+pub const FAULT_UNEXPLAINED: u8 = vigil_wire::node_fault::UNEXPLAINED;
