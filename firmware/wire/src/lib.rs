@@ -53,6 +53,16 @@ const CRC_LEN: usize = 2;
 const KIND_TANK_TEMPERATURE: u8 = 1;
 const KIND_HEARTBEAT: u8 = 2;
 
+/// Bits of [`Body::TankTemperature`]'s `fault` that the node sets itself. The MAX31865
+/// fault status register uses D7..D2 and never sets D1 or D0, so the node reports what only
+/// it can see there. Any non-zero `fault` means the reading is not to be trusted.
+pub mod node_fault {
+    /// D0: the converter did not answer (SPI error, or data no MAX31865 would send).
+    pub const NO_ANSWER: u8 = 0x01;
+    /// D1: the converter flagged a fault but its status register read empty.
+    pub const UNEXPLAINED: u8 = 0x02;
+}
+
 /// One message from the sensor node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message {
