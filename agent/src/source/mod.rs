@@ -8,6 +8,7 @@
 //! awaits `send`, so a full channel slows it down instead of losing frames.
 
 pub mod candump;
+pub mod simulator;
 
 use crate::decode::Input;
 
