@@ -37,9 +37,14 @@ pub(crate) fn rpm_per_kmh(gear: u8) -> f64 {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Leg {
     /// Standing with the engine idling (warm-up, traffic lights, deliveries) until a time.
-    Stopped { until: f64 },
+    Stopped {
+        until: f64,
+    },
     /// Driving toward a cruising speed until a time, then braking to a stop.
-    Moving { cruise_kmh: f64, until: f64 },
+    Moving {
+        cruise_kmh: f64,
+        until: f64,
+    },
     Braking,
 }
 
@@ -105,8 +110,8 @@ impl Drive {
         let v = self.speed_ms;
         let wanted_accel = (0.4 * (target_kmh / 3.6 - v)).clamp(-1.5, 1.0);
         let grade = self.grade.value;
-        let resistance = MASS_KG * GRAVITY * (ROLLING_RESISTANCE + grade)
-            + 0.5 * AIR_DENSITY * CDA_M2 * v * v;
+        let resistance =
+            MASS_KG * GRAVITY * (ROLLING_RESISTANCE + grade) + 0.5 * AIR_DENSITY * CDA_M2 * v * v;
         let wanted_force = MASS_KG * wanted_accel + resistance;
         // The engine's power caps the tractive force; at walking pace the gearbox's
         // torque multiplication is the limit instead, modelled as a floor on speed.
@@ -142,7 +147,9 @@ impl Drive {
                 self.leg = Leg::Braking;
             }
             if self.speed_ms == 0.0 {
-                self.leg = Leg::Stopped { until: f64::INFINITY };
+                self.leg = Leg::Stopped {
+                    until: f64::INFINITY,
+                };
             }
             return;
         }
@@ -228,13 +235,24 @@ mod tests {
         for seed in [1, 2, 3] {
             let samples = hour(seed);
             let stopped: Vec<_> = samples.iter().filter(|s| s.0 == 0.0).collect();
-            let cruising = samples.iter().filter(|s| (60.0..=95.0).contains(&s.0)).count();
+            let cruising = samples
+                .iter()
+                .filter(|s| (60.0..=95.0).contains(&s.0))
+                .count();
             let top = samples.iter().map(|s| s.0).fold(0.0, f64::max);
-            assert!(stopped.len() > 60, "seed {seed}: {} s stopped", stopped.len());
+            assert!(
+                stopped.len() > 60,
+                "seed {seed}: {} s stopped",
+                stopped.len()
+            );
             assert!(cruising > 900, "seed {seed}: {cruising} s at 60-95 km/h");
             assert!(top < 100.0, "seed {seed}: top speed {top}");
             for s in &stopped {
-                assert!((s.1 - IDLE_RPM).abs() < 20.0, "seed {seed}: idle at {} rpm", s.1);
+                assert!(
+                    (s.1 - IDLE_RPM).abs() < 20.0,
+                    "seed {seed}: idle at {} rpm",
+                    s.1
+                );
             }
         }
     }
@@ -245,7 +263,11 @@ mod tests {
         for &(kmh, rpm, _) in samples.iter().filter(|s| (78.0..82.0).contains(&s.0)) {
             assert!((1150.0..1450.0).contains(&rpm), "{kmh} km/h at {rpm} rpm");
         }
-        let idle_load = samples.iter().filter(|s| s.0 == 0.0).map(|s| s.2).fold(0.0, f64::max);
+        let idle_load = samples
+            .iter()
+            .filter(|s| s.0 == 0.0)
+            .map(|s| s.2)
+            .fold(0.0, f64::max);
         let busiest = samples.iter().map(|s| s.2).fold(0.0, f64::max);
         assert!(idle_load < 0.05, "idle load {idle_load}");
         assert!(busiest > 0.8, "the engine never worked hard: {busiest}");

@@ -30,7 +30,7 @@ pub const AMB_ID: u32 = 0x18FE_F500;
 pub const NODE_FIRMWARE: u16 = 0x0100;
 
 /// One periodic message of the truck.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Slot {
     Eec1,
     Ccvs1,
@@ -124,7 +124,12 @@ fn entry(slot: Slot, period_us: u64, phase_us: u64, jitter: bool) -> Entry {
 
 /// Builds a frame from `(VSS name, value)` pairs; `None` sends "not available" and every
 /// byte no signal uses stays `0xFF`, as J1939 asks.
-pub(crate) fn can_frame(bus: &Arc<str>, id: u32, at: Timestamp, values: &[(&str, Option<f64>)]) -> CanFrame {
+pub(crate) fn can_frame(
+    bus: &Arc<str>,
+    id: u32,
+    at: Timestamp,
+    values: &[(&str, Option<f64>)],
+) -> CanFrame {
     let mut data = [0xFF; 8];
     for &(vss, value) in values {
         let layout = j1939_signal(vss).expect("the simulator only sends signals of the table");
@@ -162,7 +167,12 @@ impl TankNode {
 
     /// One encoded frame (delimiter included) for a tank reading. `milli_c = None` sends
     /// the MAX31865's open-RTD fault (high-threshold bit) in place of a value.
-    pub(crate) fn tank_frame(&mut self, elapsed_us: u64, channel: u8, milli_c: Option<i32>) -> Vec<u8> {
+    pub(crate) fn tank_frame(
+        &mut self,
+        elapsed_us: u64,
+        channel: u8,
+        milli_c: Option<i32>,
+    ) -> Vec<u8> {
         let body = Body::TankTemperature {
             channel,
             fault: if milli_c.is_some() { 0 } else { 0x80 },

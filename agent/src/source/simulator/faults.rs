@@ -256,7 +256,11 @@ impl Scenario {
                 });
             }
         };
-        let name = Self::NAMES.iter().find(|n| **n == name).copied().unwrap_or("custom");
+        let name = Self::NAMES
+            .iter()
+            .find(|n| **n == name)
+            .copied()
+            .unwrap_or("custom");
         Ok(Scenario {
             name,
             faults: vec![Fault::new(kind, fault_at)],
@@ -300,7 +304,10 @@ impl Scenario {
 
     /// The faults acting at simulated time `t`.
     pub fn active(&self, t: Duration) -> impl Iterator<Item = &FaultKind> {
-        self.faults.iter().filter(move |f| f.active_at(t)).map(|f| &f.kind)
+        self.faults
+            .iter()
+            .filter(move |f| f.active_at(t))
+            .map(|f| &f.kind)
     }
 
     /// The ground-truth intervals of a run that lasts `run`: one per fault that starts
@@ -433,14 +440,25 @@ mod tests {
 
     #[test]
     fn defaults_target_the_coolant_and_compartment_1_and_can_be_moved() {
-        let target = |name| Scenario::from_name(name, MIN).unwrap().faults()[0].kind.sensor();
+        let target = |name| {
+            Scenario::from_name(name, MIN).unwrap().faults()[0]
+                .kind
+                .sensor()
+        };
         assert_eq!(target("coolant-loss"), Sensor::Coolant);
         assert_eq!(target("tank-heating"), Sensor::Tank(1));
         assert_eq!(target("insulation-loss"), Sensor::Tank(1));
         assert_eq!(target("drift"), Sensor::Coolant);
-        let moved = Scenario::from_name("spikes", MIN).unwrap().targeting(Sensor::Tank(2));
-        assert_eq!(moved.unwrap().faults()[0].kind, FaultKind::Spikes(Sensor::Tank(2)));
-        let bad = Scenario::from_name("tank-heating", MIN).unwrap().targeting(Sensor::Oil);
+        let moved = Scenario::from_name("spikes", MIN)
+            .unwrap()
+            .targeting(Sensor::Tank(2));
+        assert_eq!(
+            moved.unwrap().faults()[0].kind,
+            FaultKind::Spikes(Sensor::Tank(2))
+        );
+        let bad = Scenario::from_name("tank-heating", MIN)
+            .unwrap()
+            .targeting(Sensor::Oil);
         assert!(bad.is_err());
     }
 
@@ -458,7 +476,10 @@ mod tests {
         for s in all {
             assert_eq!(Sensor::from_signal(s.signal().as_str()), Some(s));
         }
-        assert_eq!(Sensor::from_signal("Vehicle.Cargo.Tank.Compartment0.Temperature"), None);
+        assert_eq!(
+            Sensor::from_signal("Vehicle.Cargo.Tank.Compartment0.Temperature"),
+            None
+        );
         assert_eq!(Sensor::from_signal("Vehicle.Nothing"), None);
     }
 
@@ -482,42 +503,68 @@ mod tests {
 
     #[test]
     fn sensor_faults_only_touch_their_own_sensor_and_time() {
-        let cases: [(&str, fn(&[Measured], &[Measured])); 4] = [
-            ("stuck-sensor", |before, after| {
-                assert!(before.windows(2).all(|w| w[0] != w[1]));
-                assert!(after.iter().all(|m| *m == after[0]));
+        // Each case checks the (measured, healthy) samples after the fault.
+        type Check = fn(&[(Measured, f64)]);
+        let cases: [(&str, Check); 5] = [
+            ("stuck-sensor", |after| {
+                assert!(after.iter().all(|(m, _)| *m == after[0].0));
+                assert_ne!(after[0].1, after[after.len() - 1].1, "the truth moved");
             }),
-            ("dropout", |before, after| {
-                assert!(!before.contains(&Measured::Silent));
-                assert!(after.iter().all(|m| *m == Measured::Silent));
+            ("dropout", |after| {
+                assert!(after.iter().all(|(m, _)| *m == Measured::Silent))
             }),
-            ("not-available", |before, after| {
-                assert!(!before.contains(&Measured::NotAvailable));
-                assert!(after.iter().all(|m| *m == Measured::NotAvailable));
+            ("not-available", |after| {
+                assert!(after.iter().all(|(m, _)| *m == Measured::NotAvailable))
             }),
-            ("drift", |before, after| {
-                let Measured::Value(last) = after[after.len() - 1] else { panic!() };
-                assert!(before.iter().all(|m| matches!(m, Measured::Value(v) if *v < 100.0)));
-                assert!(last > 100.0 + 2.0, "drifted to {last}");
+            ("drift", |after| {
+                let offset = |(m, healthy): (Measured, f64)| match m {
+                    Measured::Value(v) => v - healthy,
+                    other => panic!("{other:?}"),
+                };
+                let (first, last) = (offset(after[0]), offset(after[after.len() - 1]));
+                // 0.3 degC a minute over ten minutes.
+                assert!(
+                    first.abs() < 0.01 && (last - 3.0).abs() < 0.1,
+                    "{first} .. {last}"
+                );
+            }),
+            ("spikes", |after| {
+                let spikes = after
+                    .iter()
+                    .filter(|(m, h)| matches!(m, Measured::Value(v) if (v - h).abs() > 20.0))
+                    .count();
+                let clean = after
+                    .iter()
+                    .filter(|(m, h)| *m == Measured::Value(*h))
+                    .count();
+                assert!(
+                    spikes > 5 && spikes + clean == after.len(),
+                    "{spikes} spikes"
+                );
             }),
         ];
         for (name, check) in cases {
             let scenario = Scenario::from_name(name, 10 * MIN).unwrap();
             let mut faults = SensorFaults::new(1);
-            let (mut before, mut after) = (Vec::new(), Vec::new());
+            let mut after = Vec::new();
             for s in 0..1200u64 {
                 let t = Duration::from_secs(s);
                 // A steadily changing true value, so a frozen one shows.
                 let healthy = 90.0 + s as f64 / 1200.0;
                 let m = faults.measure(&scenario, Sensor::Coolant, t, healthy);
+                let oil = faults.measure(&scenario, Sensor::Oil, t, healthy);
                 assert_eq!(
-                    faults.measure(&scenario, Sensor::Oil, t, healthy),
+                    oil,
                     Measured::Value(healthy),
                     "{name} leaked onto the oil sensor"
                 );
-                if t < 10 * MIN { before.push(m) } else { after.push(m) }
+                if t < 10 * MIN {
+                    assert_eq!(m, Measured::Value(healthy), "{name} acted before its start");
+                } else {
+                    after.push((m, healthy));
+                }
             }
-            check(&before, &after);
+            check(&after);
         }
     }
 }

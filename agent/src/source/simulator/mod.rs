@@ -205,7 +205,8 @@ impl Truck {
     }
 
     fn measure(&mut self, sensor: Sensor, t: Duration, healthy: f64) -> Measured {
-        self.sensor_faults.measure(&self.scenario, sensor, t, healthy)
+        self.sensor_faults
+            .measure(&self.scenario, sensor, t, healthy)
     }
 
     fn emit(&mut self, slot: Slot, t: Duration) -> Option<Emitted> {
@@ -218,7 +219,10 @@ impl Truck {
         let (id, values) = match slot {
             Slot::Eec1 => (
                 emit::EEC1_ID,
-                vec![(signals::ENGINE_SPEED, self.measure(Sensor::EngineSpeed, t, rpm))],
+                vec![(
+                    signals::ENGINE_SPEED,
+                    self.measure(Sensor::EngineSpeed, t, rpm),
+                )],
             ),
             Slot::Ccvs1 => (
                 emit::CCVS1_ID,
@@ -227,14 +231,23 @@ impl Truck {
             Slot::Et1 => (
                 emit::ET1_ID,
                 vec![
-                    (signals::COOLANT_TEMPERATURE, self.measure(Sensor::Coolant, t, coolant)),
-                    (signals::FUEL_TEMPERATURE, self.measure(Sensor::Fuel, t, fuel)),
+                    (
+                        signals::COOLANT_TEMPERATURE,
+                        self.measure(Sensor::Coolant, t, coolant),
+                    ),
+                    (
+                        signals::FUEL_TEMPERATURE,
+                        self.measure(Sensor::Fuel, t, fuel),
+                    ),
                     (signals::OIL_TEMPERATURE, self.measure(Sensor::Oil, t, oil)),
                 ],
             ),
             Slot::Amb => (
                 emit::AMB_ID,
-                vec![(signals::AMBIENT_TEMPERATURE, self.measure(Sensor::Ambient, t, air))],
+                vec![(
+                    signals::AMBIENT_TEMPERATURE,
+                    self.measure(Sensor::Ambient, t, air),
+                )],
             ),
             Slot::Tank(n) => return self.emit_tank(n, t).map(Emitted::Serial),
             Slot::Heartbeat => {
@@ -251,7 +264,12 @@ impl Truck {
                 Measured::Value(v) => sent.push((vss, Some(v))),
             }
         }
-        Some(Emitted::Can(emit::can_frame(&self.params.bus, id, at, &sent)))
+        Some(Emitted::Can(emit::can_frame(
+            &self.params.bus,
+            id,
+            at,
+            &sent,
+        )))
     }
 
     fn emit_tank(&mut self, n: u8, t: Duration) -> Option<Vec<u8>> {

@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
+use super::TruckParams;
 use super::drive::Drive;
 use super::faults::{FaultKind, Scenario};
 use super::rng::{Rng, Stream};
 use super::thermal::{CoolingFaults, CoolingLoop, TankExposure, Weather, step_compartment};
-use super::TruckParams;
 
 /// The physics step. Every emission period (50 ms EEC1 and up) is a multiple of it.
 pub(crate) const STEP: Duration = Duration::from_millis(50);
@@ -129,7 +129,8 @@ impl Physics {
         }
 
         let running = self.engine_protection(cooling_faults);
-        self.drive.step(t.as_secs_f64(), dt, running, self.cooling.fan_kw());
+        self.drive
+            .step(t.as_secs_f64(), dt, running, self.cooling.fan_kw());
         let ambient_c = self.weather.air_c(dt, wall_us);
         let heat = CoolingLoop::engine_heat_kw(self.drive.power_kw, self.drive.rpm, running);
         self.cooling.step(
