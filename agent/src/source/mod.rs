@@ -8,6 +8,7 @@
 //! awaits `send`, so a full channel slows it down instead of losing frames.
 
 pub mod candump;
+pub mod simulator;
 
 /// Why a source stopped before it was told to.
 #[derive(Debug, thiserror::Error)]
