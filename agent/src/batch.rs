@@ -38,10 +38,9 @@ impl Batcher {
 
     /// Adds a reading; returns the batch it completes, if it completes one.
     pub fn push(&mut self, reading: Reading) -> Option<Batch> {
-        let too_old = self
-            .open
-            .first()
-            .is_some_and(|first| reading.at.mono.saturating_sub(first.at.mono) >= self.config.max_age);
+        let too_old = self.open.first().is_some_and(|first| {
+            reading.at.mono.saturating_sub(first.at.mono) >= self.config.max_age
+        });
         // The reading that is past the age limit opens the next batch, so a batch never spans
         // more than `max_age` of data.
         let sealed = if too_old { self.seal() } else { None };
@@ -57,7 +56,8 @@ impl Batcher {
         if self.open.is_empty() {
             return None;
         }
-        let readings = std::mem::replace(&mut self.open, Vec::with_capacity(self.config.max_readings));
+        let readings =
+            std::mem::replace(&mut self.open, Vec::with_capacity(self.config.max_readings));
         Some(Batch { readings })
     }
 
@@ -125,7 +125,9 @@ mod tests {
                 mono: Duration::from_millis(ms),
             },
             50.0,
-            Origin::Serial { port: Arc::from("p") },
+            Origin::Serial {
+                port: Arc::from("p"),
+            },
         )
     }
 

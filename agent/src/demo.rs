@@ -61,7 +61,8 @@ pub struct SimulateOptions {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e}; expected a duration such as \"90s\", \"10m\" or \"2h\""))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; expected a duration such as \"90s\", \"10m\" or \"2h\""))
 }
 
 /// Whether the demo draws a live view (standard output is a terminal) or prints lines.
@@ -72,7 +73,11 @@ pub fn is_live_view() -> bool {
 /// Runs the demo until `shutdown` is cancelled or the simulated duration has passed.
 pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut config = Config::embedded_default();
-    let sim = config.source.simulator.as_mut().expect("the embedded default has a simulator");
+    let sim = config
+        .source
+        .simulator
+        .as_mut()
+        .expect("the embedded default has a simulator");
     sim.scenario = options.scenario.clone();
     sim.fault_at = options.fault_at;
     sim.seed = options.seed;
@@ -91,8 +96,20 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
         batches: Some(batches_tx),
     };
     let pipeline = Pipeline::start(config.clone(), shutdown.clone(), taps)?;
-    let view = View::new(&config, &options, pipeline.panel.clone(), pipeline.metrics.clone(), is_live_view());
-    let view = tokio::spawn(view.run(readings_rx, alerts_rx, batches_rx, options.duration, shutdown.clone()));
+    let view = View::new(
+        &config,
+        &options,
+        pipeline.panel.clone(),
+        pipeline.metrics.clone(),
+        is_live_view(),
+    );
+    let view = tokio::spawn(view.run(
+        readings_rx,
+        alerts_rx,
+        batches_rx,
+        options.duration,
+        shutdown.clone(),
+    ));
     let summary = pipeline.join().await;
     // The pipeline has drained, so the taps are closed and the view ends after its last frame.
     view.await?;
@@ -115,6 +132,17 @@ pub fn simulate(options: &SimulateOptions) -> anyhow::Result<String> {
         compartments: options.compartments,
         ..TruckParams::default()
     };
-    let summary = simulator::record::write(params, scenario, options.duration, &options.out)?;
-    Ok(summary.to_string())
+    let s = simulator::record::write(params, scenario, options.duration, &options.out)?;
+    Ok(format!(
+        "wrote {} of {}: {} ({} CAN frames), {} ({} node messages, {} bytes), {} ({} fault intervals)",
+        humantime::format_duration(s.duration),
+        options.scenario,
+        s.candump.display(),
+        s.can_frames,
+        s.serial.display(),
+        s.serial_messages,
+        s.serial_bytes,
+        s.labels.display(),
+        s.faults.len()
+    ))
 }

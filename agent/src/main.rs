@@ -84,7 +84,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let config = Config::load(&config)?;
             let deadline = config.shutdown.deadline;
             runtime()?.block_on(async {
-                let shutdown = shutdown_on_signals(deadline);
+                let shutdown = shutdown_on_signals(deadline)?;
                 let summary = vigil::pipeline::run(config, shutdown).await?;
                 eprintln!(
                     "vigil: shutdown complete, {} tasks drained, 0 left; {} readings, {} alerts raised",
@@ -95,7 +95,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Demo(options) => {
             runtime()?.block_on(async {
-                let shutdown = shutdown_on_signals(Duration::from_secs(5));
+                let shutdown = shutdown_on_signals(Duration::from_secs(5))?;
                 vigil::demo::run(options, shutdown).await
             })?;
         }
@@ -116,30 +116,29 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Cancels the returned token on the first Ctrl-C or SIGTERM. A second one, or the deadline
 /// passing after the first, exits at once: an operator must always be able to stop the agent.
-fn shutdown_on_signals(deadline: Duration) -> CancellationToken {
+/// Both handlers are registered before this returns, so no signal can slip in before them.
+fn shutdown_on_signals(deadline: Duration) -> anyhow::Result<CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            tracing::error!(event = "signal_handler_failed", "cannot listen for SIGTERM");
-            return;
-        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
         tracing::info!(event = "shutdown_requested");
         cancel.cancel();
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
             _ = tokio::time::sleep(deadline + Duration::from_secs(1)) => {}
         }
         eprintln!("vigil: forced exit");
         std::process::exit(130);
     });
-    token
+    Ok(token)
 }
 
 fn init_tracing(quiet_terminal: bool) {
@@ -151,5 +150,6 @@ fn init_tracing(quiet_terminal: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

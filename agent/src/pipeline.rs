@@ -67,8 +67,15 @@ pub struct Taps {
 pub enum RunError {
     #[error("no source is configured; add [source.simulator] to the config")]
     NoSource,
-    #[error("tasks still running {deadline:?} after shutdown began: {tasks}; raise [shutdown] deadline or report a bug")]
-    DeadlineExceeded { deadline: std::time::Duration, tasks: String },
+    #[error(transparent)]
+    Source(#[from] source::BuildError),
+    #[error(
+        "tasks still running {deadline:?} after shutdown began: {tasks}; raise [shutdown] deadline or report a bug"
+    )]
+    DeadlineExceeded {
+        deadline: std::time::Duration,
+        tasks: String,
+    },
 }
 
 /// The tasks of one pipeline, each with a name so a stuck one can be named.
@@ -101,7 +108,12 @@ impl Tasks {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        *self.live.lock().unwrap_or_else(|e| e.into_inner()).entry(name).or_default() += 1;
+        *self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name)
+            .or_default() += 1;
         let guard = LiveGuard {
             name,
             live: self.live.clone(),
@@ -115,7 +127,10 @@ impl Tasks {
 
     fn live_names(&self) -> String {
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.iter().map(|(name, n)| format!("{name} x{n}")).collect::<Vec<_>>().join(", ")
+        live.iter()
+            .map(|(name, n)| format!("{name} x{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -139,12 +154,16 @@ pub struct Summary {
 
 impl Pipeline {
     /// Starts every stage. Returns at once; [`Pipeline::join`] waits for the end.
-    pub fn start(config: Config, shutdown: CancellationToken, taps: Taps) -> Result<Pipeline, RunError> {
+    pub fn start(
+        config: Config,
+        shutdown: CancellationToken,
+        taps: Taps,
+    ) -> Result<Pipeline, RunError> {
         let metrics = Arc::new(Metrics::default());
         let tasks = Tasks::default();
 
         let (inputs_tx, inputs_rx) = mpsc::channel(INPUTS_CAPACITY);
-        let sources = source::build_all(&config, inputs_tx, shutdown.clone());
+        let sources = source::build_all(&config, inputs_tx, shutdown.clone())?;
         if sources.is_empty() {
             return Err(RunError::NoSource);
         }
@@ -167,15 +186,27 @@ impl Pipeline {
         let (outbound_alerts_tx, outbound_alerts_rx) = mpsc::channel(OUTBOUND_ALERTS_CAPACITY);
         tasks.spawn(
             "detect",
-            detect::run(Detector::new(&config), detect_rx, alarm_tx, outbound_alerts_tx, metrics.clone()),
+            detect::run(
+                Detector::new(&config),
+                detect_rx,
+                alarm_tx,
+                outbound_alerts_tx,
+                metrics.clone(),
+            ),
         );
 
         let (panel_tx, panel_rx) = watch::channel(Panel::default());
         tasks.spawn("alarm", alarm::run(alarm_rx, panel_tx));
 
         let (batches_tx, batches_rx) = mpsc::channel(OUTBOUND_BATCHES_CAPACITY);
-        tasks.spawn("batch", batch::run(config.batch.clone(), batch_rx, batches_tx, metrics.clone()));
-        tasks.spawn("outbound", outbound(outbound_alerts_rx, batches_rx, taps.alerts, taps.batches));
+        tasks.spawn(
+            "batch",
+            batch::run(config.batch.clone(), batch_rx, batches_tx, metrics.clone()),
+        );
+        tasks.spawn(
+            "outbound",
+            outbound(outbound_alerts_rx, batches_rx, taps.alerts, taps.batches),
+        );
 
         tasks.tracker.close();
         tracing::info!(event = "pipeline_started", vehicle = %config.vehicle.id, tasks = tasks.tracker.len());
@@ -197,7 +228,10 @@ impl Pipeline {
         }
         let total: usize = self.tasks.tracker.len();
         tracing::info!(event = "shutdown_started", tasks = total, deadline = ?self.deadline);
-        if tokio::time::timeout(self.deadline, self.tasks.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(self.deadline, self.tasks.tracker.wait())
+            .await
+            .is_err()
+        {
             return Err(RunError::DeadlineExceeded {
                 deadline: self.deadline,
                 tasks: self.tasks.live_names(),
@@ -207,14 +241,20 @@ impl Pipeline {
             metrics: self.metrics.snapshot(),
             tasks_drained: total,
         };
-        tracing::info!(event = "shutdown_complete", tasks_drained = total, tasks_left = self.tasks.tracker.len());
+        tracing::info!(
+            event = "shutdown_complete",
+            tasks_drained = total,
+            tasks_left = self.tasks.tracker.len()
+        );
         Ok(summary)
     }
 }
 
 /// Runs the agent until `shutdown` is cancelled: the library's entry point.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary, RunError> {
-    Pipeline::start(config, shutdown, Taps::default())?.join().await
+    Pipeline::start(config, shutdown, Taps::default())?
+        .join()
+        .await
 }
 
 /// Decodes inputs and hands each reading to detect, batch and the taps.

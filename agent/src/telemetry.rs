@@ -81,6 +81,13 @@ mod tests {
         Metrics::inc(&m.alerts_raised_total);
         Metrics::add(&m.readings_total, 5);
         let s = m.snapshot();
-        assert_eq!((s.alerts_raised_total, s.readings_total, s.alerts_cleared_total), (1, 5, 0));
+        assert_eq!(
+            (
+                s.alerts_raised_total,
+                s.readings_total,
+                s.alerts_cleared_total
+            ),
+            (1, 5, 0)
+        );
     }
 }

@@ -38,7 +38,13 @@ pub struct View {
 }
 
 impl View {
-    pub fn new(config: &Config, options: &DemoOptions, panel: watch::Receiver<Panel>, metrics: Arc<Metrics>, live: bool) -> Self {
+    pub fn new(
+        config: &Config,
+        options: &DemoOptions,
+        panel: watch::Receiver<Panel>,
+        metrics: Arc<Metrics>,
+        live: bool,
+    ) -> Self {
         let title = format!(
             "Vigil demo | {} ({} cargo, {} compartments) | scenario {} at {} | seed {} | speed {}x",
             config.vehicle.id,
@@ -71,7 +77,8 @@ impl View {
         duration: Option<Duration>,
         shutdown: CancellationToken,
     ) {
-        let mut out = std::io::stdout().lock();
+        // Not locked across awaits: the guard is not Send, and each write is one call.
+        let mut out = std::io::stdout();
         if self.live {
             let _ = write!(out, "\x1b[?1049h\x1b[?25l");
         }
@@ -122,7 +129,7 @@ impl View {
         }
         if self.live {
             let last = self.render();
-            let _ = write!(out, "\x1b[?25h\x1b[?1049l{last}\n");
+            let _ = writeln!(out, "\x1b[?25h\x1b[?1049l{last}");
         }
         let _ = out.flush();
     }
@@ -132,8 +139,16 @@ impl View {
         let panel = self.panel.borrow();
         let m = self.metrics.snapshot();
         let _ = writeln!(s, "\x1b[1m{}\x1b[0m\x1b[K", self.title);
-        let _ = writeln!(s, "simulated time {}   (Ctrl-C to stop)\x1b[K\n\x1b[K", clock(self.sim_time));
-        let _ = writeln!(s, "\x1b[1m{:<66} {:>10}  {}\x1b[0m\x1b[K", "signal (VSS)", "value", "source");
+        let _ = writeln!(
+            s,
+            "simulated time {}   (Ctrl-C to stop)\x1b[K\n\x1b[K",
+            clock(self.sim_time)
+        );
+        let _ = writeln!(
+            s,
+            "\x1b[1m{:<66} {:>10}  source\x1b[0m\x1b[K",
+            "signal (VSS)", "value"
+        );
         for r in self.latest.values() {
             let value = match r.value() {
                 Some(v) => format!("{v:>10.2}"),
@@ -146,7 +161,10 @@ impl View {
             Buzzer::Warning => ("\x1b[33m", "WARNING beeps"),
             Buzzer::Critical => ("\x1b[1;31m", "CRITICAL continuous"),
         };
-        let _ = writeln!(s, "\x1b[K\n\x1b[1mdriver display\x1b[0m  buzzer: {colour}{buzzer}\x1b[0m\x1b[K");
+        let _ = writeln!(
+            s,
+            "\x1b[K\n\x1b[1mdriver display\x1b[0m  buzzer: {colour}{buzzer}\x1b[0m\x1b[K"
+        );
         match panel.shown() {
             Some(a) => {
                 let _ = writeln!(
@@ -178,7 +196,9 @@ impl View {
             m.readings_total,
             m.batches_sealed_total,
             m.readings_shed_total,
-            m.serial_framing_errors_total + m.serial_checksum_errors_total + m.serial_protocol_errors_total
+            m.serial_framing_errors_total
+                + m.serial_checksum_errors_total
+                + m.serial_protocol_errors_total
         );
         s.push_str("\x1b[J");
         s

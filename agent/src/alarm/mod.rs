@@ -115,7 +115,9 @@ mod tests {
         let (tx, rx) = mpsc::channel(4);
         let (panel_tx, mut panel_rx) = watch::channel(Panel::default());
         let task = tokio::spawn(run(rx, panel_tx));
-        tx.send(AlertEvent::Raised(alert(7, Severity::Warning))).await.unwrap();
+        tx.send(AlertEvent::Raised(alert(7, Severity::Warning)))
+            .await
+            .unwrap();
         panel_rx.changed().await.unwrap();
         assert_eq!(panel_rx.borrow().buzzer(), Buzzer::Warning);
         drop(tx);

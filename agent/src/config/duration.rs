@@ -15,6 +15,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
 
 /// Parses a human duration, with an error that says what was expected.
 pub fn parse(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|_| format!("expected a duration such as \"500ms\", \"10s\", \"5m\" or \"2h\", found {text:?}"))
+    humantime::parse_duration(text.trim()).map_err(|_| {
+        format!("expected a duration such as \"500ms\", \"10s\", \"5m\" or \"2h\", found {text:?}")
+    })
 }

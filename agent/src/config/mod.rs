@@ -232,7 +232,12 @@ impl Config {
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let invalid = |key: String, message: String, span: Option<std::ops::Range<usize>>| {
             let location = span
-                .map(|s| format!("line {}, ", text[..s.start.min(text.len())].lines().count().max(1)))
+                .map(|s| {
+                    format!(
+                        "line {}, ",
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    )
+                })
                 .unwrap_or_default();
             ConfigError::Invalid {
                 file: file.to_owned(),
@@ -258,7 +263,9 @@ impl Config {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         let id = &self.vehicle.id;
         let id_ok = (1..=128).contains(&id.len())
-            && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'));
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'));
         if !id_ok {
             return Err((
                 "vehicle.id",
@@ -280,20 +287,37 @@ impl Config {
             ));
         }
         if let Some(sim) = &self.source.simulator {
-            if let Err(unknown) = crate::source::simulator::Scenario::from_name(&sim.scenario, sim.fault_at) {
+            if let Err(unknown) =
+                crate::source::simulator::Scenario::from_name(&sim.scenario, sim.fault_at)
+            {
                 return Err(("source.simulator.scenario", unknown.to_string()));
             }
-            if !(sim.speed >= 0.0 && sim.speed.is_finite()) {
+            if !sim.speed.is_finite() || sim.speed < 0.0 {
                 return Err((
                     "source.simulator.speed",
-                    format!("expected a factor >= 0 (0 = as fast as possible), found {}", sim.speed),
+                    format!(
+                        "expected a factor >= 0 (0 = as fast as possible), found {}",
+                        sim.speed
+                    ),
                 ));
             }
         }
         let engine = &self.detect.engine;
         for (key, limit) in [
-            ("detect.engine", Limit { warning: engine.coolant_warning, critical: engine.coolant_critical }),
-            ("detect.engine", Limit { warning: engine.oil_warning, critical: engine.oil_critical }),
+            (
+                "detect.engine",
+                Limit {
+                    warning: engine.coolant_warning,
+                    critical: engine.coolant_critical,
+                },
+            ),
+            (
+                "detect.engine",
+                Limit {
+                    warning: engine.oil_warning,
+                    critical: engine.oil_critical,
+                },
+            ),
         ] {
             check_limit(key, &limit)?;
         }
@@ -303,17 +327,26 @@ impl Config {
         if !self.detect.tank.contains_key(&self.vehicle.cargo) {
             return Err((
                 "detect.tank",
-                format!("expected limits for the vehicle's cargo {:?}, found none", self.vehicle.cargo.to_string()),
+                format!(
+                    "expected limits for the vehicle's cargo {:?}, found none",
+                    self.vehicle.cargo.to_string()
+                ),
             ));
         }
-        if !(self.detect.hysteresis >= 0.0) {
-            return Err(("detect.hysteresis", format!("expected degC >= 0, found {}", self.detect.hysteresis)));
+        if self.detect.hysteresis.is_nan() || self.detect.hysteresis < 0.0 {
+            return Err((
+                "detect.hysteresis",
+                format!("expected degC >= 0, found {}", self.detect.hysteresis),
+            ));
         }
         if self.batch.max_readings == 0 {
             return Err(("batch.max_readings", "expected at least 1, found 0".into()));
         }
         if self.shutdown.deadline.is_zero() {
-            return Err(("shutdown.deadline", "expected a duration above 0, found 0s".into()));
+            return Err((
+                "shutdown.deadline",
+                "expected a duration above 0, found 0s".into(),
+            ));
         }
         Ok(())
     }
@@ -360,20 +393,52 @@ mod tests {
     #[test]
     fn bad_files_name_the_file_the_key_what_was_expected_and_what_was_found() {
         let cases = [
-            ("[vehicle]\nidd = \"x\"\n", "key `vehicle.idd`", "unknown field `idd`"),
-            ("[vehicle]\ncompartments = \"three\"\n", "key `vehicle.compartments`", "\"three\""),
-            ("[detect]\ndebounce = \"ten seconds\"\n", "key `detect.debounce`", "found \"ten seconds\""),
-            ("[vehicle]\ncargo = \"milk\"\n", "key `vehicle.cargo`", "milk"),
-            ("[vehicle]\ncompartments = 12\n", "key `vehicle.compartments`", "expected 1 to 8, found 12"),
-            ("[vehicle]\nid = \"truck 7\"\n", "key `vehicle.id`", "found \"truck 7\""),
-            ("[detect.tank.lpg]\nwarning = 60.0\ncritical = 50.0\n", "key `detect.tank`", "warning 60 and critical 50"),
+            (
+                "[vehicle]\nidd = \"x\"\n",
+                "key `vehicle.idd`",
+                "unknown field `idd`",
+            ),
+            (
+                "[vehicle]\ncompartments = \"three\"\n",
+                "key `vehicle.compartments`",
+                "\"three\"",
+            ),
+            (
+                "[detect]\ndebounce = \"ten seconds\"\n",
+                "key `detect.debounce`",
+                "found \"ten seconds\"",
+            ),
+            (
+                "[vehicle]\ncargo = \"milk\"\n",
+                "key `vehicle.cargo`",
+                "milk",
+            ),
+            (
+                "[vehicle]\ncompartments = 12\n",
+                "key `vehicle.compartments`",
+                "expected 1 to 8, found 12",
+            ),
+            (
+                "[vehicle]\nid = \"truck 7\"\n",
+                "key `vehicle.id`",
+                "found \"truck 7\"",
+            ),
+            (
+                "[detect.tank.lpg]\nwarning = 60.0\ncritical = 50.0\n",
+                "key `detect.tank`",
+                "warning 60 and critical 50",
+            ),
         ];
         let broken = [
             ("[vehicle\n", "key `(document)`", "line 1"),
             ("", "key `source`", "expected at least one source"),
         ];
-        let with_a_source = cases.map(|(text, key, detail)| (format!("{text}[source.simulator]\n"), key, detail));
-        for (text, key, detail) in with_a_source.into_iter().chain(broken.map(|(t, k, d)| (t.to_owned(), k, d))) {
+        let with_a_source =
+            cases.map(|(text, key, detail)| (format!("{text}[source.simulator]\n"), key, detail));
+        for (text, key, detail) in with_a_source
+            .into_iter()
+            .chain(broken.map(|(t, k, d)| (t.to_owned(), k, d)))
+        {
             let message = parse(&text).unwrap_err();
             assert!(message.starts_with("config file vigil.toml, "), "{message}");
             assert!(message.contains(key), "{message:?} should name {key}");

@@ -109,7 +109,9 @@ pub struct Verdict {
 enum Phase {
     Idle,
     /// Over a limit since `since`; raised once the debounce has passed.
-    Pending { since: Duration },
+    Pending {
+        since: Duration,
+    },
     Active(Alert),
 }
 
@@ -139,7 +141,13 @@ impl AlertState {
     }
 
     /// Feeds one verdict; `next_id` numbers a newly raised alert.
-    pub fn observe(&mut self, at: Timestamp, value: f64, verdict: Verdict, next_id: &mut u64) -> Option<AlertEvent> {
+    pub fn observe(
+        &mut self,
+        at: Timestamp,
+        value: f64,
+        verdict: Verdict,
+        next_id: &mut u64,
+    ) -> Option<AlertEvent> {
         match (&mut self.phase, verdict.severity) {
             (Phase::Idle, None) => None,
             (Phase::Idle, Some(_)) => {
@@ -150,7 +158,9 @@ impl AlertState {
                 self.phase = Phase::Idle;
                 None
             }
-            (Phase::Pending { .. }, Some(_)) => self.raise_if_debounced(at, value, verdict, next_id),
+            (Phase::Pending { .. }, Some(_)) => {
+                self.raise_if_debounced(at, value, verdict, next_id)
+            }
             (Phase::Active(alert), Some(severity)) if severity > alert.severity => {
                 alert.severity = severity;
                 alert.value = value;
@@ -161,13 +171,22 @@ impl AlertState {
                 let Phase::Active(alert) = std::mem::replace(&mut self.phase, Phase::Idle) else {
                     unreachable!("matched Active above");
                 };
-                Some(AlertEvent::Cleared { alert, cleared_at: at })
+                Some(AlertEvent::Cleared {
+                    alert,
+                    cleared_at: at,
+                })
             }
             (Phase::Active(_), _) => None,
         }
     }
 
-    fn raise_if_debounced(&mut self, at: Timestamp, value: f64, verdict: Verdict, next_id: &mut u64) -> Option<AlertEvent> {
+    fn raise_if_debounced(
+        &mut self,
+        at: Timestamp,
+        value: f64,
+        verdict: Verdict,
+        next_id: &mut u64,
+    ) -> Option<AlertEvent> {
         let Phase::Pending { since } = self.phase else {
             return None;
         };
@@ -222,7 +241,12 @@ mod tests {
 
     /// Steps a state machine through (second, verdict) pairs and names what it emitted.
     fn check(steps: &[(u64, Verdict)], expected: &[(u64, &str)]) {
-        let mut state = AlertState::new(Signal::new("x"), AlertKind::HighLimit, "test/1", Duration::from_secs(2));
+        let mut state = AlertState::new(
+            Signal::new("x"),
+            AlertKind::HighLimit,
+            "test/1",
+            Duration::from_secs(2),
+        );
         let mut id = 0;
         let emitted: Vec<(u64, String)> = steps
             .iter()
@@ -237,13 +261,22 @@ mod tests {
                 })
             })
             .collect();
-        let expected: Vec<(u64, String)> = expected.iter().map(|&(t, w)| (t, w.to_owned())).collect();
+        let expected: Vec<(u64, String)> =
+            expected.iter().map(|&(t, w)| (t, w.to_owned())).collect();
         assert_eq!(emitted, expected);
     }
 
     #[test]
     fn a_single_spike_shorter_than_the_debounce_raises_nothing() {
-        check(&[(0, over(Severity::Warning)), (1, INSIDE), (2, over(Severity::Warning)), (3, INSIDE)], &[]);
+        check(
+            &[
+                (0, over(Severity::Warning)),
+                (1, INSIDE),
+                (2, over(Severity::Warning)),
+                (3, INSIDE),
+            ],
+            &[],
+        );
     }
 
     #[test]
@@ -273,7 +306,11 @@ mod tests {
                 (5, over(Severity::Critical)),
                 (7, over(Severity::Critical)),
             ],
-            &[(2, "raised warning"), (4, "cleared"), (7, "raised critical")],
+            &[
+                (2, "raised warning"),
+                (4, "cleared"),
+                (7, "raised critical"),
+            ],
         );
     }
 }

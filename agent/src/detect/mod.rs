@@ -68,8 +68,16 @@ impl Detector {
                 },
             );
         };
-        add(Signal::new(COOLANT_TEMPERATURE), engine.coolant_warning, engine.coolant_critical);
-        add(Signal::new(OIL_TEMPERATURE), engine.oil_warning, engine.oil_critical);
+        add(
+            Signal::new(COOLANT_TEMPERATURE),
+            engine.coolant_warning,
+            engine.coolant_critical,
+        );
+        add(
+            Signal::new(OIL_TEMPERATURE),
+            engine.oil_warning,
+            engine.oil_critical,
+        );
         let tank = config.tank_limit();
         for compartment in 1..=config.vehicle.compartments {
             add(tank_temperature(compartment), tank.warning, tank.critical);
@@ -88,10 +96,14 @@ impl Detector {
         let rule = self.limits.get(&reading.signal)?;
         let verdict = rule.judge(value);
         let key = (reading.signal.clone(), AlertKind::HighLimit);
-        let state = self
-            .states
-            .entry(key)
-            .or_insert_with(|| AlertState::new(reading.signal.clone(), AlertKind::HighLimit, LIMIT_RULE, self.debounce));
+        let state = self.states.entry(key).or_insert_with(|| {
+            AlertState::new(
+                reading.signal.clone(),
+                AlertKind::HighLimit,
+                LIMIT_RULE,
+                self.debounce,
+            )
+        });
         state.observe(reading.at, value, verdict, &mut self.last_id)
     }
 
@@ -168,7 +180,9 @@ mod tests {
             .enumerate()
             .filter_map(|(i, &v)| d.observe(&coolant(i as u64, 0, v)))
             .collect();
-        assert!(matches!(&events[0], AlertEvent::Raised(a) if a.severity == Severity::Warning && a.threshold == 105.0));
+        assert!(
+            matches!(&events[0], AlertEvent::Raised(a) if a.severity == Severity::Warning && a.threshold == 105.0)
+        );
         assert!(matches!(&events[1], AlertEvent::Escalated(a) if a.severity == Severity::Critical));
         assert_eq!(events.len(), 2);
         assert_eq!(d.active(), 1);
@@ -189,7 +203,13 @@ mod tests {
         let mut config = Config::embedded_default();
         config.vehicle.cargo = crate::config::CargoClass::Lpg;
         let d = Detector::new(&config);
-        assert_eq!(d.limits[&tank_temperature(3)].limit, Limit { warning: 45.0, critical: 50.0 });
+        assert_eq!(
+            d.limits[&tank_temperature(3)].limit,
+            Limit {
+                warning: 45.0,
+                critical: 50.0
+            }
+        );
         assert!(!d.limits.contains_key(&tank_temperature(4)));
     }
 }

@@ -8,6 +8,7 @@
 //! awaits `send`, so a full channel slows it down instead of losing frames.
 
 pub mod candump;
+pub mod simulated;
 pub mod simulator;
 
 /// Why a source stopped before it was told to.
@@ -28,9 +29,6 @@ pub enum SourceError {
     },
 }
 
-pub mod simulated;
-pub mod simulator;
-
 use std::future::Future;
 use std::pin::Pin;
 
@@ -43,17 +41,26 @@ use crate::decode::Input;
 /// A source's task, ready to spawn.
 pub type SourceTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Why a source could not be built from a config that passed validation.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("source.simulator: {0}")]
+    Simulator(#[from] simulator::SimError),
+}
+
 /// Builds a task for every source the config names, each with its task name.
-pub fn build_all(config: &Config, inputs: mpsc::Sender<Input>, shutdown: CancellationToken) -> Vec<(&'static str, SourceTask)> {
+pub fn build_all(
+    config: &Config,
+    inputs: mpsc::Sender<Input>,
+    shutdown: CancellationToken,
+) -> Result<Vec<(&'static str, SourceTask)>, BuildError> {
     let mut tasks: Vec<(&'static str, SourceTask)> = Vec::new();
     if let Some(sim) = &config.source.simulator {
-        // The name was checked when the config was validated.
-        let scenario = simulator::Scenario::from_name(&sim.scenario, sim.fault_at)
-            .expect("scenario names are checked by Config::validate");
+        let truck = simulated::build_truck(sim, &config.vehicle)?;
         tasks.push((
             "source:simulator",
-            Box::pin(simulated::run(sim.clone(), config.vehicle.clone(), scenario, inputs, shutdown)),
+            Box::pin(simulated::run(truck, sim.speed, inputs, shutdown)),
         ));
     }
-    tasks
+    Ok(tasks)
 }

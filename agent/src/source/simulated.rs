@@ -9,39 +9,45 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use vigil_wire::FrameDecoder;
 
-use super::simulator::{Emitted, Scenario, Truck, TruckParams};
+use super::simulator::{Emitted, Scenario, SimError, Truck, TruckParams};
 use crate::config::{SimulatorConfig, VehicleConfig};
 use crate::decode::{Input, NodeMessage};
-use crate::reading::{Clock, Timestamp};
+use crate::reading::Clock;
 
 /// The serial port name the simulated sensor node's readings carry.
 pub const NODE_PORT: &str = "sim-node";
 
-/// Runs the simulated truck until `shutdown` is cancelled or the pipeline is gone.
-pub async fn run(
-    config: SimulatorConfig,
-    vehicle: VehicleConfig,
-    scenario: Scenario,
-    inputs: mpsc::Sender<Input>,
-    shutdown: CancellationToken,
-) {
-    let start_wall_us = Clock::start().now().wall_us;
-    let mut truck = Truck::new(
+/// Builds the configured truck, starting now on the wall clock.
+pub fn build_truck(config: &SimulatorConfig, vehicle: &VehicleConfig) -> Result<Truck, SimError> {
+    // Checked by `Config::validate`, so this cannot fail for a loaded config.
+    let scenario = Scenario::from_name(&config.scenario, config.fault_at)
+        .unwrap_or_else(|_| Scenario::normal());
+    Truck::new(
         TruckParams {
             seed: config.seed,
             compartments: vehicle.compartments,
-            start_wall_us,
+            start_wall_us: Clock::start().now().wall_us,
             ..TruckParams::default()
         },
         scenario,
-    );
+    )
+}
+
+/// Runs the simulated truck until `shutdown` is cancelled or the pipeline is gone.
+/// `speed` is times real time; 0 runs as fast as the pipeline takes it.
+pub async fn run(
+    mut truck: Truck,
+    speed: f64,
+    inputs: mpsc::Sender<Input>,
+    shutdown: CancellationToken,
+) {
     let started = Instant::now();
     let port: Arc<str> = Arc::from(NODE_PORT);
     let mut node = FrameDecoder::new();
     loop {
         let emission = truck.next_emission();
-        if config.speed > 0.0 {
-            let due = started + emission.elapsed.div_f64(config.speed);
+        if speed > 0.0 {
+            let due = started + emission.elapsed.div_f64(speed);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep_until(due) => {}
@@ -49,10 +55,7 @@ pub async fn run(
         } else if shutdown.is_cancelled() {
             return;
         }
-        let at = Timestamp {
-            wall_us: start_wall_us + emission.elapsed.as_micros() as i64,
-            mono: emission.elapsed,
-        };
+        let at = emission.at;
         let sent = match emission.what {
             Emitted::Can(frame) => send(&inputs, Input::Can(frame), &shutdown).await,
             Emitted::Serial(bytes) => {
@@ -78,7 +81,7 @@ pub async fn run(
             return;
         }
         // As fast as possible still lets the other tasks on this thread run.
-        if config.speed == 0.0 && emission.elapsed.subsec_millis() == 0 {
+        if speed == 0.0 && emission.elapsed.subsec_millis() == 0 {
             tokio::task::yield_now().await;
         }
     }
