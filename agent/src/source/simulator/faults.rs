@@ -188,13 +188,9 @@ impl Scenario {
                 });
             }
         };
-        let name = Self::NAMES
-            .iter()
-            .find(|n| **n == name)
-            .copied()
-            .unwrap_or("custom");
+        // A one-fault scenario is named after its fault.
         Ok(Scenario {
-            name,
+            name: kind.name(),
             faults: vec![Fault::new(kind, fault_at)],
         })
     }

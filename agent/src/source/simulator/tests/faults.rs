@@ -288,3 +288,65 @@ fn not_available_flags_the_value_from_the_fault_on_and_leaves_its_neighbours() {
     );
     assert_eq!(trace.after(name.as_str(), at).count(), 5 * 60);
 }
+
+#[test]
+fn an_overheated_engine_is_shut_down_and_restarted_once_repaired_and_cool() {
+    let at = 20 * MIN;
+    let repaired = at + 10 * MIN;
+    let s = scenario("thermostat-stuck", at).lasting(10 * MIN);
+    let trace = run(params(1), s, 120 * MIN);
+    let off = trace
+        .truth
+        .iter()
+        .find(|t| !t.engine_running)
+        .expect("never shut down");
+    assert!(
+        off.elapsed > at && off.elapsed < repaired,
+        "shut down at {:?}",
+        off.elapsed
+    );
+    // Sampled once a second, the peak can fall a hair short of the trip point.
+    let hottest = peak(trace.truth.iter().map(|t| t.coolant_c));
+    assert!(
+        (physics::SHUTDOWN_C - 0.5..physics::SHUTDOWN_C + 3.0).contains(&hottest),
+        "peak {hottest:.1}"
+    );
+    let back = trace
+        .truth
+        .iter()
+        .find(|t| t.elapsed > off.elapsed && t.engine_running);
+    let back = back.expect("never restarted");
+    assert!(
+        back.elapsed > repaired,
+        "restarted at {:?} before the repair",
+        back.elapsed
+    );
+    assert!(
+        back.coolant_c < 95.0,
+        "restarted at {:.1} degC",
+        back.coolant_c
+    );
+    // While it was off the bus said so, and the truck stood still. The truth is sampled
+    // once a second, so the restart lies somewhere in the second before `back`.
+    let stopped = |s: &&Sample| {
+        s.reading.at.mono > off.elapsed + MIN
+            && s.reading.at.mono < back.elapsed - Duration::from_secs(1)
+    };
+    assert!(
+        trace
+            .of(ENGINE_SPEED)
+            .filter(stopped)
+            .all(|s| s.reading.value() == Some(0.0))
+    );
+    assert!(
+        trace
+            .of(SPEED)
+            .filter(stopped)
+            .all(|s| s.reading.value() == Some(0.0))
+    );
+    assert!(trace.of(ENGINE_SPEED).filter(stopped).count() > 60 * 20);
+    let driving = trace
+        .truth_between(back.elapsed, 120 * MIN)
+        .any(|t| t.speed_kmh > 30.0);
+    assert!(driving, "the truck never drove again");
+}
