@@ -19,6 +19,7 @@ pub mod record;
 
 mod drive;
 mod rng;
+mod sensors;
 mod thermal;
 
 #[cfg(test)]
@@ -36,9 +37,9 @@ pub use physics::TruthState;
 pub use record::{RecordError, RecordSummary};
 
 use emit::{Slot, TankNode, Timetable};
-use faults::{Measured, SensorFaults};
 use physics::{Physics, STEP};
 use rng::{Rng, Stream};
+use sensors::{Measured, SensorFaults};
 
 /// Everything that makes one simulated truck differ from another.
 #[derive(Clone, Debug, PartialEq)]

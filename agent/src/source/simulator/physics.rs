@@ -12,7 +12,7 @@ use super::TruckParams;
 use super::drive::Drive;
 use super::faults::{FaultKind, Scenario};
 use super::rng::{Rng, Stream};
-use super::thermal::{CoolingFaults, CoolingLoop, TankExposure, Weather, step_compartment};
+use super::thermal::{CoolingFaults, CoolingLoop, Duty, TankExposure, Weather, step_compartment};
 
 /// The physics step. Every emission period (50 ms EEC1 and up) is a multiple of it.
 pub(crate) const STEP: Duration = Duration::from_millis(50);
@@ -132,16 +132,14 @@ impl Physics {
         self.drive
             .step(t.as_secs_f64(), dt, running, self.cooling.fan_kw());
         let ambient_c = self.weather.air_c(dt, wall_us);
-        let heat = CoolingLoop::engine_heat_kw(self.drive.power_kw, self.drive.rpm, running);
-        self.cooling.step(
-            dt,
-            heat,
-            self.drive.speed_ms,
+        let duty = Duty {
+            heat_kw: CoolingLoop::engine_heat_kw(self.drive.power_kw, self.drive.rpm, running),
+            speed_ms: self.drive.speed_ms,
             ambient_c,
-            self.drive.load(),
+            load: self.drive.load(),
             running,
-            cooling_faults,
-        );
+        };
+        self.cooling.step(dt, duty, cooling_faults);
 
         let sun = self.weather.sun(wall_us);
         for (i, temp) in self.truth.tanks_c.iter_mut().enumerate() {

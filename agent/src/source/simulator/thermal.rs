@@ -43,6 +43,20 @@ pub(crate) struct CoolingFaults {
     pub(crate) thermostat_stuck_closed: bool,
 }
 
+/// What the engine and the road do to the cooling loop during a step.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Duty {
+    /// Heat into the coolant, kW (see [`CoolingLoop::engine_heat_kw`]).
+    pub(crate) heat_kw: f64,
+    /// Vehicle speed: ram air through the radiator.
+    pub(crate) speed_ms: f64,
+    pub(crate) ambient_c: f64,
+    /// Engine load, 0 to 1.
+    pub(crate) load: f64,
+    /// A stopped engine turns neither its pump nor its fan.
+    pub(crate) running: bool,
+}
+
 /// The engine's coolant, oil and fuel temperatures and the parts that set them.
 #[derive(Clone, Debug)]
 pub(crate) struct CoolingLoop {
@@ -88,17 +102,14 @@ impl CoolingLoop {
     }
 
     /// Advances by `dt` seconds.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn step(
-        &mut self,
-        dt: f64,
-        heat_kw: f64,
-        speed_ms: f64,
-        ambient_c: f64,
-        load: f64,
-        running: bool,
-        faults: CoolingFaults,
-    ) {
+    pub(crate) fn step(&mut self, dt: f64, duty: Duty, faults: CoolingFaults) {
+        let Duty {
+            heat_kw,
+            speed_ms,
+            ambient_c,
+            load,
+            running,
+        } = duty;
         let wants = if faults.thermostat_stuck_closed {
             0.0
         } else {
@@ -124,8 +135,10 @@ impl CoolingLoop {
         let radiator_kw_per_k = 0.45 * airflow_ms.powf(0.8);
         // A closed thermostat still lets a trickle through its bleed hole.
         let flow = 0.03 + 0.97 * self.thermostat;
-        // Below about 80 % the pump starts drawing air and circulation collapses.
-        let circulation = ((self.level - 0.35) / 0.45).clamp(0.0, 1.0);
+        // Below about 80 % the pump starts drawing air and circulation collapses; a
+        // stopped engine turns no pump, and only a thermosiphon trickle remains.
+        let pump = if running { 1.0 } else { 0.1 };
+        let circulation = pump * ((self.level - 0.35) / 0.45).clamp(0.0, 1.0);
         let above_air = self.coolant_c - ambient_c;
         let rejected_kw = radiator_kw_per_k * flow * circulation * above_air;
         let lost_kw = BLOCK_LOSS_KW_PER_K * above_air;
@@ -257,7 +270,14 @@ mod tests {
         for k in 0..steps {
             let heat = CoolingLoop::engine_heat_kw(power_kw + c.fan_kw(), rpm, true);
             let load = (power_kw / 330.0).min(1.0);
-            c.step(dt, heat, kmh / 3.6, ambient, load, true, faults);
+            let duty = Duty {
+                heat_kw: heat,
+                speed_ms: kmh / 3.6,
+                ambient_c: ambient,
+                load,
+                running: true,
+            };
+            c.step(dt, duty, faults);
             if k > steps / 2 {
                 peak = peak.max(c.coolant_c);
             }
