@@ -20,8 +20,11 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-step "Rust components"
+step "Rust components and targets"
 rustup component add rustfmt clippy >/dev/null
+# The sensor node's firmware is built for its Cortex-M4F.
+rustup target add thumbv7em-none-eabihf >/dev/null
+host=$(rustc -vV | sed -n 's/^host: //p')
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -31,3 +34,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (host workspace)"
 cargo test --workspace --locked
+
+# The firmware is its own workspace (firmware/node), so its embedded dependencies never
+# unify with the host build's features.
+step "firmware: fmt, clippy, host tests, thumbv7em-none-eabihf build"
+(
+  cd firmware/node
+  cargo fmt --check
+  cargo clippy --release --locked -- -D warnings
+  cargo clippy --locked --target "$host" -p vigil-node -p max31865 --all-targets -- -D warnings
+  cargo test --locked --target "$host"
+  cargo build --release --locked
+)

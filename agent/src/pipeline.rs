@@ -137,6 +137,8 @@ impl Tasks {
 /// A running pipeline.
 pub struct Pipeline {
     tasks: Tasks,
+    /// How many tasks were started; all of them must have ended when `join` succeeds.
+    started: usize,
     shutdown: CancellationToken,
     deadline: std::time::Duration,
     /// The cab outputs' state, for front ends.
@@ -209,9 +211,11 @@ impl Pipeline {
         );
 
         tasks.tracker.close();
-        tracing::info!(event = "pipeline_started", vehicle = %config.vehicle.id, tasks = tasks.tracker.len());
+        let started = tasks.tracker.len();
+        tracing::info!(event = "pipeline_started", vehicle = %config.vehicle.id, tasks = started);
         Ok(Pipeline {
             tasks,
+            started,
             shutdown,
             deadline: config.shutdown.deadline,
             panel: panel_rx,
@@ -226,8 +230,11 @@ impl Pipeline {
             _ = self.shutdown.cancelled() => {}
             _ = self.tasks.tracker.wait() => {}
         }
-        let total: usize = self.tasks.tracker.len();
-        tracing::info!(event = "shutdown_started", tasks = total, deadline = ?self.deadline);
+        tracing::info!(
+            event = "shutdown_started",
+            tasks_running = self.tasks.tracker.len(),
+            deadline = ?self.deadline
+        );
         if tokio::time::timeout(self.deadline, self.tasks.tracker.wait())
             .await
             .is_err()
@@ -239,11 +246,11 @@ impl Pipeline {
         }
         let summary = Summary {
             metrics: self.metrics.snapshot(),
-            tasks_drained: total,
+            tasks_drained: self.started,
         };
         tracing::info!(
             event = "shutdown_complete",
-            tasks_drained = total,
+            tasks_drained = self.started,
             tasks_left = self.tasks.tracker.len()
         );
         Ok(summary)
