@@ -7,4 +7,5 @@ pub mod decode;
 pub mod reading;
 pub mod signals;
 pub mod source;
+pub mod spool;
 pub mod telemetry;
