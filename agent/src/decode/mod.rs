@@ -51,10 +51,7 @@ pub enum Input {
     Can(CanFrame),
     Node(NodeMessage),
     /// A serial frame that failed its checks; decoded only to be counted.
-    NodeError {
-        port: Arc<str>,
-        error: FrameError,
-    },
+    NodeError { port: Arc<str>, error: FrameError },
 }
 
 /// A decoder for one agent: the signal table it uses and the state sequence checks need.
@@ -212,27 +209,12 @@ mod tests {
     #[test]
     fn et1_from_the_real_log_decodes_and_flags_what_is_missing() {
         let mut d = Decoder::new(Arc::default());
-        let readings = decode(
-            &mut d,
-            Input::Can(frame(
-                0x18FEEE00,
-                &[0x6F, 0x3F, 0x39, 0x2B, 0xFF, 0xFF, 0xFF, 0xFF],
-            )),
-        );
-        let value = |name: &str| {
-            readings
-                .iter()
-                .find(|r| r.signal.as_str() == name)
-                .unwrap()
-                .value()
-        };
+        let readings = decode(&mut d, Input::Can(frame(0x18FEEE00, &[0x6F, 0x3F, 0x39, 0x2B, 0xFF, 0xFF, 0xFF, 0xFF])));
+        let value = |name: &str| readings.iter().find(|r| r.signal.as_str() == name).unwrap().value();
         assert_eq!(value(COOLANT_TEMPERATURE), Some(71.0));
         assert_eq!(value(FUEL_TEMPERATURE), Some(23.0));
         assert!((value(OIL_TEMPERATURE).unwrap() - 72.78125).abs() < 1e-9);
-        let na = decode(
-            &mut d,
-            Input::Can(frame(0x18FEEE00, &[0xFF, 0xFE, 0xFF, 0xFF])),
-        );
+        let na = decode(&mut d, Input::Can(frame(0x18FEEE00, &[0xFF, 0xFE, 0xFF, 0xFF])));
         assert_eq!(
             na.iter().map(|r| r.quality).collect::<Vec<_>>(),
             [Quality::NotAvailable, Quality::Error, Quality::NotAvailable]
@@ -252,16 +234,10 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let mut d = Decoder::new(metrics.clone());
         // ET1 cut to 3 bytes: coolant and fuel still decode, oil (bytes 2-3) cannot.
-        assert_eq!(
-            decode(&mut d, Input::Can(frame(0x18FEEE00, &[0x6F, 0x3F, 0x39]))).len(),
-            2
-        );
+        assert_eq!(decode(&mut d, Input::Can(frame(0x18FEEE00, &[0x6F, 0x3F, 0x39]))).len(), 2);
         assert!(decode(&mut d, Input::Can(frame(0x18F00E00, &[0; 8]))).is_empty());
         let s = metrics.snapshot();
-        assert_eq!(
-            (s.can_frames_bad_length_total, s.can_frames_unknown_total),
-            (1, 1)
-        );
+        assert_eq!((s.can_frames_bad_length_total, s.can_frames_unknown_total), (1, 1));
     }
 
     #[test]
