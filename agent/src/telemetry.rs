@@ -1,8 +1,8 @@
 //! Every metric the agent keeps, named in one place so operators can rely on the names.
 //!
 //! Counters only ever grow; the few gauges (marked "Gauge" in their doc) are set. All are
-//! plain atomics shared by the stages through an `Arc<Metrics>`. A snapshot is what the status line, the demo view and (later) the
-//! uplink's status message show.
+//! plain atomics shared by the stages through an `Arc<Metrics>`. A snapshot is what the
+//! status line, the demo view and (later) the uplink's status message show.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
