@@ -568,23 +568,50 @@ pub(crate) fn load(
     cache_capacity: u64,
     timeout: Duration,
 ) -> Result<Loaded, LoadError> {
-    let (tx, rx) = mpsc::sync_channel(1);
+    // sled lets go of its file lock lazily: after the last handle is dropped, background
+    // jobs and deferred (epoch-based) frees still hold the file for a moment. A reopen in
+    // the same process (tests, a restart of the spool task) waits that out; another
+    // process holding the store is still reported after LOCK_WAIT.
+    const LOCK_WAIT: Duration = Duration::from_secs(5);
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match load_once(store, cache_capacity, timeout) {
+            Err(LoadError::Locked(_)) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn load_once(store: &Path, cache_capacity: u64, timeout: Duration) -> Result<Loaded, LoadError> {
     let path = store.to_path_buf();
+    guarded(timeout, move || load_unguarded(&path, cache_capacity))
+}
+
+/// Runs `open` on a thread of its own, turning a panic or a run longer than `timeout` into
+/// `LoadError::Damaged`. A thread that hangs is left behind: it cannot be stopped.
+pub(crate) fn guarded<T: Send + 'static>(
+    timeout: Duration,
+    open: impl FnOnce() -> Result<T, LoadError> + Send + std::panic::UnwindSafe + 'static,
+) -> Result<T, LoadError> {
+    let (tx, rx) = mpsc::sync_channel(1);
     let spawned = std::thread::Builder::new()
         .name("spool-open".into())
         .spawn(move || {
-            let result = std::panic::catch_unwind(|| load_unguarded(&path, cache_capacity))
-                .unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    Err(LoadError::Damaged {
-                        slug: "panic",
-                        detail: format!("sled panicked while opening: {what}"),
-                    })
-                });
+            let result = std::panic::catch_unwind(open).unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(LoadError::Damaged {
+                    slug: "panic",
+                    detail: format!("sled panicked while opening: {what}"),
+                })
+            });
             let _ = tx.send(result);
         });
     if let Err(e) = spawned {
@@ -610,6 +637,7 @@ fn load_unguarded(store: &Path, cache_capacity: u64) -> Result<Loaded, LoadError
             detail: format!("sled: {e}"),
         }
     };
+    let existed = store.join("conf").exists();
     let db = sled_config(store, cache_capacity)
         .open()
         .map_err(|e| match e {
@@ -633,6 +661,22 @@ fn load_unguarded(store: &Path, cache_capacity: u64) -> Result<Loaded, LoadError
                 detail: format!("unknown spool format {:?}", format.as_ref()),
             });
         }
+    }
+    // sled reads a log it cannot make sense of as empty; a store that existed but lacks
+    // the spool's own marker (written and flushed before any record) has been emptied or
+    // overwritten, and is kept as evidence. (A crash between sled creating its files and
+    // that first flush looks the same; quarantining that empty store costs nothing.)
+    if existed
+        && !meta
+            .contains_key(META_FORMAT)
+            .map_err(damaged("scan-failed"))?
+    {
+        return Err(LoadError::Damaged {
+            slug: "emptied",
+            detail: "sled found the store but none of the spool's data in it: its files were \
+                     emptied or overwritten"
+                .into(),
+        });
     }
     let lease = match meta.get(META_SEQ_LEASE).map_err(damaged("scan-failed"))? {
         Some(v) => Seq::from_be_bytes(v.as_ref().try_into().map_err(|_| LoadError::Damaged {
