@@ -419,11 +419,11 @@ impl Ledger {
 
     /// A record kept in memory has been written to flash.
     pub fn mark_stored(&mut self, seq: Seq) {
-        if let Some(e) = self.entries.get_mut(&seq) {
-            if !e.stored {
-                e.stored = true;
-                self.unstored -= 1;
-            }
+        if let Some(e) = self.entries.get_mut(&seq)
+            && !e.stored
+        {
+            e.stored = true;
+            self.unstored -= 1;
         }
     }
 

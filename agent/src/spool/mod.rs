@@ -62,6 +62,19 @@
 //! - `Mode::LowSpace` (sled's default): it rewrites more to keep files compact, which the
 //!   disk cap needs more than write throughput (the spool's rate is a few records per second).
 //!
+//! # What sled does not hold (measured; see the report of issue 5 and `benches/spool.rs`)
+//!
+//! - Damage in the middle of sled's log is usually read as the torn end of the log: sled
+//!   opens without an error and everything written after the damage is gone (4 KiB of
+//!   garbage at the middle of a 2000-record log gave back about 1100 records). Sometimes it
+//!   panics instead (quarantined). The checksums guarantee nothing damaged is handed out;
+//!   they cannot bring back what sled dropped. redb reports such damage instead.
+//! - Resident memory grows with the data written, whatever `cache_capacity` says: about
+//!   10 MB with 4 MiB queued, 25 MB with 20 MiB, 37 MB with 80 MiB, 50-60 MB while churning
+//!   through a 16 MiB cap. That is over the agent's 20 MB target for long outages.
+//! - Files on disk: about 1.8 times the live bytes, and 2.5-2.7 times the cap in steady
+//!   churn; sled never gives the space back.
+//!
 //! # Module map
 //!
 //! - [`record`]: the on-disk envelope and checksum.

@@ -62,7 +62,7 @@ pub fn config(path: &Path, flush: FlushPolicy) -> SpoolConfig {
 
 /// The kind the soak gives sequence number `seq`.
 pub fn kind_of(seq: Seq) -> RecordKind {
-    if seq % ALERT_EVERY == 0 {
+    if seq.is_multiple_of(ALERT_EVERY) {
         RecordKind::Alert
     } else {
         RecordKind::Readings
@@ -130,10 +130,8 @@ pub fn run_with(
             Some(f) => Some(f),
             None => spool.flush_if_due(Instant::now())?,
         };
-        if let Some(f) = flushed {
-            if let Some(through) = f.through {
-                line(&mut report, format_args!("flushed {through}"))?;
-            }
+        if let Some(through) = flushed.and_then(|f| f.through) {
+            line(&mut report, format_args!("flushed {through}"))?;
         }
     }
     let f = spool.close()?;

@@ -654,13 +654,13 @@ fn load_unguarded(store: &Path, cache_capacity: u64) -> Result<Loaded, LoadError
         })?;
     let records = db.open_tree(TREE_RECORDS).map_err(damaged("open-failed"))?;
     let meta = db.open_tree(TREE_META).map_err(damaged("open-failed"))?;
-    if let Some(format) = meta.get(META_FORMAT).map_err(damaged("scan-failed"))? {
-        if format.as_ref() != [record::FORMAT_VERSION] {
-            return Err(LoadError::Damaged {
-                slug: "format",
-                detail: format!("unknown spool format {:?}", format.as_ref()),
-            });
-        }
+    if let Some(format) = meta.get(META_FORMAT).map_err(damaged("scan-failed"))?
+        && format.as_ref() != [record::FORMAT_VERSION]
+    {
+        return Err(LoadError::Damaged {
+            slug: "format",
+            detail: format!("unknown spool format {:?}", format.as_ref()),
+        });
     }
     // sled reads a log it cannot make sense of as empty; a store that existed but lacks
     // the spool's own marker (written and flushed before any record) has been emptied or
