@@ -336,6 +336,7 @@ fn damage_in_the_middle_of_the_log_never_hangs_startup_nor_hands_out_a_bad_recor
         let dir = tempfile::tempdir().unwrap();
         let config = SpoolConfig {
             open_timeout: Duration::from_secs(20),
+            max_in_flight: usize::MAX,
             ..SpoolConfig::new(dir.path())
         };
         let written: Vec<Seq> = {
@@ -371,6 +372,9 @@ fn damage_in_the_middle_of_the_log_never_hangs_startup_nor_hands_out_a_bad_recor
             assert!(sent.is_empty());
         }
         outcomes.push((report.quarantine_reason.is_some(), sent.len()));
+        for r in &sent {
+            assert!(spool.ack(r.seq).unwrap());
+        }
         let seq = spool.append(RecordKind::Readings, vec![1]).unwrap().seq;
         assert_eq!(seqs(&spool.next_to_send(1).unwrap()), vec![seq]);
     }
