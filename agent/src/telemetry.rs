@@ -1,8 +1,8 @@
 //! Every metric the agent keeps, named in one place so operators can rely on the names.
 //!
-//! Counters only ever grow; they are plain atomics shared by the stages through an
-//! `Arc<Metrics>`. A snapshot is what the status line, the demo view and (later) the
-//! uplink's status message show.
+//! Counters only ever grow; the few gauges (marked "Gauge" in their doc) are set. All are
+//! plain atomics shared by the stages through an `Arc<Metrics>`. A snapshot is what the
+//! status line, the demo view and (later) the uplink's status message show.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -59,6 +59,36 @@ metrics! {
     alerts_cleared_total,
     /// Alert events the fleet path could not take (its queue was full); the cab still got them.
     alerts_shed_total,
+    /// Records appended to the spool.
+    spool_appended_total,
+    /// Spooled records acknowledged by the broker and deleted.
+    spool_acked_total,
+    /// Spooled records evicted to stay under the spool's caps (oldest readings first).
+    spool_evicted_total,
+    /// Damaged spool stores moved aside at startup.
+    spool_quarantined_total,
+    /// Spooled records that failed their checksum (or vanished) and were dropped, never sent.
+    spool_corrupt_records_total,
+    /// Readings kept in memory instead of flash (write-only-while-offline mode).
+    spool_unstored_total,
+    /// Readings kept in memory that were later written to flash (link down, stale, shutdown).
+    spool_spilled_total,
+    /// Spool flushes (fsync) completed.
+    spool_flushes_total,
+    /// Gauge: duration of the last spool flush, microseconds.
+    spool_flush_last_us,
+    /// Gauge: the longest spool flush since start, microseconds.
+    spool_flush_max_us,
+    /// Gauge: records pending in the spool (alerts and readings).
+    spool_records,
+    /// Gauge: bytes of records pending in the spool (key, header and payload).
+    spool_bytes,
+    /// Gauge: alerts pending in the spool.
+    spool_alert_records,
+    /// Gauge: spooled records handed to the uplink and not yet acknowledged.
+    spool_in_flight,
+    /// Gauge: age of the oldest pending spooled record, milliseconds (0 when empty).
+    spool_oldest_age_ms,
 }
 
 impl Metrics {

@@ -1,0 +1,176 @@
+//! The spool's benchmark (issue 5): appends/s, drain records/s, bytes on disk per stored
+//! record, and resident memory with the chosen page cache.
+//!
+//! `cargo bench -p vigil --bench spool`. Plain `main` (harness = false): each figure is one
+//! timed run over a fresh store in a temporary directory, printed as a table. The payload is
+//! 4 KiB, the size of a reading batch that fills most of a billed 5 KB message.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vigil::spool::{FlushPolicy, RecordKind, Spool, SpoolConfig};
+use vigil::telemetry::Metrics;
+
+const PAYLOAD: usize = 4096;
+
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn payload(i: u64) -> Vec<u8> {
+    // Mildly compressible, like encoded readings; sled does not compress (feature off).
+    (0..PAYLOAD)
+        .map(|j| ((i as usize * 7 + j / 16) % 251) as u8)
+        .collect()
+}
+
+/// sled's page cache: the spool's default unless `VIGIL_BENCH_CACHE` (bytes) says otherwise.
+fn cache() -> u64 {
+    std::env::var("VIGIL_BENCH_CACHE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SpoolConfig::new("").cache_capacity)
+}
+
+fn open(dir: &std::path::Path, flush: FlushPolicy, max_bytes: u64) -> Spool {
+    let config = SpoolConfig {
+        cache_capacity: cache(),
+        max_bytes,
+        max_alert_bytes: 8 << 20,
+        max_in_flight: 100,
+        flush,
+        ..SpoolConfig::new(dir)
+    };
+    Spool::open(config, Arc::new(Metrics::default())).expect("open")
+}
+
+fn append_n(spool: &mut Spool, n: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        spool.append(RecordKind::Readings, payload(i)).unwrap();
+        spool.flush_if_due(Instant::now()).unwrap();
+    }
+    spool.flush().unwrap();
+    start.elapsed()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; accept and ignore arguments.
+    let (rss0, _) = rss_kib();
+    println!(
+        "spool benchmark, payload {PAYLOAD} B, sled cache {} KiB\n",
+        cache() / 1024
+    );
+
+    // 1. Appends with the default policy (flush every 100 records or 1 s).
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = open(dir.path(), FlushPolicy::default(), 256 << 20);
+    let (rss_open, _) = rss_kib();
+    let queued: u64 = std::env::var("VIGIL_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let n = queued;
+    let t = append_n(&mut spool, n);
+    let (rss_full, _) = rss_kib();
+    println!(
+        "append, flush every 100 records:   {:>9.0} records/s  ({:.1} MB/s)",
+        n as f64 / t.as_secs_f64(),
+        (n * PAYLOAD as u64) as f64 / t.as_secs_f64() / 1e6
+    );
+    let on_disk = spool.size_on_disk().unwrap();
+    let logical = spool.stats().depth.bytes();
+    println!(
+        "bytes on disk per stored record:   {:>9.0} B for a {PAYLOAD} B payload \
+         (sled files {:.1} MiB for {:.1} MiB of records, x{:.2})",
+        on_disk as f64 / n as f64,
+        on_disk as f64 / 1048576.0,
+        logical as f64 / 1048576.0,
+        on_disk as f64 / logical as f64
+    );
+
+    // 2. Drain: hand out 100 at a time (the in-flight cap) and acknowledge each.
+    let start = Instant::now();
+    let mut drained = 0u64;
+    loop {
+        let batch = spool.next_to_send(100).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            spool.ack(r.seq).unwrap();
+        }
+        drained += batch.len() as u64;
+        spool.flush_if_due(Instant::now()).unwrap();
+    }
+    spool.flush().unwrap();
+    let t = start.elapsed();
+    assert_eq!(drained, n);
+    println!(
+        "drain (send 100, ack each):        {:>9.0} records/s",
+        drained as f64 / t.as_secs_f64()
+    );
+    let (rss_drained, _) = rss_kib();
+    println!(
+        "sled files after the drain:        {:>9.1} MiB (sled never returns space)",
+        spool.size_on_disk().unwrap() as f64 / 1048576.0
+    );
+    spool.close().unwrap();
+
+    // 3. The worst case for the loss window: flush after every record.
+    let dir = tempfile::tempdir().unwrap();
+    let every = FlushPolicy {
+        every_records: 1,
+        ..FlushPolicy::default()
+    };
+    let mut spool = open(dir.path(), every, 256 << 20);
+    let n = 2_000;
+    let t = append_n(&mut spool, n);
+    println!(
+        "append, flush after every record:  {:>9.0} records/s  (mean flush {:.2} ms)",
+        n as f64 / t.as_secs_f64(),
+        t.as_secs_f64() * 1e3 / n as f64
+    );
+    spool.close().unwrap();
+
+    // 4. Churn through a 16 MiB cap: the disk bound in steady state.
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = open(dir.path(), FlushPolicy::default(), 16 << 20);
+    let mut peak = 0;
+    let start = Instant::now();
+    let n = 40_000u64; // 160 MiB through a 16 MiB cap
+    for i in 0..n {
+        spool.append(RecordKind::Readings, payload(i)).unwrap();
+        spool.flush_if_due(Instant::now()).unwrap();
+        if i % 1000 == 999 {
+            peak = peak.max(spool.size_on_disk().unwrap());
+        }
+    }
+    let t = start.elapsed();
+    peak = peak.max(spool.size_on_disk().unwrap());
+    let (rss_churn, hwm) = rss_kib();
+    println!(
+        "churn 160 MiB through a 16 MiB cap: {:>8.0} records/s, sled files peak {:.1} MiB \
+         (x{:.2} the cap)",
+        n as f64 / t.as_secs_f64(),
+        peak as f64 / 1048576.0,
+        peak as f64 / (16u64 << 20) as f64
+    );
+    spool.close().unwrap();
+    let (rss_closed, _) = rss_kib();
+
+    println!(
+        "\nresident memory (KiB): before open {rss0}, open {rss_open}, {queued} records queued \
+         {rss_full}, drained {rss_drained}, during churn at the cap {rss_churn}, all closed \
+         {rss_closed}, peak {hwm}"
+    );
+}
