@@ -25,7 +25,10 @@ impl J1939Id {
         let (pgn, destination) = if pdu_format < 240 {
             ((data_pages << 16) | (pdu_format << 8), Some(pdu_specific))
         } else {
-            ((data_pages << 16) | (pdu_format << 8) | pdu_specific as u32, None)
+            (
+                (data_pages << 16) | (pdu_format << 8) | pdu_specific as u32,
+                None,
+            )
         };
         J1939Id {
             priority,
@@ -50,7 +53,12 @@ impl J1939Id {
 /// Reads one signal's raw value from a frame's data. `None` when the frame is too short.
 pub fn raw_value(signal: &J1939Signal, data: &[u8]) -> Option<u32> {
     let bytes = data.get(signal.start_byte..signal.start_byte + signal.len)?;
-    Some(bytes.iter().rev().fold(0u32, |acc, &b| (acc << 8) | b as u32))
+    Some(
+        bytes
+            .iter()
+            .rev()
+            .fold(0u32, |acc, &b| (acc << 8) | b as u32),
+    )
 }
 
 /// Classifies a raw value the J1939 way and scales it when it is data.
@@ -94,11 +102,17 @@ mod tests {
     fn splits_ids_from_the_real_truck_log() {
         // ET1 from the engine, PDU2 broadcast.
         let et1 = J1939Id::from_can_id(0x18FEEE00);
-        assert_eq!((et1.priority, et1.pgn, et1.source_address), (6, 65262, 0x00));
+        assert_eq!(
+            (et1.priority, et1.pgn, et1.source_address),
+            (6, 65262, 0x00)
+        );
         assert_eq!(et1.destination, None);
         // TP.CM to global (0xFF), PDU1: the destination is not part of the PGN.
         let tp = J1939Id::from_can_id(0x1CECFF00);
-        assert_eq!((tp.priority, tp.pgn, tp.destination), (7, 0xEC00, Some(0xFF)));
+        assert_eq!(
+            (tp.priority, tp.pgn, tp.destination),
+            (7, 0xEC00, Some(0xFF))
+        );
         for id in [0x18FEEE00, 0x1CECFF00, 0x0CF00400, 0x18FEF117] {
             assert_eq!(J1939Id::from_can_id(id).to_can_id(), id);
         }
@@ -109,7 +123,10 @@ mod tests {
         let frame = [0x6F, 0x3F, 0x39, 0x2B, 0xFF, 0xFF, 0xFF, 0xFF];
         let coolant = j1939_signal(COOLANT_TEMPERATURE).unwrap();
         let oil = j1939_signal(OIL_TEMPERATURE).unwrap();
-        assert_eq!(physical_value(coolant, raw_value(coolant, &frame).unwrap()), Ok(71.0));
+        assert_eq!(
+            physical_value(coolant, raw_value(coolant, &frame).unwrap()),
+            Ok(71.0)
+        );
         let oil_c = physical_value(oil, raw_value(oil, &frame).unwrap()).unwrap();
         assert!((oil_c - 72.78125).abs() < 1e-9);
     }
@@ -134,6 +151,9 @@ mod tests {
         let back = physical_value(oil, raw_value(oil, &data).unwrap()).unwrap();
         assert!((back - 91.4).abs() <= oil.scale / 2.0);
         encode_value(oil, None, &mut data);
-        assert_eq!(physical_value(oil, raw_value(oil, &data).unwrap()), Err(Quality::NotAvailable));
+        assert_eq!(
+            physical_value(oil, raw_value(oil, &data).unwrap()),
+            Err(Quality::NotAvailable)
+        );
     }
 }

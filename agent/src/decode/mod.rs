@@ -6,7 +6,14 @@
 //! readings. Streams are keyed by (PGN, source address) through the reading's [`Origin`],
 //! so one PGN from two controllers never mixes.
 
+pub mod dbc;
+pub mod dm1;
 pub mod j1939;
+pub mod table;
+pub mod tp;
+
+#[cfg(test)]
+mod real_log;
 
 use std::sync::Arc;
 
@@ -15,7 +22,10 @@ use vigil_wire::{Body, FrameError, Message};
 use crate::reading::{Origin, Quality, Reading, Signal, Timestamp};
 use crate::signals::{J1939_SIGNALS, J1939Signal, tank_temperature};
 use crate::telemetry::Metrics;
+use dm1::{DiagnosticEvent, PGN_DM1};
 use j1939::J1939Id;
+use table::SignalTable;
+use tp::Reassembler;
 
 /// One classic CAN frame as a source received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,17 +61,43 @@ pub enum Input {
     Can(CanFrame),
     Node(NodeMessage),
     /// A serial frame that failed its checks; decoded only to be counted.
-    NodeError { port: Arc<str>, error: FrameError },
+    NodeError {
+        port: Arc<str>,
+        error: FrameError,
+    },
+}
+
+/// Everything one input decodes to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decoded {
+    pub readings: Vec<Reading>,
+    /// DM1 messages, one event per message a controller sent.
+    pub diagnostics: Vec<DiagnosticEvent>,
+}
+
+impl Decoded {
+    pub fn clear(&mut self) {
+        self.readings.clear();
+        self.diagnostics.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.readings.is_empty() && self.diagnostics.is_empty()
+    }
 }
 
 /// A decoder for one agent: the signal table it uses and the state sequence checks need.
 pub struct Decoder {
-    /// Each signal with its VSS name interned once, so readings share the allocation.
-    signals: Vec<(J1939Signal, Signal)>,
+    /// The signal layouts by PGN; names are interned once, so readings share the allocation.
+    table: SignalTable,
     /// Tank compartment names, interned, indexed by compartment number.
     tanks: Vec<Signal>,
     /// Last sequence number seen per serial port, to count gaps.
     last_seq: Vec<(Arc<str>, u16)>,
+    /// Multi-packet J1939 transfers in progress.
+    transport: Reassembler,
+    /// Where [`Decoder::decode`], which returns readings only, puts diagnostics.
+    discarded: Vec<DiagnosticEvent>,
     metrics: Arc<Metrics>,
 }
 
@@ -71,56 +107,153 @@ impl Decoder {
         Self::with_table(J1939_SIGNALS, metrics)
     }
 
+    /// A decoder over J1939 rows like the built-in ones.
     pub fn with_table(table: &[J1939Signal], metrics: Arc<Metrics>) -> Self {
+        Self::with_signal_table(SignalTable::from_j1939(table), metrics)
+    }
+
+    /// A decoder over a table loaded from a DBC file (see [`dbc::DbcConfig::load`]).
+    pub fn with_signal_table(table: SignalTable, metrics: Arc<Metrics>) -> Self {
         Decoder {
-            signals: table.iter().map(|s| (*s, Signal::new(s.vss))).collect(),
+            table,
             tanks: (0..=u8::MAX).map(tank_temperature).collect(),
             last_seq: Vec::new(),
+            transport: Reassembler::new(metrics.clone()),
+            discarded: Vec::new(),
             metrics,
         }
     }
 
-    /// Decodes one input, appending its readings to `out`.
-    pub fn decode(&mut self, input: &Input, out: &mut Vec<Reading>) {
-        let before = out.len();
-        match input {
-            Input::Can(frame) => self.decode_can(frame, out),
-            Input::Node(node) => self.decode_node(node, out),
-            Input::NodeError { port, error } => self.count_node_error(port, *error),
-        }
-        Metrics::add(&self.metrics.readings_total, (out.len() - before) as u64);
+    /// Decodes one input, appending its readings and diagnostic events to `out`. This is
+    /// what the pipeline calls.
+    pub fn decode_full(&mut self, input: &Input, out: &mut Decoded) {
+        self.decode_into(input, &mut out.readings, &mut out.diagnostics);
     }
 
-    fn decode_can(&mut self, frame: &CanFrame, out: &mut Vec<Reading>) {
+    /// Decodes one input, appending its readings to `out`. Diagnostic events are decoded
+    /// and counted but not returned: use [`Decoder::decode_full`] where they matter.
+    pub fn decode(&mut self, input: &Input, out: &mut Vec<Reading>) {
+        let mut discarded = std::mem::take(&mut self.discarded);
+        self.decode_into(input, out, &mut discarded);
+        discarded.clear();
+        self.discarded = discarded;
+    }
+
+    fn decode_into(
+        &mut self,
+        input: &Input,
+        readings: &mut Vec<Reading>,
+        diagnostics: &mut Vec<DiagnosticEvent>,
+    ) {
+        let before = readings.len();
+        match input {
+            Input::Can(frame) => self.decode_can(frame, readings, diagnostics),
+            Input::Node(node) => self.decode_node(node, readings),
+            Input::NodeError { port, error } => self.count_node_error(port, *error),
+        }
+        Metrics::add(
+            &self.metrics.readings_total,
+            (readings.len() - before) as u64,
+        );
+    }
+
+    /// Ends transport transfers that have waited too long by `now` (monotonic). Frames do
+    /// this as they arrive; a caller may also call it when a bus goes quiet.
+    pub fn expire(&mut self, now: std::time::Duration) {
+        self.transport.expire(now);
+    }
+
+    fn decode_can(
+        &mut self,
+        frame: &CanFrame,
+        readings: &mut Vec<Reading>,
+        diagnostics: &mut Vec<DiagnosticEvent>,
+    ) {
         Metrics::inc(&self.metrics.can_frames_total);
         if !frame.extended {
             Metrics::inc(&self.metrics.can_frames_unknown_total);
             return;
         }
         let id = J1939Id::from_can_id(frame.id);
+        if id.pgn == tp::PGN_TP_CM || id.pgn == tp::PGN_TP_DT {
+            if let Some(message) =
+                self.transport
+                    .on_frame(&frame.bus, id, frame.payload(), frame.at)
+            {
+                let origin = Origin::Can {
+                    bus: message.bus.clone(),
+                    source_address: message.source_address,
+                };
+                self.decode_group(
+                    message.pgn,
+                    &message.data,
+                    message.at,
+                    origin,
+                    readings,
+                    diagnostics,
+                );
+            }
+            return;
+        }
         let origin = Origin::Can {
             bus: frame.bus.clone(),
             source_address: id.source_address,
         };
-        let mut known = false;
+        if !self.decode_group(
+            id.pgn,
+            frame.payload(),
+            frame.at,
+            origin,
+            readings,
+            diagnostics,
+        ) {
+            Metrics::inc(&self.metrics.can_frames_unknown_total);
+        }
+    }
+
+    /// Decodes one parameter group's data (a frame's or a reassembled message's). Returns
+    /// whether the decoder knows the group.
+    fn decode_group(
+        &mut self,
+        pgn: u32,
+        data: &[u8],
+        at: Timestamp,
+        origin: Origin,
+        readings: &mut Vec<Reading>,
+        diagnostics: &mut Vec<DiagnosticEvent>,
+    ) -> bool {
+        if pgn == PGN_DM1 {
+            match dm1::decode_dm1(data) {
+                Ok((lamps, dtcs)) => {
+                    Metrics::inc(&self.metrics.diagnostics_total);
+                    diagnostics.push(DiagnosticEvent {
+                        at,
+                        origin,
+                        pgn,
+                        lamps,
+                        dtcs,
+                    });
+                }
+                Err(_) => Metrics::inc(&self.metrics.diagnostics_malformed_total),
+            }
+            return true;
+        }
+        let group = self.table.group(pgn);
         let mut short = false;
-        for (layout, signal) in self.signals.iter().filter(|(s, _)| s.pgn == id.pgn) {
-            known = true;
-            let Some(raw) = j1939::raw_value(layout, frame.payload()) else {
+        for layout in group {
+            let Some(raw) = layout.raw(data) else {
                 short = true;
                 continue;
             };
-            out.push(match j1939::physical_value(layout, raw) {
-                Ok(v) => Reading::good(signal.clone(), frame.at, v, origin.clone()),
-                Err(q) => Reading::flagged(signal.clone(), frame.at, q, origin.clone()),
+            readings.push(match layout.physical(raw) {
+                Ok(v) => Reading::good(layout.signal.clone(), at, v, origin.clone()),
+                Err(q) => Reading::flagged(layout.signal.clone(), at, q, origin.clone()),
             });
-        }
-        if !known {
-            Metrics::inc(&self.metrics.can_frames_unknown_total);
         }
         if short {
             Metrics::inc(&self.metrics.can_frames_bad_length_total);
         }
+        !group.is_empty()
     }
 
     fn decode_node(&mut self, node: &NodeMessage, out: &mut Vec<Reading>) {
@@ -209,12 +342,27 @@ mod tests {
     #[test]
     fn et1_from_the_real_log_decodes_and_flags_what_is_missing() {
         let mut d = Decoder::new(Arc::default());
-        let readings = decode(&mut d, Input::Can(frame(0x18FEEE00, &[0x6F, 0x3F, 0x39, 0x2B, 0xFF, 0xFF, 0xFF, 0xFF])));
-        let value = |name: &str| readings.iter().find(|r| r.signal.as_str() == name).unwrap().value();
+        let readings = decode(
+            &mut d,
+            Input::Can(frame(
+                0x18FEEE00,
+                &[0x6F, 0x3F, 0x39, 0x2B, 0xFF, 0xFF, 0xFF, 0xFF],
+            )),
+        );
+        let value = |name: &str| {
+            readings
+                .iter()
+                .find(|r| r.signal.as_str() == name)
+                .unwrap()
+                .value()
+        };
         assert_eq!(value(COOLANT_TEMPERATURE), Some(71.0));
         assert_eq!(value(FUEL_TEMPERATURE), Some(23.0));
         assert!((value(OIL_TEMPERATURE).unwrap() - 72.78125).abs() < 1e-9);
-        let na = decode(&mut d, Input::Can(frame(0x18FEEE00, &[0xFF, 0xFE, 0xFF, 0xFF])));
+        let na = decode(
+            &mut d,
+            Input::Can(frame(0x18FEEE00, &[0xFF, 0xFE, 0xFF, 0xFF])),
+        );
         assert_eq!(
             na.iter().map(|r| r.quality).collect::<Vec<_>>(),
             [Quality::NotAvailable, Quality::Error, Quality::NotAvailable]
@@ -234,10 +382,16 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let mut d = Decoder::new(metrics.clone());
         // ET1 cut to 3 bytes: coolant and fuel still decode, oil (bytes 2-3) cannot.
-        assert_eq!(decode(&mut d, Input::Can(frame(0x18FEEE00, &[0x6F, 0x3F, 0x39]))).len(), 2);
+        assert_eq!(
+            decode(&mut d, Input::Can(frame(0x18FEEE00, &[0x6F, 0x3F, 0x39]))).len(),
+            2
+        );
         assert!(decode(&mut d, Input::Can(frame(0x18F00E00, &[0; 8]))).is_empty());
         let s = metrics.snapshot();
-        assert_eq!((s.can_frames_bad_length_total, s.can_frames_unknown_total), (1, 1));
+        assert_eq!(
+            (s.can_frames_bad_length_total, s.can_frames_unknown_total),
+            (1, 1)
+        );
     }
 
     #[test]
