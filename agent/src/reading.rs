@@ -150,13 +150,7 @@ impl fmt::Display for Reading {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.value {
             Some(v) => write!(f, "{:.3} {} = {:.2}", self.at.wall_secs(), self.signal, v),
-            None => write!(
-                f,
-                "{:.3} {} = [{}]",
-                self.at.wall_secs(),
-                self.signal,
-                self.quality
-            ),
+            None => write!(f, "{:.3} {} = [{}]", self.at.wall_secs(), self.signal, self.quality),
         }
     }
 }
@@ -200,12 +194,7 @@ mod tests {
         let origin = Origin::Serial {
             port: Arc::from("/dev/ttyS1"),
         };
-        let r = Reading::flagged(
-            Signal::new("Vehicle.Speed"),
-            at,
-            Quality::NotAvailable,
-            origin,
-        );
+        let r = Reading::flagged(Signal::new("Vehicle.Speed"), at, Quality::NotAvailable, origin);
         assert_eq!(r.value(), None);
         assert_eq!(r.to_string(), "0.000 Vehicle.Speed = [not_available]");
     }

@@ -7,8 +7,7 @@
 
 use crate::reading::Signal;
 
-pub const COOLANT_TEMPERATURE: &str =
-    "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature";
+pub const COOLANT_TEMPERATURE: &str = "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature";
 pub const OIL_TEMPERATURE: &str = "Vehicle.Powertrain.CombustionEngine.EngineOil.Temperature";
 pub const FUEL_TEMPERATURE: &str = "Vehicle.Powertrain.FuelSystem.Temperature";
 pub const AMBIENT_TEMPERATURE: &str = "Vehicle.Exterior.AirTemperature";
@@ -17,9 +16,7 @@ pub const ENGINE_SPEED: &str = "Vehicle.Powertrain.CombustionEngine.Speed";
 
 /// The VSS name of a cargo-tank compartment's temperature (compartments count from 1).
 pub fn tank_temperature(compartment: u8) -> Signal {
-    Signal::new(&format!(
-        "Vehicle.Cargo.Tank.Compartment{compartment}.Temperature"
-    ))
+    Signal::new(&format!("Vehicle.Cargo.Tank.Compartment{compartment}.Temperature"))
 }
 
 /// J1939 parameter group numbers the agent decodes.
@@ -148,10 +145,7 @@ mod tests {
 
     #[test]
     fn ranges_follow_j1939_71() {
-        assert_eq!(
-            j1939_signal(COOLANT_TEMPERATURE).unwrap().range(),
-            (-40.0, 210.0)
-        );
+        assert_eq!(j1939_signal(COOLANT_TEMPERATURE).unwrap().range(), (-40.0, 210.0));
         let oil = j1939_signal(OIL_TEMPERATURE).unwrap().range();
         assert_eq!(oil.0, -273.0);
         assert!((oil.1 - 1734.96875).abs() < 1e-9);
@@ -159,9 +153,6 @@ mod tests {
 
     #[test]
     fn tank_names_follow_the_overlay() {
-        assert_eq!(
-            tank_temperature(2).as_str(),
-            "Vehicle.Cargo.Tank.Compartment2.Temperature"
-        );
+        assert_eq!(tank_temperature(2).as_str(), "Vehicle.Cargo.Tank.Compartment2.Temperature");
     }
 }

@@ -49,8 +49,7 @@ pub fn parse_line(line: &str, first_wall_us: Option<i64>) -> Result<CanFrame, Ca
         (Some(s), Some(b), Some(f), None) => (s, b, f),
         _ => return Err(shape()),
     };
-    let wall_us =
-        parse_timestamp(stamp).ok_or_else(|| CandumpError::Timestamp(stamp.to_owned()))?;
+    let wall_us = parse_timestamp(stamp).ok_or_else(|| CandumpError::Timestamp(stamp.to_owned()))?;
     let (id_hex, data_hex) = body.split_once('#').ok_or_else(shape)?;
     if data_hex.starts_with('#') || data_hex.starts_with('R') {
         return Err(CandumpError::Unsupported(body.to_owned()));
@@ -108,10 +107,7 @@ mod tests {
         let frame = parse_line(line, Some(1_635_188_455_000_000)).unwrap();
         assert!(frame.extended);
         assert_eq!(frame.id, 0x18F00E00);
-        assert_eq!(
-            frame.payload(),
-            [0x82, 0x16, 0x39, 0xC4, 0xFF, 0xFF, 0xFF, 0xFF]
-        );
+        assert_eq!(frame.payload(), [0x82, 0x16, 0x39, 0xC4, 0xFF, 0xFF, 0xFF, 0xFF]);
         assert_eq!(frame.at.mono, Duration::from_micros(20_850));
         assert_eq!(format_line(&frame), line);
     }
@@ -123,18 +119,9 @@ mod tests {
             ("(1.5) can0 123#00", CandumpError::Timestamp("(1.5)".into())),
             ("(1.000000) can0 12345#00", CandumpError::Id("12345".into())),
             ("(1.000000) can0 123#0", CandumpError::Data("0".into())),
-            (
-                "(1.000000) can0 123#R",
-                CandumpError::Unsupported("123#R".into()),
-            ),
-            (
-                "(1.000000) can0 123##100",
-                CandumpError::Unsupported("123##100".into()),
-            ),
-            (
-                "(1.000000) can0 FFFFFFFF#00",
-                CandumpError::Id("FFFFFFFF".into()),
-            ),
+            ("(1.000000) can0 123#R", CandumpError::Unsupported("123#R".into())),
+            ("(1.000000) can0 123##100", CandumpError::Unsupported("123##100".into())),
+            ("(1.000000) can0 FFFFFFFF#00", CandumpError::Id("FFFFFFFF".into())),
         ];
         for (line, expected) in cases {
             assert_eq!(parse_line(line, None), Err(expected), "{line}");
