@@ -1,5 +1,5 @@
 //! Sources: where frames and node messages come from (the simulated truck, logs, SocketCAN,
-//! the serial port). Every source hands [`Input`]s to the decoder through a bounded channel;
+//! the serial port). Every source hands [`crate::decode::Input`]s to the decoder through a bounded channel;
 //! none of them decodes.
 //!
 //! The shape every source follows: an async `run(.., inputs: mpsc::Sender<Input>,
@@ -7,9 +7,11 @@
 //! cancelled, when its input ends (a replayed log), or when the receiver is gone. A source
 //! awaits `send`, so a full channel slows it down instead of losing frames.
 
+pub mod can;
 pub mod candump;
-
-use crate::decode::Input;
+pub mod replay;
+mod retry;
+pub mod serial;
 
 /// Why a source stopped before it was told to.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +29,4 @@ pub enum SourceError {
         #[source]
         source: candump::CandumpError,
     },
-}
-
-/// Sends one input, returning `false` when the pipeline has gone and the source should stop.
-pub(crate) async fn forward(inputs: &tokio::sync::mpsc::Sender<Input>, input: Input) -> bool {
-    inputs.send(input).await.is_ok()
 }
