@@ -6,6 +6,7 @@
 //! readings. Streams are keyed by (PGN, source address) through the reading's [`Origin`],
 //! so one PGN from two controllers never mixes.
 
+pub mod command;
 pub mod dbc;
 pub mod dm1;
 pub mod j1939;
