@@ -423,3 +423,71 @@ mod tests {
         assert_eq!(metrics.snapshot().serial_sequence_gaps_total, 3);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::reading::Quality;
+
+    fn frame() -> impl Strategy<Value = CanFrame> {
+        // Ids of the groups the DBC knows (any source address), DM1, TP, and anything.
+        let id = prop_oneof![
+            (
+                prop::sample::select(vec![
+                    0x18FEEE00u32,
+                    0x18FEF500,
+                    0x0CFEF100,
+                    0x0CF00400,
+                    0x18FECA00,
+                    0x1CECFF00,
+                    0x1CEBFF00
+                ]),
+                any::<u8>()
+            )
+                .prop_map(|(id, sa)| id | sa as u32),
+            0u32..=0x1FFF_FFFF,
+        ];
+        (id, any::<bool>(), any::<[u8; 8]>(), 0u8..=8).prop_map(|(id, extended, data, len)| {
+            CanFrame {
+                bus: Arc::from("can0"),
+                id: if extended { id } else { id & 0x7FF },
+                extended,
+                data,
+                len,
+                at: Timestamp {
+                    wall_us: 0,
+                    mono: std::time::Duration::ZERO,
+                },
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_dbc_decoder_never_panics_and_never_scales_error_or_not_available(frames in prop::collection::vec(frame(), 1..50)) {
+            let table = dbc::table_from_dbc(dbc::BUILTIN_DBC, "built-in", &dbc::SignalNames::All(&Default::default())).unwrap();
+            let mut decoder = Decoder::with_signal_table(table.clone(), Arc::default());
+            let mut out = Decoded::default();
+            for frame in frames {
+                out.clear();
+                decoder.decode_full(&Input::Can(frame.clone()), &mut out);
+                for reading in &out.readings {
+                    let layout = table.layouts().iter().find(|l| l.signal == reading.signal).unwrap();
+                    let raw = layout.raw(frame.payload()).unwrap();
+                    let top = raw >> (layout.bits - 8);
+                    match reading.value() {
+                        Some(v) => {
+                            prop_assert!(top <= 0xFA, "raw {raw:#X} became {v}");
+                            let (min, max) = layout.range.unwrap();
+                            prop_assert!((min..=max).contains(&v));
+                            prop_assert_eq!(reading.quality, Quality::Good);
+                        }
+                        None => prop_assert!(top > 0xFA, "raw {raw:#X} was flagged {:?}", reading.quality),
+                    }
+                }
+            }
+        }
+    }
+}

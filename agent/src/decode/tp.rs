@@ -542,3 +542,108 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// TP frames among a few nodes, with control bytes and sizes near the interesting ones,
+    /// mixed with arbitrary bytes.
+    fn frame() -> impl Strategy<Value = (u64, u32, Vec<u8>)> {
+        let node = prop::sample::select(vec![0x00u8, 0x03, 0xF9, 0xFF]);
+        let control = prop::sample::select(vec![16u8, 17, 19, 32, 255, 0]);
+        let cm = (
+            control,
+            0u16..1800,
+            0u8..=255,
+            any::<u8>(),
+            prop::sample::select(vec![0xFECAu32, 0xFEE3, 0x1234]),
+        )
+            .prop_map(|(c, size, packets, b4, pgn)| {
+                let s = size.to_le_bytes();
+                let p = pgn.to_le_bytes();
+                vec![c, s[0], s[1], packets, b4, p[0], p[1], p[2]]
+            });
+        let dt = (1u8..8, prop::collection::vec(any::<u8>(), 0..8)).prop_map(|(seq, mut rest)| {
+            rest.insert(0, seq);
+            rest
+        });
+        let data = prop_oneof![cm, dt, prop::collection::vec(any::<u8>(), 0..=8)];
+        (0u64..900, prop::bool::ANY, node.clone(), node, data).prop_map(
+            |(gap, is_cm, sa, da, data)| {
+                let pf = if is_cm { 0xEC } else { 0xEB };
+                (
+                    gap,
+                    0x1C00_0000 | pf << 16 | (da as u32) << 8 | sa as u32,
+                    data,
+                )
+            },
+        )
+    }
+
+    /// A BAM transfer, mostly well formed: its announcement and packets, some packets
+    /// short, repeated or missing, with gaps that sometimes exceed T1.
+    fn transfer() -> impl Strategy<Value = Vec<(u64, u32, Vec<u8>)>> {
+        (
+            9usize..120,
+            prop::sample::select(vec![0x00u8, 0x03]),
+            any::<bool>(),
+        )
+            .prop_flat_map(|(size, sa, honest)| {
+                let packets = size.div_ceil(7) as u8 + if honest { 0 } else { 1 };
+                let s = (size as u16).to_le_bytes();
+                let cm = vec![CM_BAM, s[0], s[1], packets, 0xFF, 0xCA, 0xFE, 0x00];
+                let dts = prop::collection::vec(
+                    (0u64..800, 0u8..=2, 1usize..=8),
+                    packets as usize..=packets as usize + 2,
+                );
+                dts.prop_map(move |dts| {
+                    let mut frames = vec![(0, 0x1CECFF00 | sa as u32, cm.clone())];
+                    for (i, (gap, repeat, len)) in dts.into_iter().enumerate() {
+                        let seq = (i as u8 + 1).saturating_sub(repeat / 2);
+                        let data: Vec<u8> = std::iter::once(seq)
+                            .chain(std::iter::repeat_n(0xA5, len - 1))
+                            .collect();
+                        frames.push((
+                            gap / 4 + if gap > 790 { 760 } else { 0 },
+                            0x1CEBFF00 | sa as u32,
+                            data,
+                        ));
+                    }
+                    frames
+                })
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_frames_never_panic_nor_overrun_the_announcement(
+            frames in prop::collection::vec(prop_oneof![frame().prop_map(|f| vec![f]), transfer()], 0..40)
+                .prop_map(|v| v.into_iter().flatten().collect::<Vec<_>>())
+        ) {
+            let mut r = Reassembler::new(Arc::default());
+            let bus: Arc<str> = Arc::from("can0");
+            let mut now = 0u64;
+            // The last announced size per (sender, receiver).
+            let mut announced: HashMap<(u8, u8), usize> = HashMap::new();
+            for (gap, id, data) in frames {
+                now += gap;
+                let j = J1939Id::from_can_id(id);
+                if j.pgn == PGN_TP_CM && data.len() == 8 && (data[0] == CM_BAM || data[0] == CM_RTS) {
+                    announced.insert((j.source_address, j.destination.unwrap_or(GLOBAL)), u16::from_le_bytes([data[1], data[2]]) as usize);
+                }
+                let at = Timestamp { wall_us: now as i64 * 1000, mono: Duration::from_millis(now) };
+                if let Some(m) = r.on_frame(&bus, j, &data, at) {
+                    let size = announced[&(m.source_address, m.destination.unwrap_or(GLOBAL))];
+                    prop_assert_eq!(m.data.len(), size);
+                    prop_assert!(m.data.len() <= MAX_SIZE);
+                }
+                prop_assert!(r.open_sessions() <= MAX_SESSIONS);
+            }
+        }
+    }
+}

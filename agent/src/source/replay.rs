@@ -246,3 +246,60 @@ mod tests {
         assert!(toml::from_str::<ReplayConfig>("path = \"x\"\nloop = true").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use crate::decode::CanFrame;
+    use crate::reading::Timestamp;
+    use crate::source::candump::{format_line, parse_line};
+
+    fn frame() -> impl Strategy<Value = CanFrame> {
+        (
+            any::<bool>(),
+            0u32..=0x1FFF_FFFF,
+            any::<[u8; 8]>(),
+            0u8..=8,
+            0i64..4_000_000_000_000_000,
+            "[a-z][a-z0-9]{0,7}",
+        )
+            .prop_map(|(extended, id, data, len, wall_us, bus)| {
+                let mut data = data;
+                data[len as usize..].fill(0);
+                CanFrame {
+                    bus: Arc::from(bus.as_str()),
+                    id: if extended { id } else { id & 0x7FF },
+                    extended,
+                    data,
+                    len,
+                    at: Timestamp {
+                        wall_us,
+                        mono: Duration::ZERO,
+                    },
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_line_parses_or_fails_without_panicking(line in any::<String>(), first in any::<Option<i64>>()) {
+            let _ = parse_line(&line, first);
+        }
+
+        #[test]
+        fn line_like_garbage_parses_or_fails_without_panicking(line in r"\([0-9]{0,20}\.[0-9]{0,8}\) [a-z0-9]{0,5} [0-9A-Fa-f#R]{0,30}", first in any::<Option<i64>>()) {
+            let _ = parse_line(&line, first);
+        }
+
+        #[test]
+        fn every_frame_survives_a_round_trip(frame in frame()) {
+            let line = format_line(&frame);
+            let back = parse_line(&line, Some(frame.at.wall_us)).unwrap();
+            prop_assert_eq!(back, frame);
+        }
+    }
+}

@@ -277,3 +277,30 @@ mod tests {
         assert_eq!(metrics.snapshot().source_reopens_total, 4);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use vigil_wire::{Body, FrameDecoder, MAX_FRAME, Message};
+
+    proptest! {
+        /// Whatever comes before it, a good frame after a delimiter arrives intact.
+        #[test]
+        fn arbitrary_bytes_never_panic_and_never_hide_the_next_good_frame(noise in prop::collection::vec(any::<u8>(), 0..600), seq in any::<u16>()) {
+            let mut decoder = FrameDecoder::new();
+            for &b in &noise {
+                let _ = decoder.push(b);
+            }
+            let message = Message { seq, node_ms: 1, body: Body::TankTemperature { channel: 1, fault: 0, milli_c: -5 } };
+            let mut frame = [0u8; MAX_FRAME];
+            let n = message.encode(&mut frame);
+            let mut got = decoder.push(0);
+            for &b in &frame[..n] {
+                if let Some(r) = decoder.push(b) {
+                    got = Some(r);
+                }
+            }
+            prop_assert_eq!(got, Some(Ok(message)));
+        }
+    }
+}
