@@ -152,10 +152,10 @@ impl Decoder {
             Input::Node(node) => self.decode_node(node, readings),
             Input::NodeError { port, error } => self.count_node_error(port, *error),
         }
-        Metrics::add(
-            &self.metrics.readings_total,
-            (readings.len() - before) as u64,
-        );
+        let produced = readings.len() - before;
+        if produced > 0 {
+            Metrics::add(&self.metrics.readings_total, produced as u64);
+        }
     }
 
     /// Ends transport transfers that have waited too long by `now` (monotonic). Frames do
@@ -181,30 +181,22 @@ impl Decoder {
                 self.transport
                     .on_frame(&frame.bus, id, frame.payload(), frame.at)
             {
-                let origin = Origin::Can {
-                    bus: message.bus.clone(),
-                    source_address: message.source_address,
-                };
                 self.decode_group(
                     message.pgn,
                     &message.data,
                     message.at,
-                    origin,
+                    (&message.bus, message.source_address),
                     readings,
                     diagnostics,
                 );
             }
             return;
         }
-        let origin = Origin::Can {
-            bus: frame.bus.clone(),
-            source_address: id.source_address,
-        };
         if !self.decode_group(
             id.pgn,
             frame.payload(),
             frame.at,
-            origin,
+            (&frame.bus, id.source_address),
             readings,
             diagnostics,
         ) {
@@ -212,24 +204,29 @@ impl Decoder {
         }
     }
 
-    /// Decodes one parameter group's data (a frame's or a reassembled message's). Returns
-    /// whether the decoder knows the group.
+    /// Decodes one parameter group's data (a frame's or a reassembled message's) from a
+    /// (bus, source address). Returns whether the decoder knows the group.
     fn decode_group(
         &mut self,
         pgn: u32,
         data: &[u8],
         at: Timestamp,
-        origin: Origin,
+        (bus, source_address): (&Arc<str>, u8),
         readings: &mut Vec<Reading>,
         diagnostics: &mut Vec<DiagnosticEvent>,
     ) -> bool {
+        // Built only for groups the decoder knows: most frames on a bus are not.
+        let origin = || Origin::Can {
+            bus: bus.clone(),
+            source_address,
+        };
         if pgn == PGN_DM1 {
             match dm1::decode_dm1(data) {
                 Ok((lamps, dtcs)) => {
                     Metrics::inc(&self.metrics.diagnostics_total);
                     diagnostics.push(DiagnosticEvent {
                         at,
-                        origin,
+                        origin: origin(),
                         pgn,
                         lamps,
                         dtcs,
@@ -240,6 +237,10 @@ impl Decoder {
             return true;
         }
         let group = self.table.group(pgn);
+        if group.is_empty() {
+            return false;
+        }
+        let origin = origin();
         let mut short = false;
         for layout in group {
             let Some(raw) = layout.raw(data) else {
@@ -254,7 +255,7 @@ impl Decoder {
         if short {
             Metrics::inc(&self.metrics.can_frames_bad_length_total);
         }
-        !group.is_empty()
+        true
     }
 
     fn decode_node(&mut self, node: &NodeMessage, out: &mut Vec<Reading>) {
