@@ -79,6 +79,18 @@ fn main() {
             }
         })
     };
+    /// As the pipeline decodes: up to 64 inputs per call (`recv_many`).
+    let batch_rate = |table: &vigil::decode::table::SignalTable| {
+        let mut decoder = Decoder::with_signal_table(table.clone(), Arc::default());
+        let mut out = Decoded::default();
+        n * rate(|| {
+            for batch in inputs.chunks(64) {
+                out.clear();
+                decoder.decode_batch(black_box(batch), &mut out);
+                black_box(&out);
+            }
+        })
+    };
     let parse_decode_rate = || {
         let mut decoder = Decoder::with_signal_table(all.clone(), Arc::default());
         let mut out = Decoded::default();
@@ -102,11 +114,13 @@ fn main() {
         dbc_path.display()
     );
     let (mut vigil_all, mut vigil_mapped, mut vigil_parse) = (0f64, 0f64, 0f64);
+    let mut vigil_batch = 0f64;
     let (mut cantools_decode, mut cantools_parse) = (0f64, 0f64);
     let mut cantools_version = None;
     let mut cantools_skipped = None;
     for _ in 0..ROUNDS {
         vigil_all = vigil_all.max(decode_rate(&all));
+        vigil_batch = vigil_batch.max(batch_rate(&all));
         vigil_mapped = vigil_mapped.max(decode_rate(&mapped));
         vigil_parse = vigil_parse.max(parse_decode_rate());
         if cantools_skipped.is_some() {
@@ -126,6 +140,7 @@ fn main() {
         "  vigil    decode, all {} DBC signals      {vigil_all:>12.0} frames/s",
         all.layouts().len()
     );
+    println!("  vigil    decode, all, batches of 64         {vigil_batch:>12.0} frames/s");
     println!(
         "  vigil    decode, {} mapped (agent)        {vigil_mapped:>12.0} frames/s",
         mapped.layouts().len()
@@ -140,14 +155,20 @@ fn main() {
             );
             println!("  cantools parse + decode                  {cantools_parse:>12.0} frames/s");
             let ratio = vigil_all / cantools_decode;
+            let verdict = if ratio >= TARGET_RATIO {
+                "met"
+            } else {
+                "NOT MET"
+            };
             println!(
-                "  ratio (decode, same DBC signals): {ratio:.1}x cantools; parse + decode: {:.1}x; target >= {TARGET_RATIO}x: {}",
+                "  ratio, same DBC signals: decode {ratio:.1}x cantools one frame per call, {:.1}x in batches of 64; parse + decode {:.1}x",
+                vigil_batch / cantools_decode,
                 vigil_parse / cantools_parse,
-                if ratio >= TARGET_RATIO {
-                    "met"
-                } else {
-                    "NOT MET"
-                }
+            );
+            println!(
+                "  target >= {TARGET_RATIO}x cantools: {} in batches (how the pipeline should call it), {} one frame per call",
+                verdict(vigil_batch / cantools_decode),
+                verdict(ratio)
             );
         }
     }

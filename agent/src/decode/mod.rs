@@ -87,6 +87,29 @@ impl Decoded {
     }
 }
 
+/// The counters every frame touches, summed locally and published once per decode call:
+/// an atomic add per frame would cost as much as decoding it.
+#[derive(Default)]
+struct Tally {
+    frames: u64,
+    unknown: u64,
+    readings: u64,
+}
+
+impl Tally {
+    fn publish(&self, metrics: &Metrics) {
+        for (counter, n) in [
+            (&metrics.can_frames_total, self.frames),
+            (&metrics.can_frames_unknown_total, self.unknown),
+            (&metrics.readings_total, self.readings),
+        ] {
+            if n > 0 {
+                Metrics::add(counter, n);
+            }
+        }
+    }
+}
+
 /// A decoder for one agent: the signal table it uses and the state sequence checks need.
 pub struct Decoder {
     /// The signal layouts by PGN; names are interned once, so readings share the allocation.
@@ -125,17 +148,34 @@ impl Decoder {
         }
     }
 
-    /// Decodes one input, appending its readings and diagnostic events to `out`. This is
-    /// what the pipeline calls.
+    /// Decodes one input, appending its readings and diagnostic events to `out`.
     pub fn decode_full(&mut self, input: &Input, out: &mut Decoded) {
-        self.decode_into(input, &mut out.readings, &mut out.diagnostics);
+        self.decode_batch(std::slice::from_ref(input), out);
+    }
+
+    /// Decodes several inputs (what one `mpsc::Receiver::recv_many` gives), appending to
+    /// `out`. The per-frame counters are published once per call, so on a busy bus this is
+    /// about twice as fast as [`Decoder::decode_full`] per input; the counters are exact
+    /// either way once the call returns.
+    pub fn decode_batch<'a>(
+        &mut self,
+        inputs: impl IntoIterator<Item = &'a Input>,
+        out: &mut Decoded,
+    ) {
+        let mut tally = Tally::default();
+        for input in inputs {
+            self.decode_into(input, &mut out.readings, &mut out.diagnostics, &mut tally);
+        }
+        tally.publish(&self.metrics);
     }
 
     /// Decodes one input, appending its readings to `out`. Diagnostic events are decoded
     /// and counted but not returned: use [`Decoder::decode_full`] where they matter.
     pub fn decode(&mut self, input: &Input, out: &mut Vec<Reading>) {
         let mut discarded = std::mem::take(&mut self.discarded);
-        self.decode_into(input, out, &mut discarded);
+        let mut tally = Tally::default();
+        self.decode_into(input, out, &mut discarded, &mut tally);
+        tally.publish(&self.metrics);
         discarded.clear();
         self.discarded = discarded;
     }
@@ -145,17 +185,15 @@ impl Decoder {
         input: &Input,
         readings: &mut Vec<Reading>,
         diagnostics: &mut Vec<DiagnosticEvent>,
+        tally: &mut Tally,
     ) {
         let before = readings.len();
         match input {
-            Input::Can(frame) => self.decode_can(frame, readings, diagnostics),
+            Input::Can(frame) => self.decode_can(frame, readings, diagnostics, tally),
             Input::Node(node) => self.decode_node(node, readings),
             Input::NodeError { port, error } => self.count_node_error(port, *error),
         }
-        let produced = readings.len() - before;
-        if produced > 0 {
-            Metrics::add(&self.metrics.readings_total, produced as u64);
-        }
+        tally.readings += (readings.len() - before) as u64;
     }
 
     /// Ends transport transfers that have waited too long by `now` (monotonic). Frames do
@@ -169,10 +207,11 @@ impl Decoder {
         frame: &CanFrame,
         readings: &mut Vec<Reading>,
         diagnostics: &mut Vec<DiagnosticEvent>,
+        tally: &mut Tally,
     ) {
-        Metrics::inc(&self.metrics.can_frames_total);
+        tally.frames += 1;
         if !frame.extended {
-            Metrics::inc(&self.metrics.can_frames_unknown_total);
+            tally.unknown += 1;
             return;
         }
         let id = J1939Id::from_can_id(frame.id);
@@ -200,7 +239,7 @@ impl Decoder {
             readings,
             diagnostics,
         ) {
-            Metrics::inc(&self.metrics.can_frames_unknown_total);
+            tally.unknown += 1;
         }
     }
 
@@ -393,6 +432,37 @@ mod tests {
         assert_eq!(
             (s.can_frames_bad_length_total, s.can_frames_unknown_total),
             (1, 1)
+        );
+    }
+
+    #[test]
+    fn a_batch_counts_exactly_what_single_calls_count() {
+        let inputs: Vec<Input> = [
+            frame(0x18FEEE00, &[0x6F, 0x3F, 0x39, 0x2B]),
+            frame(0x18F00E00, &[0; 8]),
+            frame(0x0CF00400, &[0; 8]),
+        ]
+        .into_iter()
+        .map(Input::Can)
+        .collect();
+        let (one, batch) = (Arc::new(Metrics::default()), Arc::new(Metrics::default()));
+        let mut single = Decoder::new(one.clone());
+        let mut batched = Decoder::new(batch.clone());
+        let (mut a, mut b) = (Decoded::default(), Decoded::default());
+        for input in &inputs {
+            single.decode_full(input, &mut a);
+        }
+        batched.decode_batch(&inputs, &mut b);
+        assert_eq!(a, b);
+        assert_eq!(one.snapshot(), batch.snapshot());
+        let s = batch.snapshot();
+        assert_eq!(
+            (
+                s.can_frames_total,
+                s.can_frames_unknown_total,
+                s.readings_total
+            ),
+            (3, 1, 4)
         );
     }
 
