@@ -79,7 +79,7 @@ fn main() {
             }
         })
     };
-    /// As the pipeline decodes: up to 64 inputs per call (`recv_many`).
+    // As the pipeline decodes: up to 64 inputs per call (`recv_many`).
     let batch_rate = |table: &vigil::decode::table::SignalTable| {
         let mut decoder = Decoder::with_signal_table(table.clone(), Arc::default());
         let mut out = Decoded::default();
@@ -155,11 +155,7 @@ fn main() {
             );
             println!("  cantools parse + decode                  {cantools_parse:>12.0} frames/s");
             let ratio = vigil_all / cantools_decode;
-            let verdict = if ratio >= TARGET_RATIO {
-                "met"
-            } else {
-                "NOT MET"
-            };
+            let verdict = |r: f64| if r >= TARGET_RATIO { "met" } else { "NOT MET" };
             println!(
                 "  ratio, same DBC signals: decode {ratio:.1}x cantools one frame per call, {:.1}x in batches of 64; parse + decode {:.1}x",
                 vigil_batch / cantools_decode,
