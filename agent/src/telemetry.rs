@@ -47,6 +47,23 @@ metrics! {
     serial_protocol_errors_total,
     /// Serial messages missing according to the node's sequence numbers.
     serial_sequence_gaps_total,
+    /// J1939 transport-protocol messages reassembled (BAM or RTS/CTS).
+    tp_messages_total,
+    /// Transport-protocol transfers dropped because a packet came later than J1939-21 allows.
+    tp_timeouts_total,
+    /// Transport-protocol transfers aborted by a node, or replaced by a new announcement.
+    tp_aborts_total,
+    /// Transport-protocol frames refused: bad announcements, packets out of sequence or
+    /// outside any transfer (a listener joining mid-transfer sees a few), too many sessions.
+    tp_errors_total,
+    /// DM1 diagnostic messages decoded into events.
+    diagnostics_total,
+    /// DM1 messages too short to read.
+    diagnostics_malformed_total,
+    /// Lines of a replayed log that are not frames (skipped, the replay carries on).
+    replay_lines_malformed_total,
+    /// Times a serial port or CAN interface was reopened after it failed.
+    source_reopens_total,
     /// Readings produced by the decoders, good or flagged.
     readings_total,
     /// Readings the batch stage could not take because it was behind (shed, counted).

@@ -6,7 +6,15 @@
 //! readings. Streams are keyed by (PGN, source address) through the reading's [`Origin`],
 //! so one PGN from two controllers never mixes.
 
+pub mod command;
+pub mod dbc;
+pub mod dm1;
 pub mod j1939;
+pub mod table;
+pub mod tp;
+
+#[cfg(test)]
+mod real_log;
 
 use std::sync::Arc;
 
@@ -15,7 +23,10 @@ use vigil_wire::{Body, FrameError, Message};
 use crate::reading::{Origin, Quality, Reading, Signal, Timestamp};
 use crate::signals::{J1939_SIGNALS, J1939Signal, tank_temperature};
 use crate::telemetry::Metrics;
+use dm1::{DiagnosticEvent, PGN_DM1};
 use j1939::J1939Id;
+use table::SignalTable;
+use tp::Reassembler;
 
 /// One classic CAN frame as a source received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,14 +68,60 @@ pub enum Input {
     },
 }
 
+/// Everything one input decodes to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decoded {
+    pub readings: Vec<Reading>,
+    /// DM1 messages, one event per message a controller sent.
+    pub diagnostics: Vec<DiagnosticEvent>,
+}
+
+impl Decoded {
+    pub fn clear(&mut self) {
+        self.readings.clear();
+        self.diagnostics.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.readings.is_empty() && self.diagnostics.is_empty()
+    }
+}
+
+/// The counters every frame touches, summed locally and published once per decode call:
+/// an atomic add per frame would cost as much as decoding it.
+#[derive(Default)]
+struct Tally {
+    frames: u64,
+    unknown: u64,
+    readings: u64,
+}
+
+impl Tally {
+    fn publish(&self, metrics: &Metrics) {
+        for (counter, n) in [
+            (&metrics.can_frames_total, self.frames),
+            (&metrics.can_frames_unknown_total, self.unknown),
+            (&metrics.readings_total, self.readings),
+        ] {
+            if n > 0 {
+                Metrics::add(counter, n);
+            }
+        }
+    }
+}
+
 /// A decoder for one agent: the signal table it uses and the state sequence checks need.
 pub struct Decoder {
-    /// Each signal with its VSS name interned once, so readings share the allocation.
-    signals: Vec<(J1939Signal, Signal)>,
+    /// The signal layouts by PGN; names are interned once, so readings share the allocation.
+    table: SignalTable,
     /// Tank compartment names, interned, indexed by compartment number.
     tanks: Vec<Signal>,
     /// Last sequence number seen per serial port, to count gaps.
     last_seq: Vec<(Arc<str>, u16)>,
+    /// Multi-packet J1939 transfers in progress.
+    transport: Reassembler,
+    /// Where [`Decoder::decode`], which returns readings only, puts diagnostics.
+    discarded: Vec<DiagnosticEvent>,
     metrics: Arc<Metrics>,
 }
 
@@ -74,56 +131,170 @@ impl Decoder {
         Self::with_table(J1939_SIGNALS, metrics)
     }
 
+    /// A decoder over J1939 rows like the built-in ones.
     pub fn with_table(table: &[J1939Signal], metrics: Arc<Metrics>) -> Self {
+        Self::with_signal_table(SignalTable::from_j1939(table), metrics)
+    }
+
+    /// A decoder over a table loaded from a DBC file (see [`dbc::DbcConfig::load`]).
+    pub fn with_signal_table(table: SignalTable, metrics: Arc<Metrics>) -> Self {
         Decoder {
-            signals: table.iter().map(|s| (*s, Signal::new(s.vss))).collect(),
+            table,
             tanks: (0..=u8::MAX).map(tank_temperature).collect(),
             last_seq: Vec::new(),
+            transport: Reassembler::new(metrics.clone()),
+            discarded: Vec::new(),
             metrics,
         }
     }
 
-    /// Decodes one input, appending its readings to `out`.
-    pub fn decode(&mut self, input: &Input, out: &mut Vec<Reading>) {
-        let before = out.len();
-        match input {
-            Input::Can(frame) => self.decode_can(frame, out),
-            Input::Node(node) => self.decode_node(node, out),
-            Input::NodeError { port, error } => self.count_node_error(port, *error),
-        }
-        Metrics::add(&self.metrics.readings_total, (out.len() - before) as u64);
+    /// Decodes one input, appending its readings and diagnostic events to `out`.
+    pub fn decode_full(&mut self, input: &Input, out: &mut Decoded) {
+        self.decode_batch(std::slice::from_ref(input), out);
     }
 
-    fn decode_can(&mut self, frame: &CanFrame, out: &mut Vec<Reading>) {
-        Metrics::inc(&self.metrics.can_frames_total);
+    /// Decodes several inputs (what one `mpsc::Receiver::recv_many` gives), appending to
+    /// `out`. The per-frame counters are published once per call, so on a busy bus this is
+    /// about twice as fast as [`Decoder::decode_full`] per input; the counters are exact
+    /// either way once the call returns.
+    pub fn decode_batch<'a>(
+        &mut self,
+        inputs: impl IntoIterator<Item = &'a Input>,
+        out: &mut Decoded,
+    ) {
+        let mut tally = Tally::default();
+        for input in inputs {
+            self.decode_into(input, &mut out.readings, &mut out.diagnostics, &mut tally);
+        }
+        tally.publish(&self.metrics);
+    }
+
+    /// Decodes one input, appending its readings to `out`. Diagnostic events are decoded
+    /// and counted but not returned: use [`Decoder::decode_full`] where they matter.
+    pub fn decode(&mut self, input: &Input, out: &mut Vec<Reading>) {
+        let mut discarded = std::mem::take(&mut self.discarded);
+        let mut tally = Tally::default();
+        self.decode_into(input, out, &mut discarded, &mut tally);
+        tally.publish(&self.metrics);
+        discarded.clear();
+        self.discarded = discarded;
+    }
+
+    fn decode_into(
+        &mut self,
+        input: &Input,
+        readings: &mut Vec<Reading>,
+        diagnostics: &mut Vec<DiagnosticEvent>,
+        tally: &mut Tally,
+    ) {
+        let before = readings.len();
+        match input {
+            Input::Can(frame) => self.decode_can(frame, readings, diagnostics, tally),
+            Input::Node(node) => self.decode_node(node, readings),
+            Input::NodeError { port, error } => self.count_node_error(port, *error),
+        }
+        tally.readings += (readings.len() - before) as u64;
+    }
+
+    /// Ends transport transfers that have waited too long by `now` (monotonic). Frames do
+    /// this as they arrive; a caller may also call it when a bus goes quiet.
+    pub fn expire(&mut self, now: std::time::Duration) {
+        self.transport.expire(now);
+    }
+
+    fn decode_can(
+        &mut self,
+        frame: &CanFrame,
+        readings: &mut Vec<Reading>,
+        diagnostics: &mut Vec<DiagnosticEvent>,
+        tally: &mut Tally,
+    ) {
+        tally.frames += 1;
         if !frame.extended {
-            Metrics::inc(&self.metrics.can_frames_unknown_total);
+            tally.unknown += 1;
             return;
         }
         let id = J1939Id::from_can_id(frame.id);
-        let origin = Origin::Can {
-            bus: frame.bus.clone(),
-            source_address: id.source_address,
+        if id.pgn == tp::PGN_TP_CM || id.pgn == tp::PGN_TP_DT {
+            if let Some(message) =
+                self.transport
+                    .on_frame(&frame.bus, id, frame.payload(), frame.at)
+            {
+                self.decode_group(
+                    message.pgn,
+                    &message.data,
+                    message.at,
+                    (&message.bus, message.source_address),
+                    readings,
+                    diagnostics,
+                );
+            }
+            return;
+        }
+        if !self.decode_group(
+            id.pgn,
+            frame.payload(),
+            frame.at,
+            (&frame.bus, id.source_address),
+            readings,
+            diagnostics,
+        ) {
+            tally.unknown += 1;
+        }
+    }
+
+    /// Decodes one parameter group's data (a frame's or a reassembled message's) from a
+    /// (bus, source address). Returns whether the decoder knows the group.
+    fn decode_group(
+        &mut self,
+        pgn: u32,
+        data: &[u8],
+        at: Timestamp,
+        (bus, source_address): (&Arc<str>, u8),
+        readings: &mut Vec<Reading>,
+        diagnostics: &mut Vec<DiagnosticEvent>,
+    ) -> bool {
+        // Built only for groups the decoder knows: most frames on a bus are not.
+        let origin = || Origin::Can {
+            bus: bus.clone(),
+            source_address,
         };
-        let mut known = false;
+        if pgn == PGN_DM1 {
+            match dm1::decode_dm1(data) {
+                Ok((lamps, dtcs)) => {
+                    Metrics::inc(&self.metrics.diagnostics_total);
+                    diagnostics.push(DiagnosticEvent {
+                        at,
+                        origin: origin(),
+                        pgn,
+                        lamps,
+                        dtcs,
+                    });
+                }
+                Err(_) => Metrics::inc(&self.metrics.diagnostics_malformed_total),
+            }
+            return true;
+        }
+        let group = self.table.group(pgn);
+        if group.is_empty() {
+            return false;
+        }
+        let origin = origin();
         let mut short = false;
-        for (layout, signal) in self.signals.iter().filter(|(s, _)| s.pgn == id.pgn) {
-            known = true;
-            let Some(raw) = j1939::raw_value(layout, frame.payload()) else {
+        for layout in group {
+            let Some(raw) = layout.raw(data) else {
                 short = true;
                 continue;
             };
-            out.push(match j1939::physical_value(layout, raw) {
-                Ok(v) => Reading::good(signal.clone(), frame.at, v, origin.clone()),
-                Err(q) => Reading::flagged(signal.clone(), frame.at, q, origin.clone()),
+            readings.push(match layout.physical(raw) {
+                Ok(v) => Reading::good(layout.signal.clone(), at, v, origin.clone()),
+                Err(q) => Reading::flagged(layout.signal.clone(), at, q, origin.clone()),
             });
-        }
-        if !known {
-            Metrics::inc(&self.metrics.can_frames_unknown_total);
         }
         if short {
             Metrics::inc(&self.metrics.can_frames_bad_length_total);
         }
+        true
     }
 
     fn decode_node(&mut self, node: &NodeMessage, out: &mut Vec<Reading>) {
@@ -265,6 +436,37 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_counts_exactly_what_single_calls_count() {
+        let inputs: Vec<Input> = [
+            frame(0x18FEEE00, &[0x6F, 0x3F, 0x39, 0x2B]),
+            frame(0x18F00E00, &[0; 8]),
+            frame(0x0CF00400, &[0; 8]),
+        ]
+        .into_iter()
+        .map(Input::Can)
+        .collect();
+        let (one, batch) = (Arc::new(Metrics::default()), Arc::new(Metrics::default()));
+        let mut single = Decoder::new(one.clone());
+        let mut batched = Decoder::new(batch.clone());
+        let (mut a, mut b) = (Decoded::default(), Decoded::default());
+        for input in &inputs {
+            single.decode_full(input, &mut a);
+        }
+        batched.decode_batch(&inputs, &mut b);
+        assert_eq!(a, b);
+        assert_eq!(one.snapshot(), batch.snapshot());
+        let s = batch.snapshot();
+        assert_eq!(
+            (
+                s.can_frames_total,
+                s.can_frames_unknown_total,
+                s.readings_total
+            ),
+            (3, 1, 4)
+        );
+    }
+
+    #[test]
     fn node_messages_become_tank_readings_and_gaps_are_counted() {
         let metrics = Arc::new(Metrics::default());
         let mut d = Decoder::new(metrics.clone());
@@ -290,5 +492,73 @@ mod tests {
         assert_eq!(decode(&mut d, msg(0, 0x40))[0].quality, Quality::Error);
         decode(&mut d, msg(4, 0));
         assert_eq!(metrics.snapshot().serial_sequence_gaps_total, 3);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::reading::Quality;
+
+    fn frame() -> impl Strategy<Value = CanFrame> {
+        // Ids of the groups the DBC knows (any source address), DM1, TP, and anything.
+        let id = prop_oneof![
+            (
+                prop::sample::select(vec![
+                    0x18FEEE00u32,
+                    0x18FEF500,
+                    0x0CFEF100,
+                    0x0CF00400,
+                    0x18FECA00,
+                    0x1CECFF00,
+                    0x1CEBFF00
+                ]),
+                any::<u8>()
+            )
+                .prop_map(|(id, sa)| id | sa as u32),
+            0u32..=0x1FFF_FFFF,
+        ];
+        (id, any::<bool>(), any::<[u8; 8]>(), 0u8..=8).prop_map(|(id, extended, data, len)| {
+            CanFrame {
+                bus: Arc::from("can0"),
+                id: if extended { id } else { id & 0x7FF },
+                extended,
+                data,
+                len,
+                at: Timestamp {
+                    wall_us: 0,
+                    mono: std::time::Duration::ZERO,
+                },
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_dbc_decoder_never_panics_and_never_scales_error_or_not_available(frames in prop::collection::vec(frame(), 1..50)) {
+            let table = dbc::table_from_dbc(dbc::BUILTIN_DBC, "built-in", &dbc::SignalNames::All(&Default::default())).unwrap();
+            let mut decoder = Decoder::with_signal_table(table.clone(), Arc::default());
+            let mut out = Decoded::default();
+            for frame in frames {
+                out.clear();
+                decoder.decode_full(&Input::Can(frame.clone()), &mut out);
+                for reading in &out.readings {
+                    let layout = table.layouts().iter().find(|l| l.signal == reading.signal).unwrap();
+                    let raw = layout.raw(frame.payload()).unwrap();
+                    let top = raw >> (layout.bits - 8);
+                    match reading.value() {
+                        Some(v) => {
+                            prop_assert!(top <= 0xFA, "raw {raw:#X} became {v}");
+                            let (min, max) = layout.range.unwrap();
+                            prop_assert!((min..=max).contains(&v));
+                            prop_assert_eq!(reading.quality, Quality::Good);
+                        }
+                        None => prop_assert!(top > 0xFA, "raw {raw:#X} was flagged {:?}", reading.quality),
+                    }
+                }
+            }
+        }
     }
 }

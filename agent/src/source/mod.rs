@@ -7,7 +7,11 @@
 //! cancelled, when its input ends (a replayed log), or when the receiver is gone. A source
 //! awaits `send`, so a full channel slows it down instead of losing frames.
 
+pub mod can;
 pub mod candump;
+pub mod replay;
+mod retry;
+pub mod serial;
 pub mod simulated;
 pub mod simulator;
 
