@@ -94,6 +94,8 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
         readings: Some(readings_tx),
         alerts: Some(alerts_tx),
         batches: Some(batches_tx),
+        // The simulated truck sends no DM1; the view has nothing to show of them.
+        diagnostics: None,
     };
     let pipeline = Pipeline::start(config.clone(), shutdown.clone(), taps)?;
     let view = View::new(

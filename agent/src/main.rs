@@ -51,9 +51,56 @@ enum Command {
         /// The TOML config file to check.
         file: PathBuf,
     },
+    /// Decode a candump log with a DBC to rows of timestamp, VSS signal and value.
+    #[command(
+        after_help = "Example:\n  vigil decode --dbc deploy/dbc/vigil-j1939.dbc --input tests/data/j1939-truck-css.candump.log --format csv\n\
+                            Rows whose value is flagged (not available, error) give the flag instead of a number;\n\
+                            DM1 diagnostic messages give one row each."
+    )]
+    Decode {
+        /// The DBC file.
+        #[arg(long)]
+        dbc: PathBuf,
+        /// The `candump -l` log.
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: vigil::decode::command::OutputFormat,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Look into the store-and-forward spool.
+    #[command(subcommand)]
+    Spool(SpoolCommand),
     /// Print the default config, every key commented.
     #[command(after_help = "Example:\n  vigil print-default-config > /etc/vigil/vigil.toml")]
     PrintDefaultConfig,
+}
+
+#[derive(Subcommand)]
+enum SpoolCommand {
+    /// Report what a spool holds (works while the agent is stopped; it opens a copy).
+    #[command(after_help = "Example:\n  vigil spool inspect --path /var/lib/vigil/spool --json")]
+    Inspect {
+        /// The spool folder.
+        #[arg(long)]
+        path: PathBuf,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Append records as fast as asked, printing `flushed <seq>` after each flush, until
+    /// killed: the writer the crash test kills with SIGKILL.
+    #[command(after_help = "Example:\n  vigil spool soak --path /tmp/soak --rate 1000")]
+    Soak {
+        /// The spool folder (created if missing).
+        #[arg(long)]
+        path: PathBuf,
+        /// Records per second; 0 for as fast as possible.
+        #[arg(long, default_value_t = 0)]
+        rate: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -98,6 +145,40 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 let shutdown = shutdown_on_signals(Duration::from_secs(5))?;
                 vigil::demo::run(options, shutdown).await
             })?;
+        }
+        Command::Decode {
+            dbc,
+            input,
+            format,
+            out,
+        } => {
+            let summary =
+                vigil::decode::command::decode_command(&vigil::decode::command::DecodeCommand {
+                    dbc,
+                    input,
+                    format,
+                    out,
+                    signals: vigil::decode::dbc::default_signal_names(),
+                })?;
+            eprintln!(
+                "decoded {} frames into {} readings ({} flagged) and {} DM1 events; {} malformed lines skipped",
+                summary.frames,
+                summary.readings,
+                summary.flagged,
+                summary.diagnostics,
+                summary.malformed_lines
+            );
+        }
+        Command::Spool(SpoolCommand::Inspect { path, json }) => {
+            let report = vigil::spool::inspect(&path)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
+        Command::Spool(SpoolCommand::Soak { path, rate }) => {
+            vigil::spool::soak::run(&path, rate, std::io::stdout().lock())?;
         }
         Command::Simulate(options) => {
             let summary = vigil::demo::simulate(&options)?;

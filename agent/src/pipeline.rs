@@ -32,7 +32,8 @@ use tokio_util::task::TaskTracker;
 use crate::alarm::{self, Panel};
 use crate::batch::{self, Batch};
 use crate::config::Config;
-use crate::decode::{Decoder, Input};
+use crate::decode::dm1::DiagnosticEvent;
+use crate::decode::{Decoded, Decoder, Input};
 use crate::detect::{self, Detector, alert::AlertEvent};
 use crate::reading::Reading;
 use crate::source;
@@ -60,6 +61,7 @@ pub struct Taps {
     pub readings: Option<mpsc::Sender<Reading>>,
     pub alerts: Option<mpsc::Sender<AlertEvent>>,
     pub batches: Option<mpsc::Sender<Batch>>,
+    pub diagnostics: Option<mpsc::Sender<DiagnosticEvent>>,
 }
 
 /// Why the pipeline could not start or did not stop cleanly.
@@ -69,6 +71,8 @@ pub enum RunError {
     NoSource,
     #[error(transparent)]
     Source(#[from] source::BuildError),
+    #[error(transparent)]
+    Dbc(#[from] crate::decode::dbc::DbcError),
     #[error(
         "tasks still running {deadline:?} after shutdown began: {tasks}; raise [shutdown] deadline or report a bug"
     )]
@@ -165,7 +169,9 @@ impl Pipeline {
         let tasks = Tasks::default();
 
         let (inputs_tx, inputs_rx) = mpsc::channel(INPUTS_CAPACITY);
-        let sources = source::build_all(&config, inputs_tx, shutdown.clone())?;
+        // Checked by Config::validate already; loaded here once for the decoder.
+        let table = config.dbc.load()?;
+        let sources = source::build_all(&config, &metrics, inputs_tx, shutdown.clone())?;
         if sources.is_empty() {
             return Err(RunError::NoSource);
         }
@@ -175,11 +181,13 @@ impl Pipeline {
 
         let (detect_tx, detect_rx) = mpsc::channel(DETECT_CAPACITY);
         let (batch_tx, batch_rx) = mpsc::channel(BATCH_CAPACITY);
+        let (diagnostics_tx, diagnostics_rx) = mpsc::channel(OUTBOUND_ALERTS_CAPACITY);
         let router = Router {
-            decoder: Decoder::new(metrics.clone()),
+            decoder: Decoder::with_signal_table(table, metrics.clone()),
+            diagnostics: diagnostics_tx,
             detect: detect_tx,
             batch: batch_tx,
-            tap: taps.readings,
+            tap: taps.readings.clone(),
             metrics: metrics.clone(),
         };
         tasks.spawn("decode", router.run(inputs_rx));
@@ -207,7 +215,7 @@ impl Pipeline {
         );
         tasks.spawn(
             "outbound",
-            outbound(outbound_alerts_rx, batches_rx, taps.alerts, taps.batches),
+            outbound(outbound_alerts_rx, batches_rx, diagnostics_rx, taps),
         );
 
         tasks.tracker.close();
@@ -264,21 +272,39 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary,
         .await
 }
 
-/// Decodes inputs and hands each reading to detect, batch and the taps.
+/// Decodes inputs and hands each reading to detect, batch and the taps, and each J1939
+/// diagnostic (DM1) event to the fleet path.
 struct Router {
     decoder: Decoder,
     detect: mpsc::Sender<Reading>,
     batch: mpsc::Sender<Reading>,
+    diagnostics: mpsc::Sender<DiagnosticEvent>,
     tap: Option<mpsc::Sender<Reading>>,
     metrics: Arc<Metrics>,
 }
 
+/// Inputs decoded per batch: enough to amortise the counters on a busy bus, few enough
+/// that the first reading of a batch is not held back noticeably (64 frames are 4 ms of
+/// four saturated buses).
+const DECODE_BATCH: usize = 64;
+
 impl Router {
     async fn run(mut self, mut inputs: mpsc::Receiver<Input>) {
-        let mut readings = Vec::new();
-        while let Some(input) = inputs.recv().await {
-            self.decoder.decode(&input, &mut readings);
-            for reading in readings.drain(..) {
+        let mut batch = Vec::with_capacity(DECODE_BATCH);
+        let mut decoded = Decoded::default();
+        while inputs.recv_many(&mut batch, DECODE_BATCH).await > 0 {
+            self.decoder.decode_batch(&batch, &mut decoded);
+            // Transport sessions time out on the frames' own clock, never the wall clock.
+            if let Some(now) = batch.iter().filter_map(Input::mono).max() {
+                self.decoder.expire(now);
+            }
+            batch.clear();
+            for event in decoded.diagnostics.drain(..) {
+                if self.diagnostics.try_send(event).is_err() {
+                    Metrics::inc(&self.metrics.alerts_shed_total);
+                }
+            }
+            for reading in decoded.readings.drain(..) {
                 if let Some(tap) = &self.tap {
                     let _ = tap.try_send(reading.clone());
                 }
@@ -294,24 +320,35 @@ impl Router {
 }
 
 /// Takes what leaves the truck. Until the spool and uplink stages are wired here, it hands
-/// alerts and batches to the taps only.
+/// alerts, diagnostics and batches to the taps only.
 async fn outbound(
     mut alerts: mpsc::Receiver<AlertEvent>,
     mut batches: mpsc::Receiver<Batch>,
-    alert_tap: Option<mpsc::Sender<AlertEvent>>,
-    batch_tap: Option<mpsc::Sender<Batch>>,
+    mut diagnostics: mpsc::Receiver<DiagnosticEvent>,
+    taps: Taps,
 ) {
-    let (mut alerts_open, mut batches_open) = (true, true);
-    while alerts_open || batches_open {
+    let (mut alerts_open, mut batches_open, mut diagnostics_open) = (true, true, true);
+    while alerts_open || batches_open || diagnostics_open {
         tokio::select! {
             alert = alerts.recv(), if alerts_open => match alert {
-                Some(alert) => if let Some(tap) = &alert_tap { let _ = tap.try_send(alert); },
+                Some(alert) => tap(&taps.alerts, alert),
                 None => alerts_open = false,
             },
             batch = batches.recv(), if batches_open => match batch {
-                Some(batch) => if let Some(tap) = &batch_tap { let _ = tap.try_send(batch); },
+                Some(batch) => tap(&taps.batches, batch),
                 None => batches_open = false,
             },
+            event = diagnostics.recv(), if diagnostics_open => match event {
+                Some(event) => tap(&taps.diagnostics, event),
+                None => diagnostics_open = false,
+            },
         }
+    }
+}
+
+/// Offers a copy to a front end; a slow or absent one misses it.
+fn tap<T>(tap: &Option<mpsc::Sender<T>>, item: T) {
+    if let Some(tap) = tap {
+        let _ = tap.try_send(item);
     }
 }

@@ -1,6 +1,6 @@
 //! The spool's crash test with a real process (issue 5, DESIGN.md invariant 3).
 //!
-//! `vigil-spool-soak` appends to a spool as fast as it can and prints `appended <seq>` and
+//! `vigil spool soak` appends to a spool as fast as it can and prints `appended <seq>` and
 //! `flushed <seq>` lines. This test reads them, kills the writer with SIGKILL at a random
 //! point (after a random number of flushes plus a random number of appends), then opens
 //! the store itself and checks:
@@ -88,7 +88,8 @@ fn flushed_records_survive_sigkill() {
     for i in 0..iterations {
         let flushes_before_kill = 1 + rng.below(8);
         let appends_after = rng.below(64);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil-spool-soak"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["spool", "soak", "--path"])
             .arg(&path)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

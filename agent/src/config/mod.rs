@@ -17,6 +17,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::decode::dbc::DbcConfig;
+use crate::source::can::CanConfig;
+use crate::source::replay::ReplayConfig;
+use crate::source::serial::SerialConfig;
+
 /// The commented default configuration.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
@@ -25,6 +30,8 @@ pub const DEFAULT_TOML: &str = include_str!("default.toml");
 pub struct Config {
     pub vehicle: VehicleConfig,
     pub source: SourceConfig,
+    /// The DBC that drives J1939 decoding, and its signal names in VSS.
+    pub dbc: DbcConfig,
     pub detect: DetectConfig,
     pub batch: BatchConfig,
     pub shutdown: ShutdownConfig,
@@ -66,6 +73,21 @@ impl fmt::Display for CargoClass {
 pub struct SourceConfig {
     /// The simulated truck; `None` when the table is absent.
     pub simulator: Option<SimulatorConfig>,
+    /// A candump log replayed as if it were the bus.
+    pub replay: Option<ReplayConfig>,
+    /// SocketCAN interfaces.
+    pub can: Option<CanConfig>,
+    /// Serial ports with a tank sensor node, one `[[source.serial]]` table each.
+    pub serial: Vec<SerialConfig>,
+}
+
+impl SourceConfig {
+    fn is_empty(&self) -> bool {
+        self.simulator.is_none()
+            && self.replay.is_none()
+            && self.can.is_none()
+            && self.serial.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -214,6 +236,7 @@ impl Config {
         Config {
             source: SourceConfig {
                 simulator: Some(SimulatorConfig::default()),
+                ..SourceConfig::default()
             },
             ..Config::default()
         }
@@ -280,11 +303,30 @@ impl Config {
                 format!("expected 1 to 8, found {}", self.vehicle.compartments),
             ));
         }
-        if self.source.simulator.is_none() {
+        if self.source.is_empty() {
             return Err((
                 "source",
-                "expected at least one source, such as [source.simulator], found none".into(),
+                "expected at least one source ([source.simulator], [source.replay], [source.can] \
+                 or [[source.serial]]), found none"
+                    .into(),
             ));
+        }
+        if let Some(replay) = &self.source.replay {
+            replay.check().map_err(|e| ("source.replay.speed", e))?;
+        }
+        if self
+            .source
+            .can
+            .as_ref()
+            .is_some_and(|c| c.interfaces.is_empty())
+        {
+            return Err((
+                "source.can.interfaces",
+                "expected at least one interface such as \"can0\", found none".into(),
+            ));
+        }
+        if let Err(e) = self.dbc.load() {
+            return Err(("dbc", e.to_string()));
         }
         if let Some(sim) = &self.source.simulator {
             if let Err(unknown) =

@@ -68,6 +68,17 @@ pub enum Input {
     },
 }
 
+impl Input {
+    /// When the input was received, on the monotonic clock (an error has no time).
+    pub fn mono(&self) -> Option<std::time::Duration> {
+        match self {
+            Input::Can(frame) => Some(frame.at.mono),
+            Input::Node(node) => Some(node.at.mono),
+            Input::NodeError { .. } => None,
+        }
+    }
+}
+
 /// Everything one input decodes to.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Decoded {

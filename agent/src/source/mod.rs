@@ -35,12 +35,15 @@ pub enum SourceError {
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::decode::Input;
+use crate::reading::Clock;
+use crate::telemetry::Metrics;
 
 /// A source's task, ready to spawn.
 pub type SourceTask = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -52,13 +55,52 @@ pub enum BuildError {
     Simulator(#[from] simulator::SimError),
 }
 
+/// Runs a source that can fail, logging how it ended: a failed source is reported, and the
+/// rest of the agent keeps running on the other sources.
+async fn logged(name: &'static str, source: impl Future<Output = Result<(), SourceError>>) {
+    match source.await {
+        Ok(()) => tracing::info!(event = "source_ended", source = name),
+        Err(error) => tracing::error!(event = "source_failed", source = name, %error),
+    }
+}
+
 /// Builds a task for every source the config names, each with its task name.
 pub fn build_all(
     config: &Config,
+    metrics: &Arc<Metrics>,
     inputs: mpsc::Sender<Input>,
     shutdown: CancellationToken,
 ) -> Result<Vec<(&'static str, SourceTask)>, BuildError> {
     let mut tasks: Vec<(&'static str, SourceTask)> = Vec::new();
+    // One monotonic origin for every live source, so their readings order against each other.
+    let clock = Clock::start();
+    if let Some(replay) = config.source.replay.clone() {
+        let (metrics, inputs, shutdown) = (metrics.clone(), inputs.clone(), shutdown.clone());
+        tasks.push((
+            "source:replay",
+            Box::pin(logged("replay", async move {
+                replay::run(&replay, metrics, inputs, shutdown).await
+            })),
+        ));
+    }
+    if let Some(can) = config.source.can.clone() {
+        let (metrics, inputs, shutdown) = (metrics.clone(), inputs.clone(), shutdown.clone());
+        tasks.push((
+            "source:can",
+            Box::pin(logged("can", async move {
+                can::run(&can, clock, metrics, inputs, shutdown).await
+            })),
+        ));
+    }
+    for serial in config.source.serial.clone() {
+        let (metrics, inputs, shutdown) = (metrics.clone(), inputs.clone(), shutdown.clone());
+        tasks.push((
+            "source:serial",
+            Box::pin(logged("serial", async move {
+                serial::run(&serial, clock, metrics, inputs, shutdown).await
+            })),
+        ));
+    }
     if let Some(sim) = &config.source.simulator {
         let truck = simulated::build_truck(sim, &config.vehicle)?;
         tasks.push((

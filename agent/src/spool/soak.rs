@@ -1,4 +1,4 @@
-//! The crash-test writer (`vigil-spool-soak`, later `vigil spool soak`): appends records as
+//! The crash-test writer (`vigil spool soak`): appends records as
 //! fast as asked and tells a parent process, line by line, what it has done:
 //!
 //! ```text
