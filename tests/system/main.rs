@@ -2,6 +2,7 @@
 
 mod config_errors;
 mod demo;
+mod replay;
 mod shutdown;
 
 use std::io::{BufRead, BufReader};
