@@ -20,12 +20,15 @@ const DARK: u8 = 0x10;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame {
     lit: Vec<bool>,
+    /// Lit pixels drawn beyond the edges: text that would be cut on the display.
+    pub outside: usize,
 }
 
 impl Default for Frame {
     fn default() -> Self {
         Frame {
             lit: vec![false; (WIDTH * HEIGHT) as usize],
+            outside: 0,
         }
     }
 }
@@ -128,6 +131,8 @@ impl DrawTarget for Frame {
         for Pixel(p, color) in pixels {
             if (0..WIDTH as i32).contains(&p.x) && (0..HEIGHT as i32).contains(&p.y) {
                 self.lit[(p.y as u32 * WIDTH + p.x as u32) as usize] = color.is_on();
+            } else if color.is_on() {
+                self.outside += 1;
             }
         }
         Ok(())

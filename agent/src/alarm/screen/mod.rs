@@ -117,6 +117,18 @@ pub fn age(d: Duration) -> String {
     }
 }
 
+/// A count in at most five digits and a unit: `1234`, `12345`, `123k`, `18446P`.
+pub fn count(n: u64) -> String {
+    let mut n = n;
+    for unit in ["", "k", "M", "G", "T", "P"] {
+        if n < 100_000 {
+            return format!("{n}{unit}");
+        }
+        n /= 1000;
+    }
+    format!("{n}E")
+}
+
 /// Draws `screen` on `target`, from a cleared background.
 pub fn draw<D>(screen: &Screen, target: &mut D) -> Result<(), D::Error>
 where
@@ -179,7 +191,7 @@ where
     };
     let spool = match link.spool_depth {
         Some(0) => "empty".to_owned(),
-        Some(n) => format!("{n} queued"),
+        Some(n) => format!("{} queued", count(n)),
         None => "unknown".to_owned(),
     };
     text(

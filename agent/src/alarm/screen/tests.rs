@@ -155,26 +155,29 @@ fn every_screen_differs_and_lights_the_band() {
 
 #[test]
 fn the_longest_texts_stay_on_the_screen_and_apart() {
-    // Everything drawn beyond the right edge would be lost: nothing may be cut at x = 127.
-    let mut screen = alert_screen(
-        Severity::Critical,
-        "MMMMMMMMMMMMM",
-        -1234.5,
-        1234.5,
-        99 * 3600,
-    );
+    // The longest of each: a 13-character name, a value below zero, a three-digit limit,
+    // the widest age, and both tags.
+    let mut screen = alert_screen(Severity::Critical, "MMMMMMMMMMMMM", -273.1, 135.0, 3599);
     screen.others = 12;
     screen.acknowledged = true;
     let frame = Frame::render(&Screen::Alert(screen));
-    assert!(
-        (16..HEIGHT).all(|y| !frame.is_lit(WIDTH - 1, y)),
-        "{frame:?}"
-    );
-    // The footer's limit (13 chars of 6 px) and age (at most 6 chars) leave a gap between.
+    assert_eq!(frame.outside, 0, "drawn beyond the edges:\n{frame:?}");
+    // The footer's limit ends before x = 80 and its age starts after x = 88.
     assert!(
         (80..88).all(|x| (54..HEIGHT).all(|y| !frame.is_lit(x, y))),
         "{frame:?}"
     );
+    let link = LinkStatus {
+        online: Some(false),
+        spool_depth: Some(u64::MAX),
+    };
+    for screen in [Screen::Normal(link), Screen::Stopped] {
+        let frame = Frame::render(&screen);
+        assert_eq!(frame.outside, 0, "drawn beyond the edges:\n{frame:?}");
+    }
+    // And the check itself sees text cut at the edge.
+    let cut = alert_screen(Severity::Critical, "MMMMMMMMMMMMMMM", 0.0, 0.0, 0);
+    assert!(Frame::render(&Screen::Alert(cut)).outside > 0);
 }
 
 #[test]
@@ -210,6 +213,20 @@ fn ages_read_at_a_glance() {
     ];
     for (secs, text) in cases {
         assert_eq!(age(Duration::from_secs(secs)), text);
+    }
+}
+
+#[test]
+fn counts_fit_their_line() {
+    let cases = [
+        (0, "0"),
+        (99_999, "99999"),
+        (100_000, "100k"),
+        (123_456_789, "123M"),
+        (u64::MAX, "18446P"),
+    ];
+    for (n, text) in cases {
+        assert_eq!(count(n), text);
     }
 }
 
