@@ -109,3 +109,104 @@ async fn show(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alarm::screen::AlertScreen;
+    use crate::alarm::tests::alert;
+    use crate::detect::alert::{AlertEvent, Severity};
+    use tokio::sync::mpsc;
+
+    /// A display that hands every screen it shows to the test.
+    struct Recording(mpsc::UnboundedSender<Screen>);
+
+    impl Display for Recording {
+        fn show(&mut self, screen: &Screen) -> Result<(), DisplayError> {
+            let _ = self.0.send(screen.clone());
+            Ok(())
+        }
+    }
+
+    /// The next screen that is more than the shown alert's age counting up.
+    async fn next(rx: &mut mpsc::UnboundedReceiver<Screen>, last: &mut Option<Screen>) -> Screen {
+        loop {
+            let screen = rx.recv().await.expect("the display task is running");
+            let age_only = match (&*last, &screen) {
+                (Some(Screen::Alert(a)), Screen::Alert(b)) => {
+                    AlertScreen {
+                        active_for: b.active_for,
+                        ..a.clone()
+                    } == *b
+                }
+                _ => false,
+            };
+            *last = Some(screen.clone());
+            if !age_only {
+                return screen;
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn it_draws_the_link_state_each_alert_and_the_end() {
+        let (panel_tx, panel_rx) = watch::channel(Panel::default());
+        let (link_tx, link_rx) = watch::channel(LinkStatus::default());
+        let (screens_tx, mut screens) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(panel_rx, link_rx, Box::new(Recording(screens_tx))));
+        let mut last = None;
+
+        assert_eq!(
+            next(&mut screens, &mut last).await,
+            Screen::Normal(LinkStatus::default())
+        );
+        let online = LinkStatus {
+            online: Some(true),
+            spool_depth: Some(3),
+        };
+        link_tx.send(online).unwrap();
+        assert_eq!(next(&mut screens, &mut last).await, Screen::Normal(online));
+
+        panel_tx.send_modify(|p| p.apply(&AlertEvent::Raised(alert(1, Severity::Critical))));
+        let Screen::Alert(shown) = next(&mut screens, &mut last).await else {
+            panic!("an alert is active");
+        };
+        assert_eq!(
+            (shown.severity, shown.active_for, shown.acknowledged),
+            (Severity::Critical, Duration::ZERO, false)
+        );
+
+        // Its age counts up while it shows, once a second.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let Some(Screen::Alert(aged)) = screens.recv().await else {
+            panic!("still the alert");
+        };
+        assert!(aged.active_for >= Duration::from_secs(1), "{aged:?}");
+
+        // The link changing does not replace the alert; acknowledging marks it.
+        link_tx.send(LinkStatus::default()).unwrap();
+        panel_tx.send_modify(|p| {
+            p.acknowledge();
+        });
+        let Screen::Alert(acked) = next(&mut screens, &mut last).await else {
+            panic!("acknowledged alerts stay on the display");
+        };
+        assert!(acked.acknowledged);
+
+        panel_tx.send_modify(|p| {
+            p.apply(&AlertEvent::Cleared {
+                alert: alert(1, Severity::Critical),
+                cleared_at: alert(1, Severity::Critical).raised_at,
+            })
+        });
+        assert_eq!(
+            next(&mut screens, &mut last).await,
+            Screen::Normal(LinkStatus::default())
+        );
+
+        drop(panel_tx);
+        assert_eq!(next(&mut screens, &mut last).await, Screen::Stopped);
+        task.await.unwrap();
+        assert!(screens.recv().await.is_none(), "nothing after the end");
+    }
+}

@@ -286,3 +286,5 @@ impl Faults {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod truck_tests;
