@@ -158,23 +158,27 @@ struct Run {
 }
 
 /// Runs the alarm task over paused time with a buzzer expecting `expected` and a button
-/// pressed during `presses`, following `script`.
-async fn run_script(expected: &[Transaction], presses: &[(u64, u64)], script: Vec<Step>) -> Run {
+/// pressed during `presses` (no button: `None`), following `script`.
+async fn run_script(
+    expected: &[Transaction],
+    presses: Option<&[(u64, u64)]>,
+    script: Vec<Step>,
+) -> Run {
     let start = Instant::now();
     let (pin, writes) = Timed::new(expected);
     let reads = Arc::new(Mutex::new(0));
-    let button = ScriptedButton {
+    let button = presses.map(|presses| ScriptedButton {
         start,
         pressed: presses.to_vec(),
         reads: reads.clone(),
-    };
+    });
     let (tx, rx) = mpsc::channel(8);
     let (panel_tx, panel_rx) = watch::channel(Panel::default());
     let task = tokio::spawn(run(
         rx,
         panel_tx,
         Some(BuzzerPin::new(pin)),
-        Some(AckButton::new(button, Duration::from_millis(30))),
+        button.map(|b| AckButton::new(b, Duration::from_millis(30))),
     ));
     let mut tx = Some(tx);
     for step in script {
@@ -213,7 +217,7 @@ const L: bool = false;
 async fn a_warning_chirps_200ms_every_2s_from_the_moment_it_is_raised() {
     let run = run_script(
         &sets(&[L, H, L, H, L, H, L]),
-        &[],
+        Some(&[]),
         vec![
             Step::Send(1000, AlertEvent::Raised(alert(1, Severity::Warning))),
             Step::End(5100),
@@ -238,7 +242,7 @@ async fn a_warning_chirps_200ms_every_2s_from_the_moment_it_is_raised() {
 async fn a_critical_beeps_twice_a_second() {
     let run = run_script(
         &sets(&[L, H, L, H, L, H, L]),
-        &[],
+        Some(&[]),
         vec![
             Step::Send(0, AlertEvent::Raised(alert(1, Severity::Critical))),
             Step::End(1100),
@@ -264,7 +268,7 @@ async fn a_press_silences_at_once_and_a_new_alert_sounds_again() {
     // Pressed at 100 ms, counted after the 30 ms debounce: the beep stops at 130 ms.
     let run = run_script(
         &sets(&[L, H, L, H, L]),
-        &[(100, 200)],
+        Some(&[(100, 200)]),
         vec![
             Step::Send(0, AlertEvent::Raised(alert(1, Severity::Critical))),
             Step::Send(5000, AlertEvent::Raised(alert(2, Severity::Warning))),
@@ -282,7 +286,7 @@ async fn an_acknowledged_warning_sounds_again_when_it_escalates() {
     // Acknowledged during its quiet phase (no write needed); the escalation beeps at once.
     let run = run_script(
         &sets(&[L, H, L, H, L, H, L]),
-        &[(300, 400)],
+        Some(&[(300, 400)]),
         vec![
             Step::Send(0, AlertEvent::Raised(alert(1, Severity::Warning))),
             Step::Send(3000, AlertEvent::Escalated(alert(1, Severity::Critical))),
@@ -308,7 +312,7 @@ async fn an_acknowledged_warning_sounds_again_when_it_escalates() {
 async fn a_button_held_down_before_the_alert_does_not_silence_it() {
     let run = run_script(
         &sets(&[L, H, L, H, L]),
-        &[(0, 10_000)],
+        Some(&[(0, 10_000)]),
         vec![
             Step::Send(1000, AlertEvent::Raised(alert(1, Severity::Critical))),
             Step::End(1600),
@@ -326,7 +330,7 @@ async fn a_button_held_down_before_the_alert_does_not_silence_it() {
 async fn a_clear_silences_and_the_button_is_not_read_while_silent() {
     let run = run_script(
         &sets(&[L, H, L]),
-        &[],
+        Some(&[]),
         vec![
             Step::Send(0, AlertEvent::Raised(alert(1, Severity::Warning))),
             Step::Send(100, cleared(1, Severity::Warning)),
@@ -341,6 +345,27 @@ async fn a_clear_silences_and_the_button_is_not_read_while_silent() {
         "{}",
         run.button_reads
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_buzzer_write_is_retried_soon() {
+    use embedded_hal_mock::eh1::MockError;
+    let failed = MockError::Io(std::io::ErrorKind::Other);
+    let run = run_script(
+        &[
+            Transaction::set(State::Low),
+            Transaction::set(State::High).with_error(failed),
+            Transaction::set(State::High),
+            Transaction::set(State::Low),
+        ],
+        None,
+        vec![
+            Step::Send(0, AlertEvent::Raised(alert(1, Severity::Critical))),
+            Step::End(300),
+        ],
+    )
+    .await;
+    assert_eq!(run.writes, [(0, L), (0, H), (100, H), (250, L)]);
 }
 
 #[tokio::test]
