@@ -82,15 +82,18 @@ fn an_escalation_or_a_new_alert_sounds_again_after_an_acknowledgement() {
     assert_eq!(panel.buzzer(), Buzzer::Warning);
 }
 
-/// Records (ms since the test's start, level) for every write, and passes it on to a mock.
+/// (ms since the test's start, level) of every write, shared with the test.
+type Writes = Arc<Mutex<Vec<(u64, bool)>>>;
+
+/// Records every write, and passes it on to a mock.
 struct Timed {
     pin: Mock,
     start: Instant,
-    writes: Arc<Mutex<Vec<(u64, bool)>>>,
+    writes: Writes,
 }
 
 impl Timed {
-    fn new(expected: &[Transaction]) -> (Timed, Arc<Mutex<Vec<(u64, bool)>>>) {
+    fn new(expected: &[Transaction]) -> (Timed, Writes) {
         let writes = Arc::new(Mutex::new(vec![]));
         let pin = Timed {
             pin: Mock::new(expected),

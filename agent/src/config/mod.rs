@@ -409,16 +409,16 @@ impl Config {
                 ),
             ));
         }
-        if let Some(display) = &self.alarm.display {
-            if !(0x08..=0x77).contains(&display.address) {
-                return Err((
-                    "alarm.display.address",
-                    format!(
-                        "expected a 7-bit I2C address from 0x08 to 0x77 (0x3C or 0x3D for an SSD1306), found {:#04x}",
-                        display.address
-                    ),
-                ));
-            }
+        let bad_address = (self.alarm.display.as_ref())
+            .map(|d| d.address)
+            .filter(|a| !(0x08..=0x77).contains(a));
+        if let Some(address) = bad_address {
+            return Err((
+                "alarm.display.address",
+                format!(
+                    "expected a 7-bit I2C address from 0x08 to 0x77 (0x3C or 0x3D for an SSD1306), found {address:#04x}"
+                ),
+            ));
         }
         if self.shutdown.deadline.is_zero() {
             return Err((
