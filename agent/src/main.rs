@@ -76,6 +76,23 @@ enum Command {
     /// Print the default config, every key commented.
     #[command(after_help = "Example:\n  vigil print-default-config > /etc/vigil/vigil.toml")]
     PrintDefaultConfig,
+    /// The cab alarm's devices (buzzer, acknowledge button, display).
+    #[command(subcommand)]
+    Alarm(AlarmCommand),
+}
+
+#[derive(Subcommand)]
+enum AlarmCommand {
+    /// For installers: sound each buzzer pattern, show each screen, wait for a button press.
+    #[command(
+        after_help = "Example:\n  vigil alarm test --config /etc/vigil/vigil.toml\n\
+                      Exits 0 when every configured device worked, 2 when none is configured."
+    )]
+    Test {
+        /// The TOML config file whose [alarm] section names the devices.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -179,6 +196,25 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Spool(SpoolCommand::Soak { path, rate }) => {
             vigil::spool::soak::run(&path, rate, std::io::stdout().lock())?;
+        }
+        Command::Alarm(AlarmCommand::Test { config }) => {
+            let config = match config {
+                Some(file) => Config::load(&file)?,
+                None => Config::embedded_default(),
+            };
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(vigil::alarm::check::run_config(
+                    &config.alarm,
+                    &mut std::io::stdout(),
+                ));
+            if let Err(error @ vigil::alarm::check::CheckError::NoHardware) = result {
+                eprintln!("error: {error}");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+            result?;
         }
         Command::Simulate(options) => {
             let summary = vigil::demo::simulate(&options)?;

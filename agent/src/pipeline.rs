@@ -2,7 +2,7 @@
 //! runs them as named tokio tasks.
 //!
 //! ```text
-//! sources ─inputs─> decode+route ─┬─> detect ─alerts─> alarm          (never waits on the network)
+//! sources ─inputs─> decode+route ─┬─> detect ─alerts─> alarm ─panel─> display (never waits on the network)
 //!                                 │            └─────> outbound alerts
 //!                                 ├─> batch ──batches─> outbound
 //!                                 └─> taps (the demo's view; lossy)
@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alarm::{self, Panel};
+use crate::alarm::{self, LinkStatus, Panel};
 use crate::batch::{self, Batch};
 use crate::config::Config;
 use crate::decode::dm1::DiagnosticEvent;
@@ -64,6 +64,16 @@ pub struct Taps {
     pub diagnostics: Option<mpsc::Sender<DiagnosticEvent>>,
 }
 
+/// What a caller plugs in instead of what the config names: tests, benchmarks and tools.
+#[derive(Default)]
+pub struct Plugs {
+    /// The cab's devices; `None` opens the ones `[alarm]` names.
+    pub alarm: Option<alarm::Devices>,
+    /// Inputs fed in as one more source (tests and benchmarks inject frames here). It ends,
+    /// like any source, when the token is cancelled or its sender is dropped.
+    pub inputs: Option<mpsc::Receiver<Input>>,
+}
+
 /// Why the pipeline could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -73,6 +83,8 @@ pub enum RunError {
     Source(#[from] source::BuildError),
     #[error(transparent)]
     Dbc(#[from] crate::decode::dbc::DbcError),
+    #[error(transparent)]
+    Alarm(#[from] alarm::OpenError),
     #[error(
         "tasks still running {deadline:?} after shutdown began: {tasks}; raise [shutdown] deadline or report a bug"
     )]
@@ -147,6 +159,9 @@ pub struct Pipeline {
     deadline: std::time::Duration,
     /// The cab outputs' state, for front ends.
     pub panel: watch::Receiver<Panel>,
+    /// The link and spool state the cab display shows when nothing is wrong; the uplink and
+    /// spool report here. Until they do, it stays unknown.
+    pub link: watch::Sender<LinkStatus>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -165,13 +180,35 @@ impl Pipeline {
         shutdown: CancellationToken,
         taps: Taps,
     ) -> Result<Pipeline, RunError> {
+        Pipeline::start_with(config, shutdown, taps, Plugs::default())
+    }
+
+    /// [`Pipeline::start`], with devices or inputs plugged in instead of the configured ones.
+    pub fn start_with(
+        config: Config,
+        shutdown: CancellationToken,
+        taps: Taps,
+        plugs: Plugs,
+    ) -> Result<Pipeline, RunError> {
         let metrics = Arc::new(Metrics::default());
         let tasks = Tasks::default();
+        // Opened first, so a missing device fails the start before any task runs.
+        let devices = match plugs.alarm {
+            Some(devices) => devices,
+            None => alarm::Devices::open(&config.alarm)?,
+        };
 
         let (inputs_tx, inputs_rx) = mpsc::channel(INPUTS_CAPACITY);
         // Checked by Config::validate already; loaded here once for the decoder.
         let table = config.dbc.load()?;
-        let sources = source::build_all(&config, &metrics, inputs_tx, shutdown.clone())?;
+        let mut sources =
+            source::build_all(&config, &metrics, inputs_tx.clone(), shutdown.clone())?;
+        if let Some(injected) = plugs.inputs {
+            sources.push((
+                "source:injected",
+                Box::pin(forward(injected, inputs_tx, shutdown.clone())),
+            ));
+        }
         if sources.is_empty() {
             return Err(RunError::NoSource);
         }
@@ -206,7 +243,21 @@ impl Pipeline {
         );
 
         let (panel_tx, panel_rx) = watch::channel(Panel::default());
-        tasks.spawn("alarm", alarm::run(alarm_rx, panel_tx));
+        let (link_tx, link_rx) = watch::channel(LinkStatus::default());
+        let alarm::Devices {
+            buzzer,
+            button,
+            display,
+        } = devices;
+        if let Some(display) = display {
+            tasks.spawn(
+                "display",
+                alarm::display::run(panel_rx.clone(), link_rx, display),
+            );
+        }
+        tasks.spawn("alarm", async move {
+            alarm::run(alarm_rx, panel_tx, buzzer, button).await;
+        });
 
         let (batches_tx, batches_rx) = mpsc::channel(OUTBOUND_BATCHES_CAPACITY);
         tasks.spawn(
@@ -227,6 +278,7 @@ impl Pipeline {
             shutdown,
             deadline: config.shutdown.deadline,
             panel: panel_rx,
+            link: link_tx,
             metrics,
         })
     }
@@ -315,6 +367,25 @@ impl Router {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// The injected inputs' source: forwards until shutdown or until its sender is gone.
+async fn forward(
+    mut from: mpsc::Receiver<Input>,
+    to: mpsc::Sender<Input>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let input = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            input = from.recv() => input,
+        };
+        let Some(input) = input else { return };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            sent = to.send(input) => if sent.is_err() { return },
         }
     }
 }

@@ -1,5 +1,6 @@
 //! System tests: the real `vigil` binary, started as a child process.
 
+mod alarm;
 mod config_errors;
 mod demo;
 mod replay;

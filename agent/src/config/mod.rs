@@ -34,6 +34,7 @@ pub struct Config {
     pub dbc: DbcConfig,
     pub detect: DetectConfig,
     pub batch: BatchConfig,
+    pub alarm: AlarmConfig,
     pub shutdown: ShutdownConfig,
 }
 
@@ -137,6 +138,52 @@ pub struct BatchConfig {
     pub max_age: Duration,
 }
 
+/// The cab's alarm hardware. Each device is optional: absent means the truck has none, and
+/// the alarm still keeps its state (the demo shows it on the terminal).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlarmConfig {
+    /// How long the acknowledge button must read steady before a press counts.
+    #[serde(with = "duration")]
+    pub button_debounce: Duration,
+    /// The buzzer's GPIO line (driven high to sound).
+    pub buzzer: Option<GpioLine>,
+    /// The acknowledge button's GPIO line (reads high, after `active_low`, while pressed).
+    pub button: Option<GpioLine>,
+    /// An SSD1306-class 128x64 OLED on an I2C bus.
+    pub display: Option<I2cDisplay>,
+}
+
+/// One line of a GPIO character device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpioLine {
+    /// The chip's character device, such as `/dev/gpiochip0`.
+    pub chip: PathBuf,
+    /// The line's offset on that chip (see `gpioinfo`).
+    pub line: u32,
+    /// The line is wired inverted: the kernel flips every level.
+    #[serde(default)]
+    pub active_low: bool,
+}
+
+/// A display on an i2c-dev bus.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct I2cDisplay {
+    /// The bus device, such as `/dev/i2c-1`.
+    pub i2c: PathBuf,
+    /// The display's 7-bit address: 0x3C for most modules, 0x3D with the address jumper.
+    #[serde(default = "I2cDisplay::default_address")]
+    pub address: u8,
+}
+
+impl I2cDisplay {
+    fn default_address() -> u8 {
+        0x3C
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownConfig {
@@ -198,6 +245,17 @@ impl Default for BatchConfig {
         BatchConfig {
             max_readings: 2000,
             max_age: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for AlarmConfig {
+    fn default() -> Self {
+        AlarmConfig {
+            button_debounce: Duration::from_millis(30),
+            buzzer: None,
+            button: None,
+            display: None,
         }
     }
 }
@@ -384,6 +442,26 @@ impl Config {
         if self.batch.max_readings == 0 {
             return Err(("batch.max_readings", "expected at least 1, found 0".into()));
         }
+        if self.alarm.button_debounce > Duration::from_secs(1) {
+            return Err((
+                "alarm.button_debounce",
+                format!(
+                    "expected at most 1s (a press must count while the buzzer sounds), found {}",
+                    humantime::format_duration(self.alarm.button_debounce)
+                ),
+            ));
+        }
+        let bad_address = (self.alarm.display.as_ref())
+            .map(|d| d.address)
+            .filter(|a| !(0x08..=0x77).contains(a));
+        if let Some(address) = bad_address {
+            return Err((
+                "alarm.display.address",
+                format!(
+                    "expected a 7-bit I2C address from 0x08 to 0x77 (0x3C or 0x3D for an SSD1306), found {address:#04x}"
+                ),
+            ));
+        }
         if self.shutdown.deadline.is_zero() {
             return Err((
                 "shutdown.deadline",
@@ -470,6 +548,21 @@ mod tests {
                 "key `detect.tank`",
                 "warning 60 and critical 50",
             ),
+            (
+                "[alarm]\nbuzzer = { chip = \"/dev/gpiochip0\" }\n",
+                "key `alarm.buzzer`",
+                "missing field `line`",
+            ),
+            (
+                "[alarm]\ndisplay = { i2c = \"/dev/i2c-1\", address = 0x80 }\n",
+                "key `alarm.display.address`",
+                "found 0x80",
+            ),
+            (
+                "[alarm]\nbutton_debounce = \"2s\"\n",
+                "key `alarm.button_debounce`",
+                "found 2s",
+            ),
         ];
         let broken = [
             ("[vehicle\n", "key `(document)`", "line 1"),
@@ -486,6 +579,38 @@ mod tests {
             assert!(message.contains(key), "{message:?} should name {key}");
             assert!(message.contains(detail), "{message:?} should say {detail}");
         }
+    }
+
+    #[test]
+    fn alarm_hardware_is_optional_and_read_by_chip_line_and_bus() {
+        assert_eq!(Config::embedded_default().alarm.buzzer, None);
+        let config = parse(
+            "[source.simulator]\n[alarm]\n\
+             buzzer = { chip = \"/dev/gpiochip0\", line = 17 }\n\
+             button = { chip = \"/dev/gpiochip1\", line = 4, active_low = true }\n\
+             display = { i2c = \"/dev/i2c-1\" }\n",
+        )
+        .unwrap();
+        let alarm = config.alarm;
+        assert_eq!(
+            alarm.buzzer,
+            Some(GpioLine {
+                chip: "/dev/gpiochip0".into(),
+                line: 17,
+                active_low: false
+            })
+        );
+        assert_eq!(
+            alarm.button.map(|b| (b.line, b.active_low)),
+            Some((4, true))
+        );
+        assert_eq!(
+            alarm.display,
+            Some(I2cDisplay {
+                i2c: "/dev/i2c-1".into(),
+                address: 0x3C
+            })
+        );
     }
 
     #[test]
