@@ -90,7 +90,9 @@ mod tests {
                 wall_us: 0,
                 mono: Duration::ZERO,
             },
-            rule: "test/1",
+            rule: "test/1".into(),
+            score: None,
+            evidence: Vec::new(),
         }
     }
 
