@@ -260,17 +260,23 @@ def statistics(r):
 
 
 def calibrate(model, run_list, specs, context_norm):
-    worst = {"score": 0.0, "cusum": 0.0, "outliers": 0.0}
-    ticks = 0
+    """The worst each statistic held on normal drives, per signal kind."""
+    kind_of = {s["signal"]: s["kind"] for s in specs}
+    worst = {k: {"score": 0.0, "cusum": 0.0, "outliers": 0.0} for k in range(len(KINDS))}
     for name, signal, r in residual_streams(model, run_list, specs, context_norm):
-        ticks += len(r)
-        for key, stat in zip(worst, statistics(r)):
+        w = worst[kind_of[signal]]
+        for key, stat in zip(["score", "cusum", "outliers"], statistics(r)):
             peak = float(held(stat).max())
-            if peak > worst[key]:
-                worst[key] = peak
+            if peak > w[key]:
+                w[key] = peak
                 print(f"calibration: {key} {peak:.2f} on {signal} in {name}", flush=True)
     hours = sum(len(next(iter(run.values()))) for _, run in run_list) / 3600.0
-    return worst, hours
+    for spec in specs:
+        w = worst[spec["kind"]]
+        spec["score"] = round(max(w["score"] * MARGIN, 3.0), 3)
+        spec["cusum_h"] = round(max(w["cusum"] * MARGIN, 5.0), 3)
+        spec["outlier_count"] = int(w["outliers"]) + 2
+    return {KINDS[k]: v for k, v in worst.items()}, hours
 
 
 def export(model, n_in, path):
@@ -326,14 +332,11 @@ def main():
         "kinds": len(KINDS),
         "signals": specs,
         "thresholds": {
-            "score": round(worst["score"] * MARGIN, 3),
             "debounce_ticks": DEBOUNCE_TICKS,
             "cusum_k": CUSUM_K,
             "cusum_clip": CUSUM_CLIP,
-            "cusum_h": round(max(worst["cusum"] * MARGIN, 5.0), 3),
             "outlier": OUTLIER,
             "outlier_window": OUTLIER_WINDOW,
-            "outlier_count": int(worst["outliers"]) + 2,
         },
         "false_alarm_budget_per_hour": BUDGET_PER_HOUR,
         "golden": golden,
@@ -384,12 +387,13 @@ def write_markdown(card):
         "- output `y` [1, 2]: the change's mean over the scale, and the log of its spread over the scale. "
         "The agent adds the bus resolution (sigma_floor) in quadrature.",
         "",
-        "| signal | kind | scale | center | level scale | sigma floor |",
-        "|---|---|---|---|---|---|",
+        "| signal | kind | scale | center | level scale | sigma floor | score threshold | CUSUM h | outliers |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in card["signals"]:
         lines.append(f"| `{s['signal']}` | {card['kind_names'][s['kind']]} | {s['scale']:.4f} | "
-                     f"{s['center']:.2f} | {s['level_scale']:.2f} | {s['sigma_floor']:.4f} |")
+                     f"{s['center']:.2f} | {s['level_scale']:.2f} | {s['sigma_floor']:.4f} | "
+                     f"{s['score']} | {s['cusum_h']} | {s['outlier_count']} |")
     c = card["context"]
     lines += [
         f"\nContext: `{c['signal']}`, center {c['center']:.1f}, scale {c['scale']:.1f}.",
@@ -398,10 +402,10 @@ def write_markdown(card):
         f"Budget: {card['false_alarm_budget_per_hour'] * 100:g} false alarm per 100 vehicle-hours. Each "
         f"threshold is the largest value the statistic held for {t['debounce_ticks']} ticks on "
         f"{tr['calibration']['hours']} h of normal calibration drives (other vehicles than training), "
-        f"times {tr['calibration']['margin']}.",
-        f"- residual score: {t['score']}",
-        f"- CUSUM (clip {t['cusum_clip']}, k {t['cusum_k']}): h = {t['cusum_h']}",
-        f"- outliers beyond {t['outlier']} within {t['outlier_window']} ticks: {t['outlier_count']}",
+        f"times {tr['calibration']['margin']}, per signal kind (table above).",
+        f"- residual score: |residual| held {t['debounce_ticks']} ticks",
+        f"- CUSUM on the residual clipped to +-{t['cusum_clip']}, less k = {t['cusum_k']} per tick",
+        f"- outliers: residuals beyond {t['outlier']} within {t['outlier_window']} ticks",
         "",
         "## Training",
         f"{tr['architecture']}; {tr['parameters']} parameters; {tr['windows']} windows from "

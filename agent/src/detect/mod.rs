@@ -9,6 +9,7 @@
 //! alarm, which never waits on the network. Without a model the rules and limits still run.
 
 pub mod alert;
+pub mod baseline;
 pub mod dataset;
 pub mod model;
 pub mod rules;
@@ -296,7 +297,7 @@ impl Detector {
                 if let Some(stats) = w.residuals.step(tick, value, th) {
                     point.forecast = Some(stats.forecast);
                     point.residual = Some(stats.residual);
-                    s.judged.extend(score::verdicts(&stats, th));
+                    s.judged.extend(score::verdicts(&stats, spec));
                 }
                 let full = column.copy_last(model.card.window, &mut s.window)
                     && s.window.iter().all(|v| !v.is_nan());

@@ -79,24 +79,24 @@ pub struct WatchedSignal {
     pub level_scale: f64,
     /// Spread added in quadrature to the forecast's (the bus resolution), signal units.
     pub sigma_floor: f64,
+    /// Calibrated thresholds of this signal's statistics (see [`Thresholds`]).
+    pub score: f64,
+    pub cusum_h: f64,
+    pub outlier_count: usize,
 }
 
-/// Where the model's statistics raise an alert; calibrated on normal drives.
+/// How the model's statistics are computed. Each watched signal's thresholds on them
+/// (`score` for |residual| held `debounce_ticks` ticks, `cusum_h`, `outlier_count`) were
+/// calibrated on normal drives and sit in its [`WatchedSignal`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
-    /// |standardised residual| held for `debounce_ticks` ticks in a row.
-    pub score: f64,
     pub debounce_ticks: usize,
-    /// CUSUM on the residual clipped to +-`cusum_clip`, less `cusum_k` per tick...
+    /// CUSUM on the residual clipped to +-`cusum_clip`, less `cusum_k` per tick.
     pub cusum_k: f64,
     pub cusum_clip: f64,
-    /// ...raises at `cusum_h`.
-    pub cusum_h: f64,
-    /// Residuals beyond `outlier` counted over `outlier_window` ticks...
+    /// Residuals beyond `outlier` are counted over `outlier_window` ticks.
     pub outlier: f64,
     pub outlier_window: usize,
-    /// ...raise at this count.
-    pub outlier_count: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 
 use super::alert::{AlertKind, Severity, Verdict};
-use super::model::{Forecast, Thresholds};
+use super::model::{Forecast, Thresholds, WatchedSignal};
 
 /// What one tick's residual gave.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -67,7 +67,7 @@ impl Residuals {
 }
 
 /// The model's verdicts on one tick's statistics.
-pub fn verdicts(stats: &Stats, th: &Thresholds) -> [(AlertKind, Verdict); 3] {
+pub fn verdicts(stats: &Stats, th: &WatchedSignal) -> [(AlertKind, Verdict); 3] {
     let score = stats.residual.abs();
     let over = |value: f64, threshold: f64, critical: f64| {
         (value > threshold).then_some(if value > critical {
@@ -115,14 +115,11 @@ mod tests {
 
     fn thresholds() -> Thresholds {
         Thresholds {
-            score: 5.0,
             debounce_ticks: 3,
             cusum_k: 0.5,
             cusum_clip: 3.0,
-            cusum_h: 10.0,
             outlier: 6.0,
             outlier_window: 5,
-            outlier_count: 2,
         }
     }
 

@@ -231,6 +231,7 @@ mod tests {
         for &(s, ms, v) in input {
             grid.push(&reading(s, ms, v));
         }
+        assert_eq!(grid.late_samples(), 1);
         for &(signal, want) in expected {
             let column = grid.column(&Signal::new(signal)).unwrap();
             let got: Vec<String> = column
@@ -263,9 +264,9 @@ mod tests {
                 ("a", 3_000, Some(4.0)),
                 ("a", 4_000, Some(5.0)),
                 ("a", 5_000, Some(6.0)),
-                // Stamped before tick 5 (closed at 5.2 s): late, dropped.
-                ("b", 4_900, Some(99.0)),
                 ("a", 6_000, None),
+                // Stamped before tick 5, which a@6.0 closed: late, dropped.
+                ("b", 4_900, Some(99.0)),
                 // Closes ticks 6 and 7; `a`'s flag and `b`'s silence make both gaps.
                 ("a", 7_300, Some(8.0)),
             ],
