@@ -11,7 +11,10 @@
 pub mod alert;
 pub mod baseline;
 pub mod dataset;
+pub mod eval;
 pub mod model;
+pub mod replay;
+pub mod report;
 pub mod rules;
 pub mod score;
 pub mod window;

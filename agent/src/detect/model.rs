@@ -47,6 +47,9 @@ pub struct ModelCard {
     pub golden: Vec<Golden>,
     /// Largest absolute difference allowed between tract's output and the golden output.
     pub golden_tolerance: f32,
+    /// Names of the signal kinds, in one-hot order.
+    #[serde(default)]
+    pub kind_names: Vec<String>,
     /// Free-form sections for people: training data, calibration, evaluation.
     #[serde(default)]
     pub training: serde_json::Value,
@@ -392,9 +395,15 @@ impl ModelHandle {
     }
 
     fn install(&self, model: Model) -> Swapped {
+        self.install_shared(Arc::new(model))
+    }
+
+    /// Makes an already verified model current (one loaded once and shared, as `vigil
+    /// eval` does across drives).
+    pub fn install_shared(&self, model: Arc<Model>) -> Swapped {
         let mut slots = self.slots();
         let now = model.id.clone();
-        let old = slots.current.replace(Arc::new(model));
+        let old = slots.current.replace(model);
         let before = old.as_ref().map(|m| m.id.clone());
         if old.is_some() {
             slots.previous = old;
