@@ -123,7 +123,7 @@ impl Default for RulesConfig {
             engine_rise_per_minute: 30.0,
             tank_rise_per_minute: 6.0,
             stuck_after: Duration::from_secs(60),
-            stuck_companion_move: 3.0,
+            stuck_companion_move: 8.0,
             dropout_after: Duration::from_secs(5),
             engine_range: [-40.0, 150.0],
             tank_range: [-40.0, 90.0],

@@ -16,6 +16,8 @@ pub mod model;
 pub mod replay;
 pub mod report;
 pub mod rules;
+#[cfg(test)]
+mod scenarios;
 pub mod score;
 pub mod window;
 
@@ -178,7 +180,12 @@ impl Detector {
         let mut watched = vec![
             engine_watch(&coolant, &oil),
             engine_watch(&oil, &coolant),
-            engine_watch(&Signal::new(FUEL_TEMPERATURE), &oil),
+            // Fuel follows the tank and the air far more than the oil: no companion, so
+            // its 1-degC steps are never taken for a stuck sensor.
+            Watched {
+                companion: None,
+                ..engine_watch(&Signal::new(FUEL_TEMPERATURE), &oil)
+            },
         ];
         watched.extend((1..=config.vehicle.compartments).map(|n| Watched {
             signal: tank_temperature(n),
