@@ -177,8 +177,8 @@ impl Tree {
             }
             let mut r = next_f64(rng) * span;
             let mut dim = 0;
-            for d in 0..p.len() {
-                let w = n.hi[d].max(p[d]) - n.lo[d].min(p[d]);
+            for (d, &pd) in p.iter().enumerate() {
+                let w = n.hi[d].max(pd) - n.lo[d].min(pd);
                 if r <= w {
                     dim = d;
                     break;
@@ -226,10 +226,10 @@ impl Tree {
                 return leaf;
             }
             // Descend by the node's own cut, widening its box on the way.
-            for d in 0..p.len() {
-                let n = &mut self.nodes[node];
-                n.lo[d] = n.lo[d].min(p[d]);
-                n.hi[d] = n.hi[d].max(p[d]);
+            let n = &mut self.nodes[node];
+            for (d, &pd) in p.iter().enumerate() {
+                n.lo[d] = n.lo[d].min(pd);
+                n.hi[d] = n.hi[d].max(pd);
             }
             self.nodes[node].count += 1;
             let n = &self.nodes[node];

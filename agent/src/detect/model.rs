@@ -234,7 +234,8 @@ impl Model {
                 .zip(&golden.output)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
-            if out.len() != golden.output.len() || !(worst <= model.card.golden_tolerance) {
+            let within = worst <= model.card.golden_tolerance; // false for NaN too
+            if out.len() != golden.output.len() || !within {
                 return Err(mismatch(format!(
                     "golden vector {i}: tract gives {out:?}, the card says {:?}",
                     golden.output
