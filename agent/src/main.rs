@@ -45,6 +45,47 @@ enum Command {
                             writes drive.log (candump -l), drive.serial (raw node bytes) and drive.labels.csv"
     )]
     Simulate(vigil::demo::SimulateOptions),
+    /// Run the detect stage over a recorded candump log (with its .serial companion) or CSV.
+    #[command(
+        after_help = "Examples:\n  vigil replay --input drive.log --model models/forecaster.card.json --out alerts.jsonl --report report.html\n  \
+                            vigil replay --input history.csv --out alerts.jsonl\n\
+                            A CSV has a `timestamp` column (Unix seconds) then one column per VSS signal."
+    )]
+    Replay {
+        /// A candump -l log (a .serial file beside it is merged in) or a .csv file.
+        #[arg(long)]
+        input: PathBuf,
+        /// The model card (JSON, the .onnx beside it); without it only the rules run.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Where to write the alerts, one JSON object a line.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write a single-file HTML report with plots.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// A config file for the limits and rules (default: the built-in defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Evaluate the model and the baselines on simulated drives never used in training.
+    #[command(
+        after_help = "Example:\n  vigil eval --model models/forecaster.card.json --out models/eval.json"
+    )]
+    Eval {
+        /// The model card to evaluate.
+        #[arg(long)]
+        model: PathBuf,
+        /// Drives per fault kind.
+        #[arg(long, default_value_t = 10)]
+        drives_per_fault: usize,
+        /// Normal one-hour drives.
+        #[arg(long, default_value_t = 40)]
+        normal_drives: usize,
+        /// Write the figures as JSON here (models/train.py copies them into the card).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Check a config file and exit: 0 if it is good, 2 with the reason if not.
     #[command(after_help = "Example:\n  vigil check-config /etc/vigil/vigil.toml")]
     CheckConfig {
@@ -215,6 +256,54 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
             result?;
+        }
+        Command::Replay {
+            input,
+            model,
+            out,
+            report,
+            config,
+        } => {
+            let config = match config {
+                Some(path) => Config::load(&path)?,
+                None => Config::embedded_default(),
+            };
+            let summary = vigil::detect::replay::replay(
+                &config,
+                &input,
+                model.as_deref(),
+                &out,
+                report.as_deref(),
+            )?;
+            eprintln!(
+                "replayed {} readings from {} with {}: {} alerts to {}",
+                summary.readings,
+                input.display(),
+                summary.model.as_deref().unwrap_or("rules only"),
+                summary.alerts.len(),
+                out.display()
+            );
+        }
+        Command::Eval {
+            model,
+            drives_per_fault,
+            normal_drives,
+            out,
+        } => {
+            let model = std::sync::Arc::new(vigil::detect::model::Model::load(&model)?);
+            let options = vigil::detect::eval::EvalOptions {
+                drives_per_fault,
+                normal_drives,
+                ..Default::default()
+            };
+            let report = vigil::detect::eval::run(model, &options, |line| {
+                tracing::debug!(event = "eval_progress", "{line}")
+            });
+            println!("{}", report.table_markdown);
+            if let Some(out) = out {
+                std::fs::write(&out, serde_json::to_string_pretty(&report)?)
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+            }
         }
         Command::Simulate(options) => {
             let summary = vigil::demo::simulate(&options)?;

@@ -109,8 +109,49 @@ pub struct DetectConfig {
     pub debounce: Duration,
     /// degC back inside a limit before an alert clears.
     pub hysteresis: f64,
+    /// The least time between a clear and the next raise of the same (signal, kind).
+    #[serde(with = "duration")]
+    pub realert: Duration,
+    /// The forecaster's model card (JSON); the ONNX file sits beside it. `None`: rules only.
+    pub model: Option<PathBuf>,
     pub engine: EngineLimits,
     pub tank: BTreeMap<CargoClass, Limit>,
+    pub rules: RulesConfig,
+}
+
+/// The rules that run beside the model, per class of signal (engine, tank).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Rise over the last 10 s that raises an alert, degC per minute.
+    pub engine_rise_per_minute: f64,
+    pub tank_rise_per_minute: f64,
+    /// A value that does not change at all for this long is stuck...
+    #[serde(with = "duration")]
+    pub stuck_after: Duration,
+    /// ...for the engine's coarse signals only while the companion signal (coolant and oil
+    /// watch each other) moved at least this many degC meanwhile.
+    pub stuck_companion_move: f64,
+    /// No usable value for this long raises a dropout (a sensor fault if it came flagged).
+    #[serde(with = "duration")]
+    pub dropout_after: Duration,
+    /// What the sensors can physically read, degC; outside it a value is out of range.
+    pub engine_range: [f64; 2],
+    pub tank_range: [f64; 2],
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            engine_rise_per_minute: 30.0,
+            tank_rise_per_minute: 6.0,
+            stuck_after: Duration::from_secs(60),
+            stuck_companion_move: 8.0,
+            dropout_after: Duration::from_secs(5),
+            engine_range: [-40.0, 150.0],
+            tank_range: [-40.0, 90.0],
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -218,6 +259,8 @@ impl Default for DetectConfig {
         DetectConfig {
             debounce: Duration::from_secs(2),
             hysteresis: 2.0,
+            realert: Duration::from_secs(60),
+            model: None,
             engine: EngineLimits::default(),
             tank: BTreeMap::from([
                 (CargoClass::Gasoline, limit(40.0, 50.0)),
@@ -225,6 +268,7 @@ impl Default for DetectConfig {
                 (CargoClass::Naphtha, limit(40.0, 50.0)),
                 (CargoClass::Empty, limit(60.0, 80.0)),
             ]),
+            rules: RulesConfig::default(),
         }
     }
 }
@@ -437,6 +481,43 @@ impl Config {
             return Err((
                 "detect.hysteresis",
                 format!("expected degC >= 0, found {}", self.detect.hysteresis),
+            ));
+        }
+        let rules = &self.detect.rules;
+        for (key, range) in [
+            ("detect.rules.engine_range", rules.engine_range),
+            ("detect.rules.tank_range", rules.tank_range),
+        ] {
+            if !(range[0].is_finite() && range[1].is_finite() && range[0] < range[1]) {
+                return Err((
+                    key,
+                    format!("expected [low, high] with low < high, found {range:?}"),
+                ));
+            }
+        }
+        for (key, rate) in [
+            (
+                "detect.rules.engine_rise_per_minute",
+                rules.engine_rise_per_minute,
+            ),
+            (
+                "detect.rules.tank_rise_per_minute",
+                rules.tank_rise_per_minute,
+            ),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err((key, format!("expected degC per minute > 0, found {rate}")));
+            }
+        }
+        if rules.dropout_after < Duration::from_secs(2)
+            || rules.stuck_after < Duration::from_secs(10)
+        {
+            return Err((
+                "detect.rules",
+                format!(
+                    "expected dropout_after >= 2s and stuck_after >= 10s (the window ticks at 1 Hz), found {:?} and {:?}",
+                    rules.dropout_after, rules.stuck_after
+                ),
             ));
         }
         if self.batch.max_readings == 0 {

@@ -5,6 +5,7 @@
 //! `Raised` per activation, `Escalated` when the severity rises while active, one `Cleared`.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -34,12 +35,46 @@ impl fmt::Display for Severity {
 pub enum AlertKind {
     /// A value beyond a configured hard limit.
     HighLimit,
+    /// The value climbs faster than its class may (degC per minute over the window).
+    RateOfRise,
+    /// The value has not changed at all for longer than a live sensor can hold still.
+    StuckSensor,
+    /// Nothing usable arrives any more.
+    Dropout,
+    /// The sender flags the value (not available, error) instead of sending one.
+    SensorFault,
+    /// A value outside what the sensor can physically read.
+    OutOfRange,
+    /// The forecaster's standardised residual is beyond its threshold.
+    Forecast,
+    /// The forecaster's residuals lean one way for long (CUSUM): a slow drift.
+    Drift,
+    /// Single wild residuals keep recurring (spikes, a loose connector).
+    Outliers,
+}
+
+impl AlertKind {
+    /// Kinds the forecaster raises (the others are rules).
+    pub fn is_model(&self) -> bool {
+        matches!(
+            self,
+            AlertKind::Forecast | AlertKind::Drift | AlertKind::Outliers
+        )
+    }
 }
 
 impl fmt::Display for AlertKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             AlertKind::HighLimit => "high_limit",
+            AlertKind::RateOfRise => "rate_of_rise",
+            AlertKind::StuckSensor => "stuck_sensor",
+            AlertKind::Dropout => "dropout",
+            AlertKind::SensorFault => "sensor_fault",
+            AlertKind::OutOfRange => "out_of_range",
+            AlertKind::Forecast => "forecast",
+            AlertKind::Drift => "drift",
+            AlertKind::Outliers => "outliers",
         })
     }
 }
@@ -54,11 +89,16 @@ pub struct Alert {
     pub severity: Severity,
     /// The value that completed the debounce (or escalated it).
     pub value: f64,
-    /// The limit it crossed.
+    /// The limit it crossed (for the model: the threshold of its statistic).
     pub threshold: f64,
+    /// The statistic that crossed it (residual score, CUSUM, outlier count, rate), if the
+    /// kind has one beside the value.
+    pub score: Option<f64>,
     pub raised_at: Timestamp,
-    /// Which rule or model decided, with its version.
-    pub rule: &'static str,
+    /// Which rule or model decided, with its version (`limits/1`, `model:NAME/VERSION`).
+    pub rule: Arc<str>,
+    /// The signal's last 10 s at 1 Hz when it was raised, oldest first (`null` for a gap).
+    pub evidence: Vec<f64>,
 }
 
 /// A change the detect stage reports.
@@ -103,6 +143,8 @@ pub struct Verdict {
     pub threshold: f64,
     /// Whether an active alert may clear: the value is back inside by the hysteresis.
     pub clear: bool,
+    /// The statistic judged, for kinds that have one.
+    pub score: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -120,57 +162,80 @@ enum Phase {
 pub struct AlertState {
     signal: Signal,
     kind: AlertKind,
-    rule: &'static str,
+    rule: Arc<str>,
     debounce: Duration,
+    /// The least time from a clear to the next raise of the same (signal, kind).
+    realert: Duration,
+    /// Monotonic time before which nothing is raised again (the last clear + `realert`).
+    quiet_until: Option<Duration>,
     phase: Phase,
 }
 
 impl AlertState {
-    pub fn new(signal: Signal, kind: AlertKind, rule: &'static str, debounce: Duration) -> Self {
+    pub fn new(signal: Signal, kind: AlertKind, rule: Arc<str>, debounce: Duration) -> Self {
         AlertState {
             signal,
             kind,
             rule,
             debounce,
+            realert: Duration::ZERO,
+            quiet_until: None,
             phase: Phase::Idle,
         }
+    }
+
+    /// Sets the minimum re-alert interval: after a clear, the same (signal, kind) stays
+    /// quiet this long even if the condition returns at once.
+    pub fn with_realert(mut self, realert: Duration) -> Self {
+        self.realert = realert;
+        self
+    }
+
+    /// The rule or model this state judges for; a model swap changes it.
+    pub fn set_rule(&mut self, rule: Arc<str>) {
+        self.rule = rule;
     }
 
     pub fn is_active(&self) -> bool {
         matches!(self.phase, Phase::Active(_))
     }
 
-    /// Feeds one verdict; `next_id` numbers a newly raised alert.
+    /// Feeds one verdict; `evidence` is the window a raised alert carries, `next_id`
+    /// numbers a newly raised alert.
     pub fn observe(
         &mut self,
         at: Timestamp,
         value: f64,
         verdict: Verdict,
+        evidence: &[f64],
         next_id: &mut u64,
     ) -> Option<AlertEvent> {
         match (&mut self.phase, verdict.severity) {
             (Phase::Idle, None) => None,
             (Phase::Idle, Some(_)) => {
                 self.phase = Phase::Pending { since: at.mono };
-                self.raise_if_debounced(at, value, verdict, next_id)
+                self.raise_if_debounced(at, value, verdict, evidence, next_id)
             }
             (Phase::Pending { .. }, None) => {
                 self.phase = Phase::Idle;
                 None
             }
             (Phase::Pending { .. }, Some(_)) => {
-                self.raise_if_debounced(at, value, verdict, next_id)
+                self.raise_if_debounced(at, value, verdict, evidence, next_id)
             }
             (Phase::Active(alert), Some(severity)) if severity > alert.severity => {
                 alert.severity = severity;
                 alert.value = value;
                 alert.threshold = verdict.threshold;
+                alert.score = verdict.score;
+                alert.evidence = evidence.to_vec();
                 Some(AlertEvent::Escalated(alert.clone()))
             }
             (Phase::Active(_), _) if verdict.clear => {
                 let Phase::Active(alert) = std::mem::replace(&mut self.phase, Phase::Idle) else {
                     unreachable!("matched Active above");
                 };
+                self.quiet_until = Some(at.mono + self.realert);
                 Some(AlertEvent::Cleared {
                     alert,
                     cleared_at: at,
@@ -185,12 +250,15 @@ impl AlertState {
         at: Timestamp,
         value: f64,
         verdict: Verdict,
+        evidence: &[f64],
         next_id: &mut u64,
     ) -> Option<AlertEvent> {
         let Phase::Pending { since } = self.phase else {
             return None;
         };
-        if at.mono.saturating_sub(since) < self.debounce {
+        if at.mono.saturating_sub(since) < self.debounce
+            || self.quiet_until.is_some_and(|q| at.mono < q)
+        {
             return None;
         }
         *next_id += 1;
@@ -201,8 +269,10 @@ impl AlertState {
             severity: verdict.severity?,
             value,
             threshold: verdict.threshold,
+            score: verdict.score,
             raised_at: at,
-            rule: self.rule,
+            rule: self.rule.clone(),
+            evidence: evidence.to_vec(),
         };
         self.phase = Phase::Active(alert.clone());
         Some(AlertEvent::Raised(alert))
@@ -225,6 +295,7 @@ mod tests {
             severity: Some(severity),
             threshold: 105.0,
             clear: false,
+            score: None,
         }
     }
 
@@ -232,26 +303,33 @@ mod tests {
         severity: None,
         threshold: 105.0,
         clear: false,
+        score: None,
     };
     const CLEAR: Verdict = Verdict {
         severity: None,
         threshold: 105.0,
         clear: true,
+        score: None,
     };
 
     /// Steps a state machine through (second, verdict) pairs and names what it emitted.
     fn check(steps: &[(u64, Verdict)], expected: &[(u64, &str)]) {
+        check_with(Duration::ZERO, steps, expected)
+    }
+
+    fn check_with(realert: Duration, steps: &[(u64, Verdict)], expected: &[(u64, &str)]) {
         let mut state = AlertState::new(
             Signal::new("x"),
             AlertKind::HighLimit,
-            "test/1",
+            Arc::from("test/1"),
             Duration::from_secs(2),
-        );
+        )
+        .with_realert(realert);
         let mut id = 0;
         let emitted: Vec<(u64, String)> = steps
             .iter()
             .filter_map(|&(t, v)| {
-                state.observe(at(t), 106.0, v, &mut id).map(|e| {
+                state.observe(at(t), 106.0, v, &[], &mut id).map(|e| {
                     let word = match e {
                         AlertEvent::Raised(a) => format!("raised {}", a.severity),
                         AlertEvent::Escalated(a) => format!("escalated {}", a.severity),
@@ -310,6 +388,28 @@ mod tests {
                 (2, "raised warning"),
                 (4, "cleared"),
                 (7, "raised critical"),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_cleared_alert_stays_quiet_for_the_realert_interval() {
+        let over = over(Severity::Warning);
+        check_with(
+            Duration::from_secs(10),
+            &[
+                (0, over),
+                (2, over),
+                (3, CLEAR),
+                (4, over),
+                (6, over),
+                (12, over),
+                (13, over),
+            ],
+            &[
+                (2, "raised warning"),
+                (3, "cleared"),
+                (13, "raised warning"),
             ],
         );
     }

@@ -1,24 +1,49 @@
 //! Detect: watches readings and raises alerts.
 //!
-//! Owns the rules and one [`AlertState`] per (signal, kind). The [`Detector`] is a pure
-//! struct (readings in, alert events out); only [`run`] touches channels. Time is the
-//! readings' monotonic time, so a wall-clock jump cannot fire or stall a debounce.
-//! Never blocks on anything but its output to the alarm, which never waits on the network.
+//! Owns the hard limits (judged per reading), the 1 Hz [`window::Grid`] of the watched
+//! signals, the rules judged per tick ([`rules`]), the forecaster's residual scoring per
+//! tick ([`score`], through the model in a [`model::ModelHandle`]), and one [`AlertState`]
+//! per (signal, kind). The [`Detector`] is a pure struct (readings in, alert events out);
+//! only [`run`] touches channels. Time is the readings' monotonic time, so a wall-clock
+//! jump cannot fire or stall a debounce. Never blocks on anything but its output to the
+//! alarm, which never waits on the network. Without a model the rules and limits still run.
 
 pub mod alert;
+pub mod baseline;
+pub mod dataset;
+pub mod eval;
+pub mod model;
+pub mod replay;
+pub mod report;
+pub mod rules;
+#[cfg(test)]
+mod scenarios;
+pub mod score;
+pub mod window;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Limit};
-use crate::reading::{Reading, Signal};
-use crate::signals::{COOLANT_TEMPERATURE, OIL_TEMPERATURE, tank_temperature};
+use crate::reading::{Reading, Signal, Timestamp};
+use crate::signals::{
+    COOLANT_TEMPERATURE, ENGINE_SPEED, FUEL_TEMPERATURE, OIL_TEMPERATURE, tank_temperature,
+};
 use crate::telemetry::Metrics;
 use alert::{AlertEvent, AlertKind, AlertState, Severity, Verdict};
+use model::{Forecast, Model, ModelHandle};
+use rules::{Class, Rules};
+use score::Residuals;
+use window::Grid;
 
 /// The name and version alerts of the limit rule carry.
 const LIMIT_RULE: &str = "limits/1";
+
+/// Ticks of evidence an alert carries (the model's window).
+const EVIDENCE_TICKS: usize = 10;
 
 /// A high limit on one signal.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,20 +66,80 @@ impl HighLimit {
             severity,
             threshold,
             clear: value < warning - self.hysteresis,
+            score: None,
         }
     }
 }
 
-/// Rules and alert states for one vehicle.
+/// One watched signal: its rule class and the companion its stuck rule looks at.
+#[derive(Clone, Debug)]
+struct Watched {
+    signal: Signal,
+    class: Class,
+    companion: Option<Signal>,
+    residuals: Residuals,
+}
+
+/// What the detector saw at one tick for one signal, for reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracePoint {
+    pub signal: Signal,
+    pub at: Timestamp,
+    pub value: f64,
+    /// The forecast made for this tick, if the model ran.
+    pub forecast: Option<Forecast>,
+    /// The standardised residual, if scored.
+    pub residual: Option<f64>,
+}
+
+/// Rules, the model and alert states for one vehicle.
 pub struct Detector {
     limits: HashMap<Signal, HighLimit>,
+    rules: Rules,
+    grid: Grid,
+    watched: Vec<Watched>,
+    context: Signal,
+    model: ModelHandle,
+    /// The id of the model the residual states belong to; a swap resets them.
+    model_id: Option<Arc<str>>,
     states: HashMap<(Signal, AlertKind), AlertState>,
-    debounce: std::time::Duration,
+    debounce: Duration,
+    realert: Duration,
     last_id: u64,
+    /// Newest wall time less monotonic time, to stamp ticks on both clocks.
+    wall_offset_us: i64,
+    scratch: Scratch,
+    trace: Option<Vec<TracePoint>>,
+}
+
+#[derive(Default)]
+struct Scratch {
+    window: Vec<f64>,
+    context: Vec<f64>,
+    features: Vec<f32>,
+    judged: Vec<rules::Judged>,
+    evidence: Vec<f64>,
 }
 
 impl Detector {
+    /// The detector a config asks for. A configured model that fails to load is logged as
+    /// an error naming the file and the reason, and the rules run without it.
     pub fn new(config: &Config) -> Self {
+        let model = config.detect.model.as_deref().and_then(|path| {
+            Model::load(path)
+                .inspect_err(|e| {
+                    tracing::error!(event = "model_rejected", error = %e, "running the rules without the model")
+                })
+                .ok()
+        });
+        if let Some(m) = &model {
+            tracing::info!(event = "model_loaded", model = %m.id);
+        }
+        Self::with_model(config, ModelHandle::new(model))
+    }
+
+    /// The detector with a model handle shared with whoever swaps models (the jobs handler).
+    pub fn with_model(config: &Config, model: ModelHandle) -> Self {
         let detect = &config.detect;
         let hysteresis = detect.hysteresis;
         let engine = &detect.engine;
@@ -82,35 +167,205 @@ impl Detector {
         for compartment in 1..=config.vehicle.compartments {
             add(tank_temperature(compartment), tank.warning, tank.critical);
         }
+        let (coolant, oil) = (
+            Signal::new(COOLANT_TEMPERATURE),
+            Signal::new(OIL_TEMPERATURE),
+        );
+        let engine_watch = |signal: &Signal, companion: &Signal| Watched {
+            signal: signal.clone(),
+            class: Class::Engine,
+            companion: Some(companion.clone()),
+            residuals: Residuals::default(),
+        };
+        let mut watched = vec![
+            engine_watch(&coolant, &oil),
+            engine_watch(&oil, &coolant),
+            // Fuel follows the tank and the air far more than the oil: no companion, so
+            // its 1-degC steps are never taken for a stuck sensor.
+            Watched {
+                companion: None,
+                ..engine_watch(&Signal::new(FUEL_TEMPERATURE), &oil)
+            },
+        ];
+        watched.extend((1..=config.vehicle.compartments).map(|n| Watched {
+            signal: tank_temperature(n),
+            class: Class::Tank,
+            companion: None,
+            residuals: Residuals::default(),
+        }));
+        let context = Signal::new(ENGINE_SPEED);
+        let grid = Grid::new(
+            watched
+                .iter()
+                .map(|w| w.signal.clone())
+                .chain([context.clone()]),
+        );
         Detector {
             limits,
+            rules: Rules::new(&detect.rules),
+            grid,
+            watched,
+            context,
+            model,
+            model_id: None,
             states: HashMap::new(),
             debounce: detect.debounce,
+            realert: detect.realert,
             last_id: 0,
+            wall_offset_us: 0,
+            scratch: Scratch::default(),
+            trace: None,
         }
     }
 
-    /// Judges one reading; returns the alert event it causes, if any.
-    pub fn observe(&mut self, reading: &Reading) -> Option<AlertEvent> {
-        let value = reading.value()?;
-        let rule = self.limits.get(&reading.signal)?;
+    /// The handle to swap the model through; clones share it.
+    pub fn model_handle(&self) -> ModelHandle {
+        self.model.clone()
+    }
+
+    /// Keeps a [`TracePoint`] per signal and tick from now on (for replay reports).
+    pub fn keep_trace(&mut self) {
+        self.trace = Some(Vec::new());
+    }
+
+    pub fn take_trace(&mut self) -> Vec<TracePoint> {
+        self.trace.take().unwrap_or_default()
+    }
+
+    /// Judges one reading; appends the alert events it causes to `out`.
+    pub fn observe(&mut self, reading: &Reading, out: &mut Vec<AlertEvent>) {
+        self.wall_offset_us = reading.at.wall_us - reading.at.mono.as_micros() as i64;
+        for tick in self.grid.push(reading) {
+            self.tick(tick, out);
+        }
+        let Some(value) = reading.value() else {
+            return;
+        };
+        let Some(rule) = self.limits.get(&reading.signal) else {
+            return;
+        };
         let verdict = rule.judge(value);
-        let key = (reading.signal.clone(), AlertKind::HighLimit);
-        let state = self.states.entry(key).or_insert_with(|| {
-            AlertState::new(
-                reading.signal.clone(),
-                AlertKind::HighLimit,
-                LIMIT_RULE,
-                self.debounce,
+        let evidence = &mut self.scratch.evidence;
+        if let Some(column) = self.grid.column(&reading.signal) {
+            column.copy_last(EVIDENCE_TICKS.min(column.len()), evidence);
+        }
+        let state = state_for(
+            &mut self.states,
+            &reading.signal,
+            AlertKind::HighLimit,
+            LIMIT_RULE.into(),
+            self.debounce,
+            self.realert,
+        );
+        out.extend(state.observe(reading.at, value, verdict, evidence, &mut self.last_id));
+    }
+
+    /// Judges one closed tick of every watched signal.
+    fn tick(&mut self, tick: u64, out: &mut Vec<AlertEvent>) {
+        let at = Timestamp {
+            wall_us: self.wall_offset_us + tick as i64 * 1_000_000,
+            mono: Duration::from_secs(tick),
+        };
+        let model = self.model.current();
+        let model_id = model.as_ref().map(|m| m.id.clone());
+        if model_id != self.model_id {
+            // A swapped model starts from fresh residuals; its alerts carry its id.
+            for w in &mut self.watched {
+                w.residuals = Residuals::default();
+            }
+            self.model_id = model_id;
+        }
+        let context_ok = self.grid.column(&self.context).is_some_and(|c| {
+            c.copy_last(
+                model.as_ref().map_or(EVIDENCE_TICKS, |m| m.card.window),
+                &mut self.scratch.context,
             )
         });
-        state.observe(reading.at, value, verdict, &mut self.last_id)
+        for i in 0..self.watched.len() {
+            let w = &self.watched[i];
+            let Some(column) = self.grid.column(&w.signal) else {
+                continue;
+            };
+            let s = &mut self.scratch;
+            let value = column.newest();
+            column.copy_last(EVIDENCE_TICKS.min(column.len()), &mut s.evidence);
+            s.judged.clear();
+            let companion = w.companion.as_ref().and_then(|c| self.grid.column(c));
+            self.rules.judge(w.class, column, companion, &mut s.judged);
+            let mut point = TracePoint {
+                signal: w.signal.clone(),
+                at,
+                value,
+                forecast: None,
+                residual: None,
+            };
+            if let Some(model) = &model
+                && let Some(spec) = model.watched(w.signal.as_str())
+            {
+                let th = &model.card.thresholds;
+                let w = &mut self.watched[i];
+                if let Some(stats) = w.residuals.step(tick, value, th) {
+                    point.forecast = Some(stats.forecast);
+                    point.residual = Some(stats.residual);
+                    s.judged.extend(score::verdicts(&stats, spec));
+                }
+                let full = column.copy_last(model.card.window, &mut s.window)
+                    && s.window.iter().all(|v| !v.is_nan());
+                if full && context_ok {
+                    match model.forecast(spec, &s.window, &s.context, &mut s.features) {
+                        Ok(f) => w.residuals.expect(tick + 1, f),
+                        Err(e) => tracing::warn!(event = "model_step_failed", error = %e),
+                    }
+                }
+            }
+            let w = &self.watched[i];
+            for &(kind, verdict) in &s.judged {
+                let rule: Arc<str> = match (&self.model_id, kind.is_model()) {
+                    (Some(id), true) => id.clone(),
+                    _ => rules::RULES.into(),
+                };
+                let state = state_for(
+                    &mut self.states,
+                    &w.signal,
+                    kind,
+                    rule.clone(),
+                    self.debounce,
+                    self.realert,
+                );
+                if kind.is_model() {
+                    state.set_rule(rule);
+                }
+                let shown = if value.is_nan() { 0.0 } else { value };
+                out.extend(state.observe(at, shown, verdict, &s.evidence, &mut self.last_id));
+            }
+            if let Some(trace) = &mut self.trace {
+                trace.push(point);
+            }
+        }
     }
 
     /// How many alerts are active now.
     pub fn active(&self) -> usize {
         self.states.values().filter(|s| s.is_active()).count()
     }
+
+    /// Samples the window dropped for arriving after their tick closed.
+    pub fn late_samples(&self) -> u64 {
+        self.grid.late_samples()
+    }
+}
+
+fn state_for<'a>(
+    states: &'a mut HashMap<(Signal, AlertKind), AlertState>,
+    signal: &Signal,
+    kind: AlertKind,
+    rule: Arc<str>,
+    debounce: Duration,
+    realert: Duration,
+) -> &'a mut AlertState {
+    states.entry((signal.clone(), kind)).or_insert_with(|| {
+        AlertState::new(signal.clone(), kind, rule, debounce).with_realert(realert)
+    })
 }
 
 /// The detect task: readings in until the channel closes; each alert event goes to the
@@ -123,28 +378,30 @@ pub async fn run(
     fleet: mpsc::Sender<AlertEvent>,
     metrics: std::sync::Arc<Metrics>,
 ) {
+    let mut events = Vec::new();
     while let Some(reading) = readings.recv().await {
-        let Some(event) = detector.observe(&reading) else {
-            continue;
-        };
-        match &event {
-            AlertEvent::Raised(a) => {
-                Metrics::inc(&metrics.alerts_raised_total);
-                tracing::warn!(event = "alert_raised", id = a.id, signal = %a.signal, severity = %a.severity, value = a.value, threshold = a.threshold);
+        detector.observe(&reading, &mut events);
+        for event in events.drain(..) {
+            match &event {
+                AlertEvent::Raised(a) => {
+                    Metrics::inc(&metrics.alerts_raised_total);
+                    tracing::warn!(event = "alert_raised", id = a.id, signal = %a.signal, severity = %a.severity, value = a.value, threshold = a.threshold);
+                }
+                AlertEvent::Escalated(a) => {
+                    tracing::warn!(event = "alert_escalated", id = a.id, signal = %a.signal, severity = %a.severity, value = a.value);
+                }
+                AlertEvent::Cleared { alert, .. } => {
+                    Metrics::inc(&metrics.alerts_cleared_total);
+                    tracing::info!(event = "alert_cleared", id = alert.id, signal = %alert.signal);
+                }
             }
-            AlertEvent::Escalated(a) => {
-                tracing::warn!(event = "alert_escalated", id = a.id, signal = %a.signal, severity = %a.severity, value = a.value);
+            if fleet.try_send(event.clone()).is_err() {
+                Metrics::inc(&metrics.alerts_shed_total);
             }
-            AlertEvent::Cleared { alert, .. } => {
-                Metrics::inc(&metrics.alerts_cleared_total);
-                tracing::info!(event = "alert_cleared", id = alert.id, signal = %alert.signal);
+            if alarm.send(event).await.is_err() {
+                tracing::debug!(event = "detect_drained", active_alerts = detector.active());
+                return;
             }
-        }
-        if fleet.try_send(event.clone()).is_err() {
-            Metrics::inc(&metrics.alerts_shed_total);
-        }
-        if alarm.send(event).await.is_err() {
-            break;
         }
     }
     tracing::debug!(event = "detect_drained", active_alerts = detector.active());
@@ -156,6 +413,12 @@ mod tests {
     use crate::reading::{Origin, Timestamp};
     use std::sync::Arc;
     use std::time::Duration;
+
+    fn observe(d: &mut Detector, r: &Reading) -> Vec<AlertEvent> {
+        let mut out = Vec::new();
+        d.observe(r, &mut out);
+        out
+    }
 
     fn coolant(secs: u64, wall_us: i64, value: f64) -> Reading {
         Reading::good(
@@ -178,7 +441,8 @@ mod tests {
         let events: Vec<_> = [90.0, 104.0, 106.0, 106.5, 107.0, 111.0, 112.0]
             .iter()
             .enumerate()
-            .filter_map(|(i, &v)| d.observe(&coolant(i as u64, 0, v)))
+            .flat_map(|(i, &v)| observe(&mut d, &coolant(i as u64, 0, v)))
+            .filter(|e| e.alert().kind == AlertKind::HighLimit)
             .collect();
         assert!(
             matches!(&events[0], AlertEvent::Raised(a) if a.severity == Severity::Warning && a.threshold == 105.0)
@@ -193,9 +457,9 @@ mod tests {
         // The wall clock leaps a day forward between two samples one second apart: the
         // debounce (2 s) runs on monotonic time, so nothing is raised yet.
         let mut d = Detector::new(&Config::embedded_default());
-        assert_eq!(d.observe(&coolant(0, 0, 108.0)), None);
-        assert_eq!(d.observe(&coolant(1, 86_400_000_000, 108.0)), None);
-        assert!(d.observe(&coolant(2, 86_400_000_000, 108.0)).is_some());
+        assert_eq!(observe(&mut d, &coolant(0, 0, 108.0)), []);
+        assert_eq!(observe(&mut d, &coolant(1, 86_400_000_000, 108.0)), []);
+        assert_eq!(observe(&mut d, &coolant(2, 86_400_000_000, 108.0)).len(), 1);
     }
 
     #[test]

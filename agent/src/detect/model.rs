@@ -1,0 +1,431 @@
+//! The forecaster: a model card, the ONNX file it describes, and the tract plan built from
+//! it once, at load, for fixed shapes.
+//!
+//! A model is only ever used after it matched its card: the file's SHA-256, the input and
+//! output shapes, and the golden input/output vectors the training script wrote (tract's
+//! output must equal the script's within the card's tolerance). Anything else is a
+//! [`ModelError`] that names the file and what to do; the detector's rules run without it.
+//!
+//! [`ModelHandle`] is the swap point the uplink's jobs handler calls: load and verify first,
+//! then replace the current model in one step, keeping the previous one for rollback. The
+//! detector reads the current model at each tick, so a swap never tears a step.
+//!
+//! The features a window becomes ([`ModelCard::features`]) are written once here and once in
+//! `models/train.py`; the golden vectors hold the two equal.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tract_onnx::prelude::*;
+
+/// The model card, as `models/forecaster.card.json` holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub name: String,
+    pub version: String,
+    /// The ONNX file, relative to the card.
+    pub onnx: String,
+    /// SHA-256 of the ONNX file, lowercase hex.
+    pub sha256: String,
+    pub input: TensorSpec,
+    pub output: TensorSpec,
+    /// Resampling rate of the window, Hz.
+    pub rate_hz: f64,
+    /// Window length in samples (10 s at 1 Hz).
+    pub window: usize,
+    /// The context signal every window carries beside its own (engine speed).
+    pub context: Normaliser,
+    /// Width of the one-hot signal-kind block at the end of the input.
+    pub kinds: usize,
+    /// The signals the model watches, each with its normalisation.
+    pub signals: Vec<WatchedSignal>,
+    pub thresholds: Thresholds,
+    /// The budget the thresholds were calibrated to.
+    pub false_alarm_budget_per_hour: f64,
+    pub golden: Vec<Golden>,
+    /// Largest absolute difference allowed between tract's output and the golden output.
+    pub golden_tolerance: f32,
+    /// Names of the signal kinds, in one-hot order.
+    #[serde(default)]
+    pub kind_names: Vec<String>,
+    /// Free-form sections for people: training data, calibration, evaluation.
+    #[serde(default)]
+    pub training: serde_json::Value,
+    #[serde(default)]
+    pub evaluation: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normaliser {
+    pub signal: String,
+    pub center: f64,
+    pub scale: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WatchedSignal {
+    pub signal: String,
+    /// Index of the signal's kind in the one-hot block.
+    pub kind: usize,
+    /// Units of one normalised step of the window and of the forecast.
+    pub scale: f64,
+    /// Centre and scale of the level feature (where the signal sits in its range).
+    pub center: f64,
+    pub level_scale: f64,
+    /// Spread added in quadrature to the forecast's (the bus resolution), signal units.
+    pub sigma_floor: f64,
+    /// Calibrated thresholds of this signal's statistics (see [`Thresholds`]).
+    pub score: f64,
+    pub cusum_h: f64,
+    pub outlier_count: usize,
+}
+
+/// How the model's statistics are computed. Each watched signal's thresholds on them
+/// (`score` for |residual| held `debounce_ticks` ticks, `cusum_h`, `outlier_count`) were
+/// calibrated on normal drives and sit in its [`WatchedSignal`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub debounce_ticks: usize,
+    /// CUSUM on the residual clipped to +-`cusum_clip`, less `cusum_k` per tick.
+    pub cusum_k: f64,
+    pub cusum_clip: f64,
+    /// Residuals beyond `outlier` are counted over `outlier_window` ticks.
+    pub outlier: f64,
+    pub outlier_window: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Golden {
+    pub input: Vec<f32>,
+    pub output: Vec<f32>,
+}
+
+/// Why a model cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model card {}: {source}; check the path", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("model card {}: {source}; it must be the JSON models/train.py writes", path.display())]
+    Card {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "model {}: SHA-256 is {found}, the card says {expected}; the file and the card are from different trainings, ship them together",
+        path.display()
+    )]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("model {}: tract cannot load it: {message}", path.display())]
+    Load { path: PathBuf, message: String },
+    #[error("model {}: {message}; retrain with models/train.py", path.display())]
+    Mismatch { path: PathBuf, message: String },
+}
+
+type Plan = Arc<TypedRunnableModel>;
+
+/// A verified model, ready to run.
+pub struct Model {
+    pub card: ModelCard,
+    /// `name/version`, what alerts carry.
+    pub id: Arc<str>,
+    plan: Plan,
+    inputs: usize,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("id", &self.id).finish()
+    }
+}
+
+/// A one-step forecast, in signal units.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Forecast {
+    pub mean: f64,
+    pub sigma: f64,
+}
+
+impl Model {
+    /// Loads the card at `card_path` and the ONNX file it names, and verifies them.
+    pub fn load(card_path: &Path) -> Result<Model, ModelError> {
+        let text = std::fs::read_to_string(card_path).map_err(|source| ModelError::Read {
+            path: card_path.to_owned(),
+            source,
+        })?;
+        let card: ModelCard = serde_json::from_str(&text).map_err(|source| ModelError::Card {
+            path: card_path.to_owned(),
+            source,
+        })?;
+        let onnx_path = card_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&card.onnx);
+        let bytes = std::fs::read(&onnx_path).map_err(|source| ModelError::Read {
+            path: onnx_path.clone(),
+            source,
+        })?;
+        Model::from_parts(card, &bytes, &onnx_path)
+    }
+
+    /// Verifies `onnx` against `card` and builds the plan; `path` is for messages.
+    pub fn from_parts(card: ModelCard, onnx: &[u8], path: &Path) -> Result<Model, ModelError> {
+        let found = hex(&Sha256::digest(onnx));
+        if !found.eq_ignore_ascii_case(&card.sha256) {
+            return Err(ModelError::Checksum {
+                path: path.to_owned(),
+                expected: card.sha256.clone(),
+                found,
+            });
+        }
+        let mismatch = |message: String| ModelError::Mismatch {
+            path: path.to_owned(),
+            message,
+        };
+        let inputs = card.window * 2 + 1 + card.kinds;
+        if card.input.shape != [1, inputs] || card.output.shape != [1, 2] {
+            return Err(mismatch(format!(
+                "the card's shapes {:?} -> {:?} do not fit a {}-sample window with {} kinds \
+                 (expected [1, {inputs}] -> [1, 2])",
+                card.input.shape, card.output.shape, card.window, card.kinds
+            )));
+        }
+        if card.rate_hz != 1.0 {
+            return Err(mismatch(format!(
+                "the card's rate is {} Hz; this agent resamples at 1 Hz",
+                card.rate_hz
+            )));
+        }
+        let plan = build_plan(onnx, inputs).map_err(|e| ModelError::Load {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+        let model = Model {
+            id: Arc::from(format!("model:{}/{}", card.name, card.version)),
+            card,
+            plan,
+            inputs,
+        };
+        if model.card.golden.is_empty() {
+            return Err(mismatch("the card has no golden vectors".into()));
+        }
+        for (i, golden) in model.card.golden.iter().enumerate() {
+            let out = model
+                .run(&golden.input)
+                .map_err(|e| mismatch(format!("golden vector {i} does not run: {e:#}")))?;
+            let worst = out
+                .iter()
+                .zip(&golden.output)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            let within = worst <= model.card.golden_tolerance; // false for NaN too
+            if out.len() != golden.output.len() || !within {
+                return Err(mismatch(format!(
+                    "golden vector {i}: tract gives {out:?}, the card says {:?}",
+                    golden.output
+                )));
+            }
+        }
+        Ok(model)
+    }
+
+    /// Runs the plan on one input row; returns the raw outputs (normalised mean, log spread).
+    pub fn run(&self, input: &[f32]) -> TractResult<[f32; 2]> {
+        anyhow_ensure(input.len() == self.inputs, "input length")?;
+        let tensor = Tensor::from_shape(&[1, self.inputs], input)?;
+        let out = self.plan.run(tvec!(tensor.into()))?;
+        let view = out[0].to_plain_array_view::<f32>()?;
+        let mut values = view.iter();
+        match (values.next(), values.next(), values.next()) {
+            (Some(&mu), Some(&log_sigma), None) => Ok([mu, log_sigma]),
+            _ => Err(TractError::msg("unexpected output length")),
+        }
+    }
+
+    /// The watched signal's card entry, if the model watches it.
+    pub fn watched(&self, signal: &str) -> Option<&WatchedSignal> {
+        self.card.signals.iter().find(|w| w.signal == signal)
+    }
+
+    /// Forecasts the tick after `window` (oldest first, no gaps); `context` is the context
+    /// signal over the same ticks (gaps allowed). `scratch` is reused between calls.
+    pub fn forecast(
+        &self,
+        watched: &WatchedSignal,
+        window: &[f64],
+        context: &[f64],
+        scratch: &mut Vec<f32>,
+    ) -> TractResult<Forecast> {
+        self.card.features(watched, window, context, scratch);
+        let [mu, log_sigma] = self.run(scratch)?;
+        Ok(self.card.forecast(watched, window, mu, log_sigma))
+    }
+}
+
+impl ModelCard {
+    /// The model's input row for one window; the same arithmetic as `models/train.py`.
+    pub fn features(
+        &self,
+        watched: &WatchedSignal,
+        window: &[f64],
+        context: &[f64],
+        out: &mut Vec<f32>,
+    ) {
+        out.clear();
+        let last = window[window.len() - 1];
+        out.extend(window.iter().map(|v| ((v - last) / watched.scale) as f32));
+        out.push(((last - watched.center) / watched.level_scale) as f32);
+        let ctx = &self.context;
+        out.extend(context.iter().map(|c| {
+            if c.is_nan() {
+                0.0
+            } else {
+                ((c - ctx.center) / ctx.scale) as f32
+            }
+        }));
+        out.extend((0..self.kinds).map(|k| if k == watched.kind { 1.0 } else { 0.0 }));
+    }
+
+    /// The forecast in signal units from the model's raw outputs.
+    pub fn forecast(
+        &self,
+        watched: &WatchedSignal,
+        window: &[f64],
+        mu: f32,
+        log_sigma: f32,
+    ) -> Forecast {
+        let last = window[window.len() - 1];
+        let spread = (log_sigma as f64).clamp(-10.0, 10.0).exp() * watched.scale;
+        Forecast {
+            mean: last + mu as f64 * watched.scale,
+            sigma: (spread * spread + watched.sigma_floor * watched.sigma_floor).sqrt(),
+        }
+    }
+}
+
+fn build_plan(onnx: &[u8], inputs: usize) -> TractResult<Plan> {
+    tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(onnx))?
+        .with_input_fact(0, f32::fact([1, inputs]).into())?
+        .into_optimized()?
+        .into_runnable()
+}
+
+fn anyhow_ensure(ok: bool, what: &str) -> TractResult<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(TractError::msg(format!("unexpected {what}")))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The current model and the one before it, shared by the detector and whoever swaps.
+#[derive(Clone, Debug, Default)]
+pub struct ModelHandle {
+    slots: Arc<Mutex<Slots>>,
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    current: Option<Arc<Model>>,
+    previous: Option<Arc<Model>>,
+}
+
+/// What a swap did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Swapped {
+    pub now: Arc<str>,
+    pub before: Option<Arc<str>>,
+}
+
+impl ModelHandle {
+    pub fn new(model: Option<Model>) -> Self {
+        ModelHandle {
+            slots: Arc::new(Mutex::new(Slots {
+                current: model.map(Arc::new),
+                previous: None,
+            })),
+        }
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The model in use, if any.
+    pub fn current(&self) -> Option<Arc<Model>> {
+        self.slots().current.clone()
+    }
+
+    /// Loads and verifies the card at `card_path`, then makes it current in one step; the
+    /// model it replaces is kept for [`ModelHandle::rollback`]. On any error nothing changes.
+    pub fn swap_from(&self, card_path: &Path) -> Result<Swapped, ModelError> {
+        let model = Model::load(card_path)?;
+        Ok(self.install(model))
+    }
+
+    /// As [`ModelHandle::swap_from`] for a card and ONNX bytes that came in a job document.
+    pub fn swap_bytes(&self, card_json: &str, onnx: &[u8]) -> Result<Swapped, ModelError> {
+        let path = PathBuf::from("(job document)");
+        let card = serde_json::from_str(card_json).map_err(|source| ModelError::Card {
+            path: path.clone(),
+            source,
+        })?;
+        let model = Model::from_parts(card, onnx, &path)?;
+        Ok(self.install(model))
+    }
+
+    fn install(&self, model: Model) -> Swapped {
+        self.install_shared(Arc::new(model))
+    }
+
+    /// Makes an already verified model current (one loaded once and shared, as `vigil
+    /// eval` does across drives).
+    pub fn install_shared(&self, model: Arc<Model>) -> Swapped {
+        let mut slots = self.slots();
+        let now = model.id.clone();
+        let old = slots.current.replace(model);
+        let before = old.as_ref().map(|m| m.id.clone());
+        if old.is_some() {
+            slots.previous = old;
+        }
+        tracing::info!(event = "model_swapped", now = %now, before = ?before);
+        Swapped { now, before }
+    }
+
+    /// Puts the previous model back; `None` when there is none.
+    pub fn rollback(&self) -> Option<Swapped> {
+        let mut slots = self.slots();
+        let previous = slots.previous.take()?;
+        let now = previous.id.clone();
+        let old = slots.current.replace(previous);
+        let before = old.as_ref().map(|m| m.id.clone());
+        slots.previous = old;
+        Some(Swapped { now, before })
+    }
+}
+
+/// The committed model's card, for tests and the default.
+pub fn committed_card_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/forecaster.card.json")
+}

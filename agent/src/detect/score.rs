@@ -1,0 +1,182 @@
+//! Scoring one signal against the forecaster: the standardised residual of each tick
+//! against the forecast made one tick earlier, and the two accumulations that catch what a
+//! single residual cannot: a CUSUM on the clipped residual (a slow drift leans one way for
+//! long) and a count of wild residuals in a sliding window (spikes that come and go).
+//!
+//! Pure state, stepped once per tick; the same arithmetic as `statistics` in
+//! `models/train.py`, where the thresholds were calibrated.
+
+use std::collections::VecDeque;
+
+use super::alert::{AlertKind, Severity, Verdict};
+use super::model::{Forecast, Thresholds, WatchedSignal};
+
+/// What one tick's residual gave.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stats {
+    pub forecast: Forecast,
+    pub residual: f64,
+    pub cusum: f64,
+    pub outliers: usize,
+}
+
+/// The residual state of one signal.
+#[derive(Clone, Debug, Default)]
+pub struct Residuals {
+    /// The forecast for tick `.0`.
+    pending: Option<(u64, Forecast)>,
+    pos: f64,
+    neg: f64,
+    /// Ticks whose residual was an outlier, within the window.
+    outliers: VecDeque<u64>,
+}
+
+impl Residuals {
+    /// Scores tick `tick`'s value against the forecast made for it, if there is one.
+    pub fn step(&mut self, tick: u64, actual: f64, th: &Thresholds) -> Option<Stats> {
+        while self
+            .outliers
+            .front()
+            .is_some_and(|&t| t + th.outlier_window as u64 <= tick)
+        {
+            self.outliers.pop_front();
+        }
+        let (due, forecast) = self.pending.take()?;
+        if due != tick || actual.is_nan() {
+            return None;
+        }
+        let residual = (actual - forecast.mean) / forecast.sigma;
+        let clipped = residual.clamp(-th.cusum_clip, th.cusum_clip);
+        self.pos = (self.pos + clipped - th.cusum_k).max(0.0);
+        self.neg = (self.neg - clipped - th.cusum_k).max(0.0);
+        if residual.abs() > th.outlier {
+            self.outliers.push_back(tick);
+        }
+        Some(Stats {
+            forecast,
+            residual,
+            cusum: self.pos.max(self.neg),
+            outliers: self.outliers.len(),
+        })
+    }
+
+    /// Remembers the forecast for tick `tick`.
+    pub fn expect(&mut self, tick: u64, forecast: Forecast) {
+        self.pending = Some((tick, forecast));
+    }
+}
+
+/// The model's verdicts on one tick's statistics.
+pub fn verdicts(stats: &Stats, th: &WatchedSignal) -> [(AlertKind, Verdict); 3] {
+    let score = stats.residual.abs();
+    let over = |value: f64, threshold: f64, critical: f64| {
+        (value > threshold).then_some(if value > critical {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        })
+    };
+    let outliers = stats.outliers as f64;
+    let count = th.outlier_count as f64;
+    [
+        (
+            AlertKind::Forecast,
+            Verdict {
+                severity: over(score, th.score, 3.0 * th.score),
+                threshold: th.score,
+                clear: score < th.score,
+                score: Some(score),
+            },
+        ),
+        (
+            AlertKind::Drift,
+            Verdict {
+                severity: over(stats.cusum, th.cusum_h, 3.0 * th.cusum_h),
+                threshold: th.cusum_h,
+                clear: stats.cusum < 0.5 * th.cusum_h,
+                score: Some(stats.cusum),
+            },
+        ),
+        (
+            AlertKind::Outliers,
+            Verdict {
+                severity: (outliers >= count).then_some(Severity::Warning),
+                threshold: count,
+                clear: outliers < 0.5 * count,
+                score: Some(outliers),
+            },
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thresholds() -> Thresholds {
+        Thresholds {
+            debounce_ticks: 3,
+            cusum_k: 0.5,
+            cusum_clip: 3.0,
+            outlier: 6.0,
+            outlier_window: 5,
+        }
+    }
+
+    /// Steps actual values against a flat forecast of 0 +- 1 and returns each tick's
+    /// (residual, cusum, outliers).
+    fn check(actual: &[f64], expected: &[(f64, f64, usize)]) {
+        let th = thresholds();
+        let mut r = Residuals::default();
+        let flat = Forecast {
+            mean: 0.0,
+            sigma: 1.0,
+        };
+        let mut got = Vec::new();
+        for (tick, &a) in actual.iter().enumerate() {
+            let tick = tick as u64;
+            if let Some(s) = r.step(tick, a, &th) {
+                got.push((s.residual, s.cusum, s.outliers));
+            }
+            r.expect(tick + 1, flat);
+        }
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn cusum_accumulates_a_lean_and_outliers_age_out_of_their_window() {
+        check(
+            // Tick 0 has no forecast; then a lean of +2, a spike, and calm.
+            &[9.0, 2.0, 2.0, 2.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            &[
+                (2.0, 1.5, 0),
+                (2.0, 3.0, 0),
+                (2.0, 4.5, 0),
+                // Clipped to 3 in the CUSUM, counted as an outlier.
+                (10.0, 7.0, 1),
+                (0.0, 6.5, 1),
+                (0.0, 6.0, 1),
+                (0.0, 5.5, 1),
+                (0.0, 5.0, 1),
+                // Tick 4's outlier leaves the 5-tick window at tick 9.
+                (0.0, 4.5, 0),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_forecast_for_another_tick_or_a_gap_scores_nothing() {
+        let th = thresholds();
+        let mut r = Residuals::default();
+        let f = Forecast {
+            mean: 1.0,
+            sigma: 1.0,
+        };
+        r.expect(5, f);
+        assert_eq!(r.step(6, 1.0, &th), None);
+        r.expect(7, f);
+        assert_eq!(r.step(7, f64::NAN, &th), None);
+        r.expect(8, f);
+        assert!(r.step(8, 4.0, &th).is_some_and(|s| s.residual == 3.0));
+    }
+}

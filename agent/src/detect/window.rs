@@ -1,0 +1,276 @@
+//! Windows: readings resampled onto a fixed 1 Hz grid, one column per watched signal.
+//!
+//! Owns the resampling rule, which the training data, the detector and the replay share so
+//! the model sees on the truck exactly what it was trained on:
+//!
+//! - Tick `k` is at monotonic time `k` seconds. Its value for a signal is the newest good
+//!   sample taken in `(k - hold, k]`; older than that, or flagged, is a gap (`NaN`).
+//! - Tick `k` closes once a reading stamped at or after `k + grace` arrives (any signal), so
+//!   a sample a little late on the wire still lands in its tick.
+//! - A sample stamped at or before a closed tick is late: it is counted and dropped, never
+//!   rewrites history. Time is the readings' monotonic time only; a wall-clock jump is
+//!   invisible here.
+//!
+//! It never reads a clock and never allocates per tick once the columns exist.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use crate::reading::{Reading, Signal};
+
+/// Grid spacing: the model's sample rate is 1 Hz.
+pub const TICK: Duration = Duration::from_secs(1);
+/// How long a sample stays the signal's value at later ticks.
+pub const HOLD: Duration = Duration::from_millis(2_500);
+/// How long after a tick's time it waits for stragglers.
+pub const GRACE: Duration = Duration::from_millis(200);
+/// Ticks each column keeps (the model's 10 s window plus room for the rules).
+pub const HISTORY: usize = 600;
+
+/// One signal's resampled history.
+#[derive(Clone, Debug)]
+pub struct Column {
+    /// Samples not yet folded into a tick, in time order; `None` is a flagged reading.
+    pending: VecDeque<(Duration, Option<f64>)>,
+    /// The newest good sample folded into a tick.
+    held: Option<(Duration, f64)>,
+    /// Whether the newest folded reading was flagged.
+    flagged: bool,
+    /// Whether any reading, good or flagged, has arrived.
+    seen: bool,
+    /// Oldest first; `NaN` is a gap.
+    values: VecDeque<f64>,
+    /// Ticks in a row whose newest reading was flagged (not available, error).
+    pub flagged_ticks: usize,
+}
+
+impl Column {
+    fn new() -> Self {
+        Column {
+            pending: VecDeque::new(),
+            held: None,
+            flagged: false,
+            seen: false,
+            values: VecDeque::with_capacity(HISTORY),
+            flagged_ticks: 0,
+        }
+    }
+
+    fn insert(&mut self, t: Duration, value: Option<f64>) {
+        // Nearly always appended; a sample a little out of order is slotted in.
+        let at = self.pending.partition_point(|(p, _)| *p <= t);
+        self.pending.insert(at, (t, value));
+    }
+
+    fn close(&mut self, tick: Duration) {
+        while let Some(&(t, value)) = self.pending.front() {
+            if t > tick {
+                break;
+            }
+            self.pending.pop_front();
+            self.seen = true;
+            match value {
+                Some(v) => {
+                    self.held = Some((t, v));
+                    self.flagged = false;
+                }
+                None => self.flagged = true,
+            }
+        }
+        let value = match self.held {
+            Some((at, v)) if tick - at < HOLD && !self.flagged => v,
+            _ => f64::NAN,
+        };
+        self.flagged_ticks = if self.flagged {
+            self.flagged_ticks + 1
+        } else {
+            0
+        };
+        if self.values.len() == HISTORY {
+            self.values.pop_front();
+        }
+        self.values.push_back(value);
+    }
+
+    /// The last `n` ticks, oldest first, or `None` when fewer exist.
+    pub fn last(&self, n: usize) -> Option<impl Iterator<Item = f64> + '_> {
+        let len = self.values.len();
+        (len >= n).then(|| self.values.range(len - n..).copied())
+    }
+
+    /// The last `n` ticks copied into `out` (cleared first); false when fewer exist.
+    pub fn copy_last(&self, n: usize, out: &mut Vec<f64>) -> bool {
+        out.clear();
+        match self.last(n) {
+            Some(it) => {
+                out.extend(it);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The value at the newest tick (`NaN` for a gap).
+    pub fn newest(&self) -> f64 {
+        self.values.back().copied().unwrap_or(f64::NAN)
+    }
+
+    /// How many ticks in a row, newest first, are gaps.
+    pub fn gap_ticks(&self) -> usize {
+        self.values.iter().rev().take_while(|v| v.is_nan()).count()
+    }
+
+    /// How many ticks in a row, newest first, hold exactly the newest value.
+    pub fn unchanged_ticks(&self) -> usize {
+        let newest = self.newest();
+        if newest.is_nan() {
+            return 0;
+        }
+        self.values
+            .iter()
+            .rev()
+            .take_while(|&&v| v == newest)
+            .count()
+    }
+
+    /// Whether the signal has ever arrived (good or flagged).
+    pub fn seen(&self) -> bool {
+        self.seen
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// The resampled columns of every watched signal, advancing together.
+#[derive(Clone, Debug)]
+pub struct Grid {
+    columns: HashMap<Signal, Column>,
+    /// Ticks already closed; the next to close is `closed`.
+    closed: u64,
+    late_samples: u64,
+}
+
+impl Grid {
+    pub fn new(watched: impl IntoIterator<Item = Signal>) -> Self {
+        Grid {
+            columns: watched.into_iter().map(|s| (s, Column::new())).collect(),
+            closed: 0,
+            late_samples: 0,
+        }
+    }
+
+    /// Takes one reading; returns the index of every tick it closed, oldest first
+    /// (usually none or one; several after a silence on every signal).
+    pub fn push(&mut self, reading: &Reading) -> std::ops::Range<u64> {
+        let t = reading.at.mono;
+        let first = self.closed;
+        while t >= Duration::from_secs(self.closed) + GRACE {
+            self.close(Duration::from_secs(self.closed));
+            self.closed += 1;
+        }
+        if let Some(column) = self.columns.get_mut(&reading.signal) {
+            // Tick `closed - 1` is history: a sample stamped at or before it is late.
+            if self.closed > 0 && t <= Duration::from_secs(self.closed - 1) {
+                self.late_samples += 1;
+            } else {
+                column.insert(t, reading.value());
+            }
+        }
+        first..self.closed
+    }
+
+    fn close(&mut self, tick: Duration) {
+        for column in self.columns.values_mut() {
+            column.close(tick);
+        }
+    }
+
+    pub fn column(&self, signal: &Signal) -> Option<&Column> {
+        self.columns.get(signal)
+    }
+
+    pub fn signals(&self) -> impl Iterator<Item = &Signal> {
+        self.columns.keys()
+    }
+
+    /// Samples dropped for arriving after their tick had closed.
+    pub fn late_samples(&self) -> u64 {
+        self.late_samples
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::{Origin, Quality, Timestamp};
+    use std::sync::Arc;
+
+    fn reading(signal: &str, ms: u64, value: Option<f64>) -> Reading {
+        let at = Timestamp {
+            wall_us: 0,
+            mono: Duration::from_millis(ms),
+        };
+        let origin = Origin::Serial {
+            port: Arc::from("t"),
+        };
+        match value {
+            Some(v) => Reading::good(Signal::new(signal), at, v, origin),
+            None => Reading::flagged(Signal::new(signal), at, Quality::NotAvailable, origin),
+        }
+    }
+
+    /// Feeds (signal, ms, value) readings and returns each column's ticks as text.
+    fn check(input: &[(&str, u64, Option<f64>)], expected: &[(&str, &str)]) {
+        let mut grid = Grid::new(["a", "b"].map(Signal::new));
+        for &(s, ms, v) in input {
+            grid.push(&reading(s, ms, v));
+        }
+        assert_eq!(grid.late_samples(), 1);
+        for &(signal, want) in expected {
+            let column = grid.column(&Signal::new(signal)).unwrap();
+            let got: Vec<String> = column
+                .last(column.len())
+                .unwrap()
+                .map(|v| {
+                    if v.is_nan() {
+                        "-".into()
+                    } else {
+                        v.to_string()
+                    }
+                })
+                .collect();
+            assert_eq!(got.join(" "), want, "column {signal}");
+        }
+    }
+
+    #[test]
+    fn resamples_holds_gaps_drops_late_samples_and_flags() {
+        check(
+            // `a` at 1 Hz with a late-but-in-grace sample; `b` falls silent after 1.1 s.
+            &[
+                ("a", 0, Some(1.0)),
+                ("b", 100, Some(10.0)),
+                ("a", 1_000, Some(2.0)),
+                ("b", 1_100, Some(11.0)),
+                ("a", 2_150, Some(3.0)),
+                // Out of order, but tick 2 only closes at 2.2 s: it still counts.
+                ("a", 1_900, Some(2.5)),
+                ("a", 3_000, Some(4.0)),
+                ("a", 4_000, Some(5.0)),
+                ("a", 5_000, Some(6.0)),
+                ("a", 6_000, None),
+                // Stamped before tick 5, which a@6.0 closed: late, dropped.
+                ("b", 4_900, Some(99.0)),
+                // Closes ticks 6 and 7; `a`'s flag and `b`'s silence make both gaps.
+                ("a", 7_300, Some(8.0)),
+            ],
+            &[("a", "1 2 2.5 4 5 6 - -"), ("b", "- 10 11 11 - - - -")],
+        );
+    }
+}

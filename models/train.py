@@ -1,0 +1,428 @@
+#!/usr/bin/env python3
+"""Trains Vigil's forecaster, calibrates its thresholds and writes the model and its card.
+
+    python3 models/train.py            # simulates the data if models/data is missing
+
+Steps, all seeded (the same inputs give the same bytes):
+1. Data: `cargo run -p vigil --example training_data -- models/data` writes
+   1 Hz CSVs of normal simulated drives, one per seed: training seeds and calibration seeds
+   are different vehicles (see agent/src/detect/dataset.rs).
+2. Features: for each watched signal and tick k with a full 10 s window, the same row the
+   agent builds (agent/src/detect/model.rs, ModelCard::features): the window less its last
+   value over the signal's scale, the last value's level, the engine speed over the window,
+   and a one-hot of the signal's kind. Target: the next tick's change over the scale.
+3. Model: an MLP 25 -> 32 (ReLU) -> 2 giving the change's mean and log spread, trained by
+   Gaussian negative log-likelihood (the spread adds the bus resolution in quadrature) with
+   Adam, in numpy.
+4. Calibration: the agent's statistics replayed over the calibration drives; each
+   threshold is the largest value normal driving reached (held for the debounce), times a
+   margin, which is how a budget of 1 false alarm per 100 vehicle-hours is met on finite
+   data.
+5. Output: models/forecaster.onnx (Gemm, Relu, Gemm; opset 13), models/forecaster.card.json
+   with golden input/output vectors, models/MODEL_CARD.md.
+
+Needs numpy and onnx (models/requirements.txt). Runs in about a minute on 2 cores once
+the data exists.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+SEED = 20261122
+WINDOW = 10
+HIDDEN = 32
+EPOCHS = 12
+BATCH = 1024
+LR = 2e-3
+MARGIN = 1.25
+DEBOUNCE_TICKS = 3
+CUSUM_K = 0.5
+CUSUM_CLIP = 3.0
+OUTLIER = 6.0
+OUTLIER_WINDOW = 600
+BUDGET_PER_HOUR = 0.01
+
+CONTEXT = "Vehicle.Powertrain.CombustionEngine.Speed"
+# (signal, kind, bus resolution)
+KINDS = ["coolant", "oil", "fuel", "tank"]
+WATCHED = [
+    ("Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature", 0, 1.0),
+    ("Vehicle.Powertrain.CombustionEngine.EngineOil.Temperature", 1, 0.03125),
+    ("Vehicle.Powertrain.FuelSystem.Temperature", 2, 1.0),
+] + [(f"Vehicle.Cargo.Tank.Compartment{n}.Temperature", 3, 0.001) for n in range(1, 9)]
+
+
+def ensure_data():
+    if any(DATA.glob("train-*.csv")):
+        return
+    cmd = ["cargo", "run", "-p", "vigil", "--example", "training_data", "--", str(DATA)]
+    print("simulating:", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=HERE.parent)
+
+
+def load(path):
+    with open(path) as f:
+        header = f.readline().strip().split(",")
+    data = np.genfromtxt(path, delimiter=",", skip_header=1, dtype=np.float64)
+    return {name: data[:, i] for i, name in enumerate(header)}
+
+
+def runs(prefix):
+    files = sorted(DATA.glob(f"{prefix}-*.csv"), key=lambda p: int(p.stem.split("-")[1]))
+    return [(p.name, load(p)) for p in files]
+
+
+def windows(series):
+    """Every (k, window ending at k) with no gap: shape (n, WINDOW)."""
+    idx = np.arange(WINDOW - 1, len(series))
+    w = np.stack([series[idx - WINDOW + 1 + j] for j in range(WINDOW)], axis=1)
+    return idx, w
+
+
+def features(w, ctx, spec, norm, context_norm):
+    """The agent's input rows for windows `w` (n, 10) and context windows `ctx` (n, 10)."""
+    kind = spec["kind"]
+    last = w[:, -1:]
+    rel = (w - last) / spec["scale"]
+    level = (last - spec["center"]) / spec["level_scale"]
+    c = np.where(np.isnan(ctx), 0.0, (ctx - context_norm["center"]) / context_norm["scale"])
+    onehot = np.zeros((len(w), len(KINDS)))
+    onehot[:, kind] = 1.0
+    return np.concatenate([rel, level, c, onehot], axis=1).astype(np.float32)
+
+
+def samples(run_list, specs, context_norm):
+    xs, ys, floors = [], [], []
+    for _, run in run_list:
+        ctx_all = run[CONTEXT]
+        for spec in specs:
+            if spec["signal"] not in run:
+                continue
+            s = run[spec["signal"]]
+            idx, w = windows(s)
+            _, ctx = windows(ctx_all)
+            nxt = np.append(s[1:], np.nan)[idx]
+            ok = ~np.isnan(w).any(axis=1) & ~np.isnan(nxt)
+            x = features(w[ok], ctx[ok], spec, None, context_norm)
+            y = ((nxt[ok] - w[ok, -1]) / spec["scale"]).astype(np.float32)
+            xs.append(x)
+            ys.append(y)
+            floors.append(np.full(len(y), spec["sigma_floor"] / spec["scale"], np.float32))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(floors)
+
+
+def normalisation(run_list):
+    specs = []
+    for signal, kind, resolution in WATCHED:
+        series = [run[signal] for _, run in run_list if signal in run]
+        kind_series = [run[s] for _, run in run_list for s, k, _ in WATCHED if k == kind and s in run]
+        if not kind_series:
+            continue
+        deltas = np.concatenate([np.diff(s) for s in kind_series])
+        levels = np.concatenate(kind_series)
+        deltas, levels = deltas[~np.isnan(deltas)], levels[~np.isnan(levels)]
+        specs.append({
+            "signal": signal,
+            "kind": kind,
+            "scale": float(max(np.std(deltas), resolution)),
+            "center": float(np.mean(levels)),
+            "level_scale": float(max(np.std(levels), 1.0)),
+            "sigma_floor": float(resolution / np.sqrt(12.0)),
+        })
+        _ = series
+    ctx = np.concatenate([run[CONTEXT] for _, run in run_list])
+    ctx = ctx[~np.isnan(ctx)]
+    context_norm = {"signal": CONTEXT, "center": float(np.mean(ctx)), "scale": float(np.std(ctx))}
+    return specs, context_norm
+
+
+class Mlp:
+    def __init__(self, rng, n_in):
+        self.w1 = (rng.standard_normal((n_in, HIDDEN)) * np.sqrt(2.0 / n_in)).astype(np.float32)
+        self.b1 = np.zeros(HIDDEN, np.float32)
+        self.w2 = (rng.standard_normal((HIDDEN, 2)) * np.sqrt(1.0 / HIDDEN)).astype(np.float32)
+        self.b2 = np.zeros(2, np.float32)
+
+    def params(self):
+        return [self.w1, self.b1, self.w2, self.b2]
+
+    def forward(self, x):
+        h = np.maximum(x @ self.w1 + self.b1, 0.0)
+        return h, h @ self.w2 + self.b2
+
+
+def nll_grad(model, x, y, floor):
+    h, out = model.forward(x)
+    mu, ls = out[:, 0], np.clip(out[:, 1], -10, 10)
+    e2 = np.exp(2 * ls)
+    v = e2 + floor * floor
+    err = y - mu
+    loss = np.mean(0.5 * err * err / v + 0.5 * np.log(v))
+    n = len(y)
+    dout = np.stack([-err / v, e2 * (1.0 / v - err * err / (v * v))], axis=1) / n
+    gw2 = h.T @ dout
+    gb2 = dout.sum(0)
+    dh = (dout @ model.w2.T) * (h > 0)
+    gw1 = x.T @ dh
+    gb1 = dh.sum(0)
+    return loss, [gw1, gb1, gw2, gb2]
+
+
+def train(x, y, floor, rng):
+    model = Mlp(rng, x.shape[1])
+    m = [np.zeros_like(p) for p in model.params()]
+    v = [np.zeros_like(p) for p in model.params()]
+    step = 0
+    for epoch in range(EPOCHS):
+        order = rng.permutation(len(y))
+        total = 0.0
+        lr = LR * (0.5 ** (epoch // 4))
+        for start in range(0, len(y), BATCH):
+            b = order[start:start + BATCH]
+            loss, grads = nll_grad(model, x[b], y[b], floor[b])
+            total += loss * len(b)
+            step += 1
+            for p, g, mi, vi in zip(model.params(), grads, m, v):
+                mi *= 0.9
+                mi += 0.1 * g
+                vi *= 0.999
+                vi += 0.001 * g * g
+                mhat = mi / (1 - 0.9 ** step)
+                vhat = vi / (1 - 0.999 ** step)
+                p -= (lr * mhat / (np.sqrt(vhat) + 1e-8)).astype(np.float32)
+        print(f"epoch {epoch + 1}/{EPOCHS}: nll {total / len(y):.4f}", flush=True)
+    return model
+
+
+def residual_streams(model, run_list, specs, context_norm):
+    """Per (run, signal): the standardised residual at each tick (NaN where none), as the
+    agent computes it."""
+    for name, run in run_list:
+        ctx_all = run[CONTEXT]
+        for spec in specs:
+            if spec["signal"] not in run:
+                continue
+            s = run[spec["signal"]]
+            idx, w = windows(s)
+            _, ctx = windows(ctx_all)
+            ok = ~np.isnan(w).any(axis=1)
+            r = np.full(len(s), np.nan)
+            x = features(w[ok], ctx[ok], spec, None, context_norm)
+            _, out = model.forward(x)
+            mu, ls = out[:, 0].astype(np.float64), np.clip(out[:, 1].astype(np.float64), -10, 10)
+            spread = np.exp(ls) * spec["scale"]
+            sigma = np.sqrt(spread ** 2 + spec["sigma_floor"] ** 2)
+            mean = w[ok, -1] + mu * spec["scale"]
+            k = idx[ok]
+            has_next = k + 1 < len(s)
+            k, mean, sigma = k[has_next], mean[has_next], sigma[has_next]
+            r[k + 1] = (s[k + 1] - mean) / sigma
+            yield name, spec["signal"], r
+
+
+def held(stat):
+    """The statistic held for the debounce: the least of DEBOUNCE_TICKS ticks in a row."""
+    if len(stat) < DEBOUNCE_TICKS:
+        return np.array([0.0])
+    stack = np.stack([stat[i:len(stat) - DEBOUNCE_TICKS + 1 + i] for i in range(DEBOUNCE_TICKS)])
+    return np.nan_to_num(stack, nan=0.0).min(axis=0)
+
+
+def statistics(r):
+    """The three statistics the agent keeps per signal, tick by tick."""
+    score = np.abs(r)
+    pos = neg = 0.0
+    cusum = np.zeros(len(r))
+    outliers = np.zeros(len(r))
+    recent = []
+    for i, ri in enumerate(r):
+        if not np.isnan(ri):
+            c = min(max(ri, -CUSUM_CLIP), CUSUM_CLIP)
+            pos = max(0.0, pos + c - CUSUM_K)
+            neg = max(0.0, neg - c - CUSUM_K)
+            if abs(ri) > OUTLIER:
+                recent.append(i)
+        while recent and recent[0] <= i - OUTLIER_WINDOW:
+            recent.pop(0)
+        cusum[i] = max(pos, neg)
+        outliers[i] = len(recent)
+    return score, cusum, outliers
+
+
+def calibrate(model, run_list, specs, context_norm):
+    """The worst each statistic held on normal drives, per signal kind."""
+    kind_of = {s["signal"]: s["kind"] for s in specs}
+    worst = {k: {"score": 0.0, "cusum": 0.0, "outliers": 0.0} for k in range(len(KINDS))}
+    for name, signal, r in residual_streams(model, run_list, specs, context_norm):
+        w = worst[kind_of[signal]]
+        for key, stat in zip(["score", "cusum", "outliers"], statistics(r)):
+            peak = float(held(stat).max())
+            if peak > w[key]:
+                w[key] = peak
+                print(f"calibration: {key} {peak:.2f} on {signal} in {name}", flush=True)
+    hours = sum(len(next(iter(run.values()))) for _, run in run_list) / 3600.0
+    for spec in specs:
+        w = worst[spec["kind"]]
+        spec["score"] = round(max(w["score"] * MARGIN, 3.0), 3)
+        spec["cusum_h"] = round(max(w["cusum"] * MARGIN, 5.0), 3)
+        spec["outlier_count"] = int(w["outliers"]) + 2
+    return {KINDS[k]: v for k, v in worst.items()}, hours
+
+
+def export(model, n_in, path):
+    w1, b1, w2, b2 = model.params()
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "w1", "b1"], ["h_pre"]),
+            helper.make_node("Relu", ["h_pre"], ["h"]),
+            helper.make_node("Gemm", ["h", "w2", "b2"], ["y"]),
+        ],
+        "vigil_forecaster",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(a, n) for a, n in [(w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2")]],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                              producer_name="vigil models/train.py")
+    proto.ir_version = 8
+    onnx.checker.check_model(proto)
+    data = proto.SerializeToString()
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def main():
+    ensure_data()
+    rng = np.random.default_rng(SEED)
+    train_runs, calib_runs = runs("train"), runs("calib")
+    specs, context_norm = normalisation(train_runs)
+    x, y, floor = samples(train_runs, specs, context_norm)
+    print(f"{len(y)} training windows from {len(train_runs)} drives", flush=True)
+    model = train(x, y, floor, rng)
+    n_in = x.shape[1]
+    sha = export(model, n_in, HERE / "forecaster.onnx")
+    worst, calib_hours = calibrate(model, calib_runs, specs, context_norm)
+    # Golden vectors: real calibration windows, and the model's output on them in float32.
+    xc, _, _ = samples(calib_runs[:1], specs, context_norm)
+    pick = np.random.default_rng(SEED + 1).choice(len(xc), 8, replace=False)
+    golden = [{"input": [float(v) for v in xc[i]],
+               "output": [float(v) for v in model.forward(xc[i:i + 1])[1][0]]} for i in pick]
+    n_params = sum(p.size for p in model.params())
+    train_hours = sum(len(next(iter(run.values()))) for _, run in train_runs) / 3600.0
+    card = {
+        "name": "vigil-forecaster",
+        "version": "1.0.0",
+        "onnx": "forecaster.onnx",
+        "sha256": sha,
+        "input": {"name": "x", "shape": [1, n_in]},
+        "output": {"name": "y", "shape": [1, 2]},
+        "rate_hz": 1.0,
+        "window": WINDOW,
+        "context": context_norm,
+        "kinds": len(KINDS),
+        "signals": specs,
+        "thresholds": {
+            "debounce_ticks": DEBOUNCE_TICKS,
+            "cusum_k": CUSUM_K,
+            "cusum_clip": CUSUM_CLIP,
+            "outlier": OUTLIER,
+            "outlier_window": OUTLIER_WINDOW,
+        },
+        "false_alarm_budget_per_hour": BUDGET_PER_HOUR,
+        "golden": golden,
+        "golden_tolerance": 1e-4,
+        "training": {
+            "script": "models/train.py",
+            "seed": SEED,
+            "data": f"normal simulated drives, seeds {train_runs[0][0]}..{train_runs[-1][0]}",
+            "drives": len(train_runs),
+            "hours": round(train_hours, 2),
+            "windows": int(len(y)),
+            "parameters": int(n_params),
+            "architecture": f"MLP {n_in}-{HIDDEN}-2, ReLU; Gaussian NLL; Adam, {EPOCHS} epochs",
+            "calibration": {
+                "drives": len(calib_runs),
+                "hours": round(calib_hours, 2),
+                "worst_normal": worst,
+                "margin": MARGIN,
+            },
+        },
+        "kind_names": KINDS,
+    }
+    eval_path = HERE / "eval.json"
+    card["evaluation"] = json.loads(eval_path.read_text()) if eval_path.exists() else \
+        "run `vigil eval --model models/forecaster.card.json --out models/eval.json`, then train.py again"
+    (HERE / "forecaster.card.json").write_text(json.dumps(card, indent=1) + "\n")
+    write_markdown(card)
+    print(f"wrote forecaster.onnx ({n_params} parameters, sha256 {sha[:12]}...) and its card")
+
+
+def write_markdown(card):
+    t = card["thresholds"]
+    tr = card["training"]
+    lines = [
+        "# Model card: vigil-forecaster " + card["version"],
+        "",
+        "Written by `models/train.py`; the JSON card beside it is what the agent loads and checks.",
+        "",
+        "## What it does",
+        f"From the last {card['window']} s of one temperature signal, resampled at {card['rate_hz']:g} Hz, "
+        "and the engine speed over the same ticks, it forecasts the next tick's value and its spread. "
+        "The agent scores each tick by the standardised residual (actual - mean) / spread.",
+        "",
+        "## Input and output",
+        f"- input `x` [1, {card['input']['shape'][1]}]: 10 window values less the last, over the signal's scale; "
+        "the last value's level ((last - center) / level_scale); 10 engine speeds ((rpm - center) / scale, gaps 0); "
+        f"one-hot kind ({', '.join(card['kind_names'])}).",
+        "- output `y` [1, 2]: the change's mean over the scale, and the log of its spread over the scale. "
+        "The agent adds the bus resolution (sigma_floor) in quadrature.",
+        "",
+        "| signal | kind | scale | center | level scale | sigma floor | score threshold | CUSUM h | outliers |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in card["signals"]:
+        lines.append(f"| `{s['signal']}` | {card['kind_names'][s['kind']]} | {s['scale']:.4f} | "
+                     f"{s['center']:.2f} | {s['level_scale']:.2f} | {s['sigma_floor']:.4f} | "
+                     f"{s['score']} | {s['cusum_h']} | {s['outlier_count']} |")
+    c = card["context"]
+    lines += [
+        f"\nContext: `{c['signal']}`, center {c['center']:.1f}, scale {c['scale']:.1f}.",
+        "",
+        "## Thresholds (calibrated on normal drives)",
+        f"Budget: {card['false_alarm_budget_per_hour'] * 100:g} false alarm per 100 vehicle-hours. Each "
+        f"threshold is the largest value the statistic held for {t['debounce_ticks']} ticks on "
+        f"{tr['calibration']['hours']} h of normal calibration drives (other vehicles than training), "
+        f"times {tr['calibration']['margin']}, per signal kind (table above).",
+        f"- residual score: |residual| held {t['debounce_ticks']} ticks",
+        f"- CUSUM on the residual clipped to +-{t['cusum_clip']}, less k = {t['cusum_k']} per tick",
+        f"- outliers: residuals beyond {t['outlier']} within {t['outlier_window']} ticks",
+        "",
+        "## Training",
+        f"{tr['architecture']}; {tr['parameters']} parameters; {tr['windows']} windows from "
+        f"{tr['drives']} drives ({tr['hours']} h), {tr['data']}; seed {tr['seed']}.",
+        "",
+        "## Evaluation",
+    ]
+    ev = card["evaluation"]
+    if isinstance(ev, dict) and "table_markdown" in ev:
+        lines.append(ev["table_markdown"])
+    else:
+        lines.append(str(ev))
+    lines += ["", "## Golden vectors",
+              f"{len(card['golden'])} input/output pairs in the JSON card; the agent refuses the model "
+              f"unless tract reproduces them within {card['golden_tolerance']}."]
+    (HERE / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
