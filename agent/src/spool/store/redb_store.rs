@@ -30,6 +30,13 @@ const MAX_UNCOMMITTED: u64 = 256;
 /// empty store is about 1 MiB on its own.
 const COMPACT_FLOOR: u64 = 4 << 20;
 
+/// The file is compacted when it is this many times larger than the live records. redb
+/// rounds a record up to a power of two of 4 KiB pages (a 4 KiB payload takes 8 KiB), so
+/// a full spool's file is up to about 2-4 times its live bytes without any free space;
+/// compacting then would rewrite everything and give nothing back. Past 8 times, most of
+/// the file is free: what is left after a long outage has drained.
+const COMPACT_RATIO: u64 = 8;
+
 pub(crate) struct RedbStore {
     db: Database,
     path: PathBuf,
@@ -166,11 +173,11 @@ impl Backend for RedbStore {
         Ok(std::fs::metadata(&self.path)?.len())
     }
 
-    /// Compacts when the file is more than twice the live bytes and past the floor, and
-    /// has grown since the last compaction (which may not get all the way down).
+    /// Compacts when the file is mostly free space (see [`COMPACT_RATIO`]) and past the
+    /// floor, and has grown since the last compaction (which may not get all the way down).
     fn reclaim(&mut self, live_bytes: u64) -> Result<(), StoreError> {
         let len = self.size_on_disk()?;
-        if len <= COMPACT_FLOOR.max(2 * live_bytes) || len <= self.compacted_at {
+        if len <= COMPACT_FLOOR.max(COMPACT_RATIO * live_bytes) || len <= self.compacted_at {
             return Ok(());
         }
         self.flush()?;
