@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p vigil --bench spool`. Plain `main` (harness = false): each figure is one
 //! timed run over a fresh store in a temporary directory, printed as a table. The payload is
-//! 4 KiB, the size of a reading batch that fills most of a billed 5 KB message.
+//! 4 KiB (`VIGIL_BENCH_PAYLOAD` to change it), the size of a reading batch that fills most of
+//! a billed 5 KB message.
 //! `VIGIL_BENCH_RECORDS` sets how many are queued (default 20480, 80 MiB); resident memory is
 //! the process's own `VmRSS`/`VmHWM` from `/proc/self/status`, so run one size per process.
 
@@ -13,7 +14,16 @@ use std::time::{Duration, Instant};
 use vigil::spool::{FlushPolicy, RecordKind, Spool, SpoolConfig};
 use vigil::telemetry::Metrics;
 
-const PAYLOAD: usize = 4096;
+/// The payload size: 4 KiB unless `VIGIL_BENCH_PAYLOAD` (bytes) says otherwise.
+fn payload_len() -> usize {
+    static LEN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LEN.get_or_init(|| {
+        std::env::var("VIGIL_BENCH_PAYLOAD")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4096)
+    })
+}
 
 fn rss_kib() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -30,7 +40,7 @@ fn rss_kib() -> (u64, u64) {
 
 fn payload(i: u64) -> Vec<u8> {
     // Mildly compressible, like encoded readings; the store does not compress.
-    (0..PAYLOAD)
+    (0..payload_len())
         .map(|j| ((i as usize * 7 + j / 16) % 251) as u8)
         .collect()
 }
@@ -90,8 +100,8 @@ fn main() {
     // `cargo bench` passes `--bench`; accept and ignore arguments.
     let (rss0, _) = rss_kib();
     println!(
-        "spool benchmark, store {}, payload {PAYLOAD} B, page cache {} KiB\n",
-        std::env::var("VIGIL_SPOOL_STORE").unwrap_or_else(|_| "redb".into()),
+        "spool benchmark, redb, payload {} B, page cache {} KiB\n",
+        payload_len(),
         cache() / 1024
     );
 
@@ -110,14 +120,15 @@ fn main() {
     println!(
         "append, flush every 100 records:   {:>9.0} records/s  ({:.1} MB/s)",
         n as f64 / t.as_secs_f64(),
-        (n * PAYLOAD as u64) as f64 / t.as_secs_f64() / 1e6
+        (n * payload_len() as u64) as f64 / t.as_secs_f64() / 1e6
     );
     let (on_disk, used) = dir_bytes(&store);
     let logical = spool.stats().depth.bytes();
     println!(
-        "bytes on disk per stored record:   {:>9.0} B for a {PAYLOAD} B payload \
+        "bytes on disk per stored record:   {:>9.0} B for a {} B payload \
          (files {:.1} MiB, {:.1} MiB allocated, for {:.1} MiB of records, x{:.2})",
         on_disk as f64 / n as f64,
+        payload_len(),
         mib(on_disk),
         mib(used),
         mib(logical),

@@ -1,6 +1,7 @@
-//! [`Spool`]: owns the sled store and applies the [`Ledger`]'s decisions to it.
+//! [`Spool`]: owns the store and applies the [`Ledger`]'s decisions to it.
 //!
-//! This is the only code that touches sled while the agent runs. It is synchronous: the
+//! This is the only code that touches the store while the agent runs (through
+//! `store/redb_store.rs`, which owns the redb file and its settings). It is synchronous: the
 //! spool task (`task.rs`) runs it on a thread of its own, so fsyncs never stall the
 //! runtime's workers. Opening (with the quarantine of a damaged store) lives here too.
 
@@ -22,7 +23,10 @@ use super::{SpoolConfig, SpoolError};
 use crate::telemetry::Metrics;
 
 mod redb_store;
-mod sled_store;
+
+#[cfg(test)]
+pub(crate) use redb_store::FILE;
+pub(crate) use redb_store::{Opened, RedbStore, open as open_store};
 
 /// Sequence numbers leased per flushed write of `seq_lease`: one extra fsync per this many
 /// appends buys the promise that no number is handed out twice, even if the records that
@@ -82,7 +86,7 @@ pub struct SpoolStats {
 
 pub struct Spool {
     config: SpoolConfig,
-    store: Box<dyn Backend>,
+    store: RedbStore,
     ledger: Ledger,
     /// Payloads of records kept only in memory (write-only-while-offline mode).
     unstored: HashMap<Seq, Record>,
@@ -528,72 +532,15 @@ fn new_boot_id() -> u64 {
     h.finish()
 }
 
-/// The two keyspaces of a store: the records, and the spool's own bookkeeping.
+/// The two keyspaces of the store: the records, and the spool's own bookkeeping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Tree {
     Records,
     Meta,
 }
 
-/// What the spool needs from the key-value store underneath it. Changes may sit in memory
-/// until [`Backend::flush`]; only a completed flush makes them durable. The store checks
-/// its own structure; the records carry their own checksums on top (see [`record`]).
-pub(crate) trait Backend: Send {
-    fn get(&mut self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-    fn insert(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
-    fn remove(&mut self, tree: Tree, key: &[u8]) -> Result<(), StoreError>;
-    /// Calls `f` with every entry of `tree`, in key order.
-    fn scan(&mut self, tree: Tree, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StoreError>;
-    /// Makes every change so far durable (fsync).
-    fn flush(&mut self) -> Result<(), StoreError>;
-    /// The bytes the store's files take.
-    fn size_on_disk(&self) -> Result<u64, StoreError>;
-    /// Gives space back to the filesystem when the files hold far more than `live_bytes`.
-    fn reclaim(&mut self, live_bytes: u64) -> Result<(), StoreError>;
-}
-
-/// Which store the spool runs on (`VIGIL_SPOOL_STORE=sled|redb`, for the side-by-side
-/// measurement of the two; redb unless told otherwise).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Engine {
-    Sled,
-    Redb,
-}
-
-impl Engine {
-    pub(crate) fn from_env() -> Engine {
-        match std::env::var("VIGIL_SPOOL_STORE").as_deref() {
-            Ok("sled") => Engine::Sled,
-            _ => Engine::Redb,
-        }
-    }
-
-    /// The file that holds the records, in the store directory.
-    #[cfg(test)]
-    pub(crate) fn data_file(self) -> &'static str {
-        match self {
-            Engine::Sled => "db",
-            Engine::Redb => redb_store::FILE,
-        }
-    }
-
-    /// Opens (or creates) the store in `dir`; also says whether it existed before.
-    pub(crate) fn open(self, dir: &Path, cache_capacity: u64) -> Result<Opened, LoadError> {
-        match self {
-            Engine::Sled => sled_store::open(dir, cache_capacity),
-            Engine::Redb => redb_store::open(dir, cache_capacity),
-        }
-    }
-}
-
-pub(crate) struct Opened {
-    pub store: Box<dyn Backend>,
-    /// The store's files were there before this open.
-    pub existed: bool,
-}
-
 pub(crate) struct Loaded {
-    pub store: Box<dyn Backend>,
+    pub store: RedbStore,
     /// Intact records, ascending.
     pub found: Vec<Header>,
     /// Damaged records: key and why.
@@ -626,28 +573,8 @@ pub(crate) fn load(
     cache_capacity: u64,
     timeout: Duration,
 ) -> Result<Loaded, LoadError> {
-    // sled lets go of its file lock lazily: after the last handle is dropped, background
-    // jobs and deferred (epoch-based) frees still hold the file for a moment. A reopen in
-    // the same process (tests, a restart of the spool task) waits that out; another
-    // process holding the store is still reported after LOCK_WAIT.
-    const LOCK_WAIT: Duration = Duration::from_secs(5);
-    let engine = Engine::from_env();
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        let path = store.to_path_buf();
-        match guarded(timeout, move || {
-            load_unguarded(engine, &path, cache_capacity)
-        }) {
-            Err(LoadError::Locked(_))
-                if engine == Engine::Sled && started.elapsed() < LOCK_WAIT =>
-            {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(200));
-            }
-            other => return other,
-        }
-    }
+    let path = store.to_path_buf();
+    guarded(timeout, move || load_unguarded(&path, cache_capacity))
 }
 
 /// Runs `open` on a thread of its own, turning a panic or a run longer than `timeout` into
@@ -689,14 +616,14 @@ pub(crate) fn guarded<T: Send + 'static>(
     }
 }
 
-fn load_unguarded(engine: Engine, dir: &Path, cache_capacity: u64) -> Result<Loaded, LoadError> {
+fn load_unguarded(dir: &Path, cache_capacity: u64) -> Result<Loaded, LoadError> {
     let damaged = |slug| {
         move |e: StoreError| LoadError::Damaged {
             slug,
             detail: format!("the store failed while reading: {e}"),
         }
     };
-    let Opened { mut store, existed } = engine.open(dir, cache_capacity)?;
+    let Opened { mut store, existed } = open_store(dir, cache_capacity)?;
     let format = store
         .get(Tree::Meta, META_FORMAT)
         .map_err(damaged("scan-failed"))?;

@@ -13,7 +13,7 @@ use redb::{
     TableDefinition, TableError, WriteTransaction,
 };
 
-use super::{Backend, LoadError, Opened, StoreError, Tree};
+use super::{LoadError, StoreError, Tree};
 
 /// The store's one file, in the store directory.
 pub(crate) const FILE: &str = "spool.redb";
@@ -37,6 +37,14 @@ const COMPACT_FLOOR: u64 = 4 << 20;
 /// the file is free: what is left after a long outage has drained.
 const COMPACT_RATIO: u64 = 8;
 
+/// A freshly opened store, and whether its file was there before.
+pub(crate) struct Opened {
+    pub store: RedbStore,
+    pub existed: bool,
+}
+
+/// The key-value store under the spool. Changes sit in the open transaction until
+/// [`RedbStore::flush`]; only a completed flush makes them durable.
 pub(crate) struct RedbStore {
     db: Database,
     path: PathBuf,
@@ -101,10 +109,7 @@ pub(crate) fn open(dir: &Path, cache_capacity: u64) -> Result<Opened, LoadError>
     let txn = store.txn().map_err(damaged)?;
     txn.open_table(RECORDS).map_err(|e| damaged(e.into()))?;
     txn.open_table(META).map_err(|e| damaged(e.into()))?;
-    Ok(Opened {
-        store: Box::new(store),
-        existed,
-    })
+    Ok(Opened { store, existed })
 }
 
 impl RedbStore {
@@ -125,10 +130,8 @@ impl RedbStore {
         }
         Ok(())
     }
-}
 
-impl Backend for RedbStore {
-    fn get(&mut self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn get(&mut self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(txn) = &self.txn {
             let t = txn.open_table(table(tree))?;
             return Ok(t.get(key)?.map(|v| v.value().to_vec()));
@@ -142,17 +145,26 @@ impl Backend for RedbStore {
         Ok(t.get(key)?.map(|v| v.value().to_vec()))
     }
 
-    fn insert(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn insert(
+        &mut self,
+        tree: Tree,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
         self.txn()?.open_table(table(tree))?.insert(key, value)?;
         self.changed()
     }
 
-    fn remove(&mut self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn remove(&mut self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
         self.txn()?.open_table(table(tree))?.remove(key)?;
         self.changed()
     }
 
-    fn scan(&mut self, tree: Tree, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
+    pub(crate) fn scan(
+        &mut self,
+        tree: Tree,
+        f: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<(), StoreError> {
         let t = self.txn()?.open_table(table(tree))?;
         for item in t.iter()? {
             let (k, v) = item?;
@@ -161,7 +173,7 @@ impl Backend for RedbStore {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn flush(&mut self) -> Result<(), StoreError> {
         if let Some(txn) = self.txn.take() {
             txn.commit()?;
         }
@@ -169,13 +181,13 @@ impl Backend for RedbStore {
         Ok(())
     }
 
-    fn size_on_disk(&self) -> Result<u64, StoreError> {
+    pub(crate) fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(std::fs::metadata(&self.path)?.len())
     }
 
     /// Compacts when the file is mostly free space (see [`COMPACT_RATIO`]) and past the
     /// floor, and has grown since the last compaction (which may not get all the way down).
-    fn reclaim(&mut self, live_bytes: u64) -> Result<(), StoreError> {
+    pub(crate) fn reclaim(&mut self, live_bytes: u64) -> Result<(), StoreError> {
         let len = self.size_on_disk()?;
         if len <= COMPACT_FLOOR.max(COMPACT_RATIO * live_bytes) || len <= self.compacted_at {
             return Ok(());
@@ -196,7 +208,7 @@ impl Backend for RedbStore {
 
 impl Drop for RedbStore {
     /// A spool dropped without `close` (a panic unwinding through its task) still commits
-    /// what it wrote, as sled does on drop. A crash commits nothing: that is the loss window.
+    /// what it wrote. A crash commits nothing: that is the loss window.
     fn drop(&mut self) {
         if self.uncommitted > 0
             && let Err(e) = self.flush()
