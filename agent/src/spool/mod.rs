@@ -26,7 +26,7 @@
 //!    `max_unstored` readings kept only in memory). `tests/spool_crash.rs` kills a writer
 //!    with SIGKILL at random points and checks that nothing flushed is lost: 0 lost over 100
 //!    kills (CI) and 400 (local); of the records appended but not yet flushed at a kill (at
-//!    most `every_records`, 64 there) about 93 % were lost, the rest had just been committed.
+//!    most `every_records`, 64 there) 80-93 % were lost, the rest had just been committed.
 //! 4. **Startup never blocks on a damaged store.** Opening and scanning run on their own
 //!    thread under [`SpoolConfig::open_timeout`], with panics caught; a store that fails,
 //!    panics or hangs is renamed into `quarantine/` with a timestamp, counted
@@ -68,32 +68,39 @@
 //!   flush, so the flash sees what the policy asks and "flushed" has one meaning. An open
 //!   transaction is also committed after 256 changes, which bounds the memory and space
 //!   that acknowledgements (not counted by the policy) hold.
-//! - `set_check_integrity_on_open(true)`: every page is checked at open (80 MiB in 137 ms
-//!   here). Quick-repair is off: it would save the allocator state at every commit to make
+//! - `set_check_integrity_on_open(true)`: every page is checked at open (80 MiB in
+//!   137-347 ms here). Quick-repair is off: it would save the allocator state at every commit to make
 //!   crash recovery instant, but the open reads the whole file anyway.
 //! - Exclusive writer (redb's default): a second process gets [`SpoolError::Locked`].
 //! - Compaction at flush when the file is past 4 MiB and 8 times the live bytes (after a
-//!   backlog drained): the file shrinks back to about 1 MiB. Not sooner: a full spool's
+//!   backlog drained): the file shrinks to a few KiB (16 KiB in
+//!   `tests::the_file_gives_space_back_once_a_backlog_has_drained`). Not sooner: a full spool's
 //!   file is legitimately 2-4 times its live bytes, and compacting would rewrite it all.
 //!
 //! # Measured limits (`benches/spool.rs`, 4 KiB payloads, one x86 VM, ext4)
 //!
-//! - Appends: about 40,000 records/s flushing every 100; 2,600-3,300/s flushing every
-//!   record (0.3-0.4 ms per commit: two `fdatasync`s). Drain (send 100, ack each): about
-//!   120,000-140,000 records/s.
-//! - Resident memory (`VmRSS` of the bench process, 2.2 MB before the spool opens): 6.0 MB
-//!   with 4 MiB queued, 6.4 MB with 20 MiB, 8.3 MB with 80 MiB; 8-11 MB churning through a
-//!   16 MiB cap; peak (`VmHWM`) 8.5-11.4 MB.
+//! - Appends: 11,000-43,000 records/s flushing every 100; 125-3,300/s flushing every
+//!   record (0.3-8 ms per commit: two `fdatasync`s; the VM's disk is shared and its fsync
+//!   time varies that much between runs). Drain (send 100, ack each): 21,000-140,000
+//!   records/s. Far above the spool's real rate (a few records per second).
+//! - Resident memory (`VmRSS` of the bench process, one process per size, 2.0-2.4 MB
+//!   before the spool opens): 5.6-6.0 MB with 4 MiB queued, 6.3-6.4 MB with 20 MiB,
+//!   7.9-8.3 MB with 80 MiB, 8.2-10.6 MB after reopening it; 6.7-11 MB churning through a
+//!   16 MiB cap; peak (`VmHWM`) 8.0-11.4 MB.
 //! - Disk: redb rounds a value up to a power of two of 4 KiB pages, so a record of a
-//!   4 KiB payload takes 8 KiB; payloads under about 4,000 bytes take one page. The file
-//!   grows by doubling and is sparse: with 80 MiB of records it is 257 MiB long with
-//!   161 MiB allocated (x2.0); churning through a 16 MiB cap, 64 MiB long with 33 MiB
-//!   allocated. Size the partition for 4 times [`SpoolConfig::max_bytes`]. After a drain
-//!   the file is compacted to near zero.
-//! - Disk full (a 6 MiB tmpfs): the failing append or flush returns [`SpoolError::Store`],
-//!   everything flushed before is kept, and the store opens on the full disk without being
-//!   quarantined. redb refuses further writes until the store is reopened (the agent
-//!   restarted).
+//!   4,096-byte payload takes 8 KiB, and one of a 4,000-byte payload one page. The file
+//!   grows by doubling and is sparse. 4,096-byte payloads: 80 MiB of records in a file
+//!   257 MiB long with 161 MiB allocated (x2.0); churning through a 16 MiB cap, 64 MiB
+//!   long with 33 MiB allocated. 4,000-byte payloads: 20 MiB allocated for 19.7 MiB of
+//!   records; churning, 32 MiB long with 17 MiB allocated. Reading batches of at most
+//!   4,000 bytes halve the disk; size the partition for 4 times [`SpoolConfig::max_bytes`]
+//!   either way. After a drain the file is compacted to near zero (60-220 ms for 80 MiB).
+//! - Disk full (a 6 MiB tmpfs, the real binary): the failing append or flush returns
+//!   [`SpoolError::Store`], everything flushed before is kept, and the store opens on the
+//!   full disk without being quarantined. After a failed commit redb refuses every write
+//!   ("previous I/O error") until the file is reopened, and on a disk still full even a
+//!   delete fails (copy-on-write needs free pages): the spool cannot acknowledge until
+//!   space comes back and the agent restarts. The cap, not the disk, must be the limit.
 //! - sled 0.34.7, measured side by side, was replaced because its resident memory grew
 //!   with the data (38 MB with 80 MiB queued, 123 MB after reopening it, 58-140 MB
 //!   churning), it never gave disk space back, it read damage or a truncation in its log

@@ -26,8 +26,8 @@ const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
 /// acknowledgements (which the policy does not count) hold between two appends.
 const MAX_UNCOMMITTED: u64 = 256;
 
-/// Files at most this large are never compacted: compacting costs flash writes, and an
-/// empty store is about 1 MiB on its own.
+/// Files at most this large are never compacted: compacting costs flash writes, and a
+/// new store's file is already about 1 MiB.
 const COMPACT_FLOOR: u64 = 4 << 20;
 
 /// The file is compacted when it is this many times larger than the live records. redb
