@@ -115,7 +115,7 @@
 //! - `store`: [`Spool`], which owns the store and applies the ledger; opening and
 //!   quarantine. `store/redb_store.rs`: the redb file and its settings.
 //! - [`task`]: the tokio-facing handle the pipeline and the uplink use.
-//! - [`inspect`]: `vigil spool inspect`. [`soak`]: the crash-test writer.
+//! - [`mod@inspect`]: `vigil spool inspect`. [`soak`]: the crash-test writer.
 
 mod error;
 pub mod inspect;
