@@ -41,7 +41,7 @@ pub enum SpoolError {
     Store {
         op: &'static str,
         #[source]
-        source: sled::Error,
+        source: StoreError,
     },
 
     #[error(
@@ -70,8 +70,14 @@ pub enum SpoolError {
     Report(#[source] io::Error),
 }
 
+/// An error of the store underneath the spool, whichever it is.
+pub type StoreError = Box<dyn std::error::Error + Send + Sync>;
+
 impl SpoolError {
-    pub(crate) fn store(op: &'static str) -> impl FnOnce(sled::Error) -> SpoolError {
-        move |source| SpoolError::Store { op, source }
+    pub(crate) fn store<E: Into<StoreError>>(op: &'static str) -> impl FnOnce(E) -> SpoolError {
+        move |source| SpoolError::Store {
+            op,
+            source: source.into(),
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! and support.
 //!
 //! It works while the agent is stopped and never changes the spool: the store is copied to
-//! a temporary directory and the copy is opened (sled has no read-only mode, and opening
-//! writes). A store that cannot be opened is reported as damaged, not quarantined: that is
+//! a temporary directory and the copy is opened: opening writes (redb repairs a store left
+//! by a crash, and its integrity check commits), and the agent may hold the store's lock. A store that cannot be opened is reported as damaged, not quarantined: that is
 //! the agent's decision at its next start.
 
 use std::collections::BTreeSet;
@@ -28,7 +28,7 @@ pub struct InspectReport {
     pub path: PathBuf,
     /// Whether `DIR/store` exists.
     pub store_present: bool,
-    /// Bytes of sled's files in `DIR/store`.
+    /// Bytes of the store's files in `DIR/store`.
     pub bytes_on_disk: u64,
     pub alerts: KindDepth,
     pub readings: KindDepth,

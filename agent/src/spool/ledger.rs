@@ -3,7 +3,7 @@
 //! record must be written to flash at all.
 //!
 //! The ledger never touches a file, a socket or a clock: [`Spool`](super::Spool) applies
-//! its decisions to sled, and time comes in as arguments. Everything the spool promises
+//! its decisions to the store, and time comes in as arguments. Everything the spool promises
 //! about order and eviction is decided here and unit-tested here.
 //!
 //! # Order of sending

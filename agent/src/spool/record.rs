@@ -1,4 +1,4 @@
-//! One spooled record as it lies in sled: the key, the header and the checksum.
+//! One spooled record as it lies in the store: the key, the header and the checksum.
 //!
 //! The spool does not look inside a payload: an alert's JSON or a batch of readings are
 //! the same opaque bytes here. What this file owns is the envelope that makes every record
@@ -6,7 +6,7 @@
 //!
 //! # On-disk format, version 1
 //!
-//! Key: the sequence number as 8 bytes big-endian, so sled's key order is append order.
+//! Key: the sequence number as 8 bytes big-endian, so the store's key order is append order.
 //!
 //! Value (integers little-endian):
 //!

@@ -1,6 +1,7 @@
-//! [`Spool`]: owns the sled store and applies the [`Ledger`]'s decisions to it.
+//! [`Spool`]: owns the store and applies the [`Ledger`]'s decisions to it.
 //!
-//! This is the only code that touches sled while the agent runs. It is synchronous: the
+//! This is the only code that touches the store while the agent runs (through
+//! `store/redb_store.rs`, which owns the redb file and its settings). It is synchronous: the
 //! spool task (`task.rs`) runs it on a thread of its own, so fsyncs never stall the
 //! runtime's workers. Opening (with the quarantine of a damaged store) lives here too.
 
@@ -15,20 +16,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::error::StoreError;
 use super::ledger::{Depth, Eviction, Ledger, WriteMode};
 use super::record::{self, Damage, Header, Record, RecordKind, Seq};
 use super::{SpoolConfig, SpoolError};
 use crate::telemetry::Metrics;
+
+mod redb_store;
+
+#[cfg(test)]
+pub(crate) use redb_store::FILE;
+pub(crate) use redb_store::{Opened, RedbStore, open as open_store};
 
 /// Sequence numbers leased per flushed write of `seq_lease`: one extra fsync per this many
 /// appends buys the promise that no number is handed out twice, even if the records that
 /// carried it were never flushed (they may have been sent straight from memory).
 const SEQ_LEASE: u64 = 4096;
 
-const TREE_RECORDS: &str = "records";
-const TREE_META: &str = "meta";
-const META_FORMAT: &str = "format";
-const META_SEQ_LEASE: &str = "seq_lease";
+const META_FORMAT: &[u8] = b"format";
+const META_SEQ_LEASE: &[u8] = b"seq_lease";
 
 /// The result of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,9 +86,7 @@ pub struct SpoolStats {
 
 pub struct Spool {
     config: SpoolConfig,
-    db: sled::Db,
-    records: sled::Tree,
-    meta: sled::Tree,
+    store: RedbStore,
     ledger: Ledger,
     /// Payloads of records kept only in memory (write-only-while-offline mode).
     unstored: HashMap<Seq, Record>,
@@ -143,9 +147,7 @@ impl Spool {
             }
         };
         let Loaded {
-            db,
-            records,
-            meta,
+            mut store,
             found,
             bad,
             lease,
@@ -153,8 +155,8 @@ impl Spool {
 
         for (key, damage) in &bad {
             tracing::error!(key = ?key, %damage, "spool record damaged: dropped");
-            records
-                .remove(key)
+            store
+                .remove(Tree::Records, key)
                 .map_err(SpoolError::store("dropping a damaged record"))?;
         }
         report.corrupt_records = bad.len() as u64;
@@ -175,9 +177,7 @@ impl Spool {
 
         let mut spool = Spool {
             config,
-            db,
-            records,
-            meta,
+            store,
             ledger,
             unstored: HashMap::new(),
             boot_id: new_boot_id(),
@@ -193,8 +193,8 @@ impl Spool {
         report.evicted = evicted.len() as u64;
         spool.apply_evictions(&evicted)?;
         spool
-            .meta
-            .insert(META_FORMAT, &[record::FORMAT_VERSION])
+            .store
+            .insert(Tree::Meta, META_FORMAT, &[record::FORMAT_VERSION])
             .map_err(SpoolError::store("writing the format marker"))?;
         // Lease the next block of sequence numbers (and flush it) before any is handed out.
         let next = spool.ledger.next_seq();
@@ -284,8 +284,12 @@ impl Spool {
     }
 
     fn write(&mut self, record: &Record) -> Result<(), SpoolError> {
-        self.records
-            .insert(record::key(record.seq), record::encode(record))
+        self.store
+            .insert(
+                Tree::Records,
+                &record::key(record.seq),
+                &record::encode(record),
+            )
             .map_err(SpoolError::store("writing a record"))?;
         self.unflushed += 1;
         self.unflushed_since.get_or_insert_with(Instant::now);
@@ -295,8 +299,8 @@ impl Spool {
 
     fn extend_lease(&mut self, from: Seq) -> Result<(), SpoolError> {
         self.seq_lease = from + SEQ_LEASE;
-        self.meta
-            .insert(META_SEQ_LEASE, &self.seq_lease.to_be_bytes())
+        self.store
+            .insert(Tree::Meta, META_SEQ_LEASE, &self.seq_lease.to_be_bytes())
             .map_err(SpoolError::store("leasing sequence numbers"))?;
         self.flush().map(|_| ())
     }
@@ -304,8 +308,8 @@ impl Spool {
     fn apply_evictions(&mut self, evicted: &[Eviction]) -> Result<(), SpoolError> {
         for e in evicted {
             if e.stored {
-                self.records
-                    .remove(record::key(e.seq))
+                self.store
+                    .remove(Tree::Records, &record::key(e.seq))
                     .map_err(SpoolError::store("evicting a record"))?;
             } else {
                 self.unstored.remove(&e.seq);
@@ -319,8 +323,13 @@ impl Spool {
     /// Makes every write so far durable (fsync). This is what "flushed" means.
     pub fn flush(&mut self) -> Result<Flushed, SpoolError> {
         let started = Instant::now();
-        self.db.flush().map_err(SpoolError::store("flushing"))?;
+        self.store.flush().map_err(SpoolError::store("flushing"))?;
         let took = started.elapsed();
+        // Space the store holds far beyond what is pending goes back to the filesystem here
+        // (invariant 5). A failure costs only disk space: the flush itself is done.
+        if let Err(e) = self.store.reclaim(self.ledger.depth().bytes()) {
+            tracing::warn!(error = %e, "spool: giving space back to the filesystem failed");
+        }
         self.durable_through = self.written_through;
         self.unflushed = 0;
         self.unflushed_since = None;
@@ -371,8 +380,8 @@ impl Spool {
             }
             let key = record::key(seq);
             let value = self
-                .records
-                .get(key)
+                .store
+                .get(Tree::Records, &key)
                 .map_err(SpoolError::store("reading a record"))?;
             match value.map(|v| record::decode(&key, &v)) {
                 Some(Ok(r)) => out.push(r),
@@ -387,8 +396,8 @@ impl Spool {
     fn drop_corrupt(&mut self, seq: Seq, why: &str) -> Result<(), SpoolError> {
         tracing::error!(seq, why, "spool record unreadable: dropped");
         self.ledger.forget(seq);
-        self.records
-            .remove(record::key(seq))
+        self.store
+            .remove(Tree::Records, &record::key(seq))
             .map_err(SpoolError::store("dropping a damaged record"))?;
         Metrics::inc(&self.metrics.spool_corrupt_records_total);
         Ok(())
@@ -401,8 +410,8 @@ impl Spool {
             return Ok(false);
         };
         if removed.stored {
-            self.records
-                .remove(record::key(seq))
+            self.store
+                .remove(Tree::Records, &record::key(seq))
                 .map_err(SpoolError::store("deleting an acknowledged record"))?;
         } else {
             self.unstored.remove(&seq);
@@ -472,9 +481,9 @@ impl Spool {
         }
     }
 
-    /// The bytes sled's files take on disk.
+    /// The bytes the store's files take on disk.
     pub fn size_on_disk(&self) -> Result<u64, SpoolError> {
-        self.db
+        self.store
             .size_on_disk()
             .map_err(SpoolError::store("measuring the store"))
     }
@@ -523,10 +532,15 @@ fn new_boot_id() -> u64 {
     h.finish()
 }
 
+/// The two keyspaces of the store: the records, and the spool's own bookkeeping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tree {
+    Records,
+    Meta,
+}
+
 pub(crate) struct Loaded {
-    pub db: sled::Db,
-    pub records: sled::Tree,
-    pub meta: sled::Tree,
+    pub store: RedbStore,
     /// Intact records, ascending.
     pub found: Vec<Header>,
     /// Damaged records: key and why.
@@ -551,15 +565,6 @@ impl std::fmt::Display for LoadError {
     }
 }
 
-pub(crate) fn sled_config(store: &Path, cache_capacity: u64) -> sled::Config {
-    // See "sled settings for a gateway" in the module documentation.
-    sled::Config::new()
-        .path(store)
-        .cache_capacity(cache_capacity)
-        .flush_every_ms(None)
-        .mode(sled::Mode::LowSpace)
-}
-
 /// Opens and scans the store on a thread of its own, catching panics, for at most `timeout`.
 /// A store that hangs leaves its thread behind (it cannot be stopped); the caller moves the
 /// store aside, so that thread only ever touches the quarantined files.
@@ -568,25 +573,6 @@ pub(crate) fn load(
     cache_capacity: u64,
     timeout: Duration,
 ) -> Result<Loaded, LoadError> {
-    // sled lets go of its file lock lazily: after the last handle is dropped, background
-    // jobs and deferred (epoch-based) frees still hold the file for a moment. A reopen in
-    // the same process (tests, a restart of the spool task) waits that out; another
-    // process holding the store is still reported after LOCK_WAIT.
-    const LOCK_WAIT: Duration = Duration::from_secs(5);
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        match load_once(store, cache_capacity, timeout) {
-            Err(LoadError::Locked(_)) if started.elapsed() < LOCK_WAIT => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(200));
-            }
-            other => return other,
-        }
-    }
-}
-
-fn load_once(store: &Path, cache_capacity: u64, timeout: Duration) -> Result<Loaded, LoadError> {
     let path = store.to_path_buf();
     guarded(timeout, move || load_unguarded(&path, cache_capacity))
 }
@@ -609,7 +595,7 @@ pub(crate) fn guarded<T: Send + 'static>(
                     .unwrap_or_else(|| "unknown panic".into());
                 Err(LoadError::Damaged {
                     slug: "panic",
-                    detail: format!("sled panicked while opening: {what}"),
+                    detail: format!("the store panicked while opening: {what}"),
                 })
             });
             let _ = tx.send(result);
@@ -630,56 +616,43 @@ pub(crate) fn guarded<T: Send + 'static>(
     }
 }
 
-fn load_unguarded(store: &Path, cache_capacity: u64) -> Result<Loaded, LoadError> {
+fn load_unguarded(dir: &Path, cache_capacity: u64) -> Result<Loaded, LoadError> {
     let damaged = |slug| {
-        move |e: sled::Error| LoadError::Damaged {
+        move |e: StoreError| LoadError::Damaged {
             slug,
-            detail: format!("sled: {e}"),
+            detail: format!("the store failed while reading: {e}"),
         }
     };
-    let existed = store.join("conf").exists();
-    let db = sled_config(store, cache_capacity)
-        .open()
-        .map_err(|e| match e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                LoadError::Locked(io.to_string())
-            }
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
-                LoadError::Io(io.to_string())
-            }
-            other => LoadError::Damaged {
-                slug: "open-failed",
-                detail: format!("sled could not open it: {other}"),
-            },
-        })?;
-    let records = db.open_tree(TREE_RECORDS).map_err(damaged("open-failed"))?;
-    let meta = db.open_tree(TREE_META).map_err(damaged("open-failed"))?;
-    if let Some(format) = meta.get(META_FORMAT).map_err(damaged("scan-failed"))?
-        && format.as_ref() != [record::FORMAT_VERSION]
-    {
-        return Err(LoadError::Damaged {
-            slug: "format",
-            detail: format!("unknown spool format {:?}", format.as_ref()),
-        });
+    let Opened { mut store, existed } = open_store(dir, cache_capacity)?;
+    let format = store
+        .get(Tree::Meta, META_FORMAT)
+        .map_err(damaged("scan-failed"))?;
+    match format {
+        Some(f) if f != [record::FORMAT_VERSION] => {
+            return Err(LoadError::Damaged {
+                slug: "format",
+                detail: format!("unknown spool format {f:?}"),
+            });
+        }
+        // A store that existed but lacks the spool's own marker (written and flushed before
+        // any record) has been emptied or overwritten, and is kept as evidence. (A crash
+        // between the store creating its files and that first flush looks the same;
+        // quarantining that empty store costs nothing.)
+        None if existed => {
+            return Err(LoadError::Damaged {
+                slug: "emptied",
+                detail: "the store is there but none of the spool's data is in it: its files \
+                         were emptied or overwritten"
+                    .into(),
+            });
+        }
+        _ => {}
     }
-    // sled reads a log it cannot make sense of as empty; a store that existed but lacks
-    // the spool's own marker (written and flushed before any record) has been emptied or
-    // overwritten, and is kept as evidence. (A crash between sled creating its files and
-    // that first flush looks the same; quarantining that empty store costs nothing.)
-    if existed
-        && !meta
-            .contains_key(META_FORMAT)
-            .map_err(damaged("scan-failed"))?
+    let lease = match store
+        .get(Tree::Meta, META_SEQ_LEASE)
+        .map_err(damaged("scan-failed"))?
     {
-        return Err(LoadError::Damaged {
-            slug: "emptied",
-            detail: "sled found the store but none of the spool's data in it: its files were \
-                     emptied or overwritten"
-                .into(),
-        });
-    }
-    let lease = match meta.get(META_SEQ_LEASE).map_err(damaged("scan-failed"))? {
-        Some(v) => Seq::from_be_bytes(v.as_ref().try_into().map_err(|_| LoadError::Damaged {
+        Some(v) => Seq::from_be_bytes(v.as_slice().try_into().map_err(|_| LoadError::Damaged {
             slug: "format",
             detail: "the sequence lease is not 8 bytes".into(),
         })?),
@@ -687,17 +660,14 @@ fn load_unguarded(store: &Path, cache_capacity: u64) -> Result<Loaded, LoadError
     };
     let mut found = Vec::new();
     let mut bad = Vec::new();
-    for item in records.iter() {
-        let (k, v) = item.map_err(damaged("scan-failed"))?;
-        match record::verify(&k, &v) {
+    store
+        .scan(Tree::Records, &mut |k, v| match record::verify(k, v) {
             Ok(h) => found.push(h),
             Err(d) => bad.push((k.to_vec(), d)),
-        }
-    }
+        })
+        .map_err(damaged("scan-failed"))?;
     Ok(Loaded {
-        db,
-        records,
-        meta,
+        store,
         found,
         bad,
         lease,

@@ -1,7 +1,7 @@
-//! The spool task: the only place that touches sled while the agent runs, and the handle the
+//! The spool task: the only place that touches the store while the agent runs, and the handle the
 //! pipeline (append) and the uplink (next to send, ack, link up/down) talk to it through.
 //!
-//! The task runs on a thread of its own with a current-thread runtime: sled's calls block
+//! The task runs on a thread of its own with a current-thread runtime: the store's calls block
 //! (an fsync can take tens of milliseconds on an SD card) and must not stall the runtime
 //! that reads the CAN bus. Commands arrive over one bounded channel and are answered on
 //! oneshots; between commands the task flushes per the [`FlushPolicy`](super::FlushPolicy)

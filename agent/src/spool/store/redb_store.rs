@@ -1,0 +1,219 @@
+//! The spool's store on redb: one file, `DIR/store/spool.redb`, with two tables.
+//!
+//! Changes go into one write transaction that stays open until the spool flushes; the
+//! flush commits it with `Durability::Immediate` (fsync), so "flushed" means a committed
+//! transaction and a crash rolls back to the last one. redb checks every page against its
+//! checksum when the store is opened, so damage anywhere in the file is reported (and the
+//! store quarantined) instead of being read as a shorter store.
+
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, StorageError,
+    TableDefinition, TableError, WriteTransaction,
+};
+
+use super::{LoadError, StoreError, Tree};
+
+/// The store's one file, in the store directory.
+pub(crate) const FILE: &str = "spool.redb";
+
+const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
+const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
+
+/// Changes held in the open transaction at most before it is committed on its own. The
+/// flush policy commits appends far sooner; this bounds the memory and the space that
+/// acknowledgements (which the policy does not count) hold between two appends.
+const MAX_UNCOMMITTED: u64 = 256;
+
+/// Files at most this large are never compacted: compacting costs flash writes, and a
+/// new store's file is already about 1 MiB.
+const COMPACT_FLOOR: u64 = 4 << 20;
+
+/// The file is compacted when it is this many times larger than the live records. redb
+/// rounds a record up to a power of two of 4 KiB pages (a 4 KiB payload takes 8 KiB), so
+/// a full spool's file is up to about 2-4 times its live bytes without any free space;
+/// compacting then would rewrite everything and give nothing back. Past 8 times, most of
+/// the file is free: what is left after a long outage has drained.
+const COMPACT_RATIO: u64 = 8;
+
+/// A freshly opened store, and whether its file was there before.
+pub(crate) struct Opened {
+    pub store: RedbStore,
+    pub existed: bool,
+}
+
+/// The key-value store under the spool. Changes sit in the open transaction until
+/// [`RedbStore::flush`]; only a completed flush makes them durable.
+pub(crate) struct RedbStore {
+    db: Database,
+    path: PathBuf,
+    /// The transaction every change goes into until the next flush.
+    txn: Option<WriteTransaction>,
+    uncommitted: u64,
+    /// The file's size after the last compaction: not tried again until it grows past it.
+    compacted_at: u64,
+}
+
+fn table(tree: Tree) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+    match tree {
+        Tree::Records => RECORDS,
+        Tree::Meta => META,
+    }
+}
+
+pub(crate) fn open(dir: &Path, cache_capacity: u64) -> Result<Opened, LoadError> {
+    std::fs::create_dir_all(dir).map_err(|e| LoadError::Io(e.to_string()))?;
+    let path = dir.join(FILE);
+    let existed = path.exists();
+    let mut builder = Database::builder();
+    builder
+        .set_cache_size(cache_capacity as usize)
+        .set_check_integrity_on_open(true);
+    let opened = if existed {
+        builder.open(&path)
+    } else {
+        builder.create(&path)
+    };
+    let db = opened.map_err(|e| match e {
+        DatabaseError::DatabaseAlreadyOpen => {
+            LoadError::Locked("another process holds the store's file lock".into())
+        }
+        DatabaseError::Storage(StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            LoadError::Io(io.to_string())
+        }
+        DatabaseError::Storage(StorageError::Corrupted(what)) => LoadError::Damaged {
+            slug: "corrupt",
+            detail: format!("redb found the store corrupt: {what}"),
+        },
+        other => LoadError::Damaged {
+            slug: "open-failed",
+            detail: format!("redb could not open it: {other}"),
+        },
+    })?;
+    let mut store = RedbStore {
+        db,
+        path,
+        txn: None,
+        uncommitted: 0,
+        // A file left large by an earlier run is compacted at the first flush.
+        compacted_at: 0,
+    };
+    // Both tables exist from the first transaction on, so reads never meet a missing one.
+    let damaged = |e: StoreError| LoadError::Damaged {
+        slug: "open-failed",
+        detail: format!("redb: {e}"),
+    };
+    let txn = store.txn().map_err(damaged)?;
+    txn.open_table(RECORDS).map_err(|e| damaged(e.into()))?;
+    txn.open_table(META).map_err(|e| damaged(e.into()))?;
+    Ok(Opened { store, existed })
+}
+
+impl RedbStore {
+    fn txn(&mut self) -> Result<&mut WriteTransaction, StoreError> {
+        if self.txn.is_none() {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            self.txn = Some(txn);
+        }
+        Ok(self.txn.as_mut().expect("just set"))
+    }
+
+    /// Counts a change; commits when the open transaction holds too many.
+    fn changed(&mut self) -> Result<(), StoreError> {
+        self.uncommitted += 1;
+        if self.uncommitted >= MAX_UNCOMMITTED {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn get(&mut self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(txn) = &self.txn {
+            let t = txn.open_table(table(tree))?;
+            return Ok(t.get(key)?.map(|v| v.value().to_vec()));
+        }
+        let read = self.db.begin_read()?;
+        let t = match read.open_table(table(tree)) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    pub(crate) fn insert(
+        &mut self,
+        tree: Tree,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        self.txn()?.open_table(table(tree))?.insert(key, value)?;
+        self.changed()
+    }
+
+    pub(crate) fn remove(&mut self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
+        self.txn()?.open_table(table(tree))?.remove(key)?;
+        self.changed()
+    }
+
+    pub(crate) fn scan(
+        &mut self,
+        tree: Tree,
+        f: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<(), StoreError> {
+        let t = self.txn()?.open_table(table(tree))?;
+        for item in t.iter()? {
+            let (k, v) = item?;
+            f(k.value(), v.value());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flush(&mut self) -> Result<(), StoreError> {
+        if let Some(txn) = self.txn.take() {
+            txn.commit()?;
+        }
+        self.uncommitted = 0;
+        Ok(())
+    }
+
+    pub(crate) fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(std::fs::metadata(&self.path)?.len())
+    }
+
+    /// Compacts when the file is mostly free space (see [`COMPACT_RATIO`]) and past the
+    /// floor, and has grown since the last compaction (which may not get all the way down).
+    pub(crate) fn reclaim(&mut self, live_bytes: u64) -> Result<(), StoreError> {
+        let len = self.size_on_disk()?;
+        if len <= COMPACT_FLOOR.max(COMPACT_RATIO * live_bytes) || len <= self.compacted_at {
+            return Ok(());
+        }
+        self.flush()?;
+        let started = std::time::Instant::now();
+        self.db.compact()?;
+        self.compacted_at = self.size_on_disk()?;
+        tracing::info!(
+            before = len,
+            after = self.compacted_at,
+            took_ms = started.elapsed().as_millis() as u64,
+            "spool store compacted"
+        );
+        Ok(())
+    }
+}
+
+impl Drop for RedbStore {
+    /// A spool dropped without `close` (a panic unwinding through its task) still commits
+    /// what it wrote. A crash commits nothing: that is the loss window.
+    fn drop(&mut self) {
+        if self.uncommitted > 0
+            && let Err(e) = self.flush()
+        {
+            tracing::error!(error = %e, "spool: committing at drop failed");
+        }
+    }
+}
