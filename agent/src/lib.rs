@@ -13,5 +13,6 @@ pub mod pipeline;
 pub mod reading;
 pub mod signals;
 pub mod source;
+pub mod systemd;
 pub mod telemetry;
 pub mod view;
