@@ -109,7 +109,7 @@ step "Debian packages (arm64, amd64)"
 cargo deb --locked -p vigil --target "$gateway" --no-build --no-strip
 cargo build --release --locked -p vigil
 cargo deb --locked -p vigil --no-build --no-strip
-deploy/check-deb.sh "target/$gateway/debian/"vigil_*_arm64.deb
+deploy/check-deb.sh target/debian/vigil_*_arm64.deb
 deploy/check-deb.sh target/debian/vigil_*_amd64.deb
 
 step "deploy: systemd-analyze security, shellcheck, cfn-lint, provisioning"
