@@ -14,6 +14,17 @@
 //!   pipeline demonstrably moves (not from a free-running timer that would keep a wedged
 //!   pipeline alive), at [`Notifier::watchdog_interval`] or more often.
 //!
+//! Where the calls belong in `vigil run` (errors are logged, never fatal):
+//!
+//! ```text
+//! let notifier = Notifier::from_env()               // at start, before any task
+//! Pipeline::start(..)  ->  notifier.ready()          // every stage is running
+//! every notifier.watchdog_interval():                // a task of its own, if Some
+//!     if the pipeline moved since the last tick      // e.g. a counter grew, no task ended
+//!     -> notifier.ping()
+//! shutdown token cancelled  ->  notifier.stopping()  // before draining
+//! ```
+//!
 //! Protocol: `sd_notify(3)`. Each message is newline-separated `KEY=VALUE` lines in one
 //! datagram to the socket named by `$NOTIFY_SOCKET`: a filesystem path, or an abstract
 //! name written with a leading `@`. The watchdog time is `$WATCHDOG_USEC` (microseconds);
