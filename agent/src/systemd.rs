@@ -10,9 +10,10 @@
 //! - Never blocks: the socket is non-blocking, and a full queue at systemd's end is an error
 //!   for the caller to log, never a stalled tokio worker.
 //! - Never fails the agent: errors are returned for logging; nothing here panics or exits.
-//! - Pings must prove progress. Whoever calls [`Notifier::ping`] must do so from where the
-//!   pipeline demonstrably moves (not from a free-running timer that would keep a wedged
-//!   pipeline alive), at [`Notifier::watchdog_interval`] or more often.
+//! - Pings must prove health. Whoever calls [`Notifier::ping`] must check that the pipeline
+//!   is whole (every stage's task alive) and ping from a task on the agent's own runtime, so a
+//!   wedged runtime stops the pings; never from a free-running thread. At
+//!   [`Notifier::watchdog_interval`] or more often.
 //!
 //! Where the calls belong in `vigil run` (errors are logged, never fatal):
 //!
@@ -20,8 +21,8 @@
 //! let notifier = Notifier::from_env()               // at start, before any task
 //! Pipeline::start(..)  ->  notifier.ready()          // every stage is running
 //! every notifier.watchdog_interval():                // a task of its own, if Some
-//!     if the pipeline moved since the last tick      // e.g. a counter grew, no task ended
-//!     -> notifier.ping()
+//!     if every stage's task is still alive           // not "if readings came": a parked
+//!     -> notifier.ping()                             // truck's bus may be silent for hours
 //! shutdown token cancelled  ->  notifier.stopping()  // before draining
 //! ```
 //!
