@@ -1,14 +1,35 @@
 #!/usr/bin/env bash
 # Runs every check and test of Vigil, after installing what they need on a fresh Debian
-# machine (apt packages, Rust components and targets). Safe to run again: it installs only
-# what is missing. Usage: ./test.sh
+# machine (apt packages, Rust components and targets, cargo-deb, cfn-lint). Safe to run
+# again: it installs only what is missing. Usage: ./test.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step prints its name; the time it took is printed when the next one starts, and a
+# table of all of them at the end (CI's log shows where the minutes go).
+step_names=() step_seconds=() step_started=0
+step_end() {
+  if ((step_started)); then
+    step_seconds+=($(($(date +%s) - step_started)))
+  fi
+}
+step() {
+  step_end
+  step_names+=("$*")
+  step_started=$(date +%s)
+  printf '\n== %s\n' "$*"
+}
+report_times() {
+  step_end
+  printf '\n== step times (s)\n'
+  for i in "${!step_seconds[@]}"; do printf '%6d  %s\n' "${step_seconds[i]}" "${step_names[i]}"; done
+}
 
-# Debian packages the tests use.
-APT_PACKAGES=(pkg-config)
+# Debian packages the tests use: the aarch64 cross linker and glibc, qemu-user to run
+# aarch64 tests, systemd for systemd-analyze, dpkg-dev for the .deb's dependencies,
+# shellcheck for the deploy scripts, python3-venv for cfn-lint.
+APT_PACKAGES=(pkg-config gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user systemd
+  dpkg-dev shellcheck python3-venv file)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -22,9 +43,27 @@ fi
 
 step "Rust components and targets"
 rustup component add rustfmt clippy >/dev/null
-# The sensor node's firmware is built for its Cortex-M4F.
-rustup target add thumbv7em-none-eabihf >/dev/null
+# The sensor node's firmware is built for its Cortex-M4F; the agent for the gateway.
+rustup target add thumbv7em-none-eabihf aarch64-unknown-linux-gnu >/dev/null
 host=$(rustc -vV | sed -n 's/^host: //p')
+gateway=aarch64-unknown-linux-gnu
+
+# cargo-deb builds the Debian packages; pinned so a new release cannot change them unseen.
+CARGO_DEB_VERSION=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
+  step "installing cargo-deb $CARGO_DEB_VERSION"
+  cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION"
+fi
+# cfn-lint checks the CloudFormation template: the one on PATH, else a venv of our own.
+CFN_LINT=$(command -v cfn-lint || true)
+if [ -z "$CFN_LINT" ]; then
+  CFN_LINT=target/tools/venv/bin/cfn-lint
+  if [ ! -x "$CFN_LINT" ]; then
+    step "installing cfn-lint in target/tools/venv"
+    python3 -m venv target/tools/venv
+    target/tools/venv/bin/pip install --quiet cfn-lint
+  fi
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -46,3 +85,39 @@ step "firmware: fmt, clippy, host tests, thumbv7em-none-eabihf build"
   cargo test --locked --target "$host"
   cargo build --release --locked
 )
+
+# The gateway build (see .cargo/config.toml: Debian's aarch64 gcc links, qemu-aarch64 runs).
+step "aarch64: release build for the gateway"
+cargo build --release --locked --target "$gateway" -p vigil
+binary="target/$gateway/release/vigil"
+file -b "$binary" | grep -q "ARM aarch64" || { echo "not an aarch64 binary: $binary" >&2; exit 1; }
+size=$(stat -c %s "$binary")
+echo "stripped aarch64 binary: $size bytes ($((size / 1024)) KiB; target < 12 MB)"
+# It runs: the default config checks out under qemu-aarch64.
+qemu-aarch64 -L /usr/aarch64-linux-gnu "$binary" print-default-config >target/vigil-default.toml
+qemu-aarch64 -L /usr/aarch64-linux-gnu "$binary" check-config target/vigil-default.toml
+
+# The agent's unit tests on aarch64, under qemu-user (the runner in .cargo/config.toml).
+# Only --lib: the system tests drive the binary through pseudo-terminals. Serial tests need a
+# pty, and qemu-user 7.2 has no TCGETS2 (ENOSYS on open), so source::serial is skipped here;
+# it runs natively above. No debuginfo: it only makes the test binaries slow to link and load.
+# Property tests run fewer cases under emulation (about 10x slower); the native run has them all.
+step "aarch64: unit tests under qemu-aarch64"
+CARGO_PROFILE_DEV_DEBUG=false CARGO_PROFILE_TEST_DEBUG=false PROPTEST_CASES=32 \
+  cargo test --locked --target "$gateway" -p vigil --lib -- --skip source::serial::
+
+step "Debian packages (arm64, amd64)"
+cargo deb --locked -p vigil --target "$gateway" --no-build --no-strip
+cargo build --release --locked -p vigil
+cargo deb --locked -p vigil --no-build --no-strip
+deploy/check-deb.sh target/debian/vigil_*_arm64.deb
+deploy/check-deb.sh target/debian/vigil_*_amd64.deb
+
+step "deploy: systemd-analyze security, shellcheck, cfn-lint, provisioning"
+# The "OK" band or better: systemd-analyze's overall exposure below 5.0 (threshold 0-100).
+systemd-analyze security --offline=true --threshold=49 --no-pager deploy/vigil.service | tail -1
+shellcheck deploy/aws/*.sh deploy/debian/postinst deploy/check-deb.sh
+"$CFN_LINT" deploy/aws/*.yaml
+deploy/aws/test-provision.sh target/debug/vigil
+
+report_times

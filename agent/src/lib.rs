@@ -14,5 +14,6 @@ pub mod reading;
 pub mod signals;
 pub mod source;
 pub mod spool;
+pub mod systemd;
 pub mod telemetry;
 pub mod view;

@@ -37,6 +37,7 @@ use crate::decode::{Decoded, Decoder, Input};
 use crate::detect::{self, Detector, alert::AlertEvent};
 use crate::reading::Reading;
 use crate::source;
+use crate::systemd::Notifier;
 use crate::telemetry::Metrics;
 
 // Channel capacities, each with its reason.
@@ -283,6 +284,14 @@ impl Pipeline {
         })
     }
 
+    /// A handle that tells whether every stage is still running.
+    pub fn health(&self) -> Health {
+        Health {
+            tasks: self.tasks.clone(),
+            started: self.started,
+        }
+    }
+
     /// Waits until the token is cancelled (or every source has ended by itself), then for
     /// every stage to drain, within the deadline.
     pub async fn join(self) -> Result<Summary, RunError> {
@@ -318,10 +327,62 @@ impl Pipeline {
 }
 
 /// Runs the agent until `shutdown` is cancelled: the library's entry point.
+/// Tells systemd (when it supervises the agent) that it is ready, pings the watchdog while
+/// every stage is alive, and says when it is stopping.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary, RunError> {
-    Pipeline::start(config, shutdown, Taps::default())?
-        .join()
-        .await
+    let notifier = Notifier::from_env().unwrap_or_else(|error| {
+        tracing::warn!(event = "systemd_notify_unavailable", %error);
+        Notifier::disabled()
+    });
+    let pipeline = Pipeline::start(config, shutdown.clone(), Taps::default())?;
+    log_notify("ready", notifier.ready());
+    let supervisor = tokio::spawn(supervise(notifier, pipeline.health(), shutdown));
+    let summary = pipeline.join().await;
+    supervisor.abort();
+    summary
+}
+
+/// Pings systemd's watchdog while the pipeline is whole; a dead stage stops the pings, so
+/// systemd restarts the agent. Says STOPPING once shutdown begins.
+async fn supervise(notifier: Notifier, health: Health, shutdown: CancellationToken) {
+    // Without a watchdog there is nothing to ping: only the stopping message is left.
+    let every = notifier
+        .watchdog_interval()
+        .unwrap_or(std::time::Duration::MAX);
+    let mut reported_broken = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                log_notify("stopping", notifier.stopping());
+                return;
+            }
+            _ = tokio::time::sleep(every) => {}
+        }
+        if health.is_whole() {
+            log_notify("watchdog", notifier.ping());
+        } else if !reported_broken {
+            reported_broken = true;
+            tracing::error!(event = "pipeline_broken", tasks = %health.tasks.live_names(), "a stage has ended; watchdog pings stop so systemd restarts the agent");
+        }
+    }
+}
+
+fn log_notify(what: &'static str, result: Result<(), crate::systemd::NotifyError>) {
+    if let Err(error) = result {
+        tracing::warn!(event = "systemd_notify_failed", message = what, %error);
+    }
+}
+
+/// Whether every task a pipeline started is still running.
+pub struct Health {
+    tasks: Tasks,
+    started: usize,
+}
+
+impl Health {
+    pub fn is_whole(&self) -> bool {
+        self.tasks.tracker.len() == self.started
+    }
 }
 
 /// Decodes inputs and hands each reading to detect, batch and the taps, and each J1939

@@ -5,6 +5,7 @@ mod config_errors;
 mod demo;
 mod replay;
 mod shutdown;
+mod systemd;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

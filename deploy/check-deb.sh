@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Inspects a built vigil .deb: lists it, checks that every file an installation needs is in
+# it with the right mode, that the maintainer scripts were completed, that the packaged
+# binary (under qemu for arm64) prints exactly the packaged config, and that systemd finds
+# nothing wrong with the unit as installed. Usage: deploy/check-deb.sh path/to/vigil_*.deb
+set -euo pipefail
+deb=${1:?usage: deploy/check-deb.sh path/to/vigil_VERSION_ARCH.deb}
+fail() { echo "check-deb: FAIL ($deb): $*" >&2; exit 1; }
+
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+
+echo "$deb: $(stat -c %s "$deb") bytes"
+dpkg-deb --field "$deb" Package Version Architecture Installed-Size Depends
+dpkg-deb --contents "$deb"
+echo
+listing=$(dpkg-deb --contents "$deb" | awk '{print $1, $NF}')
+
+# mode and path of everything an installation needs
+unit_dir=$(dpkg-deb --contents "$deb" | awk '{print $NF}' | grep -E '/systemd/system/vigil\.service$' |
+  sed 's|/vigil\.service$||') || fail "no systemd unit vigil.service"
+for want in \
+  "-rwxr-xr-x ./usr/bin/vigil" \
+  "-rw-r--r-- ./etc/vigil/vigil.toml" \
+  "-rw-r--r-- $unit_dir/vigil.service" \
+  "-rw-r--r-- ./usr/lib/sysusers.d/vigil.conf" \
+  "-rw-r--r-- ./usr/lib/udev/rules.d/60-vigil.rules" \
+  "-rw-r--r-- ./usr/share/doc/vigil/README.md"; do
+  grep -qxF -- "$want" <<<"$listing" || fail "missing: $want"
+done
+
+# The model and the DBC are packaged as soon as the repository has them.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+for file in "$repo"/models/*.onnx "$repo"/deploy/dbc/*.dbc; do
+  [ -e "$file" ] || continue
+  case $file in
+    *.onnx) want=./usr/share/vigil/models/$(basename "$file") ;;
+    *) want=./usr/share/vigil/dbc/$(basename "$file") ;;
+  esac
+  grep -q " $want\$" <<<"$listing" ||
+    fail "missing $want: add its asset line in agent/Cargo.toml [package.metadata.deb]"
+done
+
+dpkg-deb --raw-extract "$deb" "$root"
+grep -qx /etc/vigil/vigil.toml "$root/DEBIAN/conffiles" || fail "vigil.toml is not a conffile"
+grep -q 'systemd-sysusers vigil.conf' "$root/DEBIAN/postinst" || fail "postinst does not create the user"
+grep -q 'deb-systemd-helper' "$root/DEBIAN/postinst" || fail "postinst lacks the systemd unit snippets"
+if grep -q '#DEBHELPER#' "$root"/DEBIAN/post* "$root"/DEBIAN/pre* 2>/dev/null; then
+  fail "a maintainer script still holds #DEBHELPER#"
+fi
+
+# The packaged sysusers.d file makes the user and every group the unit asks for.
+users=$(mktemp -d)
+mkdir -p "$users/etc" "$users/usr/lib/sysusers.d"
+cp "$root/usr/lib/sysusers.d/vigil.conf" "$users/usr/lib/sysusers.d/"
+systemd-sysusers --root="$users" vigil.conf 2>/dev/null
+grep -q '^vigil:x:[0-9]*:[0-9]*:Vigil edge agent:/var/lib/vigil:/usr/sbin/nologin$' "$users/etc/passwd" ||
+  fail "sysusers.d does not create the vigil user"
+groups=$(sed -n 's/^SupplementaryGroups=//p' "$root/${unit_dir#./}/vigil.service")
+[ -n "$groups" ] || fail "the unit has no SupplementaryGroups="
+for group in $groups vigil; do
+  grep -q "^$group:" "$users/etc/group" || fail "sysusers.d does not create group $group"
+done
+rm -rf "$users"
+
+# The packaged binary runs on its architecture and prints the packaged config.
+case $(dpkg-deb --field "$deb" Architecture) in
+  arm64) run=(qemu-aarch64 -L /usr/aarch64-linux-gnu) ;;
+  amd64) run=() ;;
+  *) fail "unexpected architecture" ;;
+esac
+"${run[@]}" "$root/usr/bin/vigil" print-default-config | cmp -s - "$root/etc/vigil/vigil.toml" ||
+  fail "/etc/vigil/vigil.toml differs from what the packaged vigil prints"
+
+# systemd's own check of the unit, inside the package's tree (so ExecStart= resolves to the
+# packaged binary), with this machine's units beside it for the targets it refers to. Any
+# warning counts as a failure.
+mkdir -p "$root/usr/lib/systemd/system"
+cp -rn /usr/lib/systemd/system/. "$root/usr/lib/systemd/system/"
+verify=$(systemd-analyze verify --root="$root" vigil.service 2>&1) ||
+  fail "systemd-analyze verify: $verify"
+[ -z "$verify" ] || fail "systemd-analyze verify warns: $verify"
+echo "check-deb: $deb ok"
