@@ -15,4 +15,5 @@ pub mod signals;
 pub mod source;
 pub mod spool;
 pub mod telemetry;
+pub mod uplink;
 pub mod view;

@@ -225,7 +225,12 @@ fn shutdown_on_signals(deadline: Duration) -> anyhow::Result<CancellationToken> 
 fn init_tracing(quiet_terminal: bool) {
     use tracing_subscriber::EnvFilter;
     // The live demo view owns the terminal: only errors may interrupt it.
-    let default = if quiet_terminal { "error" } else { "info" };
+    // rumqttd (the demo's broker) logs every connection at info: only its warnings show.
+    let default = if quiet_terminal {
+        "error"
+    } else {
+        "info,rumqttd=warn"
+    };
     let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
