@@ -95,6 +95,8 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
             insecure_plain_tcp: true,
             // The demo shows a status refresh every few seconds rather than every minute.
             status_interval: Duration::from_secs(5),
+            // rumqttd refuses `$aws/...` filters; the demo has no cloud side anyway.
+            shadow_and_jobs: false,
             ..crate::uplink::UplinkConfig::default()
         });
         config.spool.path = Some(dir.clone());

@@ -225,11 +225,12 @@ fn shutdown_on_signals(deadline: Duration) -> anyhow::Result<CancellationToken> 
 fn init_tracing(quiet_terminal: bool) {
     use tracing_subscriber::EnvFilter;
     // The live demo view owns the terminal: only errors may interrupt it.
-    // rumqttd (the demo's broker) logs every connection at info: only its warnings show.
+    // rumqttd (the demo's broker) logs every connection, even at error level; the uplink's
+    // own events say what matters.
     let default = if quiet_terminal {
-        "error"
+        "error,rumqttd=off"
     } else {
-        "info,rumqttd=warn"
+        "info,rumqttd=off"
     };
     let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()

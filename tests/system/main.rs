@@ -1,8 +1,11 @@
 //! System tests: the real `vigil` binary, started as a child process.
 
+mod broker;
 mod config_errors;
 mod demo;
+mod schema;
 mod shutdown;
+mod uplink;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -60,6 +60,9 @@ pub struct UplinkConfig {
     pub message_bytes: usize,
     /// Reading values are sent rounded to this step of their unit (degC, km/h, rpm).
     pub resolution: f64,
+    /// Subscribe to the device shadow and jobs topics (`$aws/things/...`). Off only for a
+    /// broker that refuses `$` topics, such as the demo's.
+    pub shadow_and_jobs: bool,
 }
 
 impl Default for UplinkConfig {
@@ -80,6 +83,7 @@ impl Default for UplinkConfig {
             status_interval: Duration::from_secs(60),
             message_bytes: 5000,
             resolution: 0.1,
+            shadow_and_jobs: true,
         }
     }
 }

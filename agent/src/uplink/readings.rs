@@ -269,7 +269,7 @@ mod tests {
                 Ok(90.4)
             ]
         );
-        assert_eq!(decoded[5].wall_ms, 1_700_000_000_450);
+        assert_eq!(decoded[4].wall_ms, 1_700_000_000_450);
     }
 
     #[test]

@@ -327,27 +327,29 @@ impl Uplink {
                     session_present = ack.session_present,
                     spool_records = self.spool.stats().borrow().depth.records()
                 );
-                let subscriptions = st
-                    .topics
-                    .subscriptions()
-                    .into_iter()
-                    .map(|t| rumqttc::SubscribeFilter::new(t, QoS::AtLeastOnce));
-                if let Err(e) = st.client.try_subscribe_many(subscriptions) {
-                    tracing::warn!(event = "uplink_subscribe_failed", error = %e);
-                }
                 // Status first, then ask for the shadow and the next job.
                 let mut first = VecDeque::new();
                 first.push_back(self.status(st));
-                first.push_back(Control {
-                    topic: st.topics.shadow("get"),
-                    payload: b"{}".to_vec(),
-                    retain: false,
-                });
-                first.push_back(Control {
-                    topic: st.topics.jobs("$next/get"),
-                    payload: b"{}".to_vec(),
-                    retain: false,
-                });
+                if self.config.shadow_and_jobs {
+                    let subscriptions = st
+                        .topics
+                        .subscriptions()
+                        .into_iter()
+                        .map(|t| rumqttc::SubscribeFilter::new(t, QoS::AtLeastOnce));
+                    if let Err(e) = st.client.try_subscribe_many(subscriptions) {
+                        tracing::warn!(event = "uplink_subscribe_failed", error = %e);
+                    }
+                    first.push_back(Control {
+                        topic: st.topics.shadow("get"),
+                        payload: b"{}".to_vec(),
+                        retain: false,
+                    });
+                    first.push_back(Control {
+                        topic: st.topics.jobs("$next/get"),
+                        payload: b"{}".to_vec(),
+                        retain: false,
+                    });
+                }
                 first.extend(st.control.drain(..));
                 st.control = first;
             }

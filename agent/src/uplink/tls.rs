@@ -171,16 +171,33 @@ pub fn client_config(config: &UplinkConfig) -> Result<Arc<ClientConfig>, TlsErro
 /// rustls's error in an `io::Error`; this digs it out.
 pub fn explain(error: &rumqttc::ConnectionError) -> String {
     use rumqttc::ConnectionError as C;
-    let rustls_error = match error {
-        C::Tls(rumqttc::TlsError::TLS(e)) => Some(e.clone()),
-        C::Tls(rumqttc::TlsError::Io(e)) | C::Io(e) => e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            .cloned(),
-        _ => None,
-    };
-    if let Some(e) = rustls_error {
+    if let Some(e) = find_rustls(error) {
         return explain_rustls(&e);
+    }
+    // Some of rumqttc's wrappers do not expose their source; rustls's alert names are in
+    // the text all the same.
+    let text = error.to_string();
+    for (name, alert) in [
+        (
+            "CertificateExpired",
+            rustls::AlertDescription::CertificateExpired,
+        ),
+        ("UnknownCA", rustls::AlertDescription::UnknownCA),
+        ("BadCertificate", rustls::AlertDescription::BadCertificate),
+        (
+            "CertificateRequired",
+            rustls::AlertDescription::CertificateRequired,
+        ),
+        (
+            "HandshakeFailure",
+            rustls::AlertDescription::HandshakeFailure,
+        ),
+    ] {
+        if text.contains(&format!("alert: {name}"))
+            || text.contains(&format!("AlertReceived({name})"))
+        {
+            return explain_rustls(&rustls::Error::AlertReceived(alert));
+        }
     }
     match error {
         C::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -188,16 +205,17 @@ pub fn explain(error: &rumqttc::ConnectionError) -> String {
                 "{e}: nothing listens at the broker's address; check uplink.endpoint and uplink.port"
             )
         }
-        C::Io(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
-            ) =>
+        C::Io(_) | C::MqttState(_)
+            if text.contains("closed by peer")
+                || text.contains("Broken pipe")
+                || text.contains("reset by peer")
+                || text.contains("UnexpectedEof")
+                || text.contains("eof") =>
         {
             format!(
-                "{e}: the broker closed the connection during the handshake; it may have refused \
-                 the device certificate (missing, expired or from another CA), or it expects TLS \
-                 where insecure_plain_tcp is set"
+                "{text}: the broker closed the connection; if this happens at every connect it \
+                 refuses the device certificate (missing, expired or from another CA), or it \
+                 expects TLS where insecure_plain_tcp is set"
             )
         }
         C::ConnectionRefused(code) => format!(
@@ -209,6 +227,26 @@ pub fn explain(error: &rumqttc::ConnectionError) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// The rustls error somewhere in an error's chain, looking inside `io::Error`s too (their
+/// `source` skips the error they wrap).
+fn find_rustls(error: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(r) = e.downcast_ref::<rustls::Error>() {
+            return Some(r.clone());
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(inner.clone());
+        }
+        current = e.source();
+    }
+    None
 }
 
 fn explain_rustls(e: &rustls::Error) -> String {
