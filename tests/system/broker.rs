@@ -143,7 +143,7 @@ impl Mosquitto {
                 format!(
                     "per_listener_settings false\nallow_anonymous true\npersistence true\n\
                      persistence_location {}/\n\
-                     log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n\
+                     log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
                      listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
                      require_certificate true\nuse_identity_as_username true\n",
                     data.display(),
@@ -190,7 +190,13 @@ impl Mosquitto {
                 Ok(line) if line.contains("Opening ipv4 listen socket") => {
                     self.child = Some(child);
                     // Keep draining its log so it never blocks on a full pipe.
-                    std::thread::spawn(move || for _ in rx {});
+                    std::thread::spawn(move || {
+                        for line in rx {
+                            if std::env::var_os("VIGIL_TEST_BROKER_LOG").is_some() {
+                                eprintln!("mosquitto: {line}");
+                            }
+                        }
+                    });
                     return true;
                 }
                 Ok(line) if line.contains("Error") => {
@@ -267,7 +273,9 @@ impl Fleet {
             .set_clean_session(false)
             .set_max_packet_size(1 << 20, 1 << 20)
             .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // A worker thread of its own: the client runs while the test thread waits.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
@@ -295,7 +303,10 @@ impl Fleet {
                     }
                     Ok(_) => {}
                     // The broker restarts in one test: keep trying, at most ten times a second.
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(e) => {
+                        eprintln!("fleet client: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
                 }
             }
         });
@@ -353,4 +364,16 @@ pub fn record_id(payload: &[u8]) -> Option<(String, u64, u64)> {
         v["boot"].as_u64()?,
         v["seq"].as_u64()?,
     ))
+}
+
+/// Kills a child agent if the test fails before stopping it, so none is left running.
+pub struct KillOnDrop(pub Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -204,6 +204,10 @@ impl Uplink {
             }
 
             let polling = st.connected || reconnect_at.is_none();
+            // A connect in progress must not be interrupted: dropping `poll` between
+            // CONNECT and CONNACK drops the connection, and the broker fires the Last Will.
+            // While connecting, only shutdown may cut in.
+            let connecting = !st.connected && reconnect_at.is_none();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -212,6 +216,7 @@ impl Uplink {
                     Err(error) => {
                         let now = Instant::now();
                         reconnect_at = Some(st.backoff.failed(now));
+                        pace_until = None;
                         self.on_error(&error, &mut st).await?;
                     }
                 },
@@ -225,7 +230,7 @@ impl Uplink {
                         return Err(SpoolError::Stopped.into());
                     }
                 }
-                Some(update) = job_rx.recv() => {
+                Some(update) = job_rx.recv(), if !connecting => {
                     let update: jobs::JobUpdate = update;
                     let counter = if update.status == "SUCCEEDED" {
                         &self.metrics.uplink_jobs_succeeded_total
@@ -242,7 +247,7 @@ impl Uplink {
                     }
                 }
                 _ = status_tick.tick(), if st.connected => self.queue_status(&mut st),
-                _ = depth_tick.tick() => {}
+                _ = depth_tick.tick(), if !connecting => {}
             }
             let depth = stats.borrow().depth.records();
             self.link.send_if_modified(|l| {
