@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 step() { printf '\n== %s\n' "$*"; }
 
 # Debian packages the tests use.
-APT_PACKAGES=(pkg-config)
+# mosquitto: the real broker the uplink's system tests run (TLS, client certificates).
+APT_PACKAGES=(pkg-config mosquitto)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -31,6 +32,18 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "JSON Schemas are valid draft 2020-12 (when Python's jsonschema is there)"
+if python3 -c 'import jsonschema' 2>/dev/null; then
+  python3 - <<'PY'
+import glob, json, jsonschema
+for f in sorted(glob.glob("deploy/schemas/*.schema.json")):
+    jsonschema.Draft202012Validator.check_schema(json.load(open(f)))
+    print("  ok", f)
+PY
+else
+  echo "  skipped: python3 -m pip install jsonschema to check them (the Rust tests check payloads)"
+fi
 
 step "cargo test (host workspace)"
 cargo test --workspace --locked

@@ -269,7 +269,8 @@ mod tests {
     #[test]
     fn limits_are_aws_iot_cores() {
         assert_eq!(tls().check(), Ok(()));
-        let cases: [(fn(&mut UplinkConfig), &str); 6] = [
+        type Change = fn(&mut UplinkConfig);
+        let cases: [(Change, &str); 6] = [
             (
                 |c| c.keep_alive = Duration::from_secs(20),
                 "uplink.keep_alive",

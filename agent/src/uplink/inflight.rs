@@ -91,16 +91,14 @@ impl InFlight {
     /// The connection is gone: rumqttc forgets its in-flight publishes on a clean session, so
     /// the tracker does too. Returns the records that were in flight.
     pub fn reset(&mut self) -> Vec<Seq> {
-        let records = self
-            .submitted
+        self.submitted
             .drain(..)
             .chain(self.bound.drain().map(|(_, s)| s))
             .filter_map(|s| match s {
                 Sent::Record { seq, .. } => Some(seq),
                 Sent::Control { .. } => None,
             })
-            .collect();
-        records
+            .collect()
     }
 }
 

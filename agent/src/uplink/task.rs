@@ -553,10 +553,9 @@ fn queued(stats: &SpoolStats) -> u64 {
 }
 
 fn push_control(queue: &mut VecDeque<Control>, control: Control) {
-    if queue.len() >= CONTROL_CAPACITY {
-        if let Some(dropped) = queue.pop_front() {
-            tracing::warn!(event = "uplink_control_dropped", topic = %dropped.topic);
-        }
+    let full = queue.len() >= CONTROL_CAPACITY;
+    if let Some(dropped) = full.then(|| queue.pop_front()).flatten() {
+        tracing::warn!(event = "uplink_control_dropped", topic = %dropped.topic);
     }
     queue.push_back(control);
 }
