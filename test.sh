@@ -27,9 +27,10 @@ report_times() {
 
 # Debian packages the tests use: the aarch64 cross linker and glibc, qemu-user to run
 # aarch64 tests, systemd for systemd-analyze, dpkg-dev for the .deb's dependencies,
-# shellcheck for the deploy scripts, python3-venv for cfn-lint.
+# shellcheck for the deploy scripts, python3-venv for cfn-lint, and mosquitto: the real
+# broker the uplink's system tests run (TLS, client certificates).
 APT_PACKAGES=(pkg-config gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user systemd
-  dpkg-dev shellcheck python3-venv file)
+  dpkg-dev shellcheck python3-venv file mosquitto)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -70,6 +71,18 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "JSON Schemas are valid draft 2020-12 (when Python's jsonschema is there)"
+if python3 -c 'import jsonschema' 2>/dev/null; then
+  python3 - <<'PY'
+import glob, json, jsonschema
+for f in sorted(glob.glob("deploy/schemas/*.schema.json")):
+    jsonschema.Draft202012Validator.check_schema(json.load(open(f)))
+    print("  ok", f)
+PY
+else
+  echo "  skipped: python3 -m pip install jsonschema to check them (the Rust tests check payloads)"
+fi
 
 step "cargo test (host workspace)"
 cargo test --workspace --locked

@@ -135,6 +135,7 @@ fn measure(cycles: usize, background: u32) -> Figures {
             Plugs {
                 alarm: Some(devices),
                 inputs: Some(inputs_rx),
+                ..Plugs::default()
             },
         )
         .expect("the pipeline starts")

@@ -64,22 +64,42 @@ impl Batcher {
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
+
+    /// A new age limit (from the device shadow); it applies from the next reading on.
+    pub fn set_max_age(&mut self, max_age: Duration) {
+        self.config.max_age = max_age;
+    }
 }
 
-/// The batch task: readings in until the channel closes, sealed batches out.
+/// The batch task: readings in until the channel closes, sealed batches out. A new
+/// `batch_max_age` in `tuning` (from the device shadow) applies at once.
 pub async fn run(
     config: BatchConfig,
     mut readings: mpsc::Receiver<Reading>,
     batches: mpsc::Sender<Batch>,
     metrics: std::sync::Arc<Metrics>,
+    mut tuning: Option<tokio::sync::watch::Receiver<crate::config::tuning::Tuning>>,
 ) {
-    let max_wait: Duration = config.max_age;
+    let mut max_wait: Duration = config.max_age;
     let mut batcher = Batcher::new(config);
     // When the open batch was started, in real time; `None` while nothing is open.
     let mut opened: Option<Instant> = None;
     loop {
         let deadline = opened.map(|t| t + max_wait);
+        let tuned = async {
+            match tuning.as_mut() {
+                Some(t) => t.changed().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
         let sealed = tokio::select! {
+            Some(()) = tuned => {
+                if let Some(t) = &tuning {
+                    max_wait = t.borrow().batch_max_age;
+                    batcher.set_max_age(max_wait);
+                }
+                None
+            }
             reading = readings.recv() => match reading {
                 Some(reading) => {
                     let sealed = batcher.push(reading);
@@ -156,7 +176,7 @@ mod tests {
     async fn a_quiet_source_does_not_hold_readings_back_and_shutdown_seals_the_rest() {
         let (tx, rx) = mpsc::channel(8);
         let (out_tx, mut out) = mpsc::channel(8);
-        let task = tokio::spawn(run(config(100), rx, out_tx, Arc::default()));
+        let task = tokio::spawn(run(config(100), rx, out_tx, Arc::default(), None));
         tx.send(reading(0)).await.unwrap();
         // Paused time advances only when every task is idle: this waits out the 10 s timer.
         let batch = out.recv().await.unwrap();

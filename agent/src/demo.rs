@@ -82,6 +82,36 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
     sim.fault_at = options.fault_at;
     sim.seed = options.seed;
     sim.speed = options.speed;
+    // The full loop with nothing installed: an in-process broker on loopback, plain MQTT
+    // (the dev flag; the config refuses it toward AWS), and a fresh spool for this run.
+    #[cfg(feature = "demo-broker")]
+    let broker = crate::uplink::demo_broker::DemoBroker::start()?;
+    #[cfg(feature = "demo-broker")]
+    let spool_dir = {
+        let dir = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
+        config.uplink = Some(crate::uplink::UplinkConfig {
+            endpoint: "127.0.0.1".into(),
+            port: broker.port,
+            insecure_plain_tcp: true,
+            // The demo shows a status refresh every few seconds rather than every minute.
+            status_interval: Duration::from_secs(5),
+            // rumqttd refuses `$aws/...` filters; the demo has no cloud side anyway.
+            shadow_and_jobs: false,
+            ..crate::uplink::UplinkConfig::default()
+        });
+        config.spool.path = Some(dir.clone());
+        dir
+    };
+    #[cfg(feature = "demo-broker")]
+    let watch_hint = Some(format!(
+        "watch it: mosquitto_sub -h 127.0.0.1 -p {} -t 'dt/vigil/#' -v",
+        broker.port
+    ));
+    #[cfg(not(feature = "demo-broker"))]
+    let watch_hint: Option<String> = None;
+    if let Some(hint) = &watch_hint {
+        eprintln!("vigil demo: in-process MQTT broker on 127.0.0.1 (plain TCP, demo only); {hint}");
+    }
     // Parse and check the result like any config, so the demo can't run what `run` would refuse.
     let text = toml::to_string(&config)?;
     let config = Config::parse(&text, std::path::Path::new("(demo options)"))?;
@@ -104,7 +134,8 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
         pipeline.panel.clone(),
         pipeline.metrics.clone(),
         is_live_view(),
-    );
+    )
+    .with_link(pipeline.link.subscribe(), watch_hint);
     let view = tokio::spawn(view.run(
         readings_rx,
         alerts_rx,
@@ -115,12 +146,18 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
     let summary = pipeline.join().await;
     // The pipeline has drained, so the taps are closed and the view ends after its last frame.
     view.await?;
+    #[cfg(feature = "demo-broker")]
+    let _ = std::fs::remove_dir_all(&spool_dir);
     let summary = summary.map_err(|e: RunError| anyhow::anyhow!(e))?;
+    let m = &summary.metrics;
     eprintln!(
-        "vigil demo: {} readings, {} alerts raised, {} batches sealed; shutdown complete, {} tasks drained",
-        summary.metrics.readings_total,
-        summary.metrics.alerts_raised_total,
-        summary.metrics.batches_sealed_total,
+        "vigil demo: {} readings, {} alerts raised, {} batches sealed; {} records spooled, {} published, {} acknowledged; shutdown complete, {} tasks drained",
+        m.readings_total,
+        m.alerts_raised_total,
+        m.batches_sealed_total,
+        m.spool_appended_total,
+        m.uplink_published_total,
+        m.uplink_acked_total,
         summary.tasks_drained
     );
     Ok(())

@@ -16,4 +16,5 @@ pub mod source;
 pub mod spool;
 pub mod systemd;
 pub mod telemetry;
+pub mod uplink;
 pub mod view;

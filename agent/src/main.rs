@@ -350,7 +350,13 @@ fn shutdown_on_signals(deadline: Duration) -> anyhow::Result<CancellationToken> 
 fn init_tracing(quiet_terminal: bool) {
     use tracing_subscriber::EnvFilter;
     // The live demo view owns the terminal: only errors may interrupt it.
-    let default = if quiet_terminal { "error" } else { "info" };
+    // rumqttd (the demo's broker) logs every connection, even at error level; the uplink's
+    // own events say what matters.
+    let default = if quiet_terminal {
+        "error,rumqttd=off"
+    } else {
+        "info,rumqttd=off"
+    };
     let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

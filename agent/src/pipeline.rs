@@ -6,7 +6,14 @@
 //!                                 │            └─────> outbound alerts
 //!                                 ├─> batch ──batches─> outbound
 //!                                 └─> taps (the demo's view; lossy)
+//!
+//! outbound ─encode, append─> spool ─next_to_send─> uplink ─QoS 1─> broker
+//!                                  <────ack on PUBACK──┘  └─shadow─> tuning (watch) ─> detect, batch
+//!                                                          └─jobs──> ModelUpdater
 //! ```
+//!
+//! The spool and the uplink run only when `[uplink]` is configured; without it nothing
+//! leaves the truck and outbound feeds the taps alone.
 //!
 //! # Shutdown
 //!
@@ -32,13 +39,17 @@ use tokio_util::task::TaskTracker;
 use crate::alarm::{self, LinkStatus, Panel};
 use crate::batch::{self, Batch};
 use crate::config::Config;
+use crate::config::tuning::Tuning;
 use crate::decode::dm1::DiagnosticEvent;
 use crate::decode::{Decoded, Decoder, Input};
 use crate::detect::{self, Detector, alert::AlertEvent};
 use crate::reading::Reading;
 use crate::source;
+use crate::spool::{RecordKind, Seq, Spool, SpoolError, SpoolHandle, SpoolTask};
 use crate::systemd::Notifier;
 use crate::telemetry::Metrics;
+use crate::uplink::payload::{self, Dm1Changes, Stream};
+use crate::uplink::{HeldModel, ModelUpdater, Uplink, UplinkError, readings};
 
 // Channel capacities, each with its reason.
 /// Sources to decode: 1024 frames is 64 ms of four saturated J1939 buses (16k frames/s),
@@ -73,6 +84,11 @@ pub struct Plugs {
     /// Inputs fed in as one more source (tests and benchmarks inject frames here). It ends,
     /// like any source, when the token is cancelled or its sender is dropped.
     pub inputs: Option<mpsc::Receiver<Input>>,
+    /// The detect stage's model swap, for model-update jobs. Without one, a job's model is
+    /// verified and held (with the previous one for rollback) but runs nowhere.
+    pub model: Option<Arc<dyn ModelUpdater>>,
+    /// Told the sequence number of every spooled record the broker acknowledged.
+    pub acked: Option<mpsc::UnboundedSender<Seq>>,
 }
 
 /// Why the pipeline could not start or did not stop cleanly.
@@ -86,6 +102,10 @@ pub enum RunError {
     Dbc(#[from] crate::decode::dbc::DbcError),
     #[error(transparent)]
     Alarm(#[from] alarm::OpenError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    Uplink(#[from] UplinkError),
     #[error(
         "tasks still running {deadline:?} after shutdown began: {tasks}; raise [shutdown] deadline or report a bug"
     )]
@@ -163,6 +183,8 @@ pub struct Pipeline {
     /// The link and spool state the cab display shows when nothing is wrong; the uplink and
     /// spool report here. Until they do, it stays unknown.
     pub link: watch::Sender<LinkStatus>,
+    /// The runtime-adjustable config in force (changed by the device shadow).
+    pub tuning: watch::Receiver<Tuning>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -198,6 +220,8 @@ impl Pipeline {
             Some(devices) => devices,
             None => alarm::Devices::open(&config.alarm)?,
         };
+        let (tuning_tx, tuning_rx) = watch::channel(Tuning::of(&config));
+        let (link_tx, link_rx) = watch::channel(LinkStatus::default());
 
         let (inputs_tx, inputs_rx) = mpsc::channel(INPUTS_CAPACITY);
         // Checked by Config::validate already; loaded here once for the decoder.
@@ -240,11 +264,11 @@ impl Pipeline {
                 alarm_tx,
                 outbound_alerts_tx,
                 metrics.clone(),
+                tuning_rx.clone(),
             ),
         );
 
         let (panel_tx, panel_rx) = watch::channel(Panel::default());
-        let (link_tx, link_rx) = watch::channel(LinkStatus::default());
         let alarm::Devices {
             buzzer,
             button,
@@ -263,11 +287,73 @@ impl Pipeline {
         let (batches_tx, batches_rx) = mpsc::channel(OUTBOUND_BATCHES_CAPACITY);
         tasks.spawn(
             "batch",
-            batch::run(config.batch.clone(), batch_rx, batches_tx, metrics.clone()),
+            batch::run(
+                config.batch.clone(),
+                batch_rx,
+                batches_tx,
+                metrics.clone(),
+                Some(tuning_rx.clone()),
+            ),
         );
+
+        let sink = match &config.uplink {
+            Some(uplink) => {
+                let spool_config = config
+                    .spool
+                    .spool_config(&config.vehicle.id, uplink.max_in_flight);
+                let dir = spool_config.dir.clone();
+                let spool = Spool::open(spool_config, metrics.clone())?;
+                tracing::info!(event = "spool_opened", dir = %dir.display(), recovered = spool.open_report().recovered);
+                // The spool stops when its last handle drops (outbound has appended its
+                // last record and the uplink has stopped), never on the token: records
+                // sealed during shutdown must still be written.
+                let (handle, spool_task) = SpoolTask::spawn(spool, CancellationToken::new())?;
+                tasks.spawn("spool", async move {
+                    if let Err(e) = spool_task.join().await {
+                        tracing::error!(event = "spool_close_failed", error = %e);
+                    }
+                });
+                let model = plugs
+                    .model
+                    .unwrap_or_else(|| Arc::new(HeldModel::new(None)));
+                let uplink_task = Uplink {
+                    config: uplink.clone(),
+                    thing: config.vehicle.id.clone(),
+                    base: config.clone(),
+                    spool: handle.clone(),
+                    link: link_tx.clone(),
+                    tuning: tuning_tx,
+                    model,
+                    metrics: metrics.clone(),
+                    acked: plugs.acked,
+                };
+                let token = shutdown.clone();
+                tasks.spawn("uplink", async move {
+                    if let Err(e) = uplink_task.run(token).await {
+                        tracing::error!(event = "uplink_failed", error = %e);
+                    }
+                });
+                Some(Sink {
+                    spool: handle,
+                    resolution: uplink.resolution,
+                    budget: uplink
+                        .message_bytes
+                        .saturating_sub(payload::identity_headroom(config.vehicle.id.len())),
+                    dm1: Dm1Changes::default(),
+                    metrics: metrics.clone(),
+                })
+            }
+            None => {
+                tracing::info!(
+                    event = "uplink_not_configured",
+                    "no [uplink] in the config: nothing leaves the truck"
+                );
+                None
+            }
+        };
         tasks.spawn(
             "outbound",
-            outbound(outbound_alerts_rx, batches_rx, diagnostics_rx, taps),
+            outbound(outbound_alerts_rx, batches_rx, diagnostics_rx, taps, sink),
         );
 
         tasks.tracker.close();
@@ -280,6 +366,7 @@ impl Pipeline {
             deadline: config.shutdown.deadline,
             panel: panel_rx,
             link: link_tx,
+            tuning: tuning_rx,
             metrics,
         })
     }
@@ -451,28 +538,73 @@ async fn forward(
     }
 }
 
-/// Takes what leaves the truck. Until the spool and uplink stages are wired here, it hands
-/// alerts, diagnostics and batches to the taps only.
+/// Where outbound puts what leaves the truck: the spool, encoded for the uplink.
+struct Sink {
+    spool: SpoolHandle,
+    resolution: f64,
+    /// Largest readings message body, before the uplink adds its identity.
+    budget: usize,
+    dm1: Dm1Changes,
+    metrics: Arc<Metrics>,
+}
+
+impl Sink {
+    async fn append(&self, stream: Stream, body: &[u8]) {
+        let kind: RecordKind = stream.record_kind();
+        if let Err(e) = self.spool.append(kind, payload::stored(stream, body)).await {
+            Metrics::inc(&self.metrics.outbound_append_failures_total);
+            tracing::error!(event = "outbound_append_failed", %kind, error = %e);
+        }
+    }
+}
+
+/// Takes what leaves the truck: alerts at once (one message each), sealed reading batches
+/// in the compact encoding (split to fit a message), DM1 events when they change; each is
+/// appended to the spool, and a copy offered to the taps.
 async fn outbound(
     mut alerts: mpsc::Receiver<AlertEvent>,
     mut batches: mpsc::Receiver<Batch>,
     mut diagnostics: mpsc::Receiver<DiagnosticEvent>,
     taps: Taps,
+    mut sink: Option<Sink>,
 ) {
     let (mut alerts_open, mut batches_open, mut diagnostics_open) = (true, true, true);
     while alerts_open || batches_open || diagnostics_open {
+        // Alerts first when several inputs are ready: they are what the fleet waits for.
         tokio::select! {
+            biased;
             alert = alerts.recv(), if alerts_open => match alert {
-                Some(alert) => tap(&taps.alerts, alert),
+                Some(alert) => {
+                    if let Some(sink) = &sink {
+                        sink.append(Stream::Alerts, &payload::alert_body(&alert)).await;
+                    }
+                    tap(&taps.alerts, alert);
+                }
                 None => alerts_open = false,
             },
-            batch = batches.recv(), if batches_open => match batch {
-                Some(batch) => tap(&taps.batches, batch),
-                None => batches_open = false,
-            },
             event = diagnostics.recv(), if diagnostics_open => match event {
-                Some(event) => tap(&taps.diagnostics, event),
+                Some(event) => {
+                    if let Some(sink) = &mut sink {
+                        if sink.dm1.is_new(&event) {
+                            sink.append(Stream::Dm1, &payload::dm1_body(&event)).await;
+                        } else {
+                            Metrics::inc(&sink.metrics.outbound_dm1_repeats_total);
+                        }
+                    }
+                    tap(&taps.diagnostics, event);
+                }
                 None => diagnostics_open = false,
+            },
+            batch = batches.recv(), if batches_open => match batch {
+                Some(batch) => {
+                    if let Some(sink) = &sink {
+                        for body in readings::encode(&batch.readings, sink.resolution, sink.budget) {
+                            sink.append(Stream::Readings, &body).await;
+                        }
+                    }
+                    tap(&taps.batches, batch);
+                }
+                None => batches_open = false,
             },
         }
     }

@@ -106,6 +106,34 @@ metrics! {
     spool_in_flight,
     /// Gauge: age of the oldest pending spooled record, milliseconds (0 when empty).
     spool_oldest_age_ms,
+    /// Connections to the broker established (CONNACK).
+    uplink_connects_total,
+    /// Connection attempts that failed (TCP, TLS or MQTT refused); each one is logged.
+    uplink_connect_failures_total,
+    /// Established connections that were lost.
+    uplink_disconnects_total,
+    /// Publishes handed to the broker connection (records, status, shadow, jobs).
+    uplink_published_total,
+    /// Payload bytes of those publishes.
+    uplink_published_bytes_total,
+    /// Spooled records acknowledged by the broker (PUBACK), then deleted from the spool.
+    uplink_acked_total,
+    /// PUBACKs for a packet id nothing was waiting on (from a connection since lost).
+    uplink_unknown_acks_total,
+    /// Spooled records no topic fits (a damaged or foreign payload): dropped, never sent.
+    uplink_undeliverable_total,
+    /// Desired shadow states applied.
+    uplink_shadow_applied_total,
+    /// Desired shadow states refused (the running config stays).
+    uplink_shadow_rejected_total,
+    /// Model-update jobs that succeeded.
+    uplink_jobs_succeeded_total,
+    /// Model-update jobs that failed (the running model stays or was rolled back).
+    uplink_jobs_failed_total,
+    /// DM1 messages that repeated what their controller said last, not sent again.
+    outbound_dm1_repeats_total,
+    /// Records the outbound stage could not append to the spool (it had stopped).
+    outbound_append_failures_total,
 }
 
 impl Metrics {

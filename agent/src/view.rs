@@ -20,6 +20,7 @@ use crate::demo::DemoOptions;
 use crate::detect::alert::AlertEvent;
 use crate::reading::{Reading, Signal};
 use crate::telemetry::Metrics;
+use crate::uplink::LinkStatus;
 
 /// How often the live view redraws.
 const FRAME: Duration = Duration::from_millis(250);
@@ -35,6 +36,9 @@ pub struct View {
     alerts: VecDeque<String>,
     batches: u64,
     sim_time: Duration,
+    /// The uplink's state, and how to watch the broker.
+    link: Option<watch::Receiver<LinkStatus>>,
+    hint: Option<String>,
 }
 
 impl View {
@@ -64,7 +68,32 @@ impl View {
             alerts: VecDeque::new(),
             batches: 0,
             sim_time: Duration::ZERO,
+            link: None,
+            hint: None,
         }
+    }
+
+    /// Shows the link and the spool, and how to watch the broker.
+    pub fn with_link(mut self, link: watch::Receiver<LinkStatus>, hint: Option<String>) -> Self {
+        self.link = Some(link);
+        self.hint = hint;
+        self
+    }
+
+    fn link_line(&self) -> Option<String> {
+        let link = *self.link.as_ref()?.borrow();
+        let m = self.metrics.snapshot();
+        Some(format!(
+            "uplink {}  spool {} records  published {}  acknowledged {}",
+            match link.online {
+                Some(true) => "online",
+                Some(false) => "offline",
+                None => "unknown",
+            },
+            link.spool_depth.unwrap_or(0),
+            m.uplink_published_total,
+            m.uplink_acked_total
+        ))
     }
 
     /// Runs until every tap has closed. Cancels `shutdown` once `duration` of simulated
@@ -84,8 +113,26 @@ impl View {
         }
         let mut frame = tokio::time::interval(FRAME);
         let (mut readings_open, mut alerts_open, mut batches_open) = (true, true, true);
+        let mut link = self.link.clone();
+        let mut was_online = false;
         while readings_open || alerts_open || batches_open {
+            let link_changed = async {
+                match link.as_mut() {
+                    Some(l) => l.changed().await.ok(),
+                    None => std::future::pending().await,
+                }
+            };
             let line = tokio::select! {
+                Some(()) = link_changed => {
+                    // Plain lines say when the link comes and goes, not every depth change.
+                    let online = link.as_ref().is_some_and(|l| l.borrow().online == Some(true));
+                    if online != was_online {
+                        was_online = online;
+                        self.link_line()
+                    } else {
+                        None
+                    }
+                }
                 r = readings.recv(), if readings_open => match r {
                     Some(r) => {
                         self.sim_time = self.sim_time.max(r.at.mono);
@@ -110,7 +157,11 @@ impl View {
                 b = batches.recv(), if batches_open => match b {
                     Some(b) => {
                         self.batches += 1;
-                        Some(format!("batch {} sealed with {} readings", self.batches, b.readings.len()))
+                        let mut line = format!("batch {} sealed with {} readings", self.batches, b.readings.len());
+                        if let Some(link) = self.link_line() {
+                            let _ = write!(line, "; {link}");
+                        }
+                        Some(line)
                     }
                     None => { batches_open = false; None }
                 },
@@ -200,6 +251,12 @@ impl View {
                 + m.serial_checksum_errors_total
                 + m.serial_protocol_errors_total
         );
+        if let Some(line) = self.link_line() {
+            let _ = writeln!(s, "\x1b[1mfleet link\x1b[0m  {line}\x1b[K");
+        }
+        if let Some(hint) = &self.hint {
+            let _ = writeln!(s, "  {hint}\x1b[K");
+        }
         s.push_str("\x1b[J");
         s
     }

@@ -1,11 +1,14 @@
 //! System tests: the real `vigil` binary, started as a child process.
 
 mod alarm;
+mod broker;
 mod config_errors;
 mod demo;
 mod replay;
+mod schema;
 mod shutdown;
 mod systemd;
+mod uplink;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

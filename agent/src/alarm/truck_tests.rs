@@ -73,7 +73,7 @@ async fn an_overheating_truck_sounds_the_buzzer_with_the_uplink_cut() {
     let shutdown = CancellationToken::new();
     let plugs = Plugs {
         alarm: Some(devices),
-        inputs: None,
+        ..Plugs::default()
     };
     let pipeline = Pipeline::start_with(config, shutdown.clone(), taps, plugs).unwrap();
     pipeline.link.send_replace(LinkStatus {

@@ -8,7 +8,8 @@
 //! `default.toml` beside this file is the documented default: `vigil print-default-config`
 //! prints it, and a test holds it equal to `Config::default()`.
 
-mod duration;
+pub(crate) mod duration;
+pub mod tuning;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,6 +22,8 @@ use crate::decode::dbc::DbcConfig;
 use crate::source::can::CanConfig;
 use crate::source::replay::ReplayConfig;
 use crate::source::serial::SerialConfig;
+use crate::spool::{FlushPolicy, SpoolConfig, WriteMode};
+use crate::uplink::UplinkConfig;
 
 /// The commented default configuration.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -35,7 +38,76 @@ pub struct Config {
     pub detect: DetectConfig,
     pub batch: BatchConfig,
     pub alarm: AlarmConfig,
+    /// The store-and-forward spool; used when `[uplink]` is configured.
+    pub spool: SpoolSection,
+    /// The broker the agent publishes to; `None` (no `[uplink]` table) keeps everything on
+    /// the truck.
+    pub uplink: Option<UplinkConfig>,
     pub shutdown: ShutdownConfig,
+}
+
+/// The `[spool]` section (see the spool module for what each bound means).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolSection {
+    /// The spool directory. When absent: `$XDG_STATE_HOME/vigil/spool/<vehicle.id>`, else
+    /// `~/.local/state/vigil/spool/<vehicle.id>`, else under the system's temp directory.
+    pub path: Option<PathBuf>,
+    /// Cap on the bytes of pending records; the oldest readings are evicted first.
+    pub max_bytes: u64,
+    /// Cap on the bytes of pending alerts (part of `max_bytes`).
+    pub max_alert_bytes: u64,
+    /// Flush (fsync) at least this often while records are unflushed...
+    #[serde(with = "duration")]
+    pub flush_every: Duration,
+    /// ...and after this many appends; alerts are flushed at once.
+    pub flush_every_records: u64,
+    /// Write readings to flash only while the link is down (saves flash wear; a power cut
+    /// can then lose the readings not yet acknowledged).
+    pub write_only_while_offline: bool,
+}
+
+impl Default for SpoolSection {
+    fn default() -> Self {
+        let spool = SpoolConfig::new("");
+        SpoolSection {
+            path: None,
+            max_bytes: spool.max_bytes,
+            max_alert_bytes: spool.max_alert_bytes,
+            flush_every: spool.flush.every,
+            flush_every_records: spool.flush.every_records,
+            write_only_while_offline: false,
+        }
+    }
+}
+
+impl SpoolSection {
+    /// The spool's settings for this vehicle, the directory resolved.
+    pub fn spool_config(&self, vehicle_id: &str, max_in_flight: usize) -> SpoolConfig {
+        let dir = self.path.clone().unwrap_or_else(|| {
+            let state = std::env::var_os("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+                .unwrap_or_else(std::env::temp_dir);
+            state.join("vigil/spool").join(vehicle_id)
+        });
+        SpoolConfig {
+            max_bytes: self.max_bytes,
+            max_alert_bytes: self.max_alert_bytes,
+            max_in_flight,
+            write_mode: if self.write_only_while_offline {
+                WriteMode::OnlyWhileOffline { max_unstored: 64 }
+            } else {
+                WriteMode::Always
+            },
+            flush: FlushPolicy {
+                every: self.flush_every,
+                every_records: self.flush_every_records,
+                alerts_at_once: true,
+            },
+            ..SpoolConfig::new(dir)
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -113,6 +185,8 @@ pub struct DetectConfig {
     #[serde(with = "duration")]
     pub realert: Duration,
     /// The forecaster's model card (JSON); the ONNX file sits beside it. `None`: rules only.
+    /// Never part of the shadow's tuning: models arrive through jobs, verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<PathBuf>,
     pub engine: EngineLimits,
     pub tank: BTreeMap<CargoClass, Limit>,
@@ -385,7 +459,7 @@ impl Config {
     }
 
     /// Checks values against each other; returns the key and what is wrong with it.
-    fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
         let id = &self.vehicle.id;
         let id_ok = (1..=128).contains(&id.len())
             && id
@@ -542,6 +616,24 @@ impl Config {
                     "expected a 7-bit I2C address from 0x08 to 0x77 (0x3C or 0x3D for an SSD1306), found {address:#04x}"
                 ),
             ));
+        }
+        if self.batch.max_age.is_zero() {
+            return Err((
+                "batch.max_age",
+                "expected a duration above 0, found 0s".into(),
+            ));
+        }
+        let max_in_flight = self.uplink.as_ref().map_or(100, |u| u.max_in_flight);
+        if let Err(e) = self
+            .spool
+            .spool_config(&self.vehicle.id, max_in_flight)
+            .validate()
+        {
+            return Err(("spool", e.to_string()));
+        }
+        if let Some(uplink) = &self.uplink {
+            uplink.check()?;
+            uplink.check_files()?;
         }
         if self.shutdown.deadline.is_zero() {
             return Err((

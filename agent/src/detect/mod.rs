@@ -25,8 +25,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
+use crate::config::tuning::Tuning;
 use crate::config::{Config, Limit};
 use crate::reading::{Reading, Signal, Timestamp};
 use crate::signals::{
@@ -344,6 +345,35 @@ impl Detector {
         }
     }
 
+    /// Takes new limits and debounce (from the device shadow) without a restart. Alerts
+    /// that are active stay active and clear by the new limits; the debounce applies to
+    /// signals that had not been over a limit yet.
+    pub fn retune(&mut self, tuning: &Tuning) {
+        let engine = &tuning.detect.engine;
+        let tank = tuning.detect.tank.get(&tuning.cargo).copied();
+        for (signal, rule) in self.limits.iter_mut() {
+            let limit = match signal.as_str() {
+                COOLANT_TEMPERATURE => Limit {
+                    warning: engine.coolant_warning,
+                    critical: engine.coolant_critical,
+                },
+                OIL_TEMPERATURE => Limit {
+                    warning: engine.oil_warning,
+                    critical: engine.oil_critical,
+                },
+                _ => match tank {
+                    Some(tank) => tank,
+                    None => continue,
+                },
+            };
+            *rule = HighLimit {
+                limit,
+                hysteresis: tuning.detect.hysteresis,
+            };
+        }
+        self.debounce = tuning.detect.debounce;
+    }
+
     /// How many alerts are active now.
     pub fn active(&self) -> usize {
         self.states.values().filter(|s| s.is_active()).count()
@@ -371,15 +401,20 @@ fn state_for<'a>(
 /// The detect task: readings in until the channel closes; each alert event goes to the
 /// driver's alarm (awaited: it is local and must not miss one) and to the fleet (never
 /// awaited: a full outbound queue sheds and counts, so the fleet path cannot delay the cab).
+/// A new [`Tuning`] (from the device shadow) is taken before the next reading is judged.
 pub async fn run(
     mut detector: Detector,
     mut readings: mpsc::Receiver<Reading>,
     alarm: mpsc::Sender<AlertEvent>,
     fleet: mpsc::Sender<AlertEvent>,
     metrics: std::sync::Arc<Metrics>,
+    mut tuning: watch::Receiver<Tuning>,
 ) {
     let mut events = Vec::new();
     while let Some(reading) = readings.recv().await {
+        if tuning.has_changed().unwrap_or(false) {
+            detector.retune(&tuning.borrow_and_update());
+        }
         detector.observe(&reading, &mut events);
         for event in events.drain(..) {
             match &event {
@@ -475,5 +510,20 @@ mod tests {
             }
         );
         assert!(!d.limits.contains_key(&tank_temperature(4)));
+    }
+
+    #[test]
+    fn retuning_changes_the_limits_without_a_restart() {
+        let config = Config::embedded_default();
+        let mut d = Detector::new(&config);
+        let mut tuning = Tuning::of(&config);
+        tuning.cargo = crate::config::CargoClass::Lpg;
+        tuning.detect.engine.coolant_warning = 95.0;
+        d.retune(&tuning);
+        assert_eq!(
+            d.limits[&Signal::new(COOLANT_TEMPERATURE)].limit.warning,
+            95.0
+        );
+        assert_eq!(d.limits[&tank_temperature(1)].limit.warning, 45.0);
     }
 }

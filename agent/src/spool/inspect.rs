@@ -105,10 +105,14 @@ pub fn inspect(dir: &Path) -> Result<InspectReport, SpoolError> {
     }
     report.bytes_on_disk = dir_bytes(&store_dir).map_err(read_err(&store_dir))?;
 
+    // Unique per call: two inspections in one process and one millisecond (parallel tests,
+    // a tool inspecting several spools) must never share a copy.
+    static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let copy = std::env::temp_dir().join(format!(
-        "vigil-spool-inspect-{}-{}",
+        "vigil-spool-inspect-{}-{}-{}",
         std::process::id(),
-        wall_ms()
+        wall_ms(),
+        COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     copy_dir(&store_dir, &copy).map_err(read_err(&store_dir))?;
     let loaded = store::load(&copy, INSPECT_CACHE, INSPECT_OPEN_TIMEOUT);

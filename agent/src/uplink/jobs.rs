@@ -1,0 +1,362 @@
+//! Model-update jobs (AWS IoT Jobs): the model arrives inline in the job document, base64,
+//! with its SHA-256 and version; the agent verifies it, swaps it in through the detect
+//! stage's [`ModelUpdater`], and reports `IN_PROGRESS`, then `SUCCEEDED` or `FAILED`.
+//!
+//! The job document (schema: `deploy/schemas/model-job.schema.json`):
+//!
+//! ```json
+//! {"operation": "model-update",
+//!  "model": {"version": "2.1.0", "sha256": "<64 hex digits>", "onnx_base64": "<base64>"}}
+//! ```
+//!
+//! Nothing is swapped before the hash matches. If the swap fails the updater keeps the
+//! running model; if the swap went through but the updater does not then report the new
+//! version, the agent rolls back to the previous model. Either way the job says FAILED with
+//! the reason, and the status message keeps showing the model that runs.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The detect stage's side of a model update. The pipeline connects the real one; tests
+/// use a fake that records calls.
+pub trait ModelUpdater: Send + Sync + 'static {
+    /// The running model's version, for the status message.
+    fn version(&self) -> Option<String>;
+    /// Loads `onnx` and swaps it in as `version`. On error the running model is unchanged.
+    fn swap(&self, version: &str, onnx: &[u8]) -> Result<(), String>;
+    /// Puts back the model that ran before the last successful swap.
+    fn rollback(&self) -> Result<(), String>;
+}
+
+/// A [`ModelUpdater`] that only keeps the bytes and the version, with the previous ones for
+/// rollback: what runs until the detect stage's model swap is connected.
+#[derive(Debug, Default)]
+pub struct HeldModel {
+    slots: Mutex<HeldSlots>,
+}
+
+#[derive(Debug, Default)]
+struct HeldSlots {
+    current: Option<(String, Vec<u8>)>,
+    previous: Option<(String, Vec<u8>)>,
+}
+
+impl HeldModel {
+    pub fn new(version: Option<String>) -> Self {
+        HeldModel {
+            slots: Mutex::new(HeldSlots {
+                current: version.map(|v| (v, Vec::new())),
+                previous: None,
+            }),
+        }
+    }
+}
+
+impl ModelUpdater for HeldModel {
+    fn version(&self) -> Option<String> {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.current.as_ref().map(|(v, _)| v.clone())
+    }
+
+    fn swap(&self, version: &str, onnx: &[u8]) -> Result<(), String> {
+        if onnx.is_empty() {
+            return Err("the model is empty".into());
+        }
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.previous = slots.current.replace((version.to_owned(), onnx.to_vec()));
+        Ok(())
+    }
+
+    fn rollback(&self) -> Result<(), String> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        match slots.previous.take() {
+            Some(previous) => {
+                slots.current = Some(previous);
+                Ok(())
+            }
+            None => Err("no previous model to go back to".into()),
+        }
+    }
+}
+
+/// A job execution as AWS sends it on `notify-next` and `$next/get/accepted`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Execution {
+    pub job_id: String,
+    pub document: Value,
+}
+
+/// A status update to publish on `jobs/{job_id}/update`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobUpdate {
+    pub job_id: String,
+    pub status: &'static str,
+    pub details: Vec<(&'static str, String)>,
+}
+
+impl JobUpdate {
+    pub fn payload(&self) -> Vec<u8> {
+        let details: serde_json::Map<String, Value> = self
+            .details
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+            .collect();
+        serde_json::to_vec(&json!({ "status": self.status, "statusDetails": details }))
+            .expect("a job update always serialises")
+    }
+}
+
+/// Reads the execution out of a jobs message; `None` when there is no job (AWS sends an
+/// empty execution when the queue is empty) or it is already finished.
+pub fn execution(payload: &[u8]) -> Option<Execution> {
+    let doc: Value = serde_json::from_slice(payload).ok()?;
+    let e = &doc["execution"];
+    let status = e["status"].as_str().unwrap_or("QUEUED");
+    if !matches!(status, "QUEUED" | "IN_PROGRESS") {
+        return None;
+    }
+    Some(Execution {
+        job_id: e["jobId"].as_str()?.to_owned(),
+        document: e["jobDocument"].clone(),
+    })
+}
+
+/// Remembers which jobs this run has taken, so the same execution arriving on both
+/// `notify-next` and `$next/get/accepted` (or again after a reconnect) runs once.
+#[derive(Debug, Default)]
+pub struct Taken {
+    ids: HashSet<String>,
+}
+
+impl Taken {
+    /// True the first time a job id is seen.
+    pub fn take(&mut self, job_id: &str) -> bool {
+        self.ids.insert(job_id.to_owned())
+    }
+}
+
+pub fn in_progress(execution: &Execution) -> JobUpdate {
+    JobUpdate {
+        job_id: execution.job_id.clone(),
+        status: "IN_PROGRESS",
+        details: vec![("step", "verifying".into())],
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    operation: String,
+    model: ModelPart,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelPart {
+    version: String,
+    sha256: String,
+    onnx_base64: String,
+}
+
+/// Verifies and applies a model-update job; returns the final status to report. Runs the
+/// updater's blocking calls: call it off the uplink's event loop.
+pub fn finish(execution: &Execution, updater: &dyn ModelUpdater) -> JobUpdate {
+    let running = updater.version().unwrap_or_else(|| "none".into());
+    let failed = |reason: String, rolled_back: bool| JobUpdate {
+        job_id: execution.job_id.clone(),
+        status: "FAILED",
+        details: vec![
+            ("reason", reason),
+            (
+                "running_model",
+                updater.version().unwrap_or_else(|| "none".into()),
+            ),
+            ("rolled_back", rolled_back.to_string()),
+        ],
+    };
+    let doc: Document = match serde_json::from_value(execution.document.clone()) {
+        Ok(d) => d,
+        Err(e) => return failed(format!("not a model-update job document: {e}"), false),
+    };
+    if doc.operation != "model-update" {
+        return failed(
+            format!(
+                "unknown operation {:?}; this agent does \"model-update\"",
+                doc.operation
+            ),
+            false,
+        );
+    }
+    let onnx = match base64::engine::general_purpose::STANDARD.decode(doc.model.onnx_base64.trim())
+    {
+        Ok(bytes) => bytes,
+        Err(e) => return failed(format!("model.onnx_base64 is not base64: {e}"), false),
+    };
+    let actual = hex(&Sha256::digest(&onnx));
+    if !actual.eq_ignore_ascii_case(doc.model.sha256.trim()) {
+        return failed(
+            format!(
+                "SHA-256 mismatch: the document says {} but the model's is {actual}; nothing was \
+                 swapped, model {running} keeps running",
+                doc.model.sha256.trim()
+            ),
+            false,
+        );
+    }
+    if let Err(e) = updater.swap(&doc.model.version, &onnx) {
+        return failed(
+            format!("the detect stage refused the model: {e}; model {running} keeps running"),
+            false,
+        );
+    }
+    if updater.version().as_deref() != Some(doc.model.version.as_str()) {
+        let back = updater.rollback();
+        return failed(
+            format!(
+                "after the swap the detect stage reports model {:?}, not {}; {}",
+                updater.version(),
+                doc.model.version,
+                match back {
+                    Ok(()) => format!("rolled back to {running}"),
+                    Err(e) => format!("rolling back failed too: {e}"),
+                }
+            ),
+            true,
+        );
+    }
+    JobUpdate {
+        job_id: execution.job_id.clone(),
+        status: "SUCCEEDED",
+        details: vec![
+            ("model_version", doc.model.version),
+            ("previous_model", running),
+            ("bytes", onnx.len().to_string()),
+        ],
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Records every call; can be told to refuse swaps or to lie about the version after one.
+    #[derive(Default)]
+    pub struct FakeUpdater {
+        pub calls: Mutex<Vec<String>>,
+        pub version: Mutex<Option<String>>,
+        pub refuse: bool,
+        pub ignore_swap: bool,
+    }
+
+    impl ModelUpdater for FakeUpdater {
+        fn version(&self) -> Option<String> {
+            self.version.lock().unwrap().clone()
+        }
+        fn swap(&self, version: &str, onnx: &[u8]) -> Result<(), String> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("swap {version} {}", onnx.len()));
+            if self.refuse {
+                return Err("bad graph".into());
+            }
+            if !self.ignore_swap {
+                *self.version.lock().unwrap() = Some(version.to_owned());
+            }
+            Ok(())
+        }
+        fn rollback(&self) -> Result<(), String> {
+            self.calls.lock().unwrap().push("rollback".into());
+            Ok(())
+        }
+    }
+
+    pub fn job(id: &str, model: &[u8], sha256: Option<&str>) -> Vec<u8> {
+        let sha = sha256.map_or_else(|| hex(&Sha256::digest(model)), str::to_owned);
+        serde_json::to_vec(
+            &json!({"execution": {"jobId": id, "status": "QUEUED", "jobDocument": {
+            "operation": "model-update",
+            "model": {"version": "2.0.0", "sha256": sha,
+                      "onnx_base64": base64::engine::general_purpose::STANDARD.encode(model)}}}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_verified_model_is_swapped_and_succeeds() {
+        let fake = FakeUpdater {
+            version: Mutex::new(Some("1.0.0".into())),
+            ..FakeUpdater::default()
+        };
+        let e = execution(&job("j1", b"onnx-bytes", None)).unwrap();
+        assert_eq!(in_progress(&e).status, "IN_PROGRESS");
+        let done = finish(&e, &fake);
+        assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+        assert_eq!(*fake.calls.lock().unwrap(), vec!["swap 2.0.0 10"]);
+        assert!(done.details.contains(&("previous_model", "1.0.0".into())));
+    }
+
+    #[test]
+    fn a_bad_hash_fails_without_touching_the_model() {
+        let fake = FakeUpdater::default();
+        let e = execution(&job("j2", b"onnx-bytes", Some(&"0".repeat(64)))).unwrap();
+        let done = finish(&e, &fake);
+        assert_eq!(done.status, "FAILED");
+        assert!(done.details[0].1.contains("SHA-256 mismatch"), "{done:?}");
+        assert!(fake.calls.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_swap_that_does_not_take_is_rolled_back() {
+        let fake = FakeUpdater {
+            version: Mutex::new(Some("1.0.0".into())),
+            ignore_swap: true,
+            ..FakeUpdater::default()
+        };
+        let e = execution(&job("j3", b"x", None)).unwrap();
+        let done = finish(&e, &fake);
+        assert_eq!(done.status, "FAILED");
+        assert_eq!(
+            *fake.calls.lock().unwrap(),
+            vec!["swap 2.0.0 1", "rollback"]
+        );
+        assert!(done.details.contains(&("rolled_back", "true".into())));
+    }
+
+    #[test]
+    fn a_refused_swap_fails_and_finished_executions_are_ignored() {
+        let fake = FakeUpdater {
+            refuse: true,
+            ..FakeUpdater::default()
+        };
+        let e = execution(&job("j4", b"x", None)).unwrap();
+        assert_eq!(finish(&e, &fake).status, "FAILED");
+        assert_eq!(
+            execution(br#"{"execution":{"jobId":"j","status":"SUCCEEDED"}}"#),
+            None
+        );
+        assert_eq!(execution(br#"{"timestamp":1}"#), None);
+        let mut taken = Taken::default();
+        assert!(taken.take("j4"));
+        assert!(!taken.take("j4"));
+    }
+
+    #[test]
+    fn the_held_model_keeps_the_previous_one_for_rollback() {
+        let held = HeldModel::new(Some("1".into()));
+        held.swap("2", b"m").unwrap();
+        assert_eq!(held.version().as_deref(), Some("2"));
+        held.rollback().unwrap();
+        assert_eq!(held.version().as_deref(), Some("1"));
+        assert!(held.swap("3", b"").is_err());
+    }
+}

@@ -1,0 +1,280 @@
+//! What the agent publishes, byte for byte; every message has a JSON Schema in
+//! `deploy/schemas/`.
+//!
+//! # Spooled payloads
+//!
+//! The spool keeps payloads opaque. The outbound stage stores each as one stream byte
+//! ([`Stream`]) followed by a JSON object *without* its identity; the uplink adds the
+//! identity when it publishes, because the sequence number is the spool's to give:
+//!
+//! ```text
+//! stored:     0x02 {"format":"vigil.readings/1","t0":...}
+//! published:       {"thing":"truck-7","boot":81985529216486895,"seq":42,"format":"vigil.readings/1","t0":...}
+//! ```
+//!
+//! `(thing, boot, seq)` is unique per record; QoS 1 may deliver a message twice, and
+//! consumers drop the second by that key.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::decode::dm1::{DiagnosticEvent, Dtc, Lamps};
+use crate::detect::alert::AlertEvent;
+use crate::reading::Timestamp;
+use crate::spool::{Record, RecordKind};
+
+use super::topics::Topics;
+
+/// Which topic a spooled payload goes to: its first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Alerts = 1,
+    Readings = 2,
+    Dm1 = 3,
+}
+
+impl Stream {
+    pub fn from_byte(b: u8) -> Option<Stream> {
+        match b {
+            1 => Some(Stream::Alerts),
+            2 => Some(Stream::Readings),
+            3 => Some(Stream::Dm1),
+            _ => None,
+        }
+    }
+
+    /// The spool's kind: DM1 events are rare (one per change) and go with the alerts, ahead
+    /// of any readings backlog.
+    pub fn record_kind(self) -> RecordKind {
+        match self {
+            Stream::Alerts | Stream::Dm1 => RecordKind::Alert,
+            Stream::Readings => RecordKind::Readings,
+        }
+    }
+
+    pub fn topic(self, topics: &Topics) -> &str {
+        match self {
+            Stream::Alerts => &topics.alerts,
+            Stream::Readings => &topics.readings,
+            Stream::Dm1 => &topics.dm1,
+        }
+    }
+}
+
+/// A payload as the spool stores it.
+pub fn stored(stream: Stream, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(stream as u8);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Bytes the identity adds to a body, at most, for a thing name of `thing_len` bytes.
+pub fn identity_headroom(thing_len: usize) -> usize {
+    // {"thing":"","boot":,"seq":, plus two u64 of 20 digits and JSON escapes of the name.
+    30 + 40 + thing_len * 2
+}
+
+/// The topic and the bytes to publish for a spooled record; `None` for a payload this
+/// version cannot place (it is acknowledged and dropped, with an error logged).
+pub fn publication<'t>(record: &Record, topics: &'t Topics) -> Option<(&'t str, Vec<u8>)> {
+    let (&tag, body) = record.payload.split_first()?;
+    let stream = Stream::from_byte(tag)?;
+    let rest = body.strip_prefix(b"{")?;
+    let mut out = Vec::with_capacity(body.len() + identity_headroom(topics.thing.len()));
+    out.extend_from_slice(b"{\"thing\":");
+    serde_json::to_writer(&mut out, &topics.thing).ok()?;
+    out.extend_from_slice(
+        format!(",\"boot\":{},\"seq\":{}", record.boot_id, record.seq).as_bytes(),
+    );
+    if rest != b"}" {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+    Some((stream.topic(topics), out))
+}
+
+fn wall_ms(t: &Timestamp) -> i64 {
+    t.wall_us.div_euclid(1000)
+}
+
+/// `vigil.alert/1`: one alert event (deploy/schemas/alert.schema.json).
+#[derive(Serialize)]
+struct AlertMessage<'a> {
+    format: &'static str,
+    event: &'static str,
+    alert_id: u64,
+    signal: &'a str,
+    kind: String,
+    severity: String,
+    value: f64,
+    threshold: f64,
+    rule: &'a str,
+    raised_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cleared_at_ms: Option<i64>,
+}
+
+pub fn alert_body(event: &AlertEvent) -> Vec<u8> {
+    let a = event.alert();
+    let (word, cleared_at_ms) = match event {
+        AlertEvent::Raised(_) => ("raised", None),
+        AlertEvent::Escalated(_) => ("escalated", None),
+        AlertEvent::Cleared { cleared_at, .. } => ("cleared", Some(wall_ms(cleared_at))),
+    };
+    let message = AlertMessage {
+        format: "vigil.alert/1",
+        event: word,
+        alert_id: a.id,
+        signal: a.signal.as_str(),
+        kind: a.kind.to_string(),
+        severity: a.severity.to_string(),
+        value: finite(a.value),
+        threshold: finite(a.threshold),
+        rule: &a.rule,
+        raised_at_ms: wall_ms(&a.raised_at),
+        cleared_at_ms,
+    };
+    serde_json::to_vec(&message).expect("an alert always serialises")
+}
+
+/// JSON has no NaN or infinity; an alert never carries one, but a bad rule must not make
+/// the message unreadable.
+fn finite(x: f64) -> f64 {
+    if x.is_finite() { x } else { 0.0 }
+}
+
+/// `vigil.dm1/1`: one controller's active trouble codes (deploy/schemas/dm1.schema.json).
+#[derive(Serialize)]
+struct Dm1Message<'a> {
+    format: &'static str,
+    at_ms: i64,
+    origin: String,
+    pgn: u32,
+    lamps: &'a Lamps,
+    dtcs: &'a [Dtc],
+}
+
+pub fn dm1_body(event: &DiagnosticEvent) -> Vec<u8> {
+    serde_json::to_vec(&Dm1Message {
+        format: "vigil.dm1/1",
+        at_ms: wall_ms(&event.at),
+        origin: event.origin.to_string(),
+        pgn: event.pgn,
+        lamps: &event.lamps,
+        dtcs: &event.dtcs,
+    })
+    .expect("a DM1 event always serialises")
+}
+
+/// Passes a controller's DM1 on only when what it says changed: a controller repeats its
+/// DM1 about once a second while a fault is active, and the fleet needs the changes.
+#[derive(Debug, Default)]
+pub struct Dm1Changes {
+    last: HashMap<String, (Lamps, Vec<Dtc>)>,
+}
+
+impl Dm1Changes {
+    pub fn is_new(&mut self, event: &DiagnosticEvent) -> bool {
+        let key = format!("{}/{}", event.origin, event.pgn);
+        let now = (event.lamps, event.dtcs.clone());
+        if self.last.get(&key) == Some(&now) {
+            return false;
+        }
+        self.last.insert(key, now);
+        true
+    }
+}
+
+/// `vigil.status/1`: retained on the status topic; the Last Will says `offline`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub format: &'static str,
+    pub thing: String,
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool: Option<SpoolDepth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct SpoolDepth {
+    pub records: u64,
+    pub bytes: u64,
+    pub alerts: u64,
+}
+
+impl Status {
+    pub fn online(thing: &str, model_version: Option<String>, spool: SpoolDepth) -> Self {
+        Status {
+            format: "vigil.status/1",
+            thing: thing.to_owned(),
+            state: "online",
+            agent_version: Some(env!("CARGO_PKG_VERSION")),
+            model_version,
+            spool: Some(spool),
+            at_ms: Some(now_ms()),
+        }
+    }
+
+    /// The Last Will: registered at connect, so it carries no time or depth.
+    pub fn offline(thing: &str) -> Self {
+        Status {
+            format: "vigil.status/1",
+            thing: thing.to_owned(),
+            state: "offline",
+            agent_version: Some(env!("CARGO_PKG_VERSION")),
+            model_version: None,
+            spool: None,
+            at_ms: None,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a status always serialises")
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(payload: Vec<u8>) -> Record {
+        Record {
+            seq: 42,
+            kind: RecordKind::Readings,
+            boot_id: 7,
+            created_ms: 0,
+            payload,
+        }
+    }
+
+    #[test]
+    fn the_identity_is_added_at_publish_time() {
+        let topics = Topics::new("truck-7");
+        let r = record(stored(Stream::Readings, br#"{"format":"x"}"#));
+        let (topic, bytes) = publication(&r, &topics).unwrap();
+        assert_eq!(topic, "dt/vigil/truck-7/readings");
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"thing":"truck-7","boot":7,"seq":42,"format":"x"}"#
+        );
+        let empty = record(stored(Stream::Dm1, b"{}"));
+        let (_, bytes) = publication(&empty, &topics).unwrap();
+        assert_eq!(bytes, br#"{"thing":"truck-7","boot":7,"seq":42}"#);
+        assert!(publication(&record(vec![9, b'{', b'}']), &topics).is_none());
+    }
+}

@@ -1,0 +1,183 @@
+//! The named device shadow `vigil`: the fleet's desired tuning in, the running tuning
+//! reported back. Pure: payloads in, the new tuning and the report to publish out.
+//!
+//! AWS IoT Core sends the difference between desired and reported on `update/delta`, and the
+//! whole document on `get/accepted` (asked for after every connect, so a change made while
+//! the truck was offline is applied when it returns). The agent reports its running tuning
+//! in the same shape as desired, so the delta clears once a change is applied. A desired
+//! state that fails the config checks is not applied: the running tuning is reported with a
+//! `rejected` entry giving the shadow version, the key and the reason, and the delta stays
+//! for the fleet to see.
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::config::tuning::{Tuning, TuningError};
+
+/// What a shadow message led to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Apply this tuning now, and publish the report.
+    Applied { tuning: Tuning, report: Vec<u8> },
+    /// Keep the running tuning; publish the report that says why.
+    Rejected { error: TuningError, report: Vec<u8> },
+    /// Nothing to change; publish the report if there is one (the first one after start).
+    Unchanged { report: Option<Vec<u8>> },
+}
+
+#[derive(Debug)]
+pub struct Shadow {
+    base: Config,
+    running: Tuning,
+    /// Whether the running tuning has been reported since start.
+    reported: bool,
+}
+
+impl Shadow {
+    pub fn new(base: Config) -> Self {
+        Shadow {
+            running: Tuning::of(&base),
+            base,
+            reported: false,
+        }
+    }
+
+    pub fn running(&self) -> &Tuning {
+        &self.running
+    }
+
+    /// A message on `update/delta`: `{"version": N, "state": {...desired keys...}}`.
+    pub fn on_delta(&mut self, payload: &[u8]) -> Outcome {
+        match serde_json::from_slice::<Value>(payload) {
+            Ok(doc) => self.apply(&doc["state"], doc["version"].as_u64()),
+            Err(e) => self.reject(
+                TuningError {
+                    key: "(document)".into(),
+                    message: format!("not JSON: {e}"),
+                },
+                None,
+            ),
+        }
+    }
+
+    /// A message on `get/accepted`: the whole document; its `state.delta`, if any, is what
+    /// still differs.
+    pub fn on_document(&mut self, payload: &[u8]) -> Outcome {
+        let Ok(doc) = serde_json::from_slice::<Value>(payload) else {
+            return Outcome::Unchanged {
+                report: self.first_report(),
+            };
+        };
+        let delta = &doc["state"]["delta"];
+        if delta.is_object() {
+            self.apply(delta, doc["version"].as_u64())
+        } else {
+            Outcome::Unchanged {
+                report: self.first_report(),
+            }
+        }
+    }
+
+    fn first_report(&mut self) -> Option<Vec<u8>> {
+        (!self.reported).then(|| {
+            self.reported = true;
+            report(&self.running, Value::Null)
+        })
+    }
+
+    fn apply(&mut self, desired: &Value, version: Option<u64>) -> Outcome {
+        match self.running.patched(desired, &self.base) {
+            Ok(tuning) => {
+                self.running = tuning.clone();
+                self.reported = true;
+                Outcome::Applied {
+                    report: report(&tuning, Value::Null),
+                    tuning,
+                }
+            }
+            Err(error) => self.reject(error, version),
+        }
+    }
+
+    fn reject(&mut self, error: TuningError, version: Option<u64>) -> Outcome {
+        self.reported = true;
+        let rejected = json!({
+            "version": version,
+            "key": error.key,
+            "reason": error.message,
+        });
+        Outcome::Rejected {
+            report: report(&self.running, rejected),
+            error,
+        }
+    }
+}
+
+/// The `update` document: the running tuning as reported state; `rejected` is `null`
+/// (which deletes it in the shadow) once a desired state has been applied.
+fn report(tuning: &Tuning, rejected: Value) -> Vec<u8> {
+    let mut reported = serde_json::to_value(tuning).expect("a tuning always serialises");
+    reported["rejected"] = rejected;
+    serde_json::to_vec(&json!({ "state": { "reported": reported } }))
+        .expect("a report always serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CargoClass;
+
+    fn reported(report: &[u8]) -> Value {
+        serde_json::from_slice::<Value>(report).unwrap()["state"]["reported"].clone()
+    }
+
+    #[test]
+    fn a_valid_delta_is_applied_and_reported() {
+        let mut s = Shadow::new(Config::embedded_default());
+        let out = s.on_delta(br#"{"version":3,"state":{"cargo":"lpg"}}"#);
+        let Outcome::Applied { tuning, report } = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(tuning.cargo, CargoClass::Lpg);
+        let r = reported(&report);
+        assert_eq!(r["cargo"], "lpg");
+        assert!(r["rejected"].is_null());
+        assert_eq!(s.running().cargo, CargoClass::Lpg);
+    }
+
+    #[test]
+    fn an_invalid_delta_is_rejected_and_the_running_tuning_stays() {
+        let mut s = Shadow::new(Config::embedded_default());
+        let out =
+            s.on_delta(br#"{"version":4,"state":{"detect":{"engine":{"coolant_warning":130.0}}}}"#);
+        let Outcome::Rejected { error, report } = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(error.key, "detect.engine");
+        let r = reported(&report);
+        assert_eq!(r["detect"]["engine"]["coolant_warning"], 105.0);
+        assert_eq!(r["rejected"]["version"], 4);
+        assert!(
+            r["rejected"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("warning")
+        );
+        assert_eq!(s.running().detect.engine.coolant_warning, 105.0);
+    }
+
+    #[test]
+    fn the_document_after_connect_applies_its_delta_or_reports_once() {
+        let mut s = Shadow::new(Config::embedded_default());
+        let out = s.on_document(br#"{"version":1,"state":{"desired":{},"reported":{}}}"#);
+        assert!(matches!(out, Outcome::Unchanged { report: Some(_) }));
+        let out = s.on_document(br#"{"version":1,"state":{"desired":{}}}"#);
+        assert_eq!(out, Outcome::Unchanged { report: None });
+        let out = s.on_document(
+            br#"{"version":2,"state":{"desired":{"cargo":"empty"},"delta":{"cargo":"empty"}}}"#,
+        );
+        assert!(
+            matches!(out, Outcome::Applied { tuning, .. } if tuning.cargo == CargoClass::Empty)
+        );
+    }
+}

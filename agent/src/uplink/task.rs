@@ -1,0 +1,568 @@
+//! The uplink task: owns rumqttc's event loop and is the only code here that does network
+//! I/O. It connects (backing off), drains the spool at the paced rate, ties PUBACKs to
+//! records, answers the shadow and jobs, and keeps the retained status and the
+//! [`LinkStatus`] watch current.
+//!
+//! ```text
+//! CONNACK        -> spool.link_up() (requeues in flight), subscribe, status online (retained),
+//!                   shadow get, jobs $next/get
+//! loop           -> spool.next_to_send(room) -> pace -> publish QoS 1 -> Outgoing::Publish(pkid)
+//! PUBACK(pkid)   -> tracker -> spool.ack(seq)
+//! error          -> spool.link_down(), tracker reset, wait for the backoff, poll again
+//! shutdown       -> status offline (retained), DISCONNECT
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
+    TlsConfiguration, Transport,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::config::UplinkConfig;
+use super::inflight::{InFlight, Resolved, Sent};
+use super::jobs::{self, ModelUpdater, Taken};
+use super::pacer::Pacer;
+use super::payload::{SpoolDepth, Status, publication};
+use super::shadow::{Outcome, Shadow};
+use super::topics::Topics;
+use super::{LinkStatus, tls};
+use crate::config::Config;
+use crate::config::tuning::Tuning;
+use crate::spool::{Seq, SpoolError, SpoolHandle, SpoolStats};
+use crate::telemetry::Metrics;
+
+/// rumqttc's packet-id space: twice the in-flight window, so a publish whose PUBACK is
+/// slow does not stall the ones after it on a packet-id collision. The window itself is
+/// ours ([`InFlight`]); rumqttc never sees more than `max_in_flight` at once.
+const PKID_SPACE: u16 = 200;
+/// Control messages (status, shadow reports, job updates) waiting for the link, at most;
+/// past it the oldest is dropped (each is superseded by a newer one, or repeated by the
+/// cloud on the next connect).
+const CONTROL_CAPACITY: usize = 64;
+/// Job results coming back from the worker: one job runs at a time in practice.
+const JOB_RESULTS_CAPACITY: usize = 8;
+/// The largest message the agent takes in: a job document (AWS: 32 KB) or a shadow
+/// document (8 KB), with room to spare.
+const MAX_INCOMING: usize = 64 * 1024;
+/// How long a clean shutdown waits for the offline status to be written.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
+
+/// Why the uplink stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    #[error("uplink TLS settings: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("the uplink lost the spool: {0}")]
+    Spool(#[from] SpoolError),
+}
+
+/// A message that is not a spooled record.
+#[derive(Clone, Debug)]
+struct Control {
+    topic: String,
+    payload: Vec<u8>,
+    retain: bool,
+}
+
+/// Everything the uplink task needs; the pipeline builds it.
+pub struct Uplink {
+    pub config: UplinkConfig,
+    /// The thing name (vehicle.id), also the client id.
+    pub thing: String,
+    /// The running config, as the base the shadow's changes are checked against.
+    pub base: Config,
+    pub spool: SpoolHandle,
+    pub link: watch::Sender<LinkStatus>,
+    pub tuning: watch::Sender<Tuning>,
+    pub model: Arc<dyn ModelUpdater>,
+    pub metrics: Arc<Metrics>,
+    /// Told the sequence number of every record as its PUBACK arrives (benchmarks, tests).
+    pub acked: Option<mpsc::UnboundedSender<Seq>>,
+}
+
+struct State {
+    client: AsyncClient,
+    topics: Topics,
+    connected: bool,
+    inflight: InFlight,
+    pacer: Pacer,
+    backoff: Backoff,
+    /// Records handed out by the spool and not yet submitted (waiting for the pacer).
+    ready: VecDeque<(Sent, String, Vec<u8>)>,
+    control: VecDeque<Control>,
+    shadow: Shadow,
+    jobs_taken: Taken,
+    failures_in_a_row: u32,
+}
+
+impl Uplink {
+    /// MQTT options: client id = thing, clean session, keep-alive, the Last Will, TLS.
+    fn options(&self, topics: &Topics) -> Result<MqttOptions, UplinkError> {
+        let c = &self.config;
+        let mut options = MqttOptions::new(self.thing.clone(), c.endpoint.clone(), c.port);
+        options
+            .set_keep_alive(c.keep_alive)
+            .set_clean_session(true)
+            .set_inflight(PKID_SPACE)
+            .set_request_channel_capacity(c.max_in_flight + 16)
+            .set_max_packet_size(MAX_INCOMING, crate::spool::record::MAX_PAYLOAD + 4096)
+            .set_last_will(LastWill::new(
+                &topics.status,
+                Status::offline(&self.thing).to_bytes(),
+                QoS::AtLeastOnce,
+                true,
+            ));
+        if !c.insecure_plain_tcp {
+            tls::install_crypto_provider();
+            let tls = tls::client_config(c)?;
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+        }
+        Ok(options)
+    }
+
+    /// Runs until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), UplinkError> {
+        let topics = Topics::new(&self.thing);
+        let options = self.options(&topics)?;
+        let capacity = options.request_channel_capacity();
+        let (client, mut eventloop) = AsyncClient::new(options, capacity);
+        let now = Instant::now();
+        let mut st = State {
+            client,
+            topics,
+            connected: false,
+            inflight: InFlight::new(self.config.max_in_flight),
+            pacer: Pacer::new(
+                self.config.max_publishes_per_second,
+                self.config.max_bytes_per_second,
+                now,
+            ),
+            backoff: Backoff::new(
+                self.config.reconnect_min,
+                self.config.reconnect_max,
+                self.spool.stats().borrow().boot_id,
+            ),
+            ready: VecDeque::new(),
+            control: VecDeque::new(),
+            shadow: Shadow::new(self.base.clone()),
+            jobs_taken: Taken::default(),
+            failures_in_a_row: 0,
+        };
+        let mut stats = self.spool.stats();
+        let (job_tx, mut job_rx) = mpsc::channel(JOB_RESULTS_CAPACITY);
+        let mut status_tick = tokio::time::interval(self.config.status_interval);
+        status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut depth_tick = tokio::time::interval(Duration::from_secs(1));
+        depth_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // None: poll (connect) now; Some(t): wait until t before the next attempt.
+        let mut reconnect_at: Option<Instant> = None;
+        let mut pace_until: Option<Instant> = None;
+        tracing::info!(event = "uplink_starting", endpoint = %self.config.endpoint, port = self.config.port, thing = %self.thing, tls = !self.config.insecure_plain_tcp);
+
+        loop {
+            // Top up from the spool when there is room and nothing waits for the pacer.
+            let mut wait_for_records = false;
+            if st.connected && st.ready.is_empty() && st.inflight.room() > st.control.len() {
+                let queued = queued(&stats.borrow_and_update());
+                if queued > 0 {
+                    let room = st.inflight.room() - st.control.len();
+                    for record in self.spool.next_to_send(room).await? {
+                        match publication(&record, &st.topics) {
+                            Some((topic, bytes)) => st.ready.push_back((
+                                Sent::Record {
+                                    seq: record.seq,
+                                    bytes: bytes.len(),
+                                },
+                                topic.to_owned(),
+                                bytes,
+                            )),
+                            None => {
+                                // Written by a newer or broken outbound stage: it can never
+                                // be placed, so it must not block the queue forever.
+                                tracing::error!(
+                                    event = "uplink_record_undeliverable",
+                                    seq = record.seq
+                                );
+                                Metrics::inc(&self.metrics.uplink_undeliverable_total);
+                                self.spool.ack(record.seq).await?;
+                            }
+                        }
+                    }
+                } else {
+                    wait_for_records = true;
+                }
+            }
+            if st.connected && pace_until.is_none() {
+                pace_until = self.submit(&mut st);
+            }
+
+            let polling = st.connected || reconnect_at.is_none();
+            // A connect in progress must not be interrupted: dropping `poll` between
+            // CONNECT and CONNACK drops the connection, and the broker fires the Last Will.
+            // While connecting, only shutdown may cut in.
+            let connecting = !st.connected && reconnect_at.is_none();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                event = eventloop.poll(), if polling => match event {
+                    Ok(event) => self.on_event(event, &mut st, &job_tx).await?,
+                    Err(error) => {
+                        let now = Instant::now();
+                        reconnect_at = Some(st.backoff.failed(now));
+                        pace_until = None;
+                        self.on_error(&error, &mut st).await?;
+                    }
+                },
+                _ = sleep_until(reconnect_at), if reconnect_at.is_some() && !st.connected => {
+                    reconnect_at = None;
+                    st.backoff.attempt(Instant::now());
+                }
+                _ = sleep_until(pace_until), if pace_until.is_some() => pace_until = None,
+                changed = stats.changed(), if wait_for_records => {
+                    if changed.is_err() {
+                        return Err(SpoolError::Stopped.into());
+                    }
+                }
+                Some(update) = job_rx.recv(), if !connecting => {
+                    let update: jobs::JobUpdate = update;
+                    let counter = if update.status == "SUCCEEDED" {
+                        &self.metrics.uplink_jobs_succeeded_total
+                    } else {
+                        &self.metrics.uplink_jobs_failed_total
+                    };
+                    Metrics::inc(counter);
+                    tracing::info!(event = "job_finished", job = %update.job_id, status = update.status, details = ?update.details);
+                    let topic = st.topics.jobs(&format!("{}/update", update.job_id));
+                    push_control(&mut st.control, Control { topic, payload: update.payload(), retain: false });
+                    // The model version changed (or not): say so on the status topic.
+                    if st.connected {
+                        self.queue_status(&mut st);
+                    }
+                }
+                _ = status_tick.tick(), if st.connected => self.queue_status(&mut st),
+                _ = depth_tick.tick(), if !connecting => {}
+            }
+            let depth = stats.borrow().depth.records();
+            self.link.send_if_modified(|l| {
+                let new = LinkStatus {
+                    online: Some(st.connected),
+                    spool_depth: Some(depth),
+                };
+                std::mem::replace(l, new) != new
+            });
+        }
+        self.stop(&mut st, &mut eventloop).await;
+        Ok(())
+    }
+
+    /// Hands ready messages to rumqttc while the window and the pacer allow; returns when
+    /// to try again if the pacer said wait.
+    fn submit(&self, st: &mut State) -> Option<Instant> {
+        while st.inflight.room() > 0 {
+            let now = Instant::now();
+            let (sent, topic, payload, retain) = if let Some(c) = st.control.front() {
+                (
+                    Sent::Control {
+                        bytes: c.payload.len(),
+                    },
+                    c.topic.clone(),
+                    c.payload.clone(),
+                    c.retain,
+                )
+            } else if let Some((sent, topic, payload)) = st.ready.front() {
+                (*sent, topic.clone(), payload.clone(), false)
+            } else {
+                return None;
+            };
+            let bytes = payload.len();
+            if let Err(wait) = st.pacer.take(bytes, now) {
+                return Some(now + wait);
+            }
+            match st
+                .client
+                .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+            {
+                Ok(()) => {
+                    if matches!(sent, Sent::Control { .. }) {
+                        st.control.pop_front();
+                    } else {
+                        st.ready.pop_front();
+                    }
+                    st.inflight.submitted(sent);
+                    Metrics::inc(&self.metrics.uplink_published_total);
+                    Metrics::add(&self.metrics.uplink_published_bytes_total, bytes as u64);
+                }
+                Err(e) => {
+                    // The request channel is sized above the window, so this is a bug or a
+                    // closed event loop; try again on the next turn.
+                    tracing::warn!(event = "uplink_request_refused", error = %e);
+                    return Some(now + Duration::from_millis(10));
+                }
+            }
+        }
+        None
+    }
+
+    async fn on_event(
+        &self,
+        event: Event,
+        st: &mut State,
+        jobs_tx: &mpsc::Sender<jobs::JobUpdate>,
+    ) -> Result<(), UplinkError> {
+        match event {
+            Event::Incoming(Incoming::ConnAck(ack)) => {
+                st.connected = true;
+                st.failures_in_a_row = 0;
+                st.backoff.connected();
+                Metrics::inc(&self.metrics.uplink_connects_total);
+                // Whatever rumqttc had in flight is gone with the old session; the spool
+                // requeues it all and it is published again.
+                st.inflight.reset();
+                st.ready.clear();
+                self.spool.link_up().await?;
+                tracing::info!(
+                    event = "uplink_connected",
+                    session_present = ack.session_present,
+                    spool_records = self.spool.stats().borrow().depth.records()
+                );
+                // Status first, then ask for the shadow and the next job.
+                let mut first = VecDeque::new();
+                first.push_back(self.status(st));
+                if self.config.shadow_and_jobs {
+                    let subscriptions = st
+                        .topics
+                        .subscriptions()
+                        .into_iter()
+                        .map(|t| rumqttc::SubscribeFilter::new(t, QoS::AtLeastOnce));
+                    if let Err(e) = st.client.try_subscribe_many(subscriptions) {
+                        tracing::warn!(event = "uplink_subscribe_failed", error = %e);
+                    }
+                    first.push_back(Control {
+                        topic: st.topics.shadow("get"),
+                        payload: b"{}".to_vec(),
+                        retain: false,
+                    });
+                    first.push_back(Control {
+                        topic: st.topics.jobs("$next/get"),
+                        payload: b"{}".to_vec(),
+                        retain: false,
+                    });
+                }
+                first.extend(st.control.drain(..));
+                st.control = first;
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                if let Some(lost) = st.inflight.written(pkid) {
+                    tracing::error!(event = "uplink_pkid_reused_early", pkid, ?lost);
+                }
+            }
+            Event::Incoming(Incoming::PubAck(ack)) => match st.inflight.acked(ack.pkid) {
+                Resolved::Acked(Sent::Record { seq, .. }) => {
+                    Metrics::inc(&self.metrics.uplink_acked_total);
+                    self.spool.ack(seq).await?;
+                    if let Some(tx) = &self.acked {
+                        let _ = tx.send(seq);
+                    }
+                }
+                Resolved::Acked(Sent::Control { .. }) => {}
+                Resolved::Unknown(pkid) => {
+                    Metrics::inc(&self.metrics.uplink_unknown_acks_total);
+                    tracing::debug!(event = "uplink_unknown_puback", pkid);
+                }
+            },
+            Event::Incoming(Incoming::Publish(p)) => {
+                self.on_message(&p.topic, &p.payload, st, jobs_tx)
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn on_error(
+        &self,
+        error: &rumqttc::ConnectionError,
+        st: &mut State,
+    ) -> Result<(), UplinkError> {
+        let why = tls::explain(error);
+        if st.connected {
+            st.connected = false;
+            Metrics::inc(&self.metrics.uplink_disconnects_total);
+            tracing::warn!(event = "uplink_disconnected", error = %why, in_flight = st.inflight.len());
+        } else {
+            st.failures_in_a_row += 1;
+            Metrics::inc(&self.metrics.uplink_connect_failures_total);
+            // Every failure is logged (they are at most one a second), so the reason is
+            // always at hand; the count says how long it has gone on.
+            tracing::error!(event = "uplink_connect_failed", error = %why, attempts = st.failures_in_a_row);
+        }
+        st.inflight.reset();
+        st.ready.clear();
+        self.spool.link_down().await?;
+        Ok(())
+    }
+
+    fn on_message(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        st: &mut State,
+        jobs_tx: &mpsc::Sender<jobs::JobUpdate>,
+    ) {
+        let t = &st.topics;
+        if topic == t.shadow("update/delta") {
+            let outcome = st.shadow.on_delta(payload);
+            self.on_shadow(outcome, st);
+        } else if topic == t.shadow("get/accepted") || topic == t.shadow("get/rejected") {
+            // Rejected: no shadow yet (404); report the running tuning to create it.
+            let outcome = if topic.ends_with("accepted") {
+                st.shadow.on_document(payload)
+            } else {
+                st.shadow.on_document(b"{}")
+            };
+            self.on_shadow(outcome, st);
+        } else if topic == t.jobs("notify-next") || topic == t.jobs("$next/get/accepted") {
+            let Some(execution) = jobs::execution(payload) else {
+                return;
+            };
+            if !st.jobs_taken.take(&execution.job_id) {
+                return;
+            }
+            tracing::info!(event = "job_started", job = %execution.job_id);
+            let started = jobs::in_progress(&execution);
+            push_control(
+                &mut st.control,
+                Control {
+                    topic: t.jobs(&format!("{}/update", started.job_id)),
+                    payload: started.payload(),
+                    retain: false,
+                },
+            );
+            let model = self.model.clone();
+            let tx = jobs_tx.clone();
+            tokio::spawn(async move {
+                let id = execution.job_id.clone();
+                let update = tokio::task::spawn_blocking(move || jobs::finish(&execution, &*model))
+                    .await
+                    .unwrap_or_else(|e| jobs::JobUpdate {
+                        job_id: id,
+                        status: "FAILED",
+                        details: vec![("reason", format!("the model update panicked: {e}"))],
+                    });
+                let _ = tx.send(update).await;
+            });
+        } else if topic.ends_with("/rejected") {
+            tracing::warn!(event = "uplink_request_rejected", topic, payload = %String::from_utf8_lossy(payload));
+        }
+    }
+
+    fn on_shadow(&self, outcome: Outcome, st: &mut State) {
+        let report = match outcome {
+            Outcome::Applied { tuning, report } => {
+                Metrics::inc(&self.metrics.uplink_shadow_applied_total);
+                tracing::info!(event = "shadow_applied", cargo = %tuning.cargo);
+                self.tuning.send_replace(tuning);
+                Some(report)
+            }
+            Outcome::Rejected { error, report } => {
+                Metrics::inc(&self.metrics.uplink_shadow_rejected_total);
+                tracing::warn!(event = "shadow_rejected", error = %error);
+                Some(report)
+            }
+            Outcome::Unchanged { report } => report,
+        };
+        if let Some(payload) = report {
+            let topic = st.topics.shadow("update");
+            push_control(
+                &mut st.control,
+                Control {
+                    topic,
+                    payload,
+                    retain: false,
+                },
+            );
+        }
+    }
+
+    fn status(&self, st: &State) -> Control {
+        let depth = self.spool.stats().borrow().depth;
+        let status = Status::online(
+            &self.thing,
+            self.model.version(),
+            SpoolDepth {
+                records: depth.records(),
+                bytes: depth.bytes(),
+                alerts: depth.alerts.records,
+            },
+        );
+        Control {
+            topic: st.topics.status.clone(),
+            payload: status.to_bytes(),
+            retain: true,
+        }
+    }
+
+    fn queue_status(&self, st: &mut State) {
+        // A newer status replaces one still waiting.
+        let topic = st.topics.status.clone();
+        st.control.retain(|c| c.topic != topic);
+        let status = self.status(st);
+        push_control(&mut st.control, status);
+    }
+
+    /// Says goodbye: the retained status goes to offline (a clean DISCONNECT does not fire
+    /// the Last Will), then DISCONNECT; bounded, since the broker may be gone.
+    async fn stop(&self, st: &mut State, eventloop: &mut EventLoop) {
+        if !st.connected {
+            return;
+        }
+        let offline = Status::offline(&self.thing).to_bytes();
+        let _ = st
+            .client
+            .try_publish(st.topics.status.clone(), QoS::AtLeastOnce, true, offline);
+        let _ = st.client.try_disconnect();
+        let _ = tokio::time::timeout(DISCONNECT_GRACE, async {
+            while let Ok(event) = eventloop.poll().await {
+                if matches!(event, Event::Outgoing(Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+        let _ = self.spool.link_down().await;
+        self.link.send_replace(LinkStatus {
+            online: Some(false),
+            spool_depth: Some(self.spool.stats().borrow().depth.records()),
+        });
+        tracing::info!(
+            event = "uplink_stopped",
+            in_flight_requeued = st.inflight.len()
+        );
+    }
+}
+
+/// Records the spool holds that are not in flight.
+fn queued(stats: &SpoolStats) -> u64 {
+    stats.depth.records().saturating_sub(stats.depth.in_flight)
+}
+
+fn push_control(queue: &mut VecDeque<Control>, control: Control) {
+    let full = queue.len() >= CONTROL_CAPACITY;
+    if let Some(dropped) = full.then(|| queue.pop_front()).flatten() {
+        tracing::warn!(event = "uplink_control_dropped", topic = %dropped.topic);
+    }
+    queue.push_back(control);
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
