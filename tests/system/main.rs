@@ -3,6 +3,7 @@
 mod broker;
 mod config_errors;
 mod demo;
+mod fleet;
 mod schema;
 mod shutdown;
 mod uplink;
