@@ -143,7 +143,7 @@ impl Mosquitto {
                 format!(
                     "per_listener_settings false\nallow_anonymous true\npersistence true\n\
                      persistence_location {}/\n\
-                     log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n\
+                     log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
                      listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
                      require_certificate true\nuse_identity_as_username true\n",
                     data.display(),
@@ -267,7 +267,9 @@ impl Fleet {
             .set_clean_session(false)
             .set_max_packet_size(1 << 20, 1 << 20)
             .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // A worker thread of its own: the client runs while the test thread waits.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
