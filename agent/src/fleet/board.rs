@@ -249,7 +249,7 @@ impl Truck {
             return false;
         }
         self.seen_order.push_back((boot, seq));
-        if self.seen_order.len() > RECENT_IDS {
+        while self.seen_order.len() > RECENT_IDS {
             if let Some(old) = self.seen_order.pop_front() {
                 self.seen.remove(&old);
             }

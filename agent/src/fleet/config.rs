@@ -151,10 +151,8 @@ impl WatchOptions {
     pub fn resolve(&self, stdout_is_terminal: bool) -> Result<WatchConfig, WatchConfigError> {
         let default_port = if self.insecure_plain_tcp { 1883 } else { 8883 };
         let (host, port) = parse_broker(&self.broker, default_port)?;
-        if let Some(v) = &self.vehicle {
-            if !vehicle_id_ok(v) {
-                return Err(WatchConfigError::Vehicle(v.clone()));
-            }
+        if let Some(v) = self.vehicle.as_ref().filter(|v| !vehicle_id_ok(v)) {
+            return Err(WatchConfigError::Vehicle(v.clone()));
         }
         let tls = if self.insecure_plain_tcp {
             if is_aws_host(&host) {
