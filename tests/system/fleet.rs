@@ -289,10 +289,29 @@ fn the_fleet_watch_reconnects_by_itself_and_says_so() {
         serde_json::to_vec(&alert).unwrap(),
         false,
     );
-    let events = watcher.events_until("truck C's alert after the restart", |v| {
-        is(v, "alert_raised", "truck-c")
+    let lamp = |state: &str| json!({"state": state, "flash": "none"});
+    let dm1 = json!({
+        "thing": "truck-c", "boot": 1, "seq": 2, "format": "vigil.dm1/1", "at_ms": 2_000,
+        "origin": "can0/sa00", "pgn": 65226,
+        "lamps": {"malfunction": lamp("off"), "red_stop": lamp("on"),
+                  "amber_warning": lamp("off"), "protect": lamp("off")},
+        "dtcs": [{"spn": 110, "fmi": 0, "occurrence_count": 3, "conversion": "version4"}]
     });
-    let raised = events.last().unwrap();
+    publisher.publish(
+        "dt/vigil/truck-c/dm1",
+        serde_json::to_vec(&dm1).unwrap(),
+        false,
+    );
+    let events = watcher.events_until("truck C's alert and DM1 after the restart", |v| {
+        is(v, "dm1", "truck-c")
+    });
+    let raised = events
+        .iter()
+        .find(|v| is(v, "alert_raised", "truck-c"))
+        .unwrap_or_else(|| panic!("no alert of truck C: {events:#?}"));
     assert_eq!(raised["severity"], "critical");
     assert_eq!(raised["value"], json!(112.0));
+    let dm1 = events.last().unwrap();
+    assert_eq!(dm1["severity"], "critical", "{dm1}");
+    assert_eq!(dm1["dtcs"][0]["spn"], 110, "{dm1}");
 }
