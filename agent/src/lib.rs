@@ -9,6 +9,7 @@ pub mod config;
 pub mod decode;
 pub mod demo;
 pub mod detect;
+pub mod fleet;
 pub mod pipeline;
 pub mod reading;
 pub mod signals;

@@ -114,6 +114,9 @@ enum Command {
     /// Look into the store-and-forward spool.
     #[command(subcommand)]
     Spool(SpoolCommand),
+    /// The fleet team's side: watch the trucks through the broker they publish to.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Print the default config, every key commented.
     #[command(after_help = "Example:\n  vigil print-default-config > /etc/vigil/vigil.toml")]
     PrintDefaultConfig,
@@ -161,15 +164,34 @@ enum SpoolCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// Every truck's alerts, DM1 codes and online/offline state, live: a table on a
+    /// terminal, one JSON line per event otherwise (or with --json). Runs until Ctrl-C.
+    #[command(after_help = "Examples:\n  \
+        vigil fleet watch --broker xxxxxxxx-ats.iot.eu-west-1.amazonaws.com --ca AmazonRootCA1.pem --cert fleet.pem.crt --key fleet.pem.key\n  \
+        vigil fleet watch --broker localhost:8883 --ca ca.pem --cert fleet.pem --key fleet.key --severity critical --json | jq .\n  \
+        vigil fleet watch --broker localhost --insecure-plain-tcp --vehicle truck-7")]
+    Watch(vigil::fleet::WatchOptions),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet_terminal = matches!(&cli.command, Command::Demo(_)) && vigil::demo::is_live_view();
+    let quiet_terminal = match &cli.command {
+        Command::Demo(_) => vigil::demo::is_live_view(),
+        Command::Fleet(FleetCommand::Watch(options)) => vigil::fleet::draws_table(options),
+        _ => false,
+    };
     init_tracing(quiet_terminal);
     match execute(cli.command) {
         Ok(code) => code,
         Err(error) => {
             if let Some(config_error) = error.downcast_ref::<ConfigError>() {
                 eprintln!("error: {config_error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            if let Some(vigil::fleet::FleetError::Config(e)) = error.downcast_ref() {
+                eprintln!("error: {e}");
                 return ExitCode::from(EXIT_CONFIG);
             }
             eprintln!("error: {error:#}");
@@ -304,6 +326,13 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 std::fs::write(&out, serde_json::to_string_pretty(&report)?)
                     .with_context(|| format!("cannot write {}", out.display()))?;
             }
+        }
+        Command::Fleet(FleetCommand::Watch(options)) => {
+            runtime()?.block_on(async {
+                let shutdown = shutdown_on_signals(Duration::from_secs(2))?;
+                vigil::fleet::watch(options, shutdown).await?;
+                anyhow::Ok(())
+            })?;
         }
         Command::Simulate(options) => {
             let summary = vigil::demo::simulate(&options)?;

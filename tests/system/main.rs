@@ -4,6 +4,7 @@ mod alarm;
 mod broker;
 mod config_errors;
 mod demo;
+mod fleet;
 mod replay;
 mod schema;
 mod shutdown;
