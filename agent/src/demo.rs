@@ -20,10 +20,10 @@ use crate::view::View;
 #[derive(Clone, Debug, clap::Args)]
 pub struct DemoOptions {
     /// The fault to inject (see `vigil simulate --help` for the list).
-    #[arg(long, default_value = "coolant-loss")]
+    #[arg(long, default_value = "tank-heating")]
     pub scenario: String,
     /// Simulated time at which the fault starts.
-    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub fault_at: Duration,
     /// Seed of the simulated drive.
     #[arg(long, default_value_t = 1)]

@@ -35,7 +35,7 @@ enum Command {
     },
     /// Run a simulated truck through the real pipeline, with a live view. Needs nothing installed.
     #[command(
-        after_help = "Examples:\n  vigil demo\n  vigil demo --scenario tank-heating --fault-at 1m --speed 20\n  \
+        after_help = "Examples:\n  vigil demo\n  vigil demo --scenario coolant-loss --fault-at 2m --speed 20\n  \
                             vigil demo --duration 30m --speed 0 | grep ALERT"
     )]
     Demo(vigil::demo::DemoOptions),

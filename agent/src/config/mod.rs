@@ -184,7 +184,8 @@ pub struct DetectConfig {
     /// The least time between a clear and the next raise of the same (signal, kind).
     #[serde(with = "duration")]
     pub realert: Duration,
-    /// The forecaster's model card (JSON); the ONNX file sits beside it. `None`: rules only.
+    /// The forecaster: `"builtin"` (the model built into the agent), or the path of a model
+    /// card (JSON) with its ONNX file beside it; `"none"` (or `None`): rules only.
     /// Never part of the shadow's tuning: models arrive through jobs, verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<PathBuf>,
@@ -334,7 +335,7 @@ impl Default for DetectConfig {
             debounce: Duration::from_secs(2),
             hysteresis: 2.0,
             realert: Duration::from_secs(60),
-            model: None,
+            model: Some(crate::detect::model::BUILTIN.into()),
             engine: EngineLimits::default(),
             tank: BTreeMap::from([
                 (CargoClass::Gasoline, limit(40.0, 50.0)),

@@ -76,6 +76,14 @@ impl Tuning {
             key: e.path().to_string(),
             message: e.into_inner().to_string(),
         })?;
+        // Deserialising fills the default model back in; the shadow never carries one.
+        let tuning = Tuning {
+            detect: DetectConfig {
+                model: None,
+                ..tuning.detect
+            },
+            ..tuning
+        };
         let mut config = base.clone();
         tuning.apply_to(&mut config);
         config.validate().map_err(|(key, message)| TuningError {

@@ -126,8 +126,9 @@ impl Detector {
     /// The detector a config asks for. A configured model that fails to load is logged as
     /// an error naming the file and the reason, and the rules run without it.
     pub fn new(config: &Config) -> Self {
-        let model = config.detect.model.as_deref().and_then(|path| {
-            Model::load(path)
+        let chosen = config.detect.model.as_deref();
+        let model = chosen.filter(|p| *p != std::path::Path::new(model::NONE)).and_then(|path| {
+            Model::from_config(path)
                 .inspect_err(|e| {
                     tracing::error!(event = "model_rejected", error = %e, "running the rules without the model")
                 })

@@ -162,7 +162,35 @@ pub struct Forecast {
     pub sigma: f64,
 }
 
+/// The config value (`[detect] model = "builtin"`) that selects the model built into the
+/// agent: the committed `models/forecaster.onnx` and its card, checked like any other.
+pub const BUILTIN: &str = "builtin";
+/// The config value (`[detect] model = "none"`) that runs the rules without a model.
+pub const NONE: &str = "none";
+const BUILTIN_CARD: &str = include_str!("../../../models/forecaster.card.json");
+const BUILTIN_ONNX: &[u8] = include_bytes!("../../../models/forecaster.onnx");
+
 impl Model {
+    /// The model built into the agent, verified against its card like a loaded one.
+    pub fn builtin() -> Result<Model, ModelError> {
+        let path = Path::new("models/forecaster.card.json (built in)");
+        let card: ModelCard =
+            serde_json::from_str(BUILTIN_CARD).map_err(|source| ModelError::Card {
+                path: path.to_owned(),
+                source,
+            })?;
+        Model::from_parts(card, BUILTIN_ONNX, path)
+    }
+
+    /// The model a config names: [`BUILTIN`] or the path of a card.
+    pub fn from_config(choice: &Path) -> Result<Model, ModelError> {
+        if choice == Path::new(BUILTIN) {
+            Model::builtin()
+        } else {
+            Model::load(choice)
+        }
+    }
+
     /// Loads the card at `card_path` and the ONNX file it names, and verifies them.
     pub fn load(card_path: &Path) -> Result<Model, ModelError> {
         let text = std::fs::read_to_string(card_path).map_err(|source| ModelError::Read {
