@@ -13,7 +13,7 @@ use embedded_hal::digital::{ErrorType, OutputPin};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Buzzer, BuzzerPin, Devices, DynOutputPin, LinkStatus};
+use super::{Buzzer, BuzzerPin, Devices, DynOutputPin};
 use crate::config::Config;
 use crate::detect::alert::AlertEvent;
 use crate::pipeline::{Pipeline, Plugs, Taps};
@@ -50,6 +50,21 @@ async fn an_overheating_truck_sounds_the_buzzer_with_the_uplink_cut() {
     let sim = config.source.simulator.as_mut().unwrap();
     sim.scenario = "coolant-loss".into();
     sim.speed = 0.0;
+    // The uplink is configured but cut: its broker's port refuses every connection.
+    let refused_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spool = tempfile::tempdir().unwrap();
+    config.spool.path = Some(spool.path().to_owned());
+    config.uplink = Some(crate::uplink::UplinkConfig {
+        endpoint: "127.0.0.1".into(),
+        port: refused_port,
+        insecure_plain_tcp: true,
+        shadow_and_jobs: false,
+        ..Default::default()
+    });
 
     // The fleet path: full after one alert and one batch, never read.
     let (fleet_alerts, _unread_alerts) = mpsc::channel::<AlertEvent>(1);
@@ -76,10 +91,6 @@ async fn an_overheating_truck_sounds_the_buzzer_with_the_uplink_cut() {
         ..Plugs::default()
     };
     let pipeline = Pipeline::start_with(config, shutdown.clone(), taps, plugs).unwrap();
-    pipeline.link.send_replace(LinkStatus {
-        online: Some(false),
-        spool_depth: None,
-    });
 
     // The limit bounds a hang (the overheat comes within a few seconds flat out); it does
     // not synchronise anything.
@@ -94,6 +105,15 @@ async fn an_overheating_truck_sounds_the_buzzer_with_the_uplink_cut() {
         assert_ne!(panel.buzzer(), Buzzer::Silent);
     }
     assert!(pipeline.metrics.snapshot().alerts_raised_total >= 1);
+    assert_ne!(
+        pipeline.link.borrow().online,
+        Some(true),
+        "the uplink never connected"
+    );
+    assert!(
+        pipeline.metrics.snapshot().spool_appended_total >= 1,
+        "alerts wait in the spool"
+    );
 
     shutdown.cancel();
     pipeline.join().await.unwrap();
