@@ -49,7 +49,7 @@ use crate::spool::{RecordKind, Seq, Spool, SpoolError, SpoolHandle, SpoolTask};
 use crate::systemd::Notifier;
 use crate::telemetry::Metrics;
 use crate::uplink::payload::{self, Dm1Changes, Stream};
-use crate::uplink::{HeldModel, ModelUpdater, Uplink, UplinkError, readings};
+use crate::uplink::{ModelUpdater, Uplink, UplinkError, readings};
 
 // Channel capacities, each with its reason.
 /// Sources to decode: 1024 frames is 64 ms of four saturated J1939 buses (16k frames/s),
@@ -256,10 +256,16 @@ impl Pipeline {
 
         let (alarm_tx, alarm_rx) = mpsc::channel(ALARM_CAPACITY);
         let (outbound_alerts_tx, outbound_alerts_rx) = mpsc::channel(OUTBOUND_ALERTS_CAPACITY);
+        let detector = Detector::new(&config);
+        // Model-update jobs swap this detector's model unless a caller plugs in another.
+        let model_updater: Arc<dyn ModelUpdater> = match plugs.model {
+            Some(updater) => updater,
+            None => Arc::new(detector.model_handle()),
+        };
         tasks.spawn(
             "detect",
             detect::run(
-                Detector::new(&config),
+                detector,
                 detect_rx,
                 alarm_tx,
                 outbound_alerts_tx,
@@ -313,9 +319,7 @@ impl Pipeline {
                         tracing::error!(event = "spool_close_failed", error = %e);
                     }
                 });
-                let model = plugs
-                    .model
-                    .unwrap_or_else(|| Arc::new(HeldModel::new(None)));
+                let model = model_updater;
                 let uplink_task = Uplink {
                     config: uplink.clone(),
                     thing: config.vehicle.id.clone(),

@@ -428,7 +428,7 @@ impl ModelUpdater for FakeModel {
     fn version(&self) -> Option<String> {
         self.version.lock().unwrap().clone()
     }
-    fn swap(&self, version: &str, onnx: &[u8]) -> Result<(), String> {
+    fn swap(&self, version: &str, onnx: &[u8], _card: Option<&str>) -> Result<(), String> {
         self.calls
             .lock()
             .unwrap()

@@ -453,6 +453,29 @@ impl ModelHandle {
     }
 }
 
+/// Model-update jobs swap the detect stage's model through its handle: the job's card and
+/// ONNX bytes are verified like a loaded model (hash, shapes, golden vectors through tract)
+/// before anything changes.
+impl crate::uplink::ModelUpdater for ModelHandle {
+    fn version(&self) -> Option<String> {
+        self.current().map(|m| m.card.version.clone())
+    }
+
+    fn swap(&self, version: &str, onnx: &[u8], card: Option<&str>) -> Result<(), String> {
+        let card =
+            card.ok_or("the job carries no model card (model.card); the detect stage needs it")?;
+        let swapped = self.swap_bytes(card, onnx).map_err(|e| e.to_string())?;
+        tracing::info!(event = "model_job_swapped", version, now = %swapped.now);
+        Ok(())
+    }
+
+    fn rollback(&self) -> Result<(), String> {
+        ModelHandle::rollback(self)
+            .map(|_| ())
+            .ok_or_else(|| "there is no previous model to roll back to".to_owned())
+    }
+}
+
 /// The committed model's card, for tests and the default.
 pub fn committed_card_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/forecaster.card.json")

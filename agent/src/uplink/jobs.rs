@@ -6,8 +6,12 @@
 //!
 //! ```json
 //! {"operation": "model-update",
-//!  "model": {"version": "2.1.0", "sha256": "<64 hex digits>", "onnx_base64": "<base64>"}}
+//!  "model": {"version": "2.1.0", "sha256": "<64 hex digits>", "onnx_base64": "<base64>",
+//!            "card": { ...the model card JSON, as models/forecaster.card.json... }}}
 //! ```
+//!
+//! The card carries what the model needs to run (normalisation, thresholds, golden vectors);
+//! the detect stage refuses a model without one. Its `version` must be the job's.
 //!
 //! Nothing is swapped before the hash matches. If the swap fails the updater keeps the
 //! running model; if the swap went through but the updater does not then report the new
@@ -27,14 +31,16 @@ use sha2::{Digest, Sha256};
 pub trait ModelUpdater: Send + Sync + 'static {
     /// The running model's version, for the status message.
     fn version(&self) -> Option<String>;
-    /// Loads `onnx` and swaps it in as `version`. On error the running model is unchanged.
-    fn swap(&self, version: &str, onnx: &[u8]) -> Result<(), String>;
+    /// Loads `onnx` (with its model card, when the job carries one) and swaps it in as
+    /// `version`. On error the running model is unchanged.
+    fn swap(&self, version: &str, onnx: &[u8], card: Option<&str>) -> Result<(), String>;
     /// Puts back the model that ran before the last successful swap.
     fn rollback(&self) -> Result<(), String>;
 }
 
 /// A [`ModelUpdater`] that only keeps the bytes and the version, with the previous ones for
-/// rollback: what runs until the detect stage's model swap is connected.
+/// rollback: for tests and benchmarks of the jobs path. The agent itself swaps through the
+/// detect stage's `ModelHandle`.
 #[derive(Debug, Default)]
 pub struct HeldModel {
     slots: Mutex<HeldSlots>,
@@ -63,7 +69,7 @@ impl ModelUpdater for HeldModel {
         slots.current.as_ref().map(|(v, _)| v.clone())
     }
 
-    fn swap(&self, version: &str, onnx: &[u8]) -> Result<(), String> {
+    fn swap(&self, version: &str, onnx: &[u8], _card: Option<&str>) -> Result<(), String> {
         if onnx.is_empty() {
             return Err("the model is empty".into());
         }
@@ -161,6 +167,9 @@ struct ModelPart {
     version: String,
     sha256: String,
     onnx_base64: String,
+    /// The model card (JSON object); the detect stage needs it to run the model.
+    #[serde(default)]
+    card: Option<serde_json::Value>,
 }
 
 /// Verifies and applies a model-update job; returns the final status to report. Runs the
@@ -208,7 +217,8 @@ pub fn finish(execution: &Execution, updater: &dyn ModelUpdater) -> JobUpdate {
             false,
         );
     }
-    if let Err(e) = updater.swap(&doc.model.version, &onnx) {
+    let card = doc.model.card.as_ref().map(|c| c.to_string());
+    if let Err(e) = updater.swap(&doc.model.version, &onnx, card.as_deref()) {
         return failed(
             format!("the detect stage refused the model: {e}; model {running} keeps running"),
             false,
@@ -261,7 +271,7 @@ pub(crate) mod tests {
         fn version(&self) -> Option<String> {
             self.version.lock().unwrap().clone()
         }
-        fn swap(&self, version: &str, onnx: &[u8]) -> Result<(), String> {
+        fn swap(&self, version: &str, onnx: &[u8], _card: Option<&str>) -> Result<(), String> {
             self.calls
                 .lock()
                 .unwrap()
@@ -289,6 +299,50 @@ pub(crate) mod tests {
                       "onnx_base64": base64::engine::general_purpose::STANDARD.encode(model)}}}}),
         )
         .unwrap()
+    }
+
+    /// A job carrying the committed model and its card, through the real detect handle.
+    #[test]
+    fn a_job_with_its_card_swaps_the_detect_stage_model_and_one_without_fails() {
+        use crate::detect::model::{ModelHandle, committed_card_path};
+        let card_path = committed_card_path();
+        let card: Value =
+            serde_json::from_str(&std::fs::read_to_string(&card_path).unwrap()).unwrap();
+        let onnx = std::fs::read(card_path.with_file_name(card["onnx"].as_str().unwrap())).unwrap();
+        let version = card["version"].as_str().unwrap().to_owned();
+        let document = |card: Option<&Value>| {
+            let mut model = json!({"version": version, "sha256": hex(&Sha256::digest(&onnx)),
+                "onnx_base64": base64::engine::general_purpose::STANDARD.encode(&onnx)});
+            if let Some(card) = card {
+                model["card"] = card.clone();
+            }
+            Execution {
+                job_id: "j-real".into(),
+                document: json!({"operation": "model-update", "model": model}),
+            }
+        };
+        let handle = ModelHandle::new(None);
+        let without = finish(&document(None), &handle);
+        assert_eq!(without.status, "FAILED");
+        assert!(
+            format!("{without:?}").contains("no model card"),
+            "{without:?}"
+        );
+        assert!(handle.current().is_none(), "nothing swapped");
+
+        let done = finish(&document(Some(&card)), &handle);
+        assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+        assert_eq!(ModelUpdater::version(&handle), Some(version.clone()));
+
+        let mut wrong = card.clone();
+        wrong["golden"][0]["output"][0] = json!(123.0);
+        let refused = finish(&document(Some(&wrong)), &handle);
+        assert_eq!(refused.status, "FAILED", "{refused:?}");
+        assert_eq!(
+            ModelUpdater::version(&handle),
+            Some(version),
+            "the running model stays"
+        );
     }
 
     #[test]
@@ -353,10 +407,10 @@ pub(crate) mod tests {
     #[test]
     fn the_held_model_keeps_the_previous_one_for_rollback() {
         let held = HeldModel::new(Some("1".into()));
-        held.swap("2", b"m").unwrap();
+        held.swap("2", b"m", None).unwrap();
         assert_eq!(held.version().as_deref(), Some("2"));
         held.rollback().unwrap();
         assert_eq!(held.version().as_deref(), Some("1"));
-        assert!(held.swap("3", b"").is_err());
+        assert!(held.swap("3", b"", None).is_err());
     }
 }
