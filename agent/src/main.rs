@@ -319,7 +319,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             let report = vigil::detect::eval::run(model, &options, |line| {
-                tracing::debug!(event = "eval_progress", "{line}")
+                tracing::info!(event = "eval_progress", "{line}")
             });
             println!("{}", report.table_markdown);
             if let Some(out) = out {
