@@ -10,10 +10,15 @@ Steps, all seeded (the same inputs give the same bytes):
 2. Features: for each watched signal and tick k with a full 10 s window, the same row the
    agent builds (agent/src/detect/model.rs, ModelCard::features): the window less its last
    value over the signal's scale, the last value's level, the engine speed over the window,
-   and a one-hot of the signal's kind. Target: the next tick's change over the scale.
-3. Model: an MLP 25 -> 32 (ReLU) -> 2 giving the change's mean and log spread, trained by
-   Gaussian negative log-likelihood (the spread adds the bus resolution in quadrature) with
-   Adam, in numpy.
+   a one-hot of the signal's kind, and the companion's window as levels (zeros for a
+   signal without one). Targets: the next tick's change over the scale (the forecast), and
+   for a signal with a companion its own level now (the consistency check).
+3. Model: two MLPs trained apart by Gaussian negative log-likelihood (the spread adds the
+   bus resolution in quadrature) with Adam, in numpy, then joined block-wise into one
+   Gemm-Relu-Gemm graph: the forecaster (the first 25 inputs -> 32 -> change mean, log
+   spread) and the consistency net (engine speed, kind and companion -> 16 -> level mean,
+   log spread). The consistency net never sees the signal's own window, so it cannot copy
+   it.
 4. Calibration: the agent's statistics replayed over the calibration drives; each
    threshold is the largest value normal driving reached (held for the debounce), times a
    margin, which is how a budget of 1 false alarm per 100 vehicle-hours is met on finite
@@ -53,6 +58,15 @@ OUTLIER_WINDOW = 600
 BUDGET_PER_HOUR = 0.01
 
 CONTEXT = "Vehicle.Powertrain.CombustionEngine.Speed"
+# Signals with a consistency check, and the companion whose window tells what their level
+# should be: a 1-degC coolant that drifts or sticks still has to agree with the oil.
+COMPANIONS = {
+    "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature":
+        "Vehicle.Powertrain.CombustionEngine.EngineOil.Temperature",
+}
+LEVEL_HIDDEN = 16
+LEVEL_TAU = 120.0
+LEVEL_CLIP = 6.0
 # (signal, kind, bus resolution)
 KINDS = ["coolant", "oil", "fuel", "tank"]
 WATCHED = [
@@ -89,8 +103,14 @@ def windows(series):
     return idx, w
 
 
-def features(w, ctx, spec, norm, context_norm):
-    """The agent's input rows for windows `w` (n, 10) and context windows `ctx` (n, 10)."""
+FORECAST_INPUTS = 2 * WINDOW + 1 + len(KINDS)
+# The consistency net's inputs: engine speed, kind and companion columns of the row.
+LEVEL_COLUMNS = np.r_[WINDOW + 1:FORECAST_INPUTS, FORECAST_INPUTS:FORECAST_INPUTS + WINDOW]
+
+
+def features(w, ctx, comp, spec, context_norm):
+    """The agent's input rows for windows `w` (n, 10), context windows `ctx` (n, 10) and
+    companion windows `comp` (n, 10; None for a signal without a companion)."""
     kind = spec["kind"]
     last = w[:, -1:]
     rel = (w - last) / spec["scale"]
@@ -98,26 +118,60 @@ def features(w, ctx, spec, norm, context_norm):
     c = np.where(np.isnan(ctx), 0.0, (ctx - context_norm["center"]) / context_norm["scale"])
     onehot = np.zeros((len(w), len(KINDS)))
     onehot[:, kind] = 1.0
-    return np.concatenate([rel, level, c, onehot], axis=1).astype(np.float32)
+    if comp is None or "level" not in spec:
+        k = np.zeros((len(w), WINDOW))
+    else:
+        lv = spec["level"]
+        k = np.where(np.isnan(comp), 0.0, (comp - lv["companion_center"]) / lv["companion_scale"])
+    return np.concatenate([rel, level, c, onehot, k], axis=1).astype(np.float32)
+
+
+def signal_windows(run, spec):
+    """(tick index, own window, context window, companion window or None) with no gap in
+    the own window."""
+    s = run[spec["signal"]]
+    idx, w = windows(s)
+    _, ctx = windows(run[CONTEXT])
+    comp = None
+    if "level" in spec and spec["level"]["companion"] in run:
+        _, comp = windows(run[spec["level"]["companion"]])
+    ok = ~np.isnan(w).any(axis=1)
+    return idx[ok], w[ok], ctx[ok], None if comp is None else comp[ok]
 
 
 def samples(run_list, specs, context_norm):
     xs, ys, floors = [], [], []
     for _, run in run_list:
-        ctx_all = run[CONTEXT]
         for spec in specs:
             if spec["signal"] not in run:
                 continue
             s = run[spec["signal"]]
-            idx, w = windows(s)
-            _, ctx = windows(ctx_all)
+            idx, w, ctx, comp = signal_windows(run, spec)
             nxt = np.append(s[1:], np.nan)[idx]
-            ok = ~np.isnan(w).any(axis=1) & ~np.isnan(nxt)
-            x = features(w[ok], ctx[ok], spec, None, context_norm)
+            ok = ~np.isnan(nxt)
+            x = features(w[ok], ctx[ok], None if comp is None else comp[ok], spec, context_norm)
             y = ((nxt[ok] - w[ok, -1]) / spec["scale"]).astype(np.float32)
             xs.append(x)
             ys.append(y)
             floors.append(np.full(len(y), spec["sigma_floor"] / spec["scale"], np.float32))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(floors)
+
+
+def level_samples(run_list, specs, context_norm):
+    """The consistency net's rows (its columns only) and targets: the level now."""
+    xs, ys, floors = [], [], []
+    for _, run in run_list:
+        for spec in specs:
+            if "level" not in spec or spec["signal"] not in run:
+                continue
+            idx, w, ctx, comp = signal_windows(run, spec)
+            if comp is None:
+                continue
+            x = features(w, ctx, comp, spec, context_norm)[:, LEVEL_COLUMNS]
+            y = ((w[:, -1] - spec["center"]) / spec["level_scale"]).astype(np.float32)
+            xs.append(x)
+            ys.append(y)
+            floors.append(np.full(len(y), spec["sigma_floor"] / spec["level_scale"], np.float32))
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(floors)
 
 
@@ -140,6 +194,14 @@ def normalisation(run_list):
             "sigma_floor": float(resolution / np.sqrt(12.0)),
         })
         _ = series
+    by_signal = {s["signal"]: s for s in specs}
+    for signal, companion in COMPANIONS.items():
+        if signal in by_signal and companion in by_signal:
+            by_signal[signal]["level"] = {
+                "companion": companion,
+                "companion_center": by_signal[companion]["center"],
+                "companion_scale": by_signal[companion]["level_scale"],
+            }
     ctx = np.concatenate([run[CONTEXT] for _, run in run_list])
     ctx = ctx[~np.isnan(ctx)]
     context_norm = {"signal": CONTEXT, "center": float(np.mean(ctx)), "scale": float(np.std(ctx))}
@@ -147,10 +209,10 @@ def normalisation(run_list):
 
 
 class Mlp:
-    def __init__(self, rng, n_in):
-        self.w1 = (rng.standard_normal((n_in, HIDDEN)) * np.sqrt(2.0 / n_in)).astype(np.float32)
-        self.b1 = np.zeros(HIDDEN, np.float32)
-        self.w2 = (rng.standard_normal((HIDDEN, 2)) * np.sqrt(1.0 / HIDDEN)).astype(np.float32)
+    def __init__(self, rng, n_in, hidden):
+        self.w1 = (rng.standard_normal((n_in, hidden)) * np.sqrt(2.0 / n_in)).astype(np.float32)
+        self.b1 = np.zeros(hidden, np.float32)
+        self.w2 = (rng.standard_normal((hidden, 2)) * np.sqrt(1.0 / hidden)).astype(np.float32)
         self.b2 = np.zeros(2, np.float32)
 
     def params(self):
@@ -178,8 +240,8 @@ def nll_grad(model, x, y, floor):
     return loss, [gw1, gb1, gw2, gb2]
 
 
-def train(x, y, floor, rng):
-    model = Mlp(rng, x.shape[1])
+def train(x, y, floor, rng, hidden):
+    model = Mlp(rng, x.shape[1], hidden)
     m = [np.zeros_like(p) for p in model.params()]
     v = [np.zeros_like(p) for p in model.params()]
     step = 0
@@ -204,30 +266,43 @@ def train(x, y, floor, rng):
     return model
 
 
-def residual_streams(model, run_list, specs, context_norm):
-    """Per (run, signal): the standardised residual at each tick (NaN where none), as the
-    agent computes it."""
+def residual_streams(joined, run_list, specs, context_norm):
+    """Per (run, signal): the standardised residual of the forecast at each tick, and of the
+    consistency check (all NaN without one), NaN where none, as the agent computes them."""
     for name, run in run_list:
-        ctx_all = run[CONTEXT]
         for spec in specs:
             if spec["signal"] not in run:
                 continue
             s = run[spec["signal"]]
-            idx, w = windows(s)
-            _, ctx = windows(ctx_all)
-            ok = ~np.isnan(w).any(axis=1)
             r = np.full(len(s), np.nan)
-            x = features(w[ok], ctx[ok], spec, None, context_norm)
-            _, out = model.forward(x)
-            mu, ls = out[:, 0].astype(np.float64), np.clip(out[:, 1].astype(np.float64), -10, 10)
+            z = np.full(len(s), np.nan)
+            k, w, ctx, comp = signal_windows(run, spec)
+            x = features(w, ctx, comp, spec, context_norm)
+            out = joined_forward(joined, x).astype(np.float64)
+            mu, ls = out[:, 0], np.clip(out[:, 1], -10, 10)
             spread = np.exp(ls) * spec["scale"]
             sigma = np.sqrt(spread ** 2 + spec["sigma_floor"] ** 2)
-            mean = w[ok, -1] + mu * spec["scale"]
-            k = idx[ok]
+            mean = w[:, -1] + mu * spec["scale"]
             has_next = k + 1 < len(s)
-            k, mean, sigma = k[has_next], mean[has_next], sigma[has_next]
-            r[k + 1] = (s[k + 1] - mean) / sigma
-            yield name, spec["signal"], r
+            r[k[has_next] + 1] = (s[k[has_next] + 1] - mean[has_next]) / sigma[has_next]
+            if "level" in spec and comp is not None:
+                lmean = spec["center"] + out[:, 2] * spec["level_scale"]
+                lspread = np.exp(np.clip(out[:, 3], -10, 10)) * spec["level_scale"]
+                lsigma = np.sqrt(lspread ** 2 + spec["sigma_floor"] ** 2)
+                z[k] = (w[:, -1] - lmean) / lsigma
+            yield name, spec["signal"], r, z
+
+
+def level_statistic(z):
+    """The consistency statistic: an EWMA (time constant LEVEL_TAU ticks) of the clipped
+    level residual, held through gaps."""
+    e = 0.0
+    out = np.zeros(len(z))
+    for i, zi in enumerate(z):
+        if not np.isnan(zi):
+            e += (min(max(zi, -LEVEL_CLIP), LEVEL_CLIP) - e) / LEVEL_TAU
+        out[i] = abs(e)
+    return out
 
 
 def held(stat):
@@ -259,13 +334,15 @@ def statistics(r):
     return score, cusum, outliers
 
 
-def calibrate(model, run_list, specs, context_norm):
+def calibrate(joined, run_list, specs, context_norm):
     """The worst each statistic held on normal drives, per signal kind."""
     kind_of = {s["signal"]: s["kind"] for s in specs}
-    worst = {k: {"score": 0.0, "cusum": 0.0, "outliers": 0.0} for k in range(len(KINDS))}
-    for name, signal, r in residual_streams(model, run_list, specs, context_norm):
+    worst = {k: {"score": 0.0, "cusum": 0.0, "outliers": 0.0, "level": 0.0}
+             for k in range(len(KINDS))}
+    for name, signal, r, z in residual_streams(joined, run_list, specs, context_norm):
         w = worst[kind_of[signal]]
-        for key, stat in zip(["score", "cusum", "outliers"], statistics(r)):
+        stats = list(statistics(r)) + [level_statistic(z)]
+        for key, stat in zip(["score", "cusum", "outliers", "level"], stats):
             peak = float(held(stat).max())
             if peak > w[key]:
                 w[key] = peak
@@ -276,11 +353,33 @@ def calibrate(model, run_list, specs, context_norm):
         spec["score"] = round(max(w["score"] * MARGIN, 3.0), 3)
         spec["cusum_h"] = round(max(w["cusum"] * MARGIN, 5.0), 3)
         spec["outlier_count"] = int(w["outliers"]) + 2
+        if "level" in spec:
+            spec["level"]["h"] = round(max(w["level"] * MARGIN, 1.0), 3)
     return {KINDS[k]: v for k, v in worst.items()}, hours
 
 
-def export(model, n_in, path):
-    w1, b1, w2, b2 = model.params()
+def join(forecaster, level, n_in):
+    """One Gemm-Relu-Gemm from the two nets: hidden units side by side, each fed only the
+    columns its net was trained on, each output fed only by its own net's hidden units."""
+    h1, h2 = forecaster.w1.shape[1], level.w1.shape[1]
+    w1 = np.zeros((n_in, h1 + h2), np.float32)
+    w1[:FORECAST_INPUTS, :h1] = forecaster.w1
+    w1[LEVEL_COLUMNS, h1:] = level.w1
+    b1 = np.concatenate([forecaster.b1, level.b1])
+    w2 = np.zeros((h1 + h2, 4), np.float32)
+    w2[:h1, :2] = forecaster.w2
+    w2[h1:, 2:] = level.w2
+    b2 = np.concatenate([forecaster.b2, level.b2])
+    return [w1, b1, w2, b2]
+
+
+def joined_forward(joined, x):
+    w1, b1, w2, b2 = joined
+    return np.maximum(x @ w1 + b1, 0.0) @ w2 + b2
+
+
+def export(joined, n_in, path):
+    w1, b1, w2, b2 = joined
     graph = helper.make_graph(
         [
             helper.make_node("Gemm", ["x", "w1", "b1"], ["h_pre"]),
@@ -289,7 +388,7 @@ def export(model, n_in, path):
         ],
         "vigil_forecaster",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
         [numpy_helper.from_array(a, n) for a, n in [(w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2")]],
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
@@ -308,24 +407,32 @@ def main():
     specs, context_norm = normalisation(train_runs)
     x, y, floor = samples(train_runs, specs, context_norm)
     print(f"{len(y)} training windows from {len(train_runs)} drives", flush=True)
-    model = train(x, y, floor, rng)
+    forecaster = train(x[:, :FORECAST_INPUTS], y, floor, rng, HIDDEN)
+    xl, yl, floor_l = level_samples(train_runs, specs, context_norm)
+    print(f"{len(yl)} consistency windows", flush=True)
+    level = train(xl, yl, floor_l, rng, LEVEL_HIDDEN)
     n_in = x.shape[1]
-    sha = export(model, n_in, HERE / "forecaster.onnx")
-    worst, calib_hours = calibrate(model, calib_runs, specs, context_norm)
+    joined = join(forecaster, level, n_in)
+    sha = export(joined, n_in, HERE / "forecaster.onnx")
+    worst, calib_hours = calibrate(joined, calib_runs, specs, context_norm)
     # Golden vectors: real calibration windows, and the model's output on them in float32.
     xc, _, _ = samples(calib_runs[:1], specs, context_norm)
-    pick = np.random.default_rng(SEED + 1).choice(len(xc), 8, replace=False)
+    # Six rows of any signal and two with a companion, so both nets are checked.
+    with_companion = np.flatnonzero(np.abs(xc[:, FORECAST_INPUTS:]).sum(axis=1) > 0)
+    pick_rng = np.random.default_rng(SEED + 1)
+    pick = np.concatenate([pick_rng.choice(len(xc), 6, replace=False),
+                           pick_rng.choice(with_companion, 2, replace=False)])
     golden = [{"input": [float(v) for v in xc[i]],
-               "output": [float(v) for v in model.forward(xc[i:i + 1])[1][0]]} for i in pick]
-    n_params = sum(p.size for p in model.params())
+               "output": [float(v) for v in joined_forward(joined, xc[i:i + 1])[0]]} for i in pick]
+    n_params = sum(p.size for p in forecaster.params() + level.params())
     train_hours = sum(len(next(iter(run.values()))) for _, run in train_runs) / 3600.0
     card = {
         "name": "vigil-forecaster",
-        "version": "1.0.0",
+        "version": "2.0.0",
         "onnx": "forecaster.onnx",
         "sha256": sha,
         "input": {"name": "x", "shape": [1, n_in]},
-        "output": {"name": "y", "shape": [1, 2]},
+        "output": {"name": "y", "shape": [1, 4]},
         "rate_hz": 1.0,
         "window": WINDOW,
         "context": context_norm,
@@ -334,6 +441,8 @@ def main():
         "thresholds": {
             "debounce_ticks": DEBOUNCE_TICKS,
             "cusum_k": CUSUM_K,
+            "level_tau": LEVEL_TAU,
+            "level_clip": LEVEL_CLIP,
             "cusum_clip": CUSUM_CLIP,
             "outlier": OUTLIER,
             "outlier_window": OUTLIER_WINDOW,
@@ -349,7 +458,9 @@ def main():
             "hours": round(train_hours, 2),
             "windows": int(len(y)),
             "parameters": int(n_params),
-            "architecture": f"MLP {n_in}-{HIDDEN}-2, ReLU; Gaussian NLL; Adam, {EPOCHS} epochs",
+            "architecture": f"forecaster MLP {FORECAST_INPUTS}-{HIDDEN}-2 and consistency MLP "
+                            f"{len(LEVEL_COLUMNS)}-{LEVEL_HIDDEN}-2, joined as {n_in}-{HIDDEN + LEVEL_HIDDEN}-4, "
+                            f"ReLU; Gaussian NLL; Adam, {EPOCHS} epochs",
             "calibration": {
                 "drives": len(calib_runs),
                 "hours": round(calib_hours, 2),
@@ -380,12 +491,19 @@ def write_markdown(card):
         "and the engine speed over the same ticks, it forecasts the next tick's value and its spread. "
         "The agent scores each tick by the standardised residual (actual - mean) / spread.",
         "",
+        "For a signal with a companion (the coolant, whose companion is the oil) it also says what the "
+        "signal's level should be now, from the companion's window and the engine speed only, never from "
+        "the signal's own values. The agent keeps an EWMA of that standardised residual: a coolant "
+        "sensor that drifts or sticks stops agreeing with the oil, which a 10 s forecast cannot see.",
+        "",
         "## Input and output",
         f"- input `x` [1, {card['input']['shape'][1]}]: 10 window values less the last, over the signal's scale; "
         "the last value's level ((last - center) / level_scale); 10 engine speeds ((rpm - center) / scale, gaps 0); "
-        f"one-hot kind ({', '.join(card['kind_names'])}).",
-        "- output `y` [1, 2]: the change's mean over the scale, and the log of its spread over the scale. "
-        "The agent adds the bus resolution (sigma_floor) in quadrature.",
+        f"one-hot kind ({', '.join(card['kind_names'])}); "
+        "10 companion values ((value - companion center) / companion scale; zeros without a companion).",
+        "- output `y` [1, 4]: the change's mean over the scale, and the log of its spread over the scale; "
+        "the level's mean ((value - center) / level_scale) and the log of its spread over level_scale. "
+        "The agent adds the bus resolution (sigma_floor) in quadrature to both spreads.",
         "",
         "| signal | kind | scale | center | level scale | sigma floor | score threshold | CUSUM h | outliers |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -406,6 +524,10 @@ def write_markdown(card):
         f"- residual score: |residual| held {t['debounce_ticks']} ticks",
         f"- CUSUM on the residual clipped to +-{t['cusum_clip']}, less k = {t['cusum_k']} per tick",
         f"- outliers: residuals beyond {t['outlier']} within {t['outlier_window']} ticks",
+        f"- consistency: |EWMA| (time constant {t['level_tau']:g} ticks) of the level residual clipped to "
+        f"+-{t['level_clip']:g}; thresholds: "
+        + ", ".join(f"`{s['signal']}` {s['level']['h']} (companion `{s['level']['companion']}`)"
+                    for s in card["signals"] if "level" in s),
         "",
         "## Training",
         f"{tr['architecture']}; {tr['parameters']} parameters; {tr['windows']} windows from "

@@ -51,6 +51,9 @@ pub enum AlertKind {
     Drift,
     /// Single wild residuals keep recurring (spikes, a loose connector).
     Outliers,
+    /// The value has stopped agreeing with what its companion says it should be (a coolant
+    /// reading that drifts or sticks while the oil carries on).
+    Inconsistent,
 }
 
 impl AlertKind {
@@ -58,7 +61,7 @@ impl AlertKind {
     pub fn is_model(&self) -> bool {
         matches!(
             self,
-            AlertKind::Forecast | AlertKind::Drift | AlertKind::Outliers
+            AlertKind::Forecast | AlertKind::Drift | AlertKind::Outliers | AlertKind::Inconsistent
         )
     }
 }
@@ -73,6 +76,7 @@ impl fmt::Display for AlertKind {
             AlertKind::SensorFault => "sensor_fault",
             AlertKind::OutOfRange => "out_of_range",
             AlertKind::Forecast => "forecast",
+            AlertKind::Inconsistent => "inconsistent",
             AlertKind::Drift => "drift",
             AlertKind::Outliers => "outliers",
         })

@@ -12,8 +12,8 @@
 //! raised within it; the delay is from the fault's start, and also from the moment the
 //! fault first showed in the data. That moment comes from a healthy twin: the same truck
 //! and drive without the fault, whose readings of the signal are compared one by one. A
-//! fault that never showed (a failed fan that was never needed) cannot be caught by any
-//! detector; it is counted apart and left out of recall. An alert raised on a normal
+//! fault that never showed, or never by 2 degC or more (a failed fan that was hardly
+//! needed), cannot be caught by any detector; it is counted apart and left out of recall. An alert raised on a normal
 //! drive, or before a fault starts, is a false alarm; clean hours count both.
 
 use std::collections::HashMap;
@@ -48,6 +48,8 @@ pub struct EvalOptions {
     pub normal_drives: usize,
     /// Length of a fault drive; its fault starts between 10 and 15 minutes in.
     pub fault_drive: Duration,
+    /// Length of a drive with a slow fault ([`SLOW_FAULTS`]), which needs longer to show.
+    pub slow_fault_drive: Duration,
     /// Calibration drives for the baselines (one hour each).
     pub calibration_drives: usize,
 }
@@ -58,6 +60,7 @@ impl Default for EvalOptions {
             drives_per_fault: 10,
             normal_drives: 40,
             fault_drive: Duration::from_secs(40 * 60),
+            slow_fault_drive: Duration::from_secs(60 * 60),
             calibration_drives: CALIBRATION_SEEDS.count(),
         }
     }
@@ -171,6 +174,7 @@ impl Baselines {
                     &model.card.signals[*i],
                     &self.window,
                     &ctx,
+                    None,
                     &mut self.features,
                 );
                 let point: Vec<f64> = self.features[..=window].iter().map(|&v| v as f64).collect();
@@ -297,7 +301,7 @@ fn fault_start(seed: u64) -> Duration {
 }
 
 /// Vehicles of the fault drives: a seed range of their own, apart from training (1..25),
-/// calibration (101..125) and the normal evaluation drives (1001..1041).
+/// calibration (101..201) and the normal evaluation drives (1001..1041).
 const FAULT_SEEDS: std::ops::RangeFrom<u64> = 5001..;
 
 /// The truck a fault drive runs on. A failed fan matters only when the fan is needed, so
@@ -316,10 +320,15 @@ fn fault_params(fault: &str, seed: u64) -> TruckParams {
     }
 }
 
+/// The least effect on its signal that counts as a fault having shown, degC: twice the
+/// coolant's bus resolution, so one reading on the other side of a 1-degC step does not.
+const MATERIAL: f64 = 2.0;
+
 /// When a fault first showed in the data: the first reading of its signal, from the
 /// fault's start, that differs from the same reading of a healthy twin (the same truck and
 /// drive without the fault), or that one of the two has and the other lacks. `None` when
-/// the fault never showed within the drive.
+/// the fault never showed within the drive, or never by as much as [`MATERIAL`] (a failed
+/// fan on a day that hardly needed it).
 fn first_visible(
     params: &TruckParams,
     scenario: &Scenario,
@@ -341,16 +350,22 @@ fn first_visible(
     };
     let faulty = record(scenario.clone());
     let twin = record(Scenario::normal());
-    let differs = |a: &HashMap<Duration, Option<f64>>, b: &HashMap<Duration, Option<f64>>| {
+    // (time, how much) of every reading that differs; a missing or flagged one is material.
+    let differences = |a: &HashMap<Duration, Option<f64>>, b: &HashMap<Duration, Option<f64>>| {
         a.iter()
             .filter(|(t, v)| b.get(*t) != Some(*v))
-            .map(|(t, _)| *t)
-            .min()
+            .map(|(t, v)| match (v, b.get(t).copied().flatten()) {
+                (Some(x), Some(y)) => (*t, (x - y).abs()),
+                _ => (*t, f64::INFINITY),
+            })
+            .collect::<Vec<_>>()
     };
-    [differs(&faulty, &twin), differs(&twin, &faulty)]
+    let all: Vec<(Duration, f64)> = differences(&faulty, &twin)
         .into_iter()
-        .flatten()
-        .min()
+        .chain(differences(&twin, &faulty))
+        .collect();
+    let material = all.iter().any(|(_, by)| *by >= MATERIAL);
+    all.iter().map(|(t, _)| *t).min().filter(|_| material)
 }
 
 /// Runs the evaluation. `progress` hears one line per drive.
@@ -435,14 +450,19 @@ pub fn run(model: Arc<Model>, options: &EvalOptions, mut progress: impl FnMut(&s
             let start = fault_start(seed);
             let params = fault_params(name, seed);
             let scenario = Scenario::from_name(name, start).expect("a listed scenario");
-            let fault = scenario.intervals(options.fault_drive)[0].clone();
-            let visible = first_visible(&params, &scenario, &fault, options.fault_drive);
+            let length = if SLOW_FAULTS.contains(name) {
+                options.slow_fault_drive
+            } else {
+                options.fault_drive
+            };
+            let fault = scenario.intervals(length)[0].clone();
+            let visible = first_visible(&params, &scenario, &fault, length);
             let raised = drive(
                 &config,
                 &model,
                 params,
                 scenario,
-                options.fault_drive,
+                length,
                 Some(&thresholds),
                 &mut scratch,
             );

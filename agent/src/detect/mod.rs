@@ -117,6 +117,7 @@ pub struct Detector {
 struct Scratch {
     window: Vec<f64>,
     context: Vec<f64>,
+    companion: Vec<f64>,
     features: Vec<f32>,
     judged: Vec<rules::Judged>,
     evidence: Vec<f64>,
@@ -313,9 +314,22 @@ impl Detector {
                 }
                 let full = column.copy_last(model.card.window, &mut s.window)
                     && s.window.iter().all(|v| !v.is_nan());
+                let companion = spec.level.as_ref().and_then(|check| {
+                    let column = self.grid.column(&Signal::new(check.companion.as_str()))?;
+                    column
+                        .copy_last(model.card.window, &mut s.companion)
+                        .then_some(s.companion.as_slice())
+                });
                 if full && context_ok {
-                    match model.forecast(spec, &s.window, &s.context, &mut s.features) {
-                        Ok(f) => w.residuals.expect(tick + 1, f),
+                    match model.forecast(spec, &s.window, &s.context, companion, &mut s.features)
+                    {
+                        Ok((forecast, level)) => {
+                            w.residuals.expect(tick + 1, forecast);
+                            if let (Some(level), Some(check)) = (level, &spec.level) {
+                                let statistic = w.residuals.level_step(value, level, th);
+                                s.judged.push(score::consistency_verdict(statistic, check.h));
+                            }
+                        }
                         Err(e) => tracing::warn!(event = "model_step_failed", error = %e),
                     }
                 }

@@ -86,6 +86,22 @@ pub struct WatchedSignal {
     pub score: f64,
     pub cusum_h: f64,
     pub outlier_count: usize,
+    /// The consistency check, for a signal whose level a companion tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LevelCheck>,
+}
+
+/// What a signal's level should be, from its companion's window (and the engine speed):
+/// the model's last two outputs. A coolant that drifts or sticks stops agreeing with the
+/// oil long before a 10 s forecast could tell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LevelCheck {
+    /// The companion signal, whose window is the last block of the input.
+    pub companion: String,
+    pub companion_center: f64,
+    pub companion_scale: f64,
+    /// Calibrated threshold on |EWMA| of the level residual.
+    pub h: f64,
 }
 
 /// How the model's statistics are computed. Each watched signal's thresholds on them
@@ -100,6 +116,10 @@ pub struct Thresholds {
     /// Residuals beyond `outlier` are counted over `outlier_window` ticks.
     pub outlier: f64,
     pub outlier_window: usize,
+    /// The consistency statistic: an EWMA with this time constant, in ticks, of the level
+    /// residual clipped to +-`level_clip`.
+    pub level_tau: f64,
+    pub level_clip: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -139,6 +159,9 @@ pub enum ModelError {
 }
 
 type Plan = Arc<TypedRunnableModel>;
+
+/// The model's outputs: the change's mean and log spread, the level's mean and log spread.
+pub const OUTPUTS: usize = 4;
 
 /// A verified model, ready to run.
 pub struct Model {
@@ -226,11 +249,11 @@ impl Model {
             path: path.to_owned(),
             message,
         };
-        let inputs = card.window * 2 + 1 + card.kinds;
-        if card.input.shape != [1, inputs] || card.output.shape != [1, 2] {
+        let inputs = card.window * 3 + 1 + card.kinds;
+        if card.input.shape != [1, inputs] || card.output.shape != [1, OUTPUTS] {
             return Err(mismatch(format!(
                 "the card's shapes {:?} -> {:?} do not fit a {}-sample window with {} kinds \
-                 (expected [1, {inputs}] -> [1, 2])",
+                 (expected [1, {inputs}] -> [1, {OUTPUTS}])",
                 card.input.shape, card.output.shape, card.window, card.kinds
             )));
         }
@@ -273,17 +296,19 @@ impl Model {
         Ok(model)
     }
 
-    /// Runs the plan on one input row; returns the raw outputs (normalised mean, log spread).
-    pub fn run(&self, input: &[f32]) -> TractResult<[f32; 2]> {
+    /// Runs the plan on one input row; returns the raw outputs: the change's normalised
+    /// mean and log spread, then the level's.
+    pub fn run(&self, input: &[f32]) -> TractResult<[f32; OUTPUTS]> {
         anyhow_ensure(input.len() == self.inputs, "input length")?;
         let tensor = Tensor::from_shape(&[1, self.inputs], input)?;
         let out = self.plan.run(tvec!(tensor.into()))?;
         let view = out[0].to_plain_array_view::<f32>()?;
-        let mut values = view.iter();
-        match (values.next(), values.next(), values.next()) {
-            (Some(&mu), Some(&log_sigma), None) => Ok([mu, log_sigma]),
-            _ => Err(TractError::msg("unexpected output length")),
-        }
+        let values = view
+            .as_slice()
+            .ok_or_else(|| TractError::msg("output not contiguous"))?;
+        values
+            .try_into()
+            .map_err(|_| TractError::msg("unexpected output length"))
     }
 
     /// The watched signal's card entry, if the model watches it.
@@ -291,18 +316,27 @@ impl Model {
         self.card.signals.iter().find(|w| w.signal == signal)
     }
 
-    /// Forecasts the tick after `window` (oldest first, no gaps); `context` is the context
-    /// signal over the same ticks (gaps allowed). `scratch` is reused between calls.
+    /// Forecasts the tick after `window` (oldest first, no gaps), and for a signal with a
+    /// consistency check the level its newest value should have; `context` is the context
+    /// signal over the same ticks and `companion` the companion's (gaps allowed in both).
+    /// `scratch` is reused between calls.
     pub fn forecast(
         &self,
         watched: &WatchedSignal,
         window: &[f64],
         context: &[f64],
+        companion: Option<&[f64]>,
         scratch: &mut Vec<f32>,
-    ) -> TractResult<Forecast> {
-        self.card.features(watched, window, context, scratch);
-        let [mu, log_sigma] = self.run(scratch)?;
-        Ok(self.card.forecast(watched, window, mu, log_sigma))
+    ) -> TractResult<(Forecast, Option<Forecast>)> {
+        self.card
+            .features(watched, window, context, companion, scratch);
+        let [mu, log_sigma, level_mu, level_log_sigma] = self.run(scratch)?;
+        let level = watched
+            .level
+            .as_ref()
+            .and(companion)
+            .map(|_| self.card.level(watched, level_mu, level_log_sigma));
+        Ok((self.card.forecast(watched, window, mu, log_sigma), level))
     }
 }
 
@@ -313,6 +347,7 @@ impl ModelCard {
         watched: &WatchedSignal,
         window: &[f64],
         context: &[f64],
+        companion: Option<&[f64]>,
         out: &mut Vec<f32>,
     ) {
         out.clear();
@@ -328,6 +363,26 @@ impl ModelCard {
             }
         }));
         out.extend((0..self.kinds).map(|k| if k == watched.kind { 1.0 } else { 0.0 }));
+        match (&watched.level, companion) {
+            (Some(check), Some(values)) => out.extend(values.iter().map(|c| {
+                if c.is_nan() {
+                    0.0
+                } else {
+                    ((c - check.companion_center) / check.companion_scale) as f32
+                }
+            })),
+            _ => out.extend(std::iter::repeat_n(0.0, self.window)),
+        }
+    }
+
+    /// The level a signal's newest value should have, in signal units, from the model's
+    /// last two raw outputs.
+    pub fn level(&self, watched: &WatchedSignal, mu: f32, log_sigma: f32) -> Forecast {
+        let spread = (log_sigma as f64).clamp(-10.0, 10.0).exp() * watched.level_scale;
+        Forecast {
+            mean: watched.center + mu as f64 * watched.level_scale,
+            sigma: (spread * spread + watched.sigma_floor * watched.sigma_floor).sqrt(),
+        }
     }
 
     /// The forecast in signal units from the model's raw outputs.

@@ -1,7 +1,9 @@
 //! Scoring one signal against the forecaster: the standardised residual of each tick
 //! against the forecast made one tick earlier, and the two accumulations that catch what a
 //! single residual cannot: a CUSUM on the clipped residual (a slow drift leans one way for
-//! long) and a count of wild residuals in a sliding window (spikes that come and go).
+//! long) and a count of wild residuals in a sliding window (spikes that come and go). For a
+//! signal with a consistency check, also an EWMA of its level residual: how far the value
+//! sits from what its companion says, in spreads.
 //!
 //! Pure state, stepped once per tick; the same arithmetic as `statistics` in
 //! `models/train.py`, where the thresholds were calibrated.
@@ -29,6 +31,8 @@ pub struct Residuals {
     neg: f64,
     /// Ticks whose residual was an outlier, within the window.
     outliers: VecDeque<u64>,
+    /// EWMA of the clipped level residual.
+    level: f64,
 }
 
 impl Residuals {
@@ -58,6 +62,16 @@ impl Residuals {
             cusum: self.pos.max(self.neg),
             outliers: self.outliers.len(),
         })
+    }
+
+    /// Takes the newest tick's value against the level its companion says it should have;
+    /// returns the consistency statistic, |EWMA| of the clipped level residual.
+    pub fn level_step(&mut self, actual: f64, level: Forecast, th: &Thresholds) -> f64 {
+        let z = ((actual - level.mean) / level.sigma).clamp(-th.level_clip, th.level_clip);
+        if z.is_finite() {
+            self.level += (z - self.level) / th.level_tau;
+        }
+        self.level.abs()
     }
 
     /// Remembers the forecast for tick `tick`.
@@ -109,6 +123,23 @@ pub fn verdicts(stats: &Stats, th: &WatchedSignal) -> [(AlertKind, Verdict); 3] 
     ]
 }
 
+/// The consistency check's verdict on its statistic against threshold `h`.
+pub fn consistency_verdict(statistic: f64, h: f64) -> (AlertKind, Verdict) {
+    (
+        AlertKind::Inconsistent,
+        Verdict {
+            severity: (statistic > h).then_some(if statistic > 3.0 * h {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            }),
+            threshold: h,
+            clear: statistic < 0.5 * h,
+            score: Some(statistic),
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,7 +151,29 @@ mod tests {
             cusum_clip: 3.0,
             outlier: 6.0,
             outlier_window: 5,
+            level_tau: 4.0,
+            level_clip: 3.0,
         }
+    }
+
+    #[test]
+    fn the_consistency_statistic_is_an_ewma_of_the_clipped_level_residual() {
+        let th = thresholds();
+        let mut r = Residuals::default();
+        let level = Forecast {
+            mean: 90.0,
+            sigma: 2.0,
+        };
+        // z = +1, then +10 clipped to +3, then a gap that holds the EWMA, then -1.
+        let got: Vec<f64> = [92.0, 110.0, f64::NAN, 88.0]
+            .iter()
+            .map(|&v| r.level_step(v, level, &th))
+            .collect();
+        assert_eq!(got, [0.25, 0.9375, 0.9375, 0.453125]);
+        let (kind, verdict) = consistency_verdict(got[1], 0.5);
+        assert_eq!(kind, AlertKind::Inconsistent);
+        assert_eq!(verdict.severity, Some(Severity::Warning));
+        assert!(consistency_verdict(got[1], 2.0).1.severity.is_none());
     }
 
     /// Steps actual values against a flat forecast of 0 +- 1 and returns each tick's
