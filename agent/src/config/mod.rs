@@ -207,6 +207,15 @@ pub struct RulesConfig {
     /// ...for the engine's coarse signals only while the companion signal (coolant and oil
     /// watch each other) moved at least this many degC meanwhile.
     pub stuck_companion_move: f64,
+    /// A coolant that does not change at all for this long is stuck whatever its companion
+    /// did: the thermostat keeps a live one moving. At most 10 minutes (the window's length).
+    #[serde(with = "duration")]
+    pub coolant_stuck_after: Duration,
+    /// A coolant above this many degC for `coolant_high_after` is held above its normal
+    /// band: the thermostat is wide open and the fan no longer holds it (a failed fan).
+    pub coolant_high_normal: f64,
+    #[serde(with = "duration")]
+    pub coolant_high_after: Duration,
     /// No usable value for this long raises a dropout (a sensor fault if it came flagged).
     #[serde(with = "duration")]
     pub dropout_after: Duration,
@@ -218,10 +227,13 @@ pub struct RulesConfig {
 impl Default for RulesConfig {
     fn default() -> Self {
         RulesConfig {
-            engine_rise_per_minute: 30.0,
+            engine_rise_per_minute: 42.0,
             tank_rise_per_minute: 6.0,
             stuck_after: Duration::from_secs(60),
-            stuck_companion_move: 8.0,
+            stuck_companion_move: 11.0,
+            coolant_stuck_after: Duration::from_secs(480),
+            coolant_high_normal: 95.5,
+            coolant_high_after: Duration::from_secs(10),
             dropout_after: Duration::from_secs(5),
             engine_range: [-40.0, 150.0],
             tank_range: [-40.0, 90.0],
@@ -517,6 +529,28 @@ impl Config {
                     format!(
                         "expected a factor >= 0 (0 = as fast as possible), found {}",
                         sim.speed
+                    ),
+                ));
+            }
+        }
+        let rules = &self.detect.rules;
+        for (key, after) in [
+            ("detect.rules.stuck_after", rules.stuck_after),
+            (
+                "detect.rules.coolant_stuck_after",
+                rules.coolant_stuck_after,
+            ),
+            ("detect.rules.coolant_high_after", rules.coolant_high_after),
+        ] {
+            let window = crate::detect::window::TICK * crate::detect::window::HISTORY as u32;
+            if after > window {
+                return Err((
+                    key,
+                    format!(
+                        "expected at most {} s (the rules see the last {} s), found {} s",
+                        window.as_secs(),
+                        window.as_secs(),
+                        after.as_secs()
                     ),
                 ));
             }

@@ -45,6 +45,8 @@ pub enum AlertKind {
     SensorFault,
     /// A value outside what the sensor can physically read.
     OutOfRange,
+    /// A value held above its normal operating band (a coolant the fan no longer holds).
+    AboveNormal,
     /// The forecaster's standardised residual is beyond its threshold.
     Forecast,
     /// The forecaster's residuals lean one way for long (CUSUM): a slow drift.
@@ -75,6 +77,7 @@ impl fmt::Display for AlertKind {
             AlertKind::Dropout => "dropout",
             AlertKind::SensorFault => "sensor_fault",
             AlertKind::OutOfRange => "out_of_range",
+            AlertKind::AboveNormal => "above_normal",
             AlertKind::Forecast => "forecast",
             AlertKind::Inconsistent => "inconsistent",
             AlertKind::Drift => "drift",

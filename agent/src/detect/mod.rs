@@ -181,7 +181,10 @@ impl Detector {
             residuals: Residuals::default(),
         };
         let mut watched = vec![
-            engine_watch(&coolant, &oil),
+            Watched {
+                class: Class::Coolant,
+                ..engine_watch(&coolant, &oil)
+            },
             engine_watch(&oil, &coolant),
             // Fuel follows the tank and the air far more than the oil: no companion, so
             // its 1-degC steps are never taken for a stuck sensor.

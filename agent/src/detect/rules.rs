@@ -1,5 +1,6 @@
 //! Rules beside the model, judged once per tick on a signal's resampled column: rate of
-//! rise, stuck sensor, dropout (silent or flagged) and out of range. Hard limits stay per
+//! rise, stuck sensor, dropout (silent or flagged), out of range, and a coolant held above
+//! its normal band. Hard limits stay per
 //! reading in the detector, because a limit must not wait for a tick.
 //!
 //! Pure functions of the columns: no state of their own, so a swap of the model or a gap
@@ -17,10 +18,24 @@ pub const RULES: &str = "rules/1";
 /// Which class a signal's rules use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
-    /// Engine temperatures (1 degC coolant and fuel, fine oil).
+    /// Engine temperatures other than the coolant (fine oil, 1 degC fuel).
     Engine,
+    /// The engine coolant (1 degC). The thermostat keeps a live one moving, so it is stuck
+    /// after a while whatever its companion does; and the thermostat and fan keep it below
+    /// a band it must not stay above.
+    Coolant,
     /// Cargo-tank temperatures (PT100, milli-degC).
     Tank,
+}
+
+impl Class {
+    /// The index of the class's limits: the coolant shares the engine's.
+    fn limits(self) -> usize {
+        match self {
+            Class::Engine | Class::Coolant => 0,
+            Class::Tank => 1,
+        }
+    }
 }
 
 /// The rules for one class, resolved from the config.
@@ -29,6 +44,9 @@ pub struct Rules {
     rise_per_minute: [f64; 2],
     stuck_ticks: usize,
     companion_move: f64,
+    coolant_stuck_ticks: usize,
+    coolant_high_normal: f64,
+    coolant_high_ticks: usize,
     dropout_ticks: usize,
     range: [[f64; 2]; 2],
 }
@@ -45,13 +63,17 @@ impl Rules {
             rise_per_minute: [config.engine_rise_per_minute, config.tank_rise_per_minute],
             stuck_ticks: ticks(config.stuck_after),
             companion_move: config.stuck_companion_move,
+            coolant_stuck_ticks: ticks(config.coolant_stuck_after),
+            coolant_high_normal: config.coolant_high_normal,
+            coolant_high_ticks: ticks(config.coolant_high_after),
             dropout_ticks: ticks(config.dropout_after),
             range: [config.engine_range, config.tank_range],
         }
     }
 
     /// Judges the newest tick of `column`; `companion` is the column whose movement shows a
-    /// coarse signal should have changed (engine only). Verdicts go to `out`.
+    /// coarse signal should have changed (engine and coolant only; an engine signal without
+    /// one is never taken for stuck). Verdicts go to `out`.
     pub fn judge(
         &self,
         class: Class,
@@ -59,7 +81,7 @@ impl Rules {
         companion: Option<&Column>,
         out: &mut Vec<Judged>,
     ) {
-        let c = class as usize;
+        let c = class.limits();
         let newest = column.newest();
         // Dropout: only for a signal that has been seen, so a log without it stays quiet.
         if column.seen() {
@@ -110,13 +132,26 @@ impl Rules {
                 ));
             }
         }
+        if class == Class::Coolant {
+            let high = self.coolant_high_normal;
+            let held = column
+                .last(self.coolant_high_ticks)
+                .is_some_and(|mut w| w.all(|v| v > high));
+            out.push((
+                AlertKind::AboveNormal,
+                Verdict {
+                    severity: held.then_some(Severity::Warning),
+                    threshold: high,
+                    clear: newest <= high,
+                    score: None,
+                },
+            ));
+        }
         let unchanged = column.unchanged_ticks();
-        let moved = match (class, companion) {
-            (Class::Tank, _) => true,
-            (Class::Engine, None) => false,
-            (Class::Engine, Some(other)) => other
-                .last(unchanged.min(other.len()))
-                .map(|w| {
+        let companion_moved = || {
+            companion.is_some_and(|other| {
+                // Over the ticks the signal held still (a gap in the companion is skipped).
+                other.last(unchanged.min(other.len())).is_some_and(|w| {
                     let (lo, hi) = w
                         .filter(|v| !v.is_nan())
                         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -124,9 +159,13 @@ impl Rules {
                         });
                     hi - lo >= self.companion_move
                 })
-                .unwrap_or(false),
+            })
         };
-        let stuck = unchanged >= self.stuck_ticks && moved;
+        let stuck = match class {
+            Class::Tank => unchanged >= self.stuck_ticks,
+            Class::Coolant if unchanged >= self.coolant_stuck_ticks => true,
+            Class::Engine | Class::Coolant => unchanged >= self.stuck_ticks && companion_moved(),
+        };
         out.push((
             AlertKind::StuckSensor,
             flag(stuck, unchanged <= 1, unchanged as f64),
@@ -140,5 +179,158 @@ fn flag(on: bool, clear: bool, score: f64) -> Verdict {
         threshold: 0.0,
         clear,
         score: Some(score),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RulesConfig;
+    use crate::detect::window::Grid;
+    use crate::reading::{Origin, Reading, Signal, Timestamp};
+    use std::sync::Arc;
+
+    /// A column holding `values` at 1 Hz.
+    fn column(values: &[f64]) -> Column {
+        let signal = Signal::new("s");
+        let mut grid = Grid::new([signal.clone()]);
+        let origin = Origin::Serial {
+            port: Arc::from("t"),
+        };
+        for (i, &v) in values.iter().chain([&0.0]).enumerate() {
+            let at = Timestamp {
+                wall_us: 0,
+                mono: Duration::from_secs(i as u64),
+            };
+            grid.push(&Reading::good(signal.clone(), at, v, origin.clone()));
+        }
+        grid.column(&signal).unwrap().clone()
+    }
+
+    /// The severity each rule gives the newest tick of `values` (with `companion`).
+    fn judge(class: Class, values: &[f64], companion: Option<&[f64]>) -> Vec<Judged> {
+        let rules = Rules::new(&RulesConfig::default());
+        let companion = companion.map(column);
+        let mut out = Vec::new();
+        rules.judge(class, &column(values), companion.as_ref(), &mut out);
+        out
+    }
+
+    fn raised(judged: &[Judged], kind: AlertKind) -> Option<Severity> {
+        judged
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .and_then(|(_, v)| v.severity)
+    }
+
+    /// `n` seconds of a value that moves by `step` a second from `from`.
+    fn ramp(from: f64, step: f64, n: usize) -> Vec<f64> {
+        (0..n).map(|i| from + step * i as f64).collect()
+    }
+
+    #[test]
+    fn a_still_coolant_is_stuck_when_the_oil_moved_far_or_after_eight_minutes_alone() {
+        let still = |secs| vec![85.0; secs];
+        // 90 s still while the oil rose 8.9 degC: a healthy coolant held by the thermostat
+        // does that (8.4 degC seen in normal drives).
+        let oil = ramp(90.0, 0.1, 90);
+        assert_eq!(
+            raised(
+                &judge(Class::Coolant, &still(90), Some(&oil)),
+                AlertKind::StuckSensor
+            ),
+            None
+        );
+        // 12 degC of oil in 120 s is more than a live coolant lets pass.
+        let oil = ramp(90.0, 0.1, 121);
+        assert_eq!(
+            raised(
+                &judge(Class::Coolant, &still(121), Some(&oil)),
+                AlertKind::StuckSensor
+            ),
+            Some(Severity::Warning)
+        );
+        // Still oil: the coolant is stuck only once it held still past 389 s (the longest
+        // healthy run) with a margin: 8 minutes.
+        let oil = vec![95.0; 480];
+        for (secs, expected) in [(479, None), (480, Some(Severity::Warning))] {
+            assert_eq!(
+                raised(
+                    &judge(Class::Coolant, &still(secs), Some(&oil[..secs])),
+                    AlertKind::StuckSensor
+                ),
+                expected,
+                "{secs} s"
+            );
+        }
+        // Other engine signals never get the unconditional limit; the fuel (no companion)
+        // is never stuck.
+        assert_eq!(
+            raised(
+                &judge(Class::Engine, &still(480), Some(&oil)),
+                AlertKind::StuckSensor
+            ),
+            None
+        );
+        assert_eq!(
+            raised(
+                &judge(Class::Engine, &still(480), None),
+                AlertKind::StuckSensor
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_coolant_held_above_its_band_raises_a_warning() {
+        let mut values = vec![94.0; 60];
+        // 94 degC is as hot as healthy driving got: nothing.
+        assert_eq!(
+            raised(
+                &judge(Class::Coolant, &values, None),
+                AlertKind::AboveNormal
+            ),
+            None
+        );
+        // 96 for 9 s is not yet held; for 10 s it is.
+        values.extend([96.0; 9]);
+        assert_eq!(
+            raised(
+                &judge(Class::Coolant, &values, None),
+                AlertKind::AboveNormal
+            ),
+            None
+        );
+        values.push(97.0);
+        assert_eq!(
+            raised(
+                &judge(Class::Coolant, &values, None),
+                AlertKind::AboveNormal
+            ),
+            Some(Severity::Warning)
+        );
+        // The band is the coolant's: oil runs far hotter in health.
+        assert!(
+            judge(Class::Engine, &values, None)
+                .iter()
+                .all(|(k, _)| *k != AlertKind::AboveNormal)
+        );
+    }
+
+    #[test]
+    fn a_warming_coolant_is_not_a_rate_of_rise_but_a_faster_one_is() {
+        // 6 steps of 1 degC in 10 s (36 degC/min): a warm-up seen through the quantisation.
+        let mut values = ramp(30.0, 0.0, 20);
+        values.extend([31.0, 31.0, 32.0, 33.0, 33.0, 34.0, 34.0, 35.0, 36.0, 36.0]);
+        assert_eq!(
+            raised(&judge(Class::Coolant, &values, None), AlertKind::RateOfRise),
+            None
+        );
+        // 8 degC in 10 s (48 degC/min) is not a warm-up.
+        values.push(39.0);
+        assert_eq!(
+            raised(&judge(Class::Coolant, &values, None), AlertKind::RateOfRise),
+            Some(Severity::Warning)
+        );
     }
 }
