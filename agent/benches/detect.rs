@@ -30,11 +30,19 @@ fn main() {
     let spec = model.card.signals[0].clone();
     let window: Vec<f64> = (0..10).map(|i| 88.0 + (i % 3) as f64).collect();
     let context: Vec<f64> = (0..10).map(|i| 1200.0 + 10.0 * i as f64).collect();
+    // The coolant: the forecast and the consistency check against the oil in one step.
+    let companion: Vec<f64> = (0..10).map(|i| 90.0 + 0.1 * i as f64).collect();
     let mut scratch = Vec::new();
     let step = measure(21, 20_000, || {
         black_box(
             model
-                .forecast(&spec, black_box(&window), &context, &mut scratch)
+                .forecast(
+                    &spec,
+                    black_box(&window),
+                    &context,
+                    Some(&companion),
+                    &mut scratch,
+                )
                 .unwrap(),
         );
     });

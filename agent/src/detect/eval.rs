@@ -279,10 +279,11 @@ fn drive(
                         {
                             let name = if d == 0 { "ewma" } else { "rcf" };
                             let signal = baselines.signals[k].0.clone();
-                            raised
-                                .entry(name)
-                                .or_default()
-                                .push((signal, Duration::from_secs(tick), name.into()));
+                            raised.entry(name).or_default().push((
+                                signal,
+                                Duration::from_secs(tick),
+                                name.into(),
+                            ));
                         }
                     }
                 }
@@ -488,7 +489,10 @@ pub fn run(model: Arc<Model>, options: &EvalOptions, mut progress: impl FnMut(&s
                     cell.delays_from_visible_s
                         .push(at.saturating_sub(visible).as_secs_f64());
                 }
-                outcome.push(format!("{d} {:?}", hit.map(|at| (at - fault.start).as_secs())));
+                outcome.push(format!(
+                    "{d} {:?}",
+                    hit.map(|at| (at - fault.start).as_secs())
+                ));
             }
             progress(&format!(
                 "{name} seed {seed}: showed after {:?} s; first alert after {}",

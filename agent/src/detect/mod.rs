@@ -324,13 +324,13 @@ impl Detector {
                         .then_some(s.companion.as_slice())
                 });
                 if full && context_ok {
-                    match model.forecast(spec, &s.window, &s.context, companion, &mut s.features)
-                    {
+                    match model.forecast(spec, &s.window, &s.context, companion, &mut s.features) {
                         Ok((forecast, level)) => {
                             w.residuals.expect(tick + 1, forecast);
                             if let (Some(level), Some(check)) = (level, &spec.level) {
                                 let statistic = w.residuals.level_step(value, level, th);
-                                s.judged.push(score::consistency_verdict(statistic, check.h));
+                                s.judged
+                                    .push(score::consistency_verdict(statistic, check.h));
                             }
                         }
                         Err(e) => tracing::warn!(event = "model_step_failed", error = %e),

@@ -18,7 +18,10 @@ use crate::config::tuning::{Tuning, TuningError};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// Apply this tuning now, and publish the report.
-    Applied { tuning: Tuning, report: Vec<u8> },
+    Applied {
+        tuning: Box<Tuning>,
+        report: Vec<u8>,
+    },
     /// Keep the running tuning; publish the report that says why.
     Rejected { error: TuningError, report: Vec<u8> },
     /// Nothing to change; publish the report if there is one (the first one after start).
@@ -92,7 +95,7 @@ impl Shadow {
                 self.reported = true;
                 Outcome::Applied {
                     report: report(&tuning, Value::Null),
-                    tuning,
+                    tuning: Box::new(tuning),
                 }
             }
             Err(error) => self.reject(error, version),
