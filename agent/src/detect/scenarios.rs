@@ -143,16 +143,16 @@ fn a_swap_verifies_first_keeps_the_previous_model_and_rolls_back() {
 const CAUGHT: &[(&str, &[AlertKind], Option<u64>)] = {
     use AlertKind::*;
     &[
-        ("coolant-loss", &[Forecast, Drift, Inconsistent, RateOfRise, HighLimit], Some(300)),
-        ("fan-failure", &[Forecast, Drift, Inconsistent, RateOfRise, HighLimit], None),
-        ("thermostat-stuck", &[Forecast, Drift, Inconsistent, RateOfRise, HighLimit], Some(300)),
+        ("coolant-loss", &[Forecast, Drift, Inconsistent, AboveNormal, RateOfRise, HighLimit], Some(300)),
+        ("fan-failure", &[Forecast, Drift, Inconsistent, AboveNormal, RateOfRise, HighLimit], Some(3600)),
+        ("thermostat-stuck", &[Forecast, Drift, Inconsistent, AboveNormal, RateOfRise, HighLimit], Some(300)),
         ("tank-heating", &[Forecast, Drift, RateOfRise], Some(30)),
         ("insulation-loss", &[Forecast, Drift, RateOfRise, HighLimit], None),
         ("stuck-sensor", &[StuckSensor, Inconsistent, Forecast, Drift], Some(180)),
         ("dropout", &[Dropout], Some(10)),
         ("spikes", &[Outliers, Forecast], Some(120)),
-        // The coolant stops agreeing with the oil (874 s on this vehicle at model 2.0.0).
-        ("drift", &[Inconsistent, Drift, Forecast, HighLimit], Some(1200)),
+        // The coolant stops agreeing with the oil, or leaves its normal band (about 1050 s).
+        ("drift", &[Inconsistent, AboveNormal, Drift, Forecast, HighLimit], Some(1200)),
         ("not-available", &[SensorFault], Some(10)),
     ]
 };
