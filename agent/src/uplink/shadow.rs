@@ -17,8 +17,12 @@ use crate::config::tuning::{Tuning, TuningError};
 /// What a shadow message led to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// Apply this tuning now, and publish the report.
-    Applied { tuning: Tuning, report: Vec<u8> },
+    /// Apply this tuning now, and publish the report. Boxed: a tuning is several times
+    /// the size of the other variants.
+    Applied {
+        tuning: Box<Tuning>,
+        report: Vec<u8>,
+    },
     /// Keep the running tuning; publish the report that says why.
     Rejected { error: TuningError, report: Vec<u8> },
     /// Nothing to change; publish the report if there is one (the first one after start).
@@ -92,7 +96,7 @@ impl Shadow {
                 self.reported = true;
                 Outcome::Applied {
                     report: report(&tuning, Value::Null),
-                    tuning,
+                    tuning: Box::new(tuning),
                 }
             }
             Err(error) => self.reject(error, version),

@@ -467,7 +467,7 @@ impl Uplink {
             Outcome::Applied { tuning, report } => {
                 Metrics::inc(&self.metrics.uplink_shadow_applied_total);
                 tracing::info!(event = "shadow_applied", cargo = %tuning.cargo);
-                self.tuning.send_replace(tuning);
+                self.tuning.send_replace(*tuning);
                 Some(report)
             }
             Outcome::Rejected { error, report } => {
