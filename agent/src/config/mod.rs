@@ -207,10 +207,12 @@ pub struct RulesConfig {
     /// ...for the engine's coarse signals only while the companion signal (coolant and oil
     /// watch each other) moved at least this many degC meanwhile.
     pub stuck_companion_move: f64,
-    /// A coolant that does not change at all for this long is stuck whatever its companion
-    /// did: the thermostat keeps a live one moving. At most 10 minutes (the window's length).
+    /// A coolant that does not change at all for this long is stuck once its companion
+    /// moved `coolant_stuck_companion_move` degC meanwhile: the longer it holds still, the
+    /// smaller the move that shows it. At most 10 minutes (the window's length).
     #[serde(with = "duration")]
     pub coolant_stuck_after: Duration,
+    pub coolant_stuck_companion_move: f64,
     /// A coolant above this many degC for `coolant_high_after` is held above its normal
     /// band: the thermostat is wide open and the fan no longer holds it (a failed fan).
     pub coolant_high_normal: f64,
@@ -222,6 +224,12 @@ pub struct RulesConfig {
     /// What the sensors can physically read, degC; outside it a value is out of range.
     pub engine_range: [f64; 2],
     pub tank_range: [f64; 2],
+    /// A tank whose temperature, fitted over the last 10 minutes, moves toward the air
+    /// faster than this fraction of the gap per hour (the inverse of its time constant)
+    /// has lost its insulation...
+    pub tank_exchange_per_hour: f64,
+    /// ...judged only while the air is at least this many degC away, on average.
+    pub tank_exchange_gap: f64,
 }
 
 impl Default for RulesConfig {
@@ -231,12 +239,15 @@ impl Default for RulesConfig {
             tank_rise_per_minute: 6.0,
             stuck_after: Duration::from_secs(60),
             stuck_companion_move: 11.0,
-            coolant_stuck_after: Duration::from_secs(480),
+            coolant_stuck_after: Duration::from_secs(240),
+            coolant_stuck_companion_move: 7.0,
             coolant_high_normal: 95.5,
             coolant_high_after: Duration::from_secs(10),
             dropout_after: Duration::from_secs(5),
             engine_range: [-40.0, 150.0],
             tank_range: [-40.0, 90.0],
+            tank_exchange_per_hour: 0.3,
+            tank_exchange_gap: 5.0,
         }
     }
 }

@@ -47,6 +47,8 @@ pub enum AlertKind {
     OutOfRange,
     /// A value held above its normal operating band (a coolant the fan no longer holds).
     AboveNormal,
+    /// A cargo tank trades heat with the air faster than its insulation lets it.
+    HeatLeak,
     /// The forecaster's standardised residual is beyond its threshold.
     Forecast,
     /// The forecaster's residuals lean one way for long (CUSUM): a slow drift.
@@ -78,6 +80,7 @@ impl fmt::Display for AlertKind {
             AlertKind::SensorFault => "sensor_fault",
             AlertKind::OutOfRange => "out_of_range",
             AlertKind::AboveNormal => "above_normal",
+            AlertKind::HeatLeak => "heat_leak",
             AlertKind::Forecast => "forecast",
             AlertKind::Inconsistent => "inconsistent",
             AlertKind::Drift => "drift",

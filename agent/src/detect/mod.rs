@@ -31,7 +31,8 @@ use crate::config::tuning::Tuning;
 use crate::config::{Config, Limit};
 use crate::reading::{Reading, Signal, Timestamp};
 use crate::signals::{
-    COOLANT_TEMPERATURE, ENGINE_SPEED, FUEL_TEMPERATURE, OIL_TEMPERATURE, tank_temperature,
+    AMBIENT_TEMPERATURE, COOLANT_TEMPERATURE, ENGINE_SPEED, FUEL_TEMPERATURE, OIL_TEMPERATURE,
+    tank_temperature,
 };
 use crate::telemetry::Metrics;
 use alert::{AlertEvent, AlertKind, AlertState, Severity, Verdict};
@@ -193,10 +194,12 @@ impl Detector {
                 ..engine_watch(&Signal::new(FUEL_TEMPERATURE), &oil)
             },
         ];
+        // A tank's companion is the air it trades heat with through its insulation.
+        let air = Signal::new(AMBIENT_TEMPERATURE);
         watched.extend((1..=config.vehicle.compartments).map(|n| Watched {
             signal: tank_temperature(n),
             class: Class::Tank,
-            companion: None,
+            companion: Some(air.clone()),
             residuals: Residuals::default(),
         }));
         let context = Signal::new(ENGINE_SPEED);
@@ -204,7 +207,7 @@ impl Detector {
             watched
                 .iter()
                 .map(|w| w.signal.clone())
-                .chain([context.clone()]),
+                .chain([context.clone(), air]),
         );
         Detector {
             limits,

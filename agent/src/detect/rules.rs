@@ -1,6 +1,7 @@
 //! Rules beside the model, judged once per tick on a signal's resampled column: rate of
-//! rise, stuck sensor, dropout (silent or flagged), out of range, and a coolant held above
-//! its normal band. Hard limits stay per
+//! rise, stuck sensor, dropout (silent or flagged), out of range, a coolant held above its
+//! normal band, and a cargo tank that trades heat with the air faster than its insulation
+//! lets it. Hard limits stay per
 //! reading in the detector, because a limit must not wait for a tick.
 //!
 //! Pure functions of the columns: no state of their own, so a swap of the model or a gap
@@ -9,7 +10,7 @@
 use std::time::Duration;
 
 use super::alert::{AlertKind, Severity, Verdict};
-use super::window::Column;
+use super::window::{Column, HISTORY};
 use crate::config::RulesConfig;
 
 /// The name and version alerts of these rules carry.
@@ -20,9 +21,9 @@ pub const RULES: &str = "rules/1";
 pub enum Class {
     /// Engine temperatures other than the coolant (fine oil, 1 degC fuel).
     Engine,
-    /// The engine coolant (1 degC). The thermostat keeps a live one moving, so it is stuck
-    /// after a while whatever its companion does; and the thermostat and fan keep it below
-    /// a band it must not stay above.
+    /// The engine coolant (1 degC). Held still for long, a smaller move of its companion
+    /// shows it stuck; and the thermostat and fan keep it below a band it must not stay
+    /// above.
     Coolant,
     /// Cargo-tank temperatures (PT100, milli-degC).
     Tank,
@@ -45,10 +46,13 @@ pub struct Rules {
     stuck_ticks: usize,
     companion_move: f64,
     coolant_stuck_ticks: usize,
+    coolant_companion_move: f64,
     coolant_high_normal: f64,
     coolant_high_ticks: usize,
     dropout_ticks: usize,
     range: [[f64; 2]; 2],
+    tank_exchange_per_hour: f64,
+    tank_exchange_gap: f64,
 }
 
 /// One rule's verdict on one tick.
@@ -64,16 +68,19 @@ impl Rules {
             stuck_ticks: ticks(config.stuck_after),
             companion_move: config.stuck_companion_move,
             coolant_stuck_ticks: ticks(config.coolant_stuck_after),
+            coolant_companion_move: config.coolant_stuck_companion_move,
             coolant_high_normal: config.coolant_high_normal,
             coolant_high_ticks: ticks(config.coolant_high_after),
             dropout_ticks: ticks(config.dropout_after),
             range: [config.engine_range, config.tank_range],
+            tank_exchange_per_hour: config.tank_exchange_per_hour,
+            tank_exchange_gap: config.tank_exchange_gap,
         }
     }
 
     /// Judges the newest tick of `column`; `companion` is the column whose movement shows a
-    /// coarse signal should have changed (engine and coolant only; an engine signal without
-    /// one is never taken for stuck). Verdicts go to `out`.
+    /// coarse signal should have changed (engine and coolant; an engine signal without one
+    /// is never taken for stuck), or for a tank the outside air. Verdicts go to `out`.
     pub fn judge(
         &self,
         class: Class,
@@ -147,30 +154,80 @@ impl Rules {
                 },
             ));
         }
+        if let (Class::Tank, Some(air)) = (class, companion)
+            && let Some((per_hour, gap)) = exchange(column, air)
+        {
+            let limit = self.tank_exchange_per_hour;
+            let leaking = gap.abs() >= self.tank_exchange_gap && per_hour > limit;
+            out.push((
+                AlertKind::HeatLeak,
+                Verdict {
+                    severity: leaking.then_some(Severity::Warning),
+                    threshold: limit,
+                    clear: !leaking,
+                    score: Some(per_hour),
+                },
+            ));
+        }
         let unchanged = column.unchanged_ticks();
-        let companion_moved = || {
-            companion.is_some_and(|other| {
-                // Over the ticks the signal held still (a gap in the companion is skipped).
-                other.last(unchanged.min(other.len())).is_some_and(|w| {
-                    let (lo, hi) = w
-                        .filter(|v| !v.is_nan())
-                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                            (lo.min(v), hi.max(v))
-                        });
-                    hi - lo >= self.companion_move
-                })
-            })
-        };
+        // How far the companion moved over the ticks the signal held still (gaps skipped).
+        let companion_move = companion
+            .and_then(|other| other.last(unchanged.min(other.len())))
+            .map_or(0.0, |w| {
+                let (lo, hi) = w
+                    .filter(|v| !v.is_nan())
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                        (lo.min(v), hi.max(v))
+                    });
+                hi - lo
+            });
         let stuck = match class {
             Class::Tank => unchanged >= self.stuck_ticks,
-            Class::Coolant if unchanged >= self.coolant_stuck_ticks => true,
-            Class::Engine | Class::Coolant => unchanged >= self.stuck_ticks && companion_moved(),
+            Class::Coolant
+                if unchanged >= self.coolant_stuck_ticks
+                    && companion_move >= self.coolant_companion_move =>
+            {
+                true
+            }
+            Class::Engine | Class::Coolant => {
+                unchanged >= self.stuck_ticks && companion_move >= self.companion_move
+            }
         };
         out.push((
             AlertKind::StuckSensor,
             flag(stuck, unchanged <= 1, unchanged as f64),
         ));
     }
+}
+
+/// How fast `tank` moves toward `air` over the column's whole history: the fitted slope over
+/// the mean gap (air less tank), per hour (the inverse of the time constant), and the gap.
+/// `None` until the history is full or when either has fewer than half its ticks.
+fn exchange(tank: &Column, air: &Column) -> Option<(f64, f64)> {
+    let (tank, air) = (tank.last(HISTORY)?, air.last(HISTORY)?);
+    let (mut n, mut st, mut sy, mut stt, mut sty) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut n_air, mut s_air) = (0.0, 0.0);
+    for (i, (y, a)) in tank.zip(air).enumerate() {
+        let t = i as f64;
+        if !y.is_nan() {
+            n += 1.0;
+            st += t;
+            sy += y;
+            stt += t * t;
+            sty += t * y;
+        }
+        if !a.is_nan() {
+            n_air += 1.0;
+            s_air += a;
+        }
+    }
+    let half = HISTORY as f64 / 2.0;
+    if n < half || n_air < half {
+        return None;
+    }
+    let slope_per_s = (n * sty - st * sy) / (n * stt - st * st);
+    let gap = s_air / n_air - sy / n;
+    Some((slope_per_s * 3600.0 / gap, gap))
 }
 
 fn flag(on: bool, clear: bool, score: f64) -> Verdict {
@@ -229,49 +286,31 @@ mod tests {
     }
 
     #[test]
-    fn a_still_coolant_is_stuck_when_the_oil_moved_far_or_after_eight_minutes_alone() {
+    fn a_still_coolant_is_stuck_when_the_oil_moved_far_or_less_far_over_four_minutes() {
         let still = |secs| vec![85.0; secs];
+        let stuck = |class, secs, oil: &[f64]| {
+            raised(
+                &judge(class, &still(secs), Some(&oil[..secs])),
+                AlertKind::StuckSensor,
+            )
+        };
         // 90 s still while the oil rose 8.9 degC: a healthy coolant held by the thermostat
         // does that (8.4 degC seen in normal drives).
-        let oil = ramp(90.0, 0.1, 90);
-        assert_eq!(
-            raised(
-                &judge(Class::Coolant, &still(90), Some(&oil)),
-                AlertKind::StuckSensor
-            ),
-            None
-        );
+        assert_eq!(stuck(Class::Coolant, 90, &ramp(90.0, 0.1, 90)), None);
         // 12 degC of oil in 120 s is more than a live coolant lets pass.
         let oil = ramp(90.0, 0.1, 121);
-        assert_eq!(
-            raised(
-                &judge(Class::Coolant, &still(121), Some(&oil)),
-                AlertKind::StuckSensor
-            ),
-            Some(Severity::Warning)
-        );
-        // Still oil: the coolant is stuck only once it held still past 389 s (the longest
-        // healthy run) with a margin: 8 minutes.
-        let oil = vec![95.0; 480];
-        for (secs, expected) in [(479, None), (480, Some(Severity::Warning))] {
-            assert_eq!(
-                raised(
-                    &judge(Class::Coolant, &still(secs), Some(&oil[..secs])),
-                    AlertKind::StuckSensor
-                ),
-                expected,
-                "{secs} s"
-            );
+        assert_eq!(stuck(Class::Coolant, 121, &oil), Some(Severity::Warning));
+        // 7.2 degC of oil: stuck only once the coolant held still 4 minutes.
+        let oil = ramp(90.0, 0.03, 241);
+        for (secs, expected) in [(239, None), (241, Some(Severity::Warning))] {
+            assert_eq!(stuck(Class::Coolant, secs, &oil), expected, "{secs} s");
         }
-        // Other engine signals never get the unconditional limit; the fuel (no companion)
-        // is never stuck.
-        assert_eq!(
-            raised(
-                &judge(Class::Engine, &still(480), Some(&oil)),
-                AlertKind::StuckSensor
-            ),
-            None
-        );
+        // Still oil: a coolant still for 9 minutes (healthy ones held 514 s at a crawl) is
+        // not stuck.
+        assert_eq!(stuck(Class::Coolant, 540, &[95.0; 540]), None);
+        // Other engine signals never get the longer rule; the fuel (no companion) is never
+        // stuck.
+        assert_eq!(stuck(Class::Engine, 241, &oil), None);
         assert_eq!(
             raised(
                 &judge(Class::Engine, &still(480), None),
@@ -314,6 +353,28 @@ mod tests {
             judge(Class::Engine, &values, None)
                 .iter()
                 .all(|(k, _)| *k != AlertKind::AboveNormal)
+        );
+    }
+
+    #[test]
+    fn a_tank_warming_toward_the_air_faster_than_its_insulation_lets_is_a_heat_leak() {
+        let air = vec![30.0; HISTORY];
+        // 10 degC under the air: an insulated tank (time constant 10 h) gains 1 degC an
+        // hour, a tank without insulation (2 h) 5.
+        for (tau_h, expected) in [(10.0, None), (2.0, Some(Severity::Warning))] {
+            let tank = ramp(20.0, 10.0 / tau_h / 3600.0, HISTORY);
+            assert_eq!(
+                raised(&judge(Class::Tank, &tank, Some(&air)), AlertKind::HeatLeak),
+                expected,
+                "time constant {tau_h} h"
+            );
+        }
+        // 3 degC from the air is too close to tell: healthy tanks moved up to 0.25 of such a
+        // gap an hour.
+        let tank = ramp(27.0, 3.0 / 2.0 / 3600.0, HISTORY);
+        assert_eq!(
+            raised(&judge(Class::Tank, &tank, Some(&air)), AlertKind::HeatLeak),
+            None
         );
     }
 
