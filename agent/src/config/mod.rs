@@ -207,12 +207,10 @@ pub struct RulesConfig {
     /// ...for the engine's coarse signals only while the companion signal (coolant and oil
     /// watch each other) moved at least this many degC meanwhile.
     pub stuck_companion_move: f64,
-    /// A coolant that does not change at all for this long is stuck once its companion
-    /// moved `coolant_stuck_companion_move` degC meanwhile: the longer it holds still, the
-    /// smaller the move that shows it. At most 10 minutes (the window's length).
-    #[serde(with = "duration")]
-    pub coolant_stuck_after: Duration,
-    pub coolant_stuck_companion_move: f64,
+    /// The thermostat's regulating band, degC (from starting to open to fully open). A
+    /// coolant held still inside it is the thermostat at work, however far the oil moves,
+    /// so the coolant is taken for stuck only outside it.
+    pub coolant_regulating: [f64; 2],
     /// A coolant above this many degC for `coolant_high_after` is held above its normal
     /// band: the thermostat is wide open and the fan no longer holds it (a failed fan).
     pub coolant_high_normal: f64,
@@ -239,8 +237,7 @@ impl Default for RulesConfig {
             tank_rise_per_minute: 6.0,
             stuck_after: Duration::from_secs(60),
             stuck_companion_move: 11.0,
-            coolant_stuck_after: Duration::from_secs(240),
-            coolant_stuck_companion_move: 7.0,
+            coolant_regulating: [82.0, 92.0],
             coolant_high_normal: 95.5,
             coolant_high_after: Duration::from_secs(10),
             dropout_after: Duration::from_secs(5),
@@ -547,10 +544,6 @@ impl Config {
         let rules = &self.detect.rules;
         for (key, after) in [
             ("detect.rules.stuck_after", rules.stuck_after),
-            (
-                "detect.rules.coolant_stuck_after",
-                rules.coolant_stuck_after,
-            ),
             ("detect.rules.coolant_high_after", rules.coolant_high_after),
         ] {
             let window = crate::detect::window::TICK * crate::detect::window::HISTORY as u32;

@@ -22,7 +22,7 @@ use crate::source::simulator::{Emitted, Scenario, SimError, Truck, TruckParams};
 /// Seeds `models/train.py` trains on, calibrates on, and that `vigil eval` tests on.
 pub const TRAINING_SEEDS: std::ops::Range<u64> = 1..25;
 pub const CALIBRATION_SEEDS: std::ops::Range<u64> = 101..201;
-pub const EVALUATION_SEEDS: std::ops::Range<u64> = 1001..1041;
+pub const EVALUATION_SEEDS: std::ops::Range<u64> = 3001..3301;
 
 /// The truck a seed stands for: its weather, cargo and drive all follow from the seed.
 pub fn truck_params(seed: u64) -> TruckParams {

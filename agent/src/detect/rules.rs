@@ -21,9 +21,9 @@ pub const RULES: &str = "rules/1";
 pub enum Class {
     /// Engine temperatures other than the coolant (fine oil, 1 degC fuel).
     Engine,
-    /// The engine coolant (1 degC). Held still for long, a smaller move of its companion
-    /// shows it stuck; and the thermostat and fan keep it below a band it must not stay
-    /// above.
+    /// The engine coolant (1 degC). The thermostat holds it still inside its regulating
+    /// band, so only outside that band is it taken for stuck; and the thermostat and fan
+    /// keep it below a band it must not stay above.
     Coolant,
     /// Cargo-tank temperatures (PT100, milli-degC).
     Tank,
@@ -45,8 +45,7 @@ pub struct Rules {
     rise_per_minute: [f64; 2],
     stuck_ticks: usize,
     companion_move: f64,
-    coolant_stuck_ticks: usize,
-    coolant_companion_move: f64,
+    coolant_regulating: [f64; 2],
     coolant_high_normal: f64,
     coolant_high_ticks: usize,
     dropout_ticks: usize,
@@ -67,8 +66,7 @@ impl Rules {
             rise_per_minute: [config.engine_rise_per_minute, config.tank_rise_per_minute],
             stuck_ticks: ticks(config.stuck_after),
             companion_move: config.stuck_companion_move,
-            coolant_stuck_ticks: ticks(config.coolant_stuck_after),
-            coolant_companion_move: config.coolant_stuck_companion_move,
+            coolant_regulating: config.coolant_regulating,
             coolant_high_normal: config.coolant_high_normal,
             coolant_high_ticks: ticks(config.coolant_high_after),
             dropout_ticks: ticks(config.dropout_after),
@@ -181,14 +179,10 @@ impl Rules {
                     });
                 hi - lo
             });
+        let [opens, open] = self.coolant_regulating;
         let stuck = match class {
             Class::Tank => unchanged >= self.stuck_ticks,
-            Class::Coolant
-                if unchanged >= self.coolant_stuck_ticks
-                    && companion_move >= self.coolant_companion_move =>
-            {
-                true
-            }
+            Class::Coolant if (opens..=open).contains(&newest) => false,
             Class::Engine | Class::Coolant => {
                 unchanged >= self.stuck_ticks && companion_move >= self.companion_move
             }
@@ -286,34 +280,44 @@ mod tests {
     }
 
     #[test]
-    fn a_still_coolant_is_stuck_when_the_oil_moved_far_or_less_far_over_four_minutes() {
-        let still = |secs| vec![85.0; secs];
-        let stuck = |class, secs, oil: &[f64]| {
+    fn a_still_coolant_is_stuck_outside_the_thermostat_band_when_the_oil_moved_far() {
+        let stuck = |class, held: f64, secs, oil: &[f64]| {
             raised(
-                &judge(class, &still(secs), Some(&oil[..secs])),
+                &judge(class, &vec![held; secs], Some(&oil[..secs])),
                 AlertKind::StuckSensor,
             )
         };
-        // 90 s still while the oil rose 8.9 degC: a healthy coolant held by the thermostat
-        // does that (8.4 degC seen in normal drives).
-        assert_eq!(stuck(Class::Coolant, 90, &ramp(90.0, 0.1, 90)), None);
-        // 12 degC of oil in 120 s is more than a live coolant lets pass.
+        // 12 degC of oil in 120 s is more than a live coolant lets pass outside the band,
+        // warming (75) or hot (95)...
         let oil = ramp(90.0, 0.1, 121);
-        assert_eq!(stuck(Class::Coolant, 121, &oil), Some(Severity::Warning));
-        // 7.2 degC of oil: stuck only once the coolant held still 4 minutes.
-        let oil = ramp(90.0, 0.03, 241);
-        for (secs, expected) in [(239, None), (241, Some(Severity::Warning))] {
-            assert_eq!(stuck(Class::Coolant, secs, &oil), expected, "{secs} s");
+        for held in [75.0, 95.0] {
+            assert_eq!(
+                stuck(Class::Coolant, held, 121, &oil),
+                Some(Severity::Warning)
+            );
         }
-        // Still oil: a coolant still for 9 minutes (healthy ones held 514 s at a crawl) is
-        // not stuck.
-        assert_eq!(stuck(Class::Coolant, 540, &[95.0; 540]), None);
-        // Other engine signals never get the longer rule; the fuel (no companion) is never
-        // stuck.
-        assert_eq!(stuck(Class::Engine, 241, &oil), None);
+        // ...but not in a minute less, nor with 7.5 degC (seen in normal drives).
+        assert_eq!(stuck(Class::Coolant, 75.0, 59, &oil), None);
+        assert_eq!(
+            stuck(Class::Coolant, 75.0, 121, &ramp(90.0, 0.062, 121)),
+            None
+        );
+        // Inside the thermostat's band (82 to 92) holding still is regulation, however long
+        // and however far the oil moves.
+        for held in [82.0, 86.0, 92.0] {
+            assert_eq!(
+                stuck(Class::Coolant, held, 540, &ramp(60.0, 0.1, 540)),
+                None
+            );
+        }
+        // The oil has no band; the fuel (no companion) is never stuck.
+        assert_eq!(
+            stuck(Class::Engine, 86.0, 121, &oil),
+            Some(Severity::Warning)
+        );
         assert_eq!(
             raised(
-                &judge(Class::Engine, &still(480), None),
+                &judge(Class::Engine, &vec![86.0; 480], None),
                 AlertKind::StuckSensor
             ),
             None
