@@ -64,6 +64,10 @@ enum Command {
         /// Also write a single-file HTML report with plots.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// The DBC that decodes a candump log (default: the config's, or the built-in one),
+        /// mapped to VSS names by the config's `[dbc.signals]`.
+        #[arg(long)]
+        dbc: Option<PathBuf>,
         /// A config file for the limits and rules (default: the built-in defaults).
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -285,12 +289,16 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             model,
             out,
             report,
+            dbc,
             config,
         } => {
-            let config = match config {
+            let mut config = match config {
                 Some(path) => Config::load(&path)?,
                 None => Config::embedded_default(),
             };
+            if dbc.is_some() {
+                config.dbc.path = dbc;
+            }
             let summary = vigil::detect::replay::replay(
                 &config,
                 &input,
@@ -299,12 +307,16 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 report.as_deref(),
             )?;
             eprintln!(
-                "replayed {} readings from {} with {}: {} alerts to {}",
+                "replayed {} readings from {} with {}: {} alerts to {}{}",
                 summary.readings,
                 input.display(),
                 summary.model.as_deref().unwrap_or("rules only"),
                 summary.alerts.len(),
-                out.display()
+                out.display(),
+                match summary.malformed_lines {
+                    0 => String::new(),
+                    n => format!(" ({n} lines that were not frames skipped)"),
+                }
             );
         }
         Command::Eval {

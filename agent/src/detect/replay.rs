@@ -21,9 +21,11 @@ use super::alert::{Alert, AlertEvent, AlertKind, Severity};
 use super::dataset::{self, CsvError};
 use super::model::{Model, ModelError, ModelHandle};
 use crate::config::Config;
+use crate::decode::dbc::DbcError;
+use crate::decode::table::SignalTable;
 use crate::decode::{Decoder, Input, NodeMessage};
 use crate::reading::{Reading, Signal, Timestamp};
-use crate::source::candump::{self, CandumpError};
+use crate::source::candump;
 
 /// Why a replay failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +36,6 @@ pub enum ReplayError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{} line {line}: {source}", path.display())]
-    Candump {
-        path: PathBuf,
-        line: usize,
-        #[source]
-        source: CandumpError,
-    },
     #[error("{}: {source}", path.display())]
     Csv {
         path: PathBuf,
@@ -49,6 +44,8 @@ pub enum ReplayError {
     },
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Dbc(#[from] DbcError),
 }
 
 /// One alert as a JSON line.
@@ -98,11 +95,14 @@ pub struct ReplaySummary {
     pub alerts: Vec<AlertLine>,
     pub model: Option<Arc<str>>,
     pub late_samples: u64,
+    /// Lines of a candump log that were not frames: skipped, each logged.
+    pub malformed_lines: u64,
 }
 
 /// Replays `input` through a detector built from `config` (with the model card `model`,
-/// if given: a model that fails its checks is an error here, not a warning). Writes the
-/// alerts to `out` and, if asked, the report.
+/// if given: a model that fails its checks is an error here, not a warning). A candump
+/// log is decoded by the config's DBC. Writes the alerts to `out` and, if asked, the
+/// report. A log line that is not a frame is skipped, logged and counted.
 pub fn replay(
     config: &Config,
     input: &Path,
@@ -111,6 +111,7 @@ pub fn replay(
     report: Option<&Path>,
 ) -> Result<ReplaySummary, ReplayError> {
     let handle = ModelHandle::new(model.map(Model::load).transpose()?);
+    let table = config.dbc.load()?;
     let model_id = handle.current().map(|m| m.id.clone());
     let mut detector = Detector::with_model(config, handle.clone());
     if report.is_some() {
@@ -140,6 +141,7 @@ pub fn replay(
             }
         }
     };
+    let mut malformed_lines = 0;
     let is_csv = input
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
@@ -150,7 +152,7 @@ pub fn replay(
             source,
         })?;
     } else {
-        read_candump(input, &mut each)?;
+        malformed_lines = read_candump(input, table, &mut each)?;
     }
     let alerts: Vec<AlertLine> = lines.into_values().collect();
     let write_err = |source| ReplayError::Io {
@@ -175,6 +177,7 @@ pub fn replay(
         alerts,
         model: model_id,
         late_samples: detector.late_samples(),
+        malformed_lines,
     })
 }
 
@@ -185,10 +188,15 @@ fn open(path: &Path) -> Result<File, ReplayError> {
     })
 }
 
-/// Decodes a candump log and its `.serial` companion (if present) in time order.
-fn read_candump(path: &Path, each: &mut impl FnMut(&Reading)) -> Result<(), ReplayError> {
-    let metrics = Arc::default();
-    let mut decoder = Decoder::new(metrics);
+/// Decodes a candump log and its `.serial` companion (if present) in time order, the CAN
+/// frames by `table`. Returns how many lines were not frames (skipped).
+fn read_candump(
+    path: &Path,
+    table: SignalTable,
+    each: &mut impl FnMut(&Reading),
+) -> Result<u64, ReplayError> {
+    let mut decoder = Decoder::with_signal_table(table, Arc::default());
+    let mut malformed = 0;
     let mut out = Vec::new();
     let file = open(path)?;
     let mut first_wall: Option<i64> = None;
@@ -203,12 +211,14 @@ fn read_candump(path: &Path, each: &mut impl FnMut(&Reading)) -> Result<(), Repl
         if line.trim().is_empty() {
             continue;
         }
-        let frame =
-            candump::parse_line(&line, first_wall).map_err(|source| ReplayError::Candump {
-                path: path.to_owned(),
-                line: i + 1,
-                source,
-            })?;
+        let frame = match candump::parse_line(&line, first_wall) {
+            Ok(frame) => frame,
+            Err(e) => {
+                malformed += 1;
+                tracing::warn!(event = "replay_line_skipped", path = %path.display(), line = i + 1, error = %e);
+                continue;
+            }
+        };
         let origin = *first_wall.get_or_insert(frame.at.wall_us);
         while let Some((ms, _)) = node.peek() {
             let mono = Duration::from_millis(u64::from(*ms));
@@ -232,7 +242,7 @@ fn read_candump(path: &Path, each: &mut impl FnMut(&Reading)) -> Result<(), Repl
             each(&r);
         }
     }
-    Ok(())
+    Ok(malformed)
 }
 
 /// The node messages of a `.serial` file with their node clock (ms); none if it is absent.
@@ -254,4 +264,146 @@ fn read_serial(path: &Path) -> Result<Vec<(u32, vigil_wire::Message)>, ReplayErr
         .flatten()
         .map(|m| (m.node_ms, m))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::simulator::{Scenario, TruckParams, record};
+
+    const FAULT_AT: Duration = Duration::from_secs(60);
+
+    /// A recorded drive of seed 1 (candump log, serial file, labels) whose compartment 1
+    /// heats from 60 s in, in `dir`.
+    fn recorded_drive(dir: &Path) -> PathBuf {
+        let log = dir.join("drive.log");
+        let scenario = Scenario::from_name("tank-heating", FAULT_AT).unwrap();
+        record::write(
+            TruckParams::default(),
+            scenario,
+            Duration::from_secs(180),
+            &log,
+        )
+        .unwrap();
+        log
+    }
+
+    fn committed_card() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/forecaster.card.json")
+    }
+
+    /// The alert lines of a file, as JSON values.
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_recorded_drive_replays_to_alert_lines_and_a_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = recorded_drive(dir.path());
+        let (out, html) = (dir.path().join("alerts.jsonl"), dir.path().join("r.html"));
+        let config = Config::embedded_default();
+        let summary = replay(&config, &log, Some(&committed_card()), &out, Some(&html)).unwrap();
+        assert!(summary.readings > 1000, "{} readings", summary.readings);
+        assert_eq!(summary.malformed_lines, 0);
+        let alerts = lines(&out);
+        // The first line of the labels: the fault's start, wall-clock seconds.
+        let labels = std::fs::read_to_string(log.with_extension("labels.csv")).unwrap();
+        let start: f64 = labels
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let heated = "Vehicle.Cargo.Tank.Compartment1.Temperature";
+        let first = alerts
+            .iter()
+            .find(|a| a["signal"] == heated)
+            .unwrap_or_else(|| panic!("no alert on {heated}: {alerts:?}"));
+        let raised = first["raised_at"].as_f64().unwrap();
+        assert!(
+            raised >= start && raised < start + 30.0,
+            "raised {} s after the fault",
+            raised - start
+        );
+        for key in ["kind", "severity", "score", "rule"] {
+            assert!(!first[key].is_null(), "{key} missing: {first}");
+        }
+        assert!(first.get("cleared_at").is_some(), "{first}");
+        assert!(
+            alerts
+                .iter()
+                .all(|a| a["raised_at"].as_f64().unwrap() >= start),
+            "an alert before the fault: {alerts:?}"
+        );
+        let report = std::fs::read_to_string(&html).unwrap();
+        assert!(
+            report.contains(heated) && report.contains("<svg"),
+            "{} bytes",
+            report.len()
+        );
+    }
+
+    #[test]
+    fn lines_that_are_not_frames_are_skipped_and_counted_and_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = recorded_drive(dir.path());
+        let config = Config::embedded_default();
+        let clean_out = dir.path().join("clean.jsonl");
+        let clean = replay(&config, &log, None, &clean_out, None).unwrap();
+        // Garbage in the middle of the same log, beside its serial file.
+        let text = std::fs::read_to_string(&log).unwrap();
+        let mut damaged: Vec<&str> = text.lines().collect();
+        let middle = damaged.len() / 2;
+        damaged.insert(middle, "(1781508301.000000) can0 not-a-frame");
+        damaged.insert(middle, "\u{fffd}garbage");
+        let bad_log = dir.path().join("damaged.log");
+        std::fs::write(&bad_log, damaged.join("\n")).unwrap();
+        std::fs::copy(
+            log.with_extension("serial"),
+            bad_log.with_extension("serial"),
+        )
+        .unwrap();
+        let bad_out = dir.path().join("damaged.jsonl");
+        let bad = replay(&config, &bad_log, None, &bad_out, None).unwrap();
+        assert_eq!(bad.malformed_lines, 2);
+        assert_eq!(bad.readings, clean.readings);
+        assert_eq!(lines(&bad_out), lines(&clean_out));
+    }
+
+    #[test]
+    fn the_dbc_of_the_config_decodes_the_log_and_a_missing_one_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = recorded_drive(dir.path());
+        let out = dir.path().join("alerts.jsonl");
+        let mut config = Config::embedded_default();
+        let builtin = replay(&config, &log, None, &out, None).unwrap();
+        // The built-in DBC from a file decodes the same readings...
+        let dbc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dbc/vigil-j1939.dbc");
+        config.dbc.path = Some(dbc);
+        assert_eq!(
+            replay(&config, &log, None, &out, None).unwrap().readings,
+            builtin.readings
+        );
+        // ...a table that maps only the coolant decodes fewer (the tank node's stay)...
+        config
+            .dbc
+            .signals
+            .retain(|_, vss| vss == crate::signals::COOLANT_TEMPERATURE);
+        let fewer = replay(&config, &log, None, &out, None).unwrap().readings;
+        assert!(fewer < builtin.readings, "{fewer} of {}", builtin.readings);
+        // ...and a DBC that is not there names itself.
+        config.dbc.path = Some(dir.path().join("nowhere.dbc"));
+        let e = replay(&config, &log, None, &out, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nowhere.dbc"), "{e}");
+    }
 }
