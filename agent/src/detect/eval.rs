@@ -1,6 +1,7 @@
 //! `vigil eval`: the detect stage and the baselines on simulated drives of vehicles never
 //! used in training or calibration, every fault kind, with per-event recall, false alarms
-//! per vehicle-hour and detection delay.
+//! per vehicle-hour and detection delay. Sensor faults run on the coolant, and again on a
+//! cargo tank's sensor as rows of their own ("stuck-sensor (tank)").
 //!
 //! Every detector turns its per-tick score into alerts the same way (held for the
 //! debounce, against a threshold that is the worst the score held on the calibration
@@ -12,9 +13,10 @@
 //! raised within it; the delay is from the fault's start, and also from the moment the
 //! fault first showed in the data. That moment comes from a healthy twin: the same truck
 //! and drive without the fault, whose readings of the signal are compared one by one. A
-//! fault that never showed, or never by 2 degC or more (a failed fan that was hardly
-//! needed), cannot be caught by any detector; it is counted apart and left out of recall. An alert raised on a normal
-//! drive, or before a fault starts, is a false alarm; clean hours count both.
+//! fault that never showed, or never by twice its bus resolution (a failed fan that was hardly
+//! needed), cannot be caught by any detector; it is counted apart and left out of recall.
+//! An alert raised on a normal drive, or before a fault starts, is a false alarm; clean
+//! hours count both.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -32,7 +34,7 @@ use super::model::{Model, ModelHandle};
 use super::window::Grid;
 use crate::config::Config;
 use crate::reading::Signal;
-use crate::source::simulator::{FaultInterval, Scenario, TruckParams};
+use crate::source::simulator::{FaultInterval, Scenario, Sensor, TruckParams};
 
 /// The detectors a table compares.
 pub const DETECTORS: [&str; 5] = ["stage", "model", "rules", "ewma", "rcf"];
@@ -333,20 +335,27 @@ fn fault_params(fault: &str, seed: u64) -> TruckParams {
     }
 }
 
-/// The least effect on its signal that counts as a fault having shown, degC: twice the
-/// coolant's bus resolution, so one reading on the other side of a 1-degC step does not.
-const MATERIAL: f64 = 2.0;
+/// The least effect on a signal that counts as a fault having shown: twice its bus
+/// resolution (the model card's rounding spread times sqrt(12)), so one reading on the
+/// other side of a step does not. 2 degC for the coolant, 2 milli-degC for a tank's PT100;
+/// 2 degC for a signal the card does not watch.
+fn material(model: &Model, signal: &Signal) -> f64 {
+    model
+        .watched(signal.as_str())
+        .map_or(2.0, |w| 2.0 * w.sigma_floor * 12f64.sqrt())
+}
 
 /// When a fault first showed in the data: the first reading of its signal, from the
 /// fault's start, that differs from the same reading of a healthy twin (the same truck and
 /// drive without the fault), or that one of the two has and the other lacks. `None` when
-/// the fault never showed within the drive, or never by as much as [`MATERIAL`] (a failed
+/// the fault never showed within the drive, or never by as much as `material` (a failed
 /// fan on a day that hardly needed it).
 fn first_visible(
     params: &TruckParams,
     scenario: &Scenario,
     fault: &FaultInterval,
     duration: Duration,
+    material: f64,
 ) -> Option<Duration> {
     let record = |scenario: Scenario| {
         let mut seen: HashMap<Duration, Option<f64>> = HashMap::new();
@@ -377,8 +386,8 @@ fn first_visible(
         .into_iter()
         .chain(differences(&twin, &faulty))
         .collect();
-    let material = all.iter().any(|(_, by)| *by >= MATERIAL);
-    all.iter().map(|(t, _)| *t).min().filter(|_| material)
+    let shown = all.iter().any(|(_, by)| *by >= material);
+    all.iter().map(|(t, _)| *t).min().filter(|_| shown)
 }
 
 /// Runs `work` on every job, on as many threads as the machine has cores, and returns
@@ -413,9 +422,52 @@ fn listed(alerts: impl Iterator<Item = (Signal, Duration, String)>) -> Vec<Strin
         .collect()
 }
 
+/// One row of the table: a scenario, on its own sensor or on `sensor`.
+#[derive(Clone, Copy, PartialEq)]
+struct Row {
+    scenario: &'static str,
+    sensor: Option<Sensor>,
+}
+
+impl Row {
+    /// Every scenario on its own target, then the sensor faults again on a cargo tank.
+    fn all() -> Vec<Row> {
+        let own = Scenario::NAMES
+            .iter()
+            .filter(|n| **n != "normal")
+            .map(|&scenario| Row {
+                scenario,
+                sensor: None,
+            });
+        let on_tank = ON_TANK_TOO.iter().map(|&scenario| Row {
+            scenario,
+            sensor: Some(Sensor::Tank(1)),
+        });
+        own.chain(on_tank).collect()
+    }
+
+    fn name(&self) -> String {
+        match self.sensor {
+            None => self.scenario.to_owned(),
+            Some(_) => format!("{} (tank)", self.scenario),
+        }
+    }
+}
+
+/// Sensor faults that run a second time on compartment 1's PT100 (they run on the coolant
+/// by default): the cargo's sensor is the one a tanker's safety rests on, and a fine,
+/// noisy signal fails differently from the coolant's 1-degC steps.
+const ON_TANK_TOO: [&str; 5] = [
+    "stuck-sensor",
+    "dropout",
+    "spikes",
+    "drift",
+    "not-available",
+];
+
 /// One fault drive: the event, when it showed, and what every detector raised.
 struct FaultDrive {
-    name: &'static str,
+    row: Row,
     start: Duration,
     fault: FaultInterval,
     visible: Option<Duration>,
@@ -524,24 +576,30 @@ pub fn run(
             *false_alarms.entry(d).or_default() += raised.get(d).map_or(0, Vec::len);
         }
     }
-    // 3. Fault drives: every kind on fresh seeds (vehicles) of its own.
-    let jobs: Vec<(&'static str, u64)> = Scenario::NAMES
+    // 3. Fault drives: every row on fresh seeds (vehicles) of its own.
+    let rows = Row::all();
+    let jobs: Vec<(Row, u64)> = rows
         .iter()
-        .filter(|n| **n != "normal")
-        .flat_map(|name| std::iter::repeat_n(*name, options.drives_per_fault))
+        .flat_map(|row| std::iter::repeat_n(*row, options.drives_per_fault))
         .zip(FAULT_SEEDS)
         .collect();
-    let drives = in_parallel(&jobs, |&(name, seed)| {
+    let drives = in_parallel(&jobs, |&(row, seed)| {
+        let name = row.scenario;
         let start = fault_start(seed);
         let params = fault_params(name, seed);
         let scenario = Scenario::from_name(name, start).expect("a listed scenario");
+        let scenario = match row.sensor {
+            Some(sensor) => scenario.targeting(sensor).expect("a sensor fault"),
+            None => scenario,
+        };
         let length = if SLOW_FAULTS.contains(&name) {
             options.slow_fault_drive
         } else {
             options.fault_drive
         };
         let fault = scenario.intervals(length)[0].clone();
-        let visible = first_visible(&params, &scenario, &fault, length);
+        let least = material(&model, &fault.signal);
+        let visible = first_visible(&params, &scenario, &fault, length, least);
         let raised = drive(
             &config,
             &model,
@@ -552,7 +610,7 @@ pub fn run(
             &mut HashMap::new(),
         );
         let drive = FaultDrive {
-            name,
+            row,
             start,
             fault,
             visible,
@@ -563,19 +621,20 @@ pub fn run(
             .map(|d| format!("{d} {:?}", drive.hit(d).map(|at| (at - start).as_secs())))
             .collect();
         say(&format!(
-            "{name} seed {seed}: showed after {:?} s; first alert after {}; before the fault {:?}",
+            "{} seed {seed}: showed after {:?} s; first alert after {}; before the fault {:?}",
+            row.name(),
             visible.map(|v| (v - start).as_secs()),
             outcome.join(", "),
             listed(drive.early("stage").cloned()),
         ));
         drive
     });
-    for name in Scenario::NAMES.iter().filter(|n| **n != "normal") {
+    for row in &rows {
         let mut cells: Vec<(String, Cell)> = DETECTORS
             .iter()
             .map(|d| (d.to_string(), Cell::default()))
             .collect();
-        for drive in drives.iter().filter(|d| d.name == *name) {
+        for drive in drives.iter().filter(|d| d.row == *row) {
             clean += drive.start;
             for (d, cell) in DETECTORS.iter().zip(cells.iter_mut().map(|(_, c)| c)) {
                 *false_alarms.entry(d).or_default() += drive.early(d).count();
@@ -596,7 +655,7 @@ pub fn run(
             cell.delays_s.sort_by(f64::total_cmp);
             cell.delays_from_visible_s.sort_by(f64::total_cmp);
         }
-        report.faults.push((name.to_string(), cells));
+        report.faults.push((row.name(), cells));
     }
     report.clean_hours = clean.as_secs_f64() / 3600.0;
     report.false_alarms = DETECTORS
@@ -623,7 +682,8 @@ pub fn table(report: &EvalReport) -> String {
     );
     let _ = writeln!(out, "|---|{}", "---|".repeat(DETECTORS.len()));
     for (fault, cells) in &report.faults {
-        let slow = if SLOW_FAULTS.contains(&fault.as_str()) {
+        let scenario = fault.trim_end_matches(" (tank)");
+        let slow = if SLOW_FAULTS.contains(&scenario) {
             " (slow)"
         } else {
             ""
