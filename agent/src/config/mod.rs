@@ -207,10 +207,13 @@ pub struct RulesConfig {
     /// ...for the engine's coarse signals only while the companion signal (coolant and oil
     /// watch each other) moved at least this many degC meanwhile.
     pub stuck_companion_move: f64,
-    /// The thermostat's regulating band, degC (from starting to open to fully open). A
-    /// coolant held still inside it is the thermostat at work, however far the oil moves,
-    /// so the coolant is taken for stuck only outside it.
-    pub coolant_regulating: [f64; 2],
+    /// Where the thermostat starts to open, degC. From there up the thermostat (and above
+    /// it the fan) regulate the coolant, and a healthy one holds still for minutes while
+    /// the oil moves, so there it is taken for stuck only after `coolant_warm_stuck_after`
+    /// (with the oil moving `stuck_companion_move` meanwhile, as below).
+    pub coolant_thermostat_opens: f64,
+    #[serde(with = "duration")]
+    pub coolant_warm_stuck_after: Duration,
     /// A coolant above this many degC for `coolant_high_after` is held above its normal
     /// band: the thermostat is wide open and the fan no longer holds it (a failed fan).
     pub coolant_high_normal: f64,
@@ -237,7 +240,8 @@ impl Default for RulesConfig {
             tank_rise_per_minute: 6.0,
             stuck_after: Duration::from_secs(60),
             stuck_companion_move: 11.0,
-            coolant_regulating: [82.0, 92.0],
+            coolant_thermostat_opens: 82.0,
+            coolant_warm_stuck_after: Duration::from_secs(240),
             coolant_high_normal: 95.5,
             coolant_high_after: Duration::from_secs(10),
             dropout_after: Duration::from_secs(5),
@@ -544,6 +548,10 @@ impl Config {
         let rules = &self.detect.rules;
         for (key, after) in [
             ("detect.rules.stuck_after", rules.stuck_after),
+            (
+                "detect.rules.coolant_warm_stuck_after",
+                rules.coolant_warm_stuck_after,
+            ),
             ("detect.rules.coolant_high_after", rules.coolant_high_after),
         ] {
             let window = crate::detect::window::TICK * crate::detect::window::HISTORY as u32;
