@@ -428,7 +428,7 @@ def main():
     train_hours = sum(len(next(iter(run.values()))) for _, run in train_runs) / 3600.0
     card = {
         "name": "vigil-forecaster",
-        "version": "2.0.0",
+        "version": "2.1.0",
         "onnx": "forecaster.onnx",
         "sha256": sha,
         "input": {"name": "x", "shape": [1, n_in]},

@@ -20,8 +20,11 @@ use crate::signals;
 use crate::source::simulator::{Emitted, Scenario, SimError, Truck, TruckParams};
 
 /// Seeds `models/train.py` trains on, calibrates on, and that `vigil eval` tests on.
+/// Calibration takes 1000 vehicle-hours: a threshold set to 1 false alarm per 100 h is a
+/// tail that 100 h sample too thinly (calibrated on 100 h, the coolant's CUSUM threshold
+/// was crossed twice in 362 h of evaluation drives).
 pub const TRAINING_SEEDS: std::ops::Range<u64> = 1..25;
-pub const CALIBRATION_SEEDS: std::ops::Range<u64> = 101..201;
+pub const CALIBRATION_SEEDS: std::ops::Range<u64> = 101..1101;
 pub const EVALUATION_SEEDS: std::ops::Range<u64> = 3001..3301;
 
 /// The truck a seed stands for: its weather, cargo and drive all follow from the seed.

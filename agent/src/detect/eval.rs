@@ -306,7 +306,7 @@ fn fault_start(seed: u64) -> Duration {
 }
 
 /// Vehicles of the fault drives: a seed range of their own, apart from training (1..25),
-/// calibration (101..201) and the normal evaluation drives (3001..3301).
+/// calibration (101..1101) and the normal evaluation drives (3001..3301).
 const FAULT_SEEDS: std::ops::RangeFrom<u64> = 5001..;
 
 /// The truck a fault drive runs on. A fault is only worth a drive where it can show:
