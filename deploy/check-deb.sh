@@ -38,7 +38,7 @@ for file in "$repo"/models/*.onnx "$repo"/deploy/dbc/*.dbc; do
     *) want=./usr/share/vigil/dbc/$(basename "$file") ;;
   esac
   grep -q " $want\$" <<<"$listing" ||
-    fail "missing $want: add its asset line in agent/Cargo.toml [package.metadata.deb]"
+    fail "missing $want: add its asset line in cli/Cargo.toml [package.metadata.deb]"
 done
 
 dpkg-deb --raw-extract "$deb" "$root"

@@ -4,9 +4,9 @@
     python3 models/train.py            # simulates the data if models/data is missing
 
 Steps, all seeded (the same inputs give the same bytes):
-1. Data: `cargo run -p vigil --example training_data -- models/data` writes
+1. Data: `cargo run -p vigil-lab --example training_data -- models/data` writes
    1 Hz CSVs of normal simulated drives, one per seed: training seeds and calibration seeds
-   are different vehicles (see agent/src/detect/dataset.rs).
+   are different vehicles (see lab/src/dataset.rs).
 2. Features: for each watched signal and tick k with a full 10 s window, the same row the
    agent builds (agent/src/detect/model.rs, ModelCard::features): the window less its last
    value over the signal's scale, the last value's level, the engine speed over the window,
@@ -79,7 +79,7 @@ WATCHED = [
 def ensure_data():
     if any(DATA.glob("train-*.csv")):
         return
-    cmd = ["cargo", "run", "-p", "vigil", "--example", "training_data", "--", str(DATA)]
+    cmd = ["cargo", "run", "-p", "vigil-lab", "--example", "training_data", "--", str(DATA)]
     print("simulating:", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=HERE.parent)
 

@@ -1,7 +1,7 @@
 //! Sample -> buzzer latency through the real pipeline (DESIGN.md target: p99 < 50 ms beyond
 //! the configured debounce).
 //!
-//! Frames are injected into the pipeline as one more source (`Plugs::inputs`) and go the
+//! Frames are injected into the pipeline as its one source (`source::Injected`) and go the
 //! whole way: decode, route, detect (the limit rule and the alert state machine), the alarm
 //! task, the buzzer driver. Each cycle sends an over-limit coolant frame, then a second one
 //! stamped one debounce later in sample time (so the debounce is satisfied without waiting
@@ -10,7 +10,7 @@
 //! "beyond the debounce". It runs idle and under background bus load (other PGNs, injected
 //! through the same channel, so a trigger frame queues behind them as on a busy bus).
 //!
-//! `cargo bench -p vigil --bench alarm_latency` (ALARM_BENCH_CYCLES=N to change the count).
+//! `cargo bench -p vigil-agent --bench alarm_latency` (ALARM_BENCH_CYCLES=N to change the count).
 //! Exits non-zero when a p99 misses the target.
 
 use std::sync::Arc;
@@ -21,13 +21,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use embedded_hal::digital::{ErrorType, OutputPin};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use vigil::alarm::{BuzzerPin, Devices, DynOutputPin};
-use vigil::config::Config;
-use vigil::decode::j1939::{J1939Id, encode_value};
-use vigil::decode::{CanFrame, Input};
-use vigil::pipeline::{Pipeline, Plugs, Taps};
-use vigil::reading::Timestamp;
-use vigil::signals::{COOLANT_TEMPERATURE, SPEED, j1939_signal, pgn};
+use vigil_agent::alarm::{BuzzerPin, Devices, DynOutputPin};
+use vigil_agent::decode::j1939::{J1939Id, encode_value};
+use vigil_agent::frame::{CanFrame, Input};
+use vigil_agent::pipeline::{Pipeline, Plugs, Stages, Taps};
+use vigil_agent::reading::Timestamp;
+use vigil_agent::signals::{COOLANT_TEMPERATURE, SPEED, j1939_signal, pgn};
+use vigil_agent::source::Injected;
 
 const TARGET_P99: Duration = Duration::from_millis(50);
 
@@ -112,12 +112,11 @@ fn measure(cycles: usize, background: u32) -> Figures {
         .enable_all()
         .build()
         .expect("a runtime");
-    let mut config = Config::embedded_default();
-    // Only the injected frames: the simulator would send coolant readings of its own.
-    config.source.simulator = None;
-    let debounce = config.detect.debounce;
-    let critical = config.detect.engine.coolant_critical;
-    let normal = config.detect.engine.coolant_warning - config.detect.hysteresis - 10.0;
+    // Only the injected frames, through every stage at its defaults.
+    let stages = Stages::builtin();
+    let debounce = stages.detect.debounce;
+    let critical = stages.detect.engine.coolant_critical;
+    let normal = stages.detect.engine.coolant_warning - stages.detect.hysteresis - 10.0;
 
     let (levels_tx, levels) = std_mpsc::channel();
     let (inputs_tx, inputs_rx) = mpsc::channel(1024);
@@ -129,12 +128,12 @@ fn measure(cycles: usize, background: u32) -> Figures {
     let pipeline = {
         let _guard = runtime.enter();
         Pipeline::start_with(
-            config,
+            stages,
+            vec![Box::new(Injected(inputs_rx))],
             shutdown.clone(),
             Taps::default(),
             Plugs {
                 alarm: Some(devices),
-                inputs: Some(inputs_rx),
                 ..Plugs::default()
             },
         )
@@ -215,7 +214,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let debounce = Config::embedded_default().detect.debounce;
+    let debounce = vigil_agent::detect::DetectConfig::default().debounce;
     println!(
         "sample -> buzzer pin high, through the whole pipeline, beyond the {} debounce ({} cycles each)",
         humantime::format_duration(debounce),

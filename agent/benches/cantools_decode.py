@@ -1,4 +1,4 @@
-"""The cantools side of `cargo bench --bench decode`: the same candump log, the same DBC.
+"""The cantools side of `cargo bench -p vigil-agent --bench decode`: the same candump log, the same DBC.
 
 Prints one JSON object: frames/s decoding pre-parsed frames (the figure compared with
 Vigil's decoder), frames/s including parsing the log lines, and the number of messages

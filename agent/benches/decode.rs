@@ -15,9 +15,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vigil::decode::dbc::{self, SignalNames};
-use vigil::decode::{Decoded, Decoder, Input};
-use vigil::source::candump;
+use vigil_agent::decode::dbc::{self, SignalNames};
+use vigil_agent::decode::{Decoded, Decoder};
+use vigil_agent::frame::{Input, candump};
 
 const MIN_TIME: Duration = Duration::from_secs(1);
 /// Alternating rounds of both decoders; the best of each is reported, which is the figure
@@ -68,7 +68,7 @@ fn main() {
         dbc::table_from_dbc(&dbc_text, "dbc", &SignalNames::All(&Default::default())).unwrap();
     let mapped = dbc::DbcConfig::default().load().unwrap();
 
-    let decode_rate = |table: &vigil::decode::table::SignalTable| {
+    let decode_rate = |table: &vigil_agent::decode::table::SignalTable| {
         let mut decoder = Decoder::with_signal_table(table.clone(), Arc::default());
         let mut out = Decoded::default();
         n * rate(|| {
@@ -80,7 +80,7 @@ fn main() {
         })
     };
     // As the pipeline decodes: up to 64 inputs per call (`recv_many`).
-    let batch_rate = |table: &vigil::decode::table::SignalTable| {
+    let batch_rate = |table: &vigil_agent::decode::table::SignalTable| {
         let mut decoder = Decoder::with_signal_table(table.clone(), Arc::default());
         let mut out = Decoded::default();
         n * rate(|| {

@@ -1,7 +1,7 @@
 //! The spool's benchmark (issue 5): appends/s, drain records/s, bytes on disk per stored
 //! record, reopen time, and resident memory with the chosen page cache.
 //!
-//! `cargo bench -p vigil --bench spool`. Plain `main` (harness = false): each figure is one
+//! `cargo bench -p vigil-agent --bench spool`. Plain `main` (harness = false): each figure is one
 //! timed run over a fresh store in a temporary directory, printed as a table. The payload is
 //! 4 KiB (`VIGIL_BENCH_PAYLOAD` to change it), the size of a reading batch that fills most of
 //! a billed 5 KB message.
@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vigil::spool::{FlushPolicy, RecordKind, Spool, SpoolConfig};
-use vigil::telemetry::Metrics;
+use vigil_agent::spool::{FlushPolicy, RecordKind, Spool, SpoolConfig};
+use vigil_agent::telemetry::Metrics;
 
 /// The payload size: 4 KiB unless `VIGIL_BENCH_PAYLOAD` (bytes) says otherwise.
 fn payload_len() -> usize {

@@ -1,4 +1,4 @@
-//! `cargo bench -p vigil --bench uplink`: the uplink's figures on a loopback broker (the
+//! `cargo bench -p vigil-agent --bench uplink`: the uplink's figures on a loopback broker (the
 //! demo's in-process rumqttd, plain MQTT; TLS adds a handshake per connect, not per message).
 //!
 //! 1. Wire cost: 10 s of every signal at 10 Hz in the compact encoding, in bytes and billed
@@ -14,14 +14,14 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use vigil::config::Config;
-use vigil::config::tuning::Tuning;
-use vigil::reading::{Origin, Reading, Signal, Timestamp};
-use vigil::spool::{RecordKind, Spool, SpoolConfig, SpoolHandle, SpoolTask};
-use vigil::telemetry::Metrics;
-use vigil::uplink::demo_broker::DemoBroker;
-use vigil::uplink::payload::{Stream, alert_body, identity_headroom, stored};
-use vigil::uplink::{HeldModel, LinkStatus, Uplink, UplinkConfig, readings};
+use vigil_agent::detect::{DetectConfig, ModelHandle, Tuning};
+use vigil_agent::reading::{Origin, Reading, Signal, Timestamp};
+use vigil_agent::spool::{RecordKind, Spool, SpoolConfig, SpoolHandle, SpoolTask};
+use vigil_agent::telemetry::Metrics;
+use vigil_agent::uplink::demo_broker::DemoBroker;
+use vigil_agent::uplink::payload::{Stream, alert_body, identity_headroom, stored};
+use vigil_agent::uplink::{LinkStatus, Uplink, UplinkConfig, readings};
+use vigil_agent::vehicle::VehicleConfig;
 
 const SIGNALS: [(&str, f64, f64); 9] = [
     (
@@ -96,9 +96,13 @@ fn setup(port: u16) -> Bench {
     )
     .unwrap();
     let (handle, task) = SpoolTask::spawn(spool, CancellationToken::new()).unwrap();
-    let base = Config::embedded_default();
     let (link_tx, link) = watch::channel(LinkStatus::default());
-    let (tuning_tx, _) = watch::channel(Tuning::of(&base));
+    let tuning = Tuning::new(
+        &VehicleConfig::default(),
+        &DetectConfig::default(),
+        Duration::from_secs(10),
+    );
+    let (tuning_tx, _) = watch::channel(tuning);
     let (acked_tx, acked) = mpsc::unbounded_channel();
     let uplink = Uplink {
         config: UplinkConfig {
@@ -109,11 +113,11 @@ fn setup(port: u16) -> Bench {
             ..UplinkConfig::default()
         },
         thing: "bench-truck".into(),
-        base,
+        tls: None,
         spool: handle.clone(),
         link: link_tx,
         tuning: tuning_tx,
-        model: Arc::new(HeldModel::new(None)),
+        model: Arc::new(ModelHandle::new(None)),
         metrics: metrics.clone(),
         acked: Some(acked_tx),
     };
@@ -240,8 +244,8 @@ fn main() {
     );
 }
 
-fn sample_alert() -> vigil::detect::alert::AlertEvent {
-    use vigil::detect::alert::{Alert, AlertEvent, AlertKind, Severity};
+fn sample_alert() -> vigil_agent::detect::alert::AlertEvent {
+    use vigil_agent::detect::alert::{Alert, AlertEvent, AlertKind, Severity};
     AlertEvent::Raised(Alert {
         id: 1,
         signal: Signal::new("Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"),

@@ -8,12 +8,41 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::config::BatchConfig;
+use crate::duration;
 use crate::reading::Reading;
 use crate::telemetry::Metrics;
+
+/// The `[batch]` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    pub max_readings: usize,
+    #[serde(with = "duration")]
+    pub max_age: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_readings: 2000,
+            max_age: Duration::from_secs(10),
+        }
+    }
+}
+
+impl BatchConfig {
+    /// Checks the values; returns the key and what is wrong. No I/O.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.max_readings == 0 {
+            return Err(("batch.max_readings", "expected at least 1, found 0".into()));
+        }
+        duration::check_positive(self.max_age).map_err(|message| ("batch.max_age", message))
+    }
+}
 
 /// Readings sealed together for one outgoing message.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,7 +107,7 @@ pub async fn run(
     mut readings: mpsc::Receiver<Reading>,
     batches: mpsc::Sender<Batch>,
     metrics: std::sync::Arc<Metrics>,
-    mut tuning: Option<tokio::sync::watch::Receiver<crate::config::tuning::Tuning>>,
+    mut tuning: Option<tokio::sync::watch::Receiver<crate::detect::Tuning>>,
 ) {
     let mut max_wait: Duration = config.max_age;
     let mut batcher = Batcher::new(config);

@@ -1,15 +1,16 @@
-//! Vigil: the edge agent for a fuel-tanker's gateway.
+//! Vigil's agent: everything that runs on a fuel-tanker's gateway, and nothing else.
 //!
-//! One module per pipeline stage (see ARCHITECTURE.md for the map). `main.rs` only parses
-//! the command line and calls into this library, so tests start the real agent in-process.
+//! One module per pipeline stage, each owning its config (see ARCHITECTURE.md for the map).
+//! The simulated truck (`vigil-sim`), the engineer's tools (`vigil-lab`) and the command line
+//! with its file-level config (`vigil`) are other crates that use this one; this crate uses
+//! none of them, so the compiler keeps the truck's code free of them.
 
 pub mod alarm;
 pub mod batch;
-pub mod config;
 pub mod decode;
-pub mod demo;
 pub mod detect;
-pub mod fleet;
+pub mod duration;
+pub mod frame;
 pub mod pipeline;
 pub mod reading;
 pub mod signals;
@@ -18,4 +19,4 @@ pub mod spool;
 pub mod systemd;
 pub mod telemetry;
 pub mod uplink;
-pub mod view;
+pub mod vehicle;

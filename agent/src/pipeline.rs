@@ -1,5 +1,5 @@
-//! The pipeline: builds every stage from the config, joins them with bounded channels and
-//! runs them as named tokio tasks.
+//! The pipeline: builds every stage from its own config ([`Stages`]), joins them with
+//! bounded channels and runs them, and the sources it is given, as named tokio tasks.
 //!
 //! ```text
 //! sources ─inputs─> decode+route ─┬─> detect ─alerts─> alarm ─panel─> display (never waits on the network)
@@ -12,8 +12,10 @@
 //!                                                          └─jobs──> ModelUpdater
 //! ```
 //!
-//! The spool and the uplink run only when `[uplink]` is configured; without it nothing
-//! leaves the truck and outbound feeds the taps alone.
+//! The spool and the uplink run only when [`Stages::outbound`] is given (an `[uplink]` in the
+//! config); without it nothing leaves the truck and outbound feeds the taps alone. Files
+//! (the DBC, the model, the PEM files) were read before: the pipeline opens only the cab's
+//! devices and the spool.
 //!
 //! # Shutdown
 //!
@@ -31,25 +33,30 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alarm::{self, LinkStatus, Panel};
-use crate::batch::{self, Batch};
-use crate::config::Config;
-use crate::config::tuning::Tuning;
+use crate::alarm::{self, AlarmConfig, LinkStatus, Panel};
+use crate::batch::{self, Batch, BatchConfig};
 use crate::decode::dm1::DiagnosticEvent;
-use crate::decode::{Decoded, Decoder, Input};
-use crate::detect::{self, Detector, alert::AlertEvent};
-use crate::reading::Reading;
-use crate::source;
-use crate::spool::{RecordKind, Seq, Spool, SpoolError, SpoolHandle, SpoolTask};
+use crate::decode::table::SignalTable;
+use crate::decode::{Decoded, Decoder};
+use crate::detect::alert::AlertEvent;
+use crate::detect::{self, DetectConfig, Detector, Model, ModelHandle, ModelUpdater, Tuning};
+use crate::duration;
+use crate::frame::Input;
+use crate::reading::{Clock, Reading};
+use crate::source::{Source, SourceContext};
+use crate::spool::{RecordKind, Seq, Spool, SpoolConfig, SpoolError, SpoolHandle, SpoolTask};
 use crate::systemd::Notifier;
 use crate::telemetry::Metrics;
 use crate::uplink::payload::{self, Dm1Changes, Stream};
-use crate::uplink::{ModelUpdater, Uplink, UplinkError, readings};
+use crate::uplink::{Uplink, UplinkConfig, readings};
+use crate::vehicle::VehicleConfig;
 
 // Channel capacities, each with its reason.
 /// Sources to decode: 1024 frames is 64 ms of four saturated J1939 buses (16k frames/s),
@@ -81,31 +88,90 @@ pub struct Taps {
 pub struct Plugs {
     /// The cab's devices; `None` opens the ones `[alarm]` names.
     pub alarm: Option<alarm::Devices>,
-    /// Inputs fed in as one more source (tests and benchmarks inject frames here). It ends,
-    /// like any source, when the token is cancelled or its sender is dropped.
-    pub inputs: Option<mpsc::Receiver<Input>>,
-    /// The detect stage's model swap, for model-update jobs. Without one, a job's model is
-    /// verified and held (with the previous one for rollback) but runs nowhere.
+    /// What model-update jobs swap; `None`: the detect stage's own model handle.
     pub model: Option<Arc<dyn ModelUpdater>>,
     /// Told the sequence number of every spooled record the broker acknowledged.
     pub acked: Option<mpsc::UnboundedSender<Seq>>,
 }
 
+/// The `[shutdown]` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// How long every stage has to drain once shutdown begins.
+    #[serde(with = "duration")]
+    pub deadline: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ShutdownConfig {
+    /// Checks the values; returns the key and what is wrong. No I/O.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        duration::check_positive(self.deadline).map_err(|message| ("shutdown.deadline", message))
+    }
+}
+
+/// Every stage's own config, with what start must read from disk already read and checked
+/// (the `vigil` command's config resolves a file into this once). The pipeline itself
+/// opens only the cab's devices and the spool.
+pub struct Stages {
+    pub vehicle: VehicleConfig,
+    /// The decoder's signal table: the DBC, read and checked.
+    pub decode: SignalTable,
+    pub detect: DetectConfig,
+    /// The forecaster, verified against its card; `None` runs the rules and limits alone.
+    pub model: Option<Model>,
+    pub batch: BatchConfig,
+    pub alarm: AlarmConfig,
+    /// The spool and the uplink; `None` keeps everything on the truck.
+    pub outbound: Option<Outbound>,
+    pub shutdown: ShutdownConfig,
+}
+
+/// What leaves the truck: where it waits, and the broker it goes to.
+pub struct Outbound {
+    pub spool: SpoolConfig,
+    pub uplink: UplinkConfig,
+    /// The TLS settings read from the PEM files ([`UplinkConfig::resolve_tls`]); `None` for
+    /// plain TCP to a development broker.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Stages {
+    /// Every stage at its defaults, the built-in DBC and model, nothing leaving the truck:
+    /// for tests and benchmarks that plug in their own sources.
+    pub fn builtin() -> Stages {
+        Stages {
+            vehicle: VehicleConfig::default(),
+            decode: crate::decode::dbc::DbcConfig::default()
+                .load()
+                .expect("the built-in DBC decodes"),
+            detect: DetectConfig::default(),
+            model: Some(Model::builtin().expect("the built-in model checks out")),
+            batch: BatchConfig::default(),
+            alarm: AlarmConfig::default(),
+            outbound: None,
+            shutdown: ShutdownConfig::default(),
+        }
+    }
+}
+
 /// Why the pipeline could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("no source is configured; add [source.simulator] to the config")]
+    #[error("no source is configured; add one under [source] in the config")]
     NoSource,
-    #[error(transparent)]
-    Source(#[from] source::BuildError),
-    #[error(transparent)]
-    Dbc(#[from] crate::decode::dbc::DbcError),
     #[error(transparent)]
     Alarm(#[from] alarm::OpenError),
     #[error(transparent)]
     Spool(#[from] SpoolError),
-    #[error(transparent)]
-    Uplink(#[from] UplinkError),
     #[error(
         "tasks still running {deadline:?} after shutdown began: {tasks}; raise [shutdown] deadline or report a bug"
     )]
@@ -197,55 +263,63 @@ pub struct Summary {
 }
 
 impl Pipeline {
-    /// Starts every stage. Returns at once; [`Pipeline::join`] waits for the end.
+    /// Starts every stage and the given sources. Returns at once; [`Pipeline::join`] waits
+    /// for the end.
     pub fn start(
-        config: Config,
+        stages: Stages,
+        sources: Vec<Box<dyn Source>>,
         shutdown: CancellationToken,
         taps: Taps,
     ) -> Result<Pipeline, RunError> {
-        Pipeline::start_with(config, shutdown, taps, Plugs::default())
+        Pipeline::start_with(stages, sources, shutdown, taps, Plugs::default())
     }
 
-    /// [`Pipeline::start`], with devices or inputs plugged in instead of the configured ones.
+    /// [`Pipeline::start`], with devices or a model updater plugged in instead of the
+    /// configured ones.
     pub fn start_with(
-        config: Config,
+        stages: Stages,
+        sources: Vec<Box<dyn Source>>,
         shutdown: CancellationToken,
         taps: Taps,
         plugs: Plugs,
     ) -> Result<Pipeline, RunError> {
+        let Stages {
+            vehicle,
+            decode,
+            detect,
+            model,
+            batch,
+            alarm,
+            outbound: leaves_the_truck,
+            shutdown: shutdown_config,
+        } = stages;
+        if sources.is_empty() {
+            return Err(RunError::NoSource);
+        }
         let metrics = Arc::new(Metrics::default());
         let tasks = Tasks::default();
         // Opened first, so a missing device fails the start before any task runs.
         let devices = match plugs.alarm {
             Some(devices) => devices,
-            None => alarm::Devices::open(&config.alarm)?,
+            None => alarm::Devices::open(&alarm)?,
         };
-        let (tuning_tx, tuning_rx) = watch::channel(Tuning::of(&config));
+        let (tuning_tx, tuning_rx) = watch::channel(Tuning::new(&vehicle, &detect, batch.max_age));
         let (link_tx, link_rx) = watch::channel(LinkStatus::default());
 
         let (inputs_tx, inputs_rx) = mpsc::channel(INPUTS_CAPACITY);
-        // Checked by Config::validate already; loaded here once for the decoder.
-        let table = config.dbc.load()?;
-        let mut sources =
-            source::build_all(&config, &metrics, inputs_tx.clone(), shutdown.clone())?;
-        if let Some(injected) = plugs.inputs {
-            sources.push((
-                "source:injected",
-                Box::pin(forward(injected, inputs_tx, shutdown.clone())),
-            ));
+        // One monotonic origin for every live source, so their readings order against each other.
+        let cx = SourceContext::new(Clock::start(), inputs_tx, shutdown.clone(), metrics.clone());
+        for source in sources {
+            let name = source.name();
+            tasks.spawn(name, logged(name, source.run(cx.clone())));
         }
-        if sources.is_empty() {
-            return Err(RunError::NoSource);
-        }
-        for (name, task) in sources {
-            tasks.spawn(name, task);
-        }
+        drop(cx);
 
         let (detect_tx, detect_rx) = mpsc::channel(DETECT_CAPACITY);
         let (batch_tx, batch_rx) = mpsc::channel(BATCH_CAPACITY);
         let (diagnostics_tx, diagnostics_rx) = mpsc::channel(OUTBOUND_ALERTS_CAPACITY);
         let router = Router {
-            decoder: Decoder::with_signal_table(table, metrics.clone()),
+            decoder: Decoder::with_signal_table(decode, metrics.clone()),
             diagnostics: diagnostics_tx,
             detect: detect_tx,
             batch: batch_tx,
@@ -256,11 +330,19 @@ impl Pipeline {
 
         let (alarm_tx, alarm_rx) = mpsc::channel(ALARM_CAPACITY);
         let (outbound_alerts_tx, outbound_alerts_rx) = mpsc::channel(OUTBOUND_ALERTS_CAPACITY);
-        let detector = Detector::new(&config);
+        match &model {
+            Some(m) => tracing::info!(event = "model_loaded", model = %m.id),
+            None => tracing::info!(
+                event = "model_none",
+                "running the rules and limits without a model"
+            ),
+        }
+        let model_handle = ModelHandle::new(model);
+        let detector = Detector::new(&vehicle, &detect, model_handle.clone());
         // Model-update jobs swap this detector's model unless a caller plugs in another.
         let model_updater: Arc<dyn ModelUpdater> = match plugs.model {
             Some(updater) => updater,
-            None => Arc::new(detector.model_handle()),
+            None => Arc::new(model_handle),
         };
         tasks.spawn(
             "detect",
@@ -294,7 +376,7 @@ impl Pipeline {
         tasks.spawn(
             "batch",
             batch::run(
-                config.batch.clone(),
+                batch,
                 batch_rx,
                 batches_tx,
                 metrics.clone(),
@@ -302,11 +384,12 @@ impl Pipeline {
             ),
         );
 
-        let sink = match &config.uplink {
-            Some(uplink) => {
-                let spool_config = config
-                    .spool
-                    .spool_config(&config.vehicle.id, uplink.max_in_flight);
+        let sink = match leaves_the_truck {
+            Some(Outbound {
+                spool: spool_config,
+                uplink,
+                tls,
+            }) => {
                 let dir = spool_config.dir.clone();
                 let spool = Spool::open(spool_config, metrics.clone())?;
                 tracing::info!(event = "spool_opened", dir = %dir.display(), recovered = spool.open_report().recovered);
@@ -320,10 +403,11 @@ impl Pipeline {
                     }
                 });
                 let model = model_updater;
+                let (resolution, message_bytes) = (uplink.resolution, uplink.message_bytes);
                 let uplink_task = Uplink {
-                    config: uplink.clone(),
-                    thing: config.vehicle.id.clone(),
-                    base: config.clone(),
+                    config: uplink,
+                    thing: vehicle.id.clone(),
+                    tls,
                     spool: handle.clone(),
                     link: link_tx.clone(),
                     tuning: tuning_tx,
@@ -339,10 +423,9 @@ impl Pipeline {
                 });
                 Some(Sink {
                     spool: handle,
-                    resolution: uplink.resolution,
-                    budget: uplink
-                        .message_bytes
-                        .saturating_sub(payload::identity_headroom(config.vehicle.id.len())),
+                    resolution,
+                    budget: message_bytes
+                        .saturating_sub(payload::identity_headroom(vehicle.id.len())),
                     dm1: Dm1Changes::default(),
                     metrics: metrics.clone(),
                 })
@@ -362,12 +445,12 @@ impl Pipeline {
 
         tasks.tracker.close();
         let started = tasks.tracker.len();
-        tracing::info!(event = "pipeline_started", vehicle = %config.vehicle.id, tasks = started);
+        tracing::info!(event = "pipeline_started", vehicle = %vehicle.id, tasks = started);
         Ok(Pipeline {
             tasks,
             started,
             shutdown,
-            deadline: config.shutdown.deadline,
+            deadline: shutdown_config.deadline,
             panel: panel_rx,
             link: link_tx,
             tuning: tuning_rx,
@@ -420,12 +503,16 @@ impl Pipeline {
 /// Runs the agent until `shutdown` is cancelled: the library's entry point.
 /// Tells systemd (when it supervises the agent) that it is ready, pings the watchdog while
 /// every stage is alive, and says when it is stopping.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary, RunError> {
+pub async fn run(
+    stages: Stages,
+    sources: Vec<Box<dyn Source>>,
+    shutdown: CancellationToken,
+) -> Result<Summary, RunError> {
     let notifier = Notifier::from_env().unwrap_or_else(|error| {
         tracing::warn!(event = "systemd_notify_unavailable", %error);
         Notifier::disabled()
     });
-    let pipeline = Pipeline::start(config, shutdown.clone(), Taps::default())?;
+    let pipeline = Pipeline::start(stages, sources, shutdown.clone(), Taps::default())?;
     log_notify("ready", notifier.ready());
     let supervisor = tokio::spawn(supervise(notifier, pipeline.health(), shutdown));
     let summary = pipeline.join().await;
@@ -523,22 +610,13 @@ impl Router {
     }
 }
 
-/// The injected inputs' source: forwards until shutdown or until its sender is gone.
-async fn forward(
-    mut from: mpsc::Receiver<Input>,
-    to: mpsc::Sender<Input>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let input = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            input = from.recv() => input,
-        };
-        let Some(input) = input else { return };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            sent = to.send(input) => if sent.is_err() { return },
-        }
+/// Runs a source, logging how it ended: a failed source is reported, and the rest of the
+/// agent keeps running on the other sources.
+async fn logged(task: &'static str, source: crate::source::SourceTask) {
+    let name = task.trim_start_matches("source:");
+    match source.await {
+        Ok(()) => tracing::info!(event = "source_ended", source = name),
+        Err(error) => tracing::error!(event = "source_failed", source = name, %error),
     }
 }
 

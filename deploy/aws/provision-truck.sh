@@ -46,7 +46,7 @@ thing=$1
 [[ $compartments =~ ^[1-8]$ ]] || die "--compartments must be 1 to 8"
 
 here=$(cd "$(dirname "$0")" && pwd)
-default_config="$here/../../agent/src/config/default.toml"
+default_config="$here/../../cli/src/config/default.toml"
 [ -r "$default_config" ] || die "cannot read $default_config: run this from a Vigil checkout"
 command -v aws >/dev/null || die "the AWS CLI (aws) is not installed"
 aws() { command aws "${region_args[@]}" --output text "$@"; }

@@ -256,7 +256,7 @@ impl Fleet {
     /// the subscription is acknowledged.
     pub fn connect(pki: &Pki, port: u16, name: &str, filters: &[&str]) -> Fleet {
         let id = pki.client(name, None, false);
-        let tls = vigil::uplink::tls::client_config(&vigil::uplink::UplinkConfig {
+        let tls = vigil_agent::uplink::tls::client_config(&vigil_agent::uplink::UplinkConfig {
             endpoint: "127.0.0.1".into(),
             port,
             ca_file: Some(pki.ca.pem.clone()),

@@ -35,3 +35,113 @@ fn run_on_a_replayed_truck_log_ends_by_itself_and_exits_0() {
         .unwrap_or_else(|| panic!("no summary line: {stderr}"));
     assert!(readings > 14_000, "{readings} readings from the real log");
 }
+
+/// Every alert a run or a replay raised: id -> (signal, kind, highest severity, value when
+/// raised).
+type Alerts = std::collections::BTreeMap<u64, (String, String, String, f64)>;
+
+/// The alerts `vigil run` logged (`alert_raised`, `alert_escalated` events on stderr).
+fn logged_alerts(stderr: &str) -> Alerts {
+    let field = |line: &str, key: &str| -> String {
+        let at = line
+            .find(&format!(" {key}="))
+            .unwrap_or_else(|| panic!("no {key} in {line}"));
+        let rest = &line[at + key.len() + 2..];
+        rest.split(' ').next().unwrap().trim_matches('"').to_owned()
+    };
+    let mut alerts = Alerts::new();
+    for line in stderr.lines() {
+        if line.contains("event=\"alert_raised\"") {
+            let id: u64 = field(line, "id").parse().unwrap();
+            let value: f64 = field(line, "value").parse().unwrap();
+            let entry = (
+                field(line, "signal"),
+                field(line, "kind"),
+                field(line, "severity"),
+                value,
+            );
+            alerts.insert(id, entry);
+        } else if line.contains("event=\"alert_escalated\"") {
+            let id: u64 = field(line, "id").parse().unwrap();
+            let alert = alerts.get_mut(&id).expect("raised before escalated");
+            alert.2 = field(line, "severity");
+        }
+    }
+    alerts
+}
+
+/// The alerts `vigil replay` wrote, one JSON object a line.
+fn replayed_alerts(jsonl: &str) -> Alerts {
+    jsonl
+        .lines()
+        .map(|line| {
+            let a: serde_json::Value = serde_json::from_str(line).unwrap();
+            let text = |key: &str| a[key].as_str().unwrap().to_owned();
+            (
+                a["id"].as_u64().unwrap(),
+                (
+                    text("signal"),
+                    text("kind"),
+                    text("severity"),
+                    a["value"].as_f64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn replay_judges_a_log_exactly_as_run_does_with_the_same_config() {
+    let dir = tempfile::tempdir().unwrap();
+    // A simulated drive whose tank heats, with its serial companion, and the real truck log.
+    let drive = dir.path().join("drive.log");
+    let simulated = run(&[
+        "simulate",
+        "--scenario",
+        "tank-heating",
+        "--fault-at",
+        "1m",
+        "--duration",
+        "4m",
+        "--out",
+        drive.to_str().unwrap(),
+    ]);
+    assert!(simulated.status.success(), "{simulated:?}");
+    let real = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/j1939-truck-css.candump.log"
+    );
+    for log in [drive.to_str().unwrap(), real] {
+        // The default detect stage, the built-in model included.
+        let config = write_file(
+            dir.path(),
+            "vigil.toml",
+            &format!(
+                "[vehicle]\nid = \"same-truck\"\n\n[source.replay]\npath = \"{log}\"\nspeed = 0.0\n"
+            ),
+        );
+        let config = config.to_str().unwrap();
+        let agent = run(&["run", "--config", config]);
+        let stderr = String::from_utf8_lossy(&agent.stderr);
+        assert_eq!(agent.status.code(), Some(0), "{stderr}");
+        let out = dir.path().join("alerts.jsonl");
+        let replay = run(&[
+            "replay",
+            "--input",
+            log,
+            "--config",
+            config,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(replay.status.success(), "{replay:?}");
+        let replayed = replayed_alerts(&std::fs::read_to_string(&out).unwrap());
+        if log == drive.to_str().unwrap() {
+            assert!(
+                !replayed.is_empty(),
+                "the heated tank raises alerts to compare"
+            );
+        }
+        assert_eq!(logged_alerts(&stderr), replayed, "{log}");
+    }
+}

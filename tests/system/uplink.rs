@@ -11,12 +11,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use vigil::config::Config;
-use vigil::config::tuning::Tuning;
-use vigil::spool::{RecordKind, Spool, SpoolConfig, SpoolHandle, SpoolTask};
-use vigil::telemetry::Metrics;
-use vigil::uplink::payload::{Stream, stored};
-use vigil::uplink::{LinkStatus, ModelUpdater, Uplink, UplinkConfig};
+use vigil_agent::detect::{DetectConfig, ModelHandle, ModelUpdater, Tuning};
+use vigil_agent::spool::{RecordKind, Spool, SpoolConfig, SpoolHandle, SpoolTask};
+use vigil_agent::telemetry::Metrics;
+use vigil_agent::uplink::payload::{Stream, stored};
+use vigil_agent::uplink::{LinkStatus, Uplink, UplinkConfig};
+use vigil_agent::vehicle::VehicleConfig;
 
 use crate::broker::{Fleet, Identity, KillOnDrop, LIMIT, Mosquitto, Pki, record_id};
 use crate::schema::assert_valid;
@@ -94,7 +94,7 @@ fn readings_alerts_and_status_arrive_over_mutual_tls_and_match_their_schemas() {
         };
         let v = assert_valid(schema, payload);
         if schema == "readings.schema.json" {
-            let readings = vigil::uplink::readings::decode(&v).unwrap();
+            let readings = vigil_agent::uplink::readings::decode(&v).unwrap();
             assert!(!readings.is_empty());
             signals.extend(readings.into_iter().map(|r| r.signal));
             assert!(payload.len() <= 5000, "{} bytes", payload.len());
@@ -232,6 +232,8 @@ struct Agent {
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     spool_task: SpoolTask,
+    /// The device certificate and key files the uplink read at start.
+    pem_files: Vec<std::path::PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -242,23 +244,28 @@ impl Agent {
         let metrics = Arc::new(Metrics::default());
         let spool = Spool::open(SpoolConfig::new(dir.path()), metrics.clone()).unwrap();
         let (handle, spool_task) = SpoolTask::spawn(spool, CancellationToken::new()).unwrap();
-        let mut base = Config::embedded_default();
-        base.vehicle.id = thing.to_owned();
+        let vehicle = VehicleConfig {
+            id: thing.to_owned(),
+            ..VehicleConfig::default()
+        };
         let (link_tx, link) = watch::channel(LinkStatus::default());
-        let (tuning_tx, tuning) = watch::channel(Tuning::of(&base));
+        let tuning = Tuning::new(&vehicle, &DetectConfig::default(), Duration::from_secs(10));
+        let (tuning_tx, tuning) = watch::channel(tuning);
         let (acked_tx, acked) = mpsc::unbounded_channel();
+        let pem_files = vec![id.cert.clone(), id.key.clone()];
+        let config = UplinkConfig {
+            endpoint: "localhost".into(),
+            port,
+            ca_file: Some(pki.ca.pem.clone()),
+            cert_file: Some(id.cert),
+            key_file: Some(id.key),
+            reconnect_max: Duration::from_secs(2),
+            ..UplinkConfig::default()
+        };
         let uplink = Uplink {
-            config: UplinkConfig {
-                endpoint: "localhost".into(),
-                port,
-                ca_file: Some(pki.ca.pem.clone()),
-                cert_file: Some(id.cert),
-                key_file: Some(id.key),
-                reconnect_max: Duration::from_secs(2),
-                ..UplinkConfig::default()
-            },
+            tls: config.resolve_tls().expect("the test PKI is good"),
+            config,
             thing: thing.to_owned(),
-            base,
             spool: handle.clone(),
             link: link_tx,
             tuning: tuning_tx,
@@ -279,6 +286,7 @@ impl Agent {
             shutdown,
             task,
             spool_task,
+            pem_files,
             _dir: dir,
         }
     }
@@ -346,7 +354,7 @@ fn a_broker_restart_loses_nothing_and_alerts_go_first() {
             &pki,
             broker.port,
             "outage-truck",
-            Arc::new(vigil::uplink::HeldModel::new(None)),
+            Arc::new(ModelHandle::new(None)),
         );
         agent.online(true).await;
         let mut acked = BTreeSet::new();
@@ -358,9 +366,13 @@ fn a_broker_restart_loses_nothing_and_alerts_go_first() {
         let during = agent.append(Stream::Readings, 30).await;
         let alerts = agent.append(Stream::Alerts, 2).await;
         // Nothing leaves the spool without its PUBACK: everything not acked is still there.
+        // (The spool publishes its depth just after it answers an append: wait for it.)
         let mut stats = agent.spool.stats();
-        let pending = stats.borrow_and_update().depth.records();
-        assert!(pending >= 32, "{pending}");
+        let settled = tokio::time::timeout(LIMIT, stats.wait_for(|s| s.depth.records() >= 32))
+            .await
+            .is_ok();
+        let pending = stats.borrow().depth.records();
+        assert!(settled, "{pending}");
         broker.restart();
         agent.online(true).await;
         agent.acked(&mut acked, |a| a.len() == 72).await;
@@ -491,6 +503,12 @@ fn the_shadow_retunes_without_restart_and_model_jobs_swap_or_roll_back() {
             .map(|(_, p)| assert_valid("shadow-update.schema.json", p)["state"]["reported"].clone())
             .collect()
     };
+    // The PEM files were read once, at start: a change of cargo class is only checked, never
+    // a reason to read them again. With the device certificate and key gone from the disk
+    // (the CA stays: the broker reads it too), it is still applied.
+    for file in &agent.pem_files {
+        std::fs::rename(file, file.with_extension("gone")).unwrap();
+    }
     cloud.publish(
         &format!("{shadow}/update/delta"),
         br#"{"version":5,"state":{"cargo":"lpg","detect":{"engine":{"coolant_warning":100.0}}}}"#

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::AlarmConfig;
 use super::button::AckButton;
 use super::buzzer::BuzzerPin;
 use super::devices::{Devices, DynInputPin, DynOutputPin, OpenError};
 use super::display::Display;
 use super::screen::{AlertScreen, Screen};
 use super::{BUTTON_POLL, Buzzer, LinkStatus};
-use crate::config::AlarmConfig;
 use crate::detect::alert::Severity;
 
 /// How long each part of the check lasts.

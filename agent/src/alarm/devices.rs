@@ -9,10 +9,10 @@ use std::fmt;
 
 use embedded_hal::digital::{self, ErrorType, InputPin, OutputPin};
 
+use super::AlarmConfig;
 use super::button::AckButton;
 use super::buzzer::BuzzerPin;
 use super::display::Display;
-use crate::config::AlarmConfig;
 
 /// A pin of some back end failed; the text is the back end's own error.
 #[derive(Debug)]
@@ -149,7 +149,7 @@ impl Devices {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{GpioLine, I2cDisplay};
+    use crate::alarm::{GpioLine, I2cDisplay};
 
     #[test]
     fn no_configured_device_opens_nothing() {

@@ -15,7 +15,7 @@ use super::buzzer::BuzzerPin;
 use super::devices::{Devices, DynInputPin, DynOutputPin, OpenError};
 use super::display::{Display, DisplayError};
 use super::screen::{self, Screen};
-use crate::config::{AlarmConfig, GpioLine, I2cDisplay};
+use super::{AlarmConfig, GpioLine, I2cDisplay};
 
 /// The name the kernel shows as the lines' consumer (`gpioinfo`).
 const CONSUMER: &str = "vigil";

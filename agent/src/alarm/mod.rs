@@ -30,6 +30,7 @@
 pub mod button;
 pub mod buzzer;
 pub mod check;
+mod config;
 pub mod devices;
 pub mod display;
 pub mod pattern;
@@ -48,6 +49,7 @@ use tokio::time::Instant;
 use crate::detect::alert::{Alert, AlertEvent, Severity};
 pub use button::AckButton;
 pub use buzzer::BuzzerPin;
+pub use config::{AlarmConfig, GpioLine, I2cDisplay};
 pub use devices::{Devices, DynInputPin, DynOutputPin, OpenError};
 
 /// What the buzzer does.
@@ -286,5 +288,3 @@ impl Faults {
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod truck_tests;

@@ -6,7 +6,6 @@
 //! readings. Streams are keyed by (PGN, source address) through the reading's [`Origin`],
 //! so one PGN from two controllers never mixes.
 
-pub mod command;
 pub mod dbc;
 pub mod dm1;
 pub mod j1939;
@@ -18,8 +17,9 @@ mod real_log;
 
 use std::sync::Arc;
 
-use vigil_wire::{Body, FrameError, Message};
+use vigil_wire::{Body, FrameError};
 
+use crate::frame::{CanFrame, Input, NodeMessage};
 use crate::reading::{Origin, Quality, Reading, Signal, Timestamp};
 use crate::signals::{J1939_SIGNALS, J1939Signal, tank_temperature};
 use crate::telemetry::Metrics;
@@ -27,57 +27,6 @@ use dm1::{DiagnosticEvent, PGN_DM1};
 use j1939::J1939Id;
 use table::SignalTable;
 use tp::Reassembler;
-
-/// One classic CAN frame as a source received it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CanFrame {
-    /// The interface it arrived on (`can0`), or the channel a log names.
-    pub bus: Arc<str>,
-    /// The identifier: 29 bits when `extended`, else 11.
-    pub id: u32,
-    pub extended: bool,
-    /// Payload; only the first `len` bytes are meaningful.
-    pub data: [u8; 8],
-    pub len: u8,
-    pub at: Timestamp,
-}
-
-impl CanFrame {
-    pub fn payload(&self) -> &[u8] {
-        &self.data[..self.len.min(8) as usize]
-    }
-}
-
-/// One message from the serial tank sensor node, with when the agent received it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NodeMessage {
-    pub port: Arc<str>,
-    pub message: Message,
-    pub at: Timestamp,
-}
-
-/// What the sources hand to the decoder.
-#[derive(Clone, Debug)]
-pub enum Input {
-    Can(CanFrame),
-    Node(NodeMessage),
-    /// A serial frame that failed its checks; decoded only to be counted.
-    NodeError {
-        port: Arc<str>,
-        error: FrameError,
-    },
-}
-
-impl Input {
-    /// When the input was received, on the monotonic clock (an error has no time).
-    pub fn mono(&self) -> Option<std::time::Duration> {
-        match self {
-            Input::Can(frame) => Some(frame.at.mono),
-            Input::Node(node) => Some(node.at.mono),
-            Input::NodeError { .. } => None,
-        }
-    }
-}
 
 /// Everything one input decodes to.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -364,6 +313,7 @@ mod tests {
     use super::*;
     use crate::signals::{COOLANT_TEMPERATURE, FUEL_TEMPERATURE, OIL_TEMPERATURE};
     use std::time::Duration;
+    use vigil_wire::Message;
 
     fn at() -> Timestamp {
         Timestamp {

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use super::dbc::DbcConfig;
-use super::{CanFrame, Decoded, Decoder, Input, dm1};
+use super::{Decoded, Decoder, dm1};
+use crate::frame::candump;
+use crate::frame::{CanFrame, Input};
 use crate::reading::{Quality, Reading};
 use crate::signals::{self, pgn};
-use crate::source::candump;
 use crate::telemetry::Metrics;
 
 pub(crate) const LOG: &str = concat!(

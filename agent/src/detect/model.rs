@@ -508,10 +508,22 @@ impl ModelHandle {
     }
 }
 
+/// The detect stage's side of a model update. The agent's is the detect stage's
+/// [`ModelHandle`]; the uplink's jobs call it, and tests use fakes that record calls.
+pub trait ModelUpdater: Send + Sync + 'static {
+    /// The running model's version, for the status message.
+    fn version(&self) -> Option<String>;
+    /// Loads `onnx` (with its model card, when the job carries one) and swaps it in as
+    /// `version`. On error the running model is unchanged.
+    fn swap(&self, version: &str, onnx: &[u8], card: Option<&str>) -> Result<(), String>;
+    /// Puts back the model that ran before the last successful swap.
+    fn rollback(&self) -> Result<(), String>;
+}
+
 /// Model-update jobs swap the detect stage's model through its handle: the job's card and
 /// ONNX bytes are verified like a loaded model (hash, shapes, golden vectors through tract)
 /// before anything changes.
-impl crate::uplink::ModelUpdater for ModelHandle {
+impl ModelUpdater for ModelHandle {
     fn version(&self) -> Option<String> {
         self.current().map(|m| m.card.version.clone())
     }
@@ -534,4 +546,95 @@ impl crate::uplink::ModelUpdater for ModelHandle {
 /// The committed model's card, for tests and the default.
 pub fn committed_card_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/forecaster.card.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn committed() -> Arc<Model> {
+        Arc::new(Model::load(&committed_card_path()).expect("the committed model matches its card"))
+    }
+
+    #[test]
+    fn tract_reproduces_the_golden_vectors_of_the_committed_model() {
+        let model = committed();
+        assert!(model.card.golden.len() >= 4);
+        for golden in &model.card.golden {
+            let out = model.run(&golden.input).unwrap();
+            for (a, b) in out.iter().zip(&golden.output) {
+                assert!(
+                    (a - b).abs() <= model.card.golden_tolerance,
+                    "{out:?} vs {:?}",
+                    golden.output
+                );
+            }
+        }
+    }
+
+    /// Copies the committed card and model into a temporary folder, changed by `edit`.
+    fn tampered(
+        edit: impl FnOnce(&mut serde_json::Value, &mut Vec<u8>),
+    ) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let card_path = committed_card_path();
+        let mut card: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&card_path).unwrap()).unwrap();
+        let mut onnx = std::fs::read(card_path.with_file_name("forecaster.onnx")).unwrap();
+        edit(&mut card, &mut onnx);
+        let out = dir.path().join("card.json");
+        std::fs::write(&out, card.to_string()).unwrap();
+        std::fs::write(dir.path().join("forecaster.onnx"), onnx).unwrap();
+        (dir, out)
+    }
+
+    #[test]
+    fn a_model_that_does_not_match_its_card_is_refused_by_name() {
+        type Edit = fn(&mut serde_json::Value, &mut Vec<u8>);
+        let cases: [(Edit, &str); 4] = [
+            (|_, onnx| *onnx.last_mut().unwrap() ^= 1, "SHA-256"),
+            (
+                |card, _| card["golden"][0]["output"][0] = serde_json::json!(123.0),
+                "golden vector 0",
+            ),
+            (
+                |card, _| card["window"] = serde_json::json!(12),
+                "do not fit",
+            ),
+            (
+                |card, _| card["onnx"] = serde_json::json!("missing.onnx"),
+                "missing.onnx",
+            ),
+        ];
+        for (edit, expected) in cases {
+            let (_dir, path) = tampered(edit);
+            let err = Model::load(&path).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err:?} should say {expected:?}");
+        }
+        let err = Model::load(Path::new("/nonexistent/card.json")).unwrap_err();
+        assert!(matches!(err, ModelError::Read { .. }));
+    }
+
+    #[test]
+    fn a_swap_verifies_first_keeps_the_previous_model_and_rolls_back() {
+        let handle = ModelHandle::new(None);
+        let (_dir, bad) = tampered(|_, onnx| onnx[10] ^= 0xFF);
+        assert!(handle.swap_from(&bad).is_err());
+        assert!(handle.current().is_none(), "a failed swap changes nothing");
+        let first = handle.swap_from(&committed_card_path()).unwrap();
+        assert_eq!(first.before, None);
+        let (_dir2, renamed) = tampered(|card, _| card["version"] = serde_json::json!("1.0.1"));
+        let second = handle.swap_from(&renamed).unwrap();
+        assert_eq!(second.before.as_deref(), Some(&*first.now));
+        assert_eq!(&*second.now, "model:vigil-forecaster/1.0.1");
+        let back = handle.rollback().unwrap();
+        assert_eq!(back.now, first.now);
+        assert_eq!(handle.current().unwrap().id, first.now);
+        let card = std::fs::read_to_string(committed_card_path()).unwrap();
+        let onnx = std::fs::read(committed_card_path().with_file_name("forecaster.onnx")).unwrap();
+        assert!(handle.swap_bytes(&card, &onnx[1..]).is_err());
+        assert!(handle.swap_bytes(&card, &onnx).is_ok());
+    }
 }

@@ -9,9 +9,9 @@
 
 use std::time::Duration;
 
+use super::RulesConfig;
 use super::alert::{AlertKind, Severity, Verdict};
 use super::window::{Column, HISTORY};
-use crate::config::RulesConfig;
 
 /// The name and version alerts of these rules carry.
 pub const RULES: &str = "rules/1";
@@ -236,7 +236,7 @@ fn flag(on: bool, clear: bool, score: f64) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RulesConfig;
+    use crate::detect::RulesConfig;
     use crate::detect::window::Grid;
     use crate::reading::{Origin, Reading, Signal, Timestamp};
     use std::sync::Arc;

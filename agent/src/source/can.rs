@@ -15,14 +15,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
-use super::SourceError;
 use super::retry::Backoff;
-use crate::decode::{CanFrame, Input};
-use crate::reading::{Clock, Timestamp};
+use super::{Source, SourceContext, SourceTask};
+use crate::frame::{CanFrame, Input};
+use crate::reading::Timestamp;
 use crate::telemetry::Metrics;
 
 /// The CAN interfaces to listen on.
@@ -112,50 +110,49 @@ impl CanOpener for SocketCanOpener {
     }
 }
 
-/// Listens on every configured SocketCAN interface until shutdown.
-pub async fn run(
-    config: &CanConfig,
-    clock: Clock,
-    metrics: Arc<Metrics>,
-    inputs: mpsc::Sender<Input>,
-    shutdown: CancellationToken,
-) -> Result<(), SourceError> {
-    run_with(SocketCanOpener, config, clock, metrics, inputs, shutdown).await
+impl CanConfig {
+    /// Checks the values; returns the key and what is wrong. No I/O: the interfaces are
+    /// opened (and reopened) when the source runs.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.interfaces.is_empty() {
+            return Err((
+                "source.can.interfaces",
+                "expected at least one interface such as \"can0\", found none".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
-/// [`run`] over any kind of interface: one task per interface, each reopening its own.
+/// Listens on every configured SocketCAN interface until shutdown.
+impl Source for CanConfig {
+    fn name(&self) -> &'static str {
+        "source:can"
+    }
+
+    fn run(self: Box<Self>, cx: SourceContext) -> SourceTask {
+        Box::pin(run_with(SocketCanOpener, *self, cx))
+    }
+}
+
+/// The CAN source over any kind of interface: one task per interface, each reopening its own.
 pub async fn run_with<O: CanOpener>(
     opener: O,
-    config: &CanConfig,
-    clock: Clock,
-    metrics: Arc<Metrics>,
-    inputs: mpsc::Sender<Input>,
-    shutdown: CancellationToken,
-) -> Result<(), SourceError> {
+    config: CanConfig,
+    cx: SourceContext,
+) -> Result<(), super::SourceError> {
     let opener = Arc::new(opener);
     let mut tasks = JoinSet::new();
     for name in &config.interfaces {
         let bus: Arc<str> = Arc::from(name.as_str());
-        let (opener, metrics, inputs, shutdown) = (
-            opener.clone(),
-            metrics.clone(),
-            inputs.clone(),
-            shutdown.clone(),
-        );
-        tasks.spawn(async move { listen(&*opener, bus, clock, metrics, inputs, shutdown).await });
+        let (opener, cx) = (opener.clone(), cx.clone());
+        tasks.spawn(async move { listen(&*opener, bus, cx).await });
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
 }
 
-async fn listen<O: CanOpener>(
-    opener: &O,
-    bus: Arc<str>,
-    clock: Clock,
-    metrics: Arc<Metrics>,
-    inputs: mpsc::Sender<Input>,
-    shutdown: CancellationToken,
-) {
+async fn listen<O: CanOpener>(opener: &O, bus: Arc<str>, cx: SourceContext) {
     let mut backoff = Backoff::new();
     loop {
         let error = match opener.open(&bus) {
@@ -163,7 +160,7 @@ async fn listen<O: CanOpener>(
                 tracing::info!(event = "can_opened", bus = &*bus);
                 loop {
                     let received = tokio::select! {
-                        _ = shutdown.cancelled() => return,
+                        _ = cx.shutdown.cancelled() => return,
                         received = interface.recv() => received,
                     };
                     let (id, extended, data, len, kernel_time) = match received {
@@ -178,7 +175,7 @@ async fn listen<O: CanOpener>(
                         Err(error) => break error,
                     };
                     backoff.reset();
-                    let mut at = clock.now();
+                    let mut at = cx.clock.now();
                     if let Some(wall_us) = kernel_time.and_then(wall_micros) {
                         at = Timestamp { wall_us, ..at };
                     }
@@ -190,22 +187,21 @@ async fn listen<O: CanOpener>(
                         len,
                         at,
                     };
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        sent = inputs.send(Input::Can(frame)) => if sent.is_err() { return },
+                    if !cx.send(Input::Can(frame)).await {
+                        return;
                     }
                 }
             }
             Err(error) => error,
         };
-        Metrics::inc(&metrics.source_reopens_total);
+        Metrics::inc(&cx.metrics.source_reopens_total);
         tracing::warn!(
             event = "can_interface_failed",
             bus = &*bus,
             %error,
             "reopening with backoff; check `ip link show {bus}` (up, bitrate set)"
         );
-        if !backoff.wait(&shutdown).await {
+        if !backoff.wait(&cx.shutdown).await {
             return;
         }
     }
@@ -223,7 +219,11 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
+    use crate::reading::Clock;
 
     /// An in-memory bus per interface name: a script of receives, then silence.
     #[derive(Default)]
@@ -290,10 +290,8 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (tx, mut rx) = mpsc::channel(8);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn({
-            let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
-            async move { run_with(bus, &config, Clock::start(), metrics, tx, shutdown).await }
-        });
+        let cx = SourceContext::new(Clock::start(), tx, shutdown.clone(), metrics.clone());
+        let task = tokio::spawn(run_with(bus, config, cx));
         let mut frames = Vec::new();
         while frames.len() < 3 {
             let Some(Input::Can(frame)) = rx.recv().await else {

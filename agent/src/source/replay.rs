@@ -1,33 +1,29 @@
-//! Replays a `candump -l` log as if the truck were sending it: in real time, faster or
-//! slower by a factor, or as fast as the pipeline takes it.
+//! Replays a recorded drive as if the truck were sending it: in real time, faster or
+//! slower by a factor, or as fast as the pipeline takes it. The log is read through the one
+//! recording reader ([`Recording`]): a candump log and, when there is one beside it, the
+//! tank node's `.serial` file, merged in time order.
 //!
-//! Pacing follows the frames' own timestamps on tokio's clock, so tests run it on paused
-//! time and a sped-up replay is exact. A malformed line is counted, logged with its line
-//! number (the first few at `warn`, the rest at `debug`) and skipped; the replay carries on.
-//! Replayed frames keep the log's wall time, and their monotonic time is their distance
-//! from the log's first frame.
+//! Pacing follows the inputs' own timestamps on tokio's clock, so tests run it on paused
+//! time and a sped-up replay is exact. A malformed line is counted
+//! (`replay_lines_malformed_total`), logged with its line number and skipped; the replay
+//! carries on. Replayed frames keep the log's wall time, and their monotonic time is their
+//! distance from the log's first frame.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::time::Instant;
 
-use super::SourceError;
-use super::candump;
-use crate::decode::Input;
+use super::{Source, SourceContext, SourceError, SourceTask};
+use crate::frame::recording::{Recording, serial_companion};
 use crate::telemetry::Metrics;
-
-/// Malformed lines logged at `warn` before the rest go to `debug`.
-const LOUD_MALFORMED_LINES: usize = 10;
 
 /// A candump log to replay.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayConfig {
-    /// The `candump -l` log file.
+    /// The `candump -l` log file; a `.serial` file beside it is merged in.
     pub path: PathBuf,
     /// Times real time; 0 means as fast as the pipeline takes it.
     #[serde(default = "real_time")]
@@ -39,76 +35,85 @@ fn real_time() -> f64 {
 }
 
 impl ReplayConfig {
-    /// Checks the values a TOML file can get wrong.
-    pub fn check(&self) -> Result<(), String> {
+    /// Checks the values; returns the key and what is wrong. No I/O: the log is opened
+    /// when the source runs.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
         if self.speed.is_finite() && self.speed >= 0.0 {
             Ok(())
         } else {
-            Err(format!(
-                "replay speed must be 0 (as fast as possible) or a positive factor of real time, found {}",
-                self.speed
+            Err((
+                "source.replay.speed",
+                format!(
+                    "replay speed must be 0 (as fast as possible) or a positive factor of real time, found {}",
+                    self.speed
+                ),
             ))
         }
     }
 }
 
+impl Source for ReplayConfig {
+    fn name(&self) -> &'static str {
+        "source:replay"
+    }
+
+    fn run(self: Box<Self>, cx: SourceContext) -> SourceTask {
+        Box::pin(async move { run(&self, cx).await })
+    }
+}
+
 /// Replays the log once, then returns. Returns early, without error, on shutdown or when
 /// the pipeline has gone.
-pub async fn run(
-    config: &ReplayConfig,
-    metrics: Arc<Metrics>,
-    inputs: mpsc::Sender<Input>,
-    shutdown: CancellationToken,
-) -> Result<(), SourceError> {
-    let what = || format!("replay log {}", config.path.display());
+async fn run(config: &ReplayConfig, cx: SourceContext) -> Result<(), SourceError> {
+    let io_error = |path: &std::path::Path| {
+        let what = format!("replay log {}", path.display());
+        move |source| SourceError::Io { what, source }
+    };
     let file = tokio::fs::File::open(&config.path)
         .await
-        .map_err(|source| SourceError::Io {
-            what: what(),
-            source,
-        })?;
-    let mut lines = tokio::io::BufReader::new(file).lines();
-    let started = tokio::time::Instant::now();
-    let mut first_wall_us = None;
-    let mut line_no = 0usize;
-    let mut malformed = 0usize;
+        .map_err(io_error(&config.path))?;
+    let serial_path = serial_companion(&config.path);
+    let serial = match tokio::fs::read(&serial_path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_error(&serial_path)(e)),
+    };
+    let mut recording = Recording::new(config.path.display().to_string(), &serial);
+    let mut log = tokio::io::BufReader::new(file);
+    let started = Instant::now();
+    let mut line = Vec::new();
+    let mut inputs = Vec::new();
     loop {
-        let line = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            line = lines.next_line() => line.map_err(|source| SourceError::Io { what: what(), source })?,
+        line.clear();
+        let read = tokio::select! {
+            _ = cx.shutdown.cancelled() => return Ok(()),
+            read = log.read_until(b'\n', &mut line) => read.map_err(io_error(&config.path))?,
         };
-        let Some(line) = line else {
-            tracing::info!(event = "replay_finished", path = %config.path.display(), lines = line_no, malformed);
+        if read == 0 {
+            recording.finish(&mut inputs);
+        } else {
+            let text = String::from_utf8_lossy(&line);
+            if recording
+                .line(text.trim_end_matches(['\n', '\r']), &mut inputs)
+                .is_err()
+            {
+                Metrics::inc(&cx.metrics.replay_lines_malformed_total);
+            }
+        }
+        for input in inputs.drain(..) {
+            if let (Some(mono), true) = (input.mono(), config.speed > 0.0)
+                && !cx.sleep_until(started + mono.div_f64(config.speed)).await
+            {
+                return Ok(());
+            }
+            if !cx.send(input).await {
+                return Ok(());
+            }
+        }
+        if read == 0 {
+            let log = recording.log();
+            tracing::info!(event = "replay_finished", path = %config.path.display(), lines = log.lines(), malformed = log.malformed());
             return Ok(());
-        };
-        line_no += 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let frame = match candump::parse_line(&line, first_wall_us) {
-            Ok(frame) => frame,
-            Err(error) => {
-                malformed += 1;
-                Metrics::inc(&metrics.replay_lines_malformed_total);
-                if malformed <= LOUD_MALFORMED_LINES {
-                    tracing::warn!(event = "replay_line_malformed", path = %config.path.display(), line = line_no, %error);
-                } else {
-                    tracing::debug!(event = "replay_line_malformed", path = %config.path.display(), line = line_no, %error);
-                }
-                continue;
-            }
-        };
-        first_wall_us.get_or_insert(frame.at.wall_us);
-        if config.speed > 0.0 {
-            let due = started + frame.at.mono.div_f64(config.speed);
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep_until(due) => {}
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            sent = inputs.send(Input::Can(frame)) => if sent.is_err() { return Ok(()) },
         }
     }
 }
@@ -116,11 +121,27 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use std::io::Write;
+    use std::sync::Arc;
     use std::time::Duration;
 
+    use tokio::sync::mpsc;
     use tokio::time::Instant;
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
+    use crate::frame::Input;
+    use crate::reading::Clock;
+
+    fn context(
+        tx: mpsc::Sender<Input>,
+        metrics: Arc<Metrics>,
+    ) -> (SourceContext, CancellationToken) {
+        let shutdown = CancellationToken::new();
+        (
+            SourceContext::new(Clock::start(), tx, shutdown.clone(), metrics),
+            shutdown,
+        )
+    }
 
     const LOG: &str = "(1635188455.000000) can1 18FEEE00#6F3F392BFFFFFFFF\n\
                        this line is not a frame\n\
@@ -145,10 +166,8 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (tx, mut rx) = mpsc::channel(4);
         let start = Instant::now();
-        let task = tokio::spawn({
-            let metrics = metrics.clone();
-            async move { run(&config, metrics, tx, CancellationToken::new()).await }
-        });
+        let (cx, _shutdown) = context(tx, metrics.clone());
+        let task = tokio::spawn(Box::new(config).run(cx));
         let mut at = Vec::new();
         while let Some(input) = rx.recv().await {
             let Input::Can(frame) = input else {
@@ -208,11 +227,8 @@ mod tests {
             speed: 1.0,
         };
         let (tx, mut rx) = mpsc::channel(4);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move { run(&config, Arc::default(), tx, shutdown).await }
-        });
+        let (cx, shutdown) = context(tx, Arc::default());
+        let task = tokio::spawn(Box::new(config).run(cx));
         assert!(rx.recv().await.is_some());
         shutdown.cancel();
         task.await.unwrap().unwrap();
@@ -226,9 +242,8 @@ mod tests {
             speed: 1.0,
         };
         let (tx, _rx) = mpsc::channel(1);
-        let err = run(&config, Arc::default(), tx, CancellationToken::new())
-            .await
-            .unwrap_err();
+        let (cx, _shutdown) = context(tx, Arc::default());
+        let err = Box::new(config).run(cx).await.unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("replay log /nonexistent/truck.log:"),
@@ -242,64 +257,7 @@ mod tests {
         assert_eq!(cfg.speed, 1.0);
         assert!(cfg.check().is_ok());
         let bad = ReplayConfig { speed: -1.0, ..cfg };
-        assert!(bad.check().unwrap_err().contains("-1"));
+        assert!(bad.check().unwrap_err().1.contains("-1"));
         assert!(toml::from_str::<ReplayConfig>("path = \"x\"\nloop = true").is_err());
-    }
-}
-
-#[cfg(test)]
-mod properties {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use proptest::prelude::*;
-
-    use crate::decode::CanFrame;
-    use crate::reading::Timestamp;
-    use crate::source::candump::{format_line, parse_line};
-
-    fn frame() -> impl Strategy<Value = CanFrame> {
-        (
-            any::<bool>(),
-            0u32..=0x1FFF_FFFF,
-            any::<[u8; 8]>(),
-            0u8..=8,
-            0i64..4_000_000_000_000_000,
-            "[a-z][a-z0-9]{0,7}",
-        )
-            .prop_map(|(extended, id, data, len, wall_us, bus)| {
-                let mut data = data;
-                data[len as usize..].fill(0);
-                CanFrame {
-                    bus: Arc::from(bus.as_str()),
-                    id: if extended { id } else { id & 0x7FF },
-                    extended,
-                    data,
-                    len,
-                    at: Timestamp {
-                        wall_us,
-                        mono: Duration::ZERO,
-                    },
-                }
-            })
-    }
-
-    proptest! {
-        #[test]
-        fn any_line_parses_or_fails_without_panicking(line in any::<String>(), first in any::<Option<i64>>()) {
-            let _ = parse_line(&line, first);
-        }
-
-        #[test]
-        fn line_like_garbage_parses_or_fails_without_panicking(line in r"\([0-9]{0,20}\.[0-9]{0,8}\) [a-z0-9]{0,5} [0-9A-Fa-f#R]{0,30}", first in any::<Option<i64>>()) {
-            let _ = parse_line(&line, first);
-        }
-
-        #[test]
-        fn every_frame_survives_a_round_trip(frame in frame()) {
-            let line = format_line(&frame);
-            let back = parse_line(&line, Some(frame.at.wall_us)).unwrap();
-            prop_assert_eq!(back, frame);
-        }
     }
 }

@@ -10,15 +10,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::mpsc;
 use tokio_serial::SerialPortBuilderExt;
-use tokio_util::sync::CancellationToken;
 use vigil_wire::FrameDecoder;
 
-use super::SourceError;
 use super::retry::Backoff;
-use crate::decode::{Input, NodeMessage};
-use crate::reading::Clock;
+use super::{Source, SourceContext, SourceTask};
+use crate::frame::{Input, NodeMessage};
 use crate::telemetry::Metrics;
 
 /// The serial port the sensor node is on.
@@ -44,14 +41,21 @@ enum Ended {
     Failed(std::io::Error),
 }
 
+impl Source for SerialConfig {
+    fn name(&self) -> &'static str {
+        "source:serial"
+    }
+
+    fn run(self: Box<Self>, cx: SourceContext) -> SourceTask {
+        Box::pin(async move {
+            run(&self, cx).await;
+            Ok(())
+        })
+    }
+}
+
 /// Reads the node until shutdown, reopening the port whenever it fails.
-pub async fn run(
-    config: &SerialConfig,
-    clock: Clock,
-    metrics: Arc<Metrics>,
-    inputs: mpsc::Sender<Input>,
-    shutdown: CancellationToken,
-) -> Result<(), SourceError> {
+async fn run(config: &SerialConfig, cx: SourceContext) {
     let port: Arc<str> = Arc::from(config.path.as_str());
     let mut backoff = Backoff::new();
     loop {
@@ -59,22 +63,22 @@ pub async fn run(
         let error = match opened {
             Ok(stream) => {
                 tracing::info!(event = "serial_opened", port = &*port, baud = config.baud);
-                match read_port(stream, &port, clock, &mut backoff, &inputs, &shutdown).await {
-                    Ended::Stop => return Ok(()),
+                match read_port(stream, &port, &mut backoff, &cx).await {
+                    Ended::Stop => return,
                     Ended::Failed(error) => error,
                 }
             }
             Err(error) => error.into(),
         };
-        Metrics::inc(&metrics.source_reopens_total);
+        Metrics::inc(&cx.metrics.source_reopens_total);
         tracing::warn!(
             event = "serial_port_failed",
             port = &*port,
             %error,
             "reopening with backoff; check the cable and that the agent may open the device"
         );
-        if !backoff.wait(&shutdown).await {
-            return Ok(());
+        if !backoff.wait(&cx.shutdown).await {
+            return;
         }
     }
 }
@@ -83,17 +87,15 @@ pub async fn run(
 async fn read_port<R: AsyncRead + Unpin>(
     mut reader: R,
     port: &Arc<str>,
-    clock: Clock,
     backoff: &mut Backoff,
-    inputs: &mpsc::Sender<Input>,
-    shutdown: &CancellationToken,
+    cx: &SourceContext,
 ) -> Ended {
     // A fresh decoder per open: bytes from before a reconnect never join bytes after it.
     let mut decoder = FrameDecoder::new();
     let mut buf = [0u8; 256];
     loop {
         let read = tokio::select! {
-            _ = shutdown.cancelled() => return Ended::Stop,
+            _ = cx.shutdown.cancelled() => return Ended::Stop,
             read = reader.read(&mut buf) => read,
         };
         let n = match read {
@@ -107,7 +109,7 @@ async fn read_port<R: AsyncRead + Unpin>(
             Err(error) => return Ended::Failed(error),
         };
         backoff.reset();
-        let at = clock.now();
+        let at = cx.clock.now();
         for &byte in &buf[..n] {
             let input = match decoder.push(byte) {
                 None => continue,
@@ -121,9 +123,8 @@ async fn read_port<R: AsyncRead + Unpin>(
                     error,
                 },
             };
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ended::Stop,
-                sent = inputs.send(input) => if sent.is_err() { return Ended::Stop },
+            if !cx.send(input).await {
+                return Ended::Stop;
             }
         }
     }
@@ -132,10 +133,13 @@ async fn read_port<R: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use tokio::io::AsyncWriteExt;
+    use tokio::sync::mpsc;
     use tokio_serial::{SerialPort, SerialStream};
+    use tokio_util::sync::CancellationToken;
     use vigil_wire::{Body, MAX_FRAME, Message};
 
     use super::*;
+    use crate::reading::Clock;
 
     fn encoded(seq: u16) -> Vec<u8> {
         let message = Message {
@@ -197,10 +201,8 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (tx, mut rx) = mpsc::channel(16);
         let shutdown = CancellationToken::new();
-        let source = tokio::spawn({
-            let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
-            async move { run(&config, Clock::start(), metrics, tx, shutdown).await }
-        });
+        let cx = SourceContext::new(Clock::start(), tx, shutdown.clone(), metrics.clone());
+        let source = tokio::spawn(Box::new(config).run(cx));
 
         const GOOD: u16 = 200;
         let mut stream = Vec::new();
@@ -266,10 +268,8 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (tx, _rx) = mpsc::channel(1);
         let shutdown = CancellationToken::new();
-        let source = tokio::spawn({
-            let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
-            async move { run(&config, Clock::start(), metrics, tx, shutdown).await }
-        });
+        let cx = SourceContext::new(Clock::start(), tx, shutdown.clone(), metrics.clone());
+        let source = tokio::spawn(Box::new(config).run(cx));
         // Paused time runs the backoff at once: 1 + 2 + 4 s of retries fit in 7.5 s.
         tokio::time::sleep(std::time::Duration::from_millis(7_500)).await;
         shutdown.cancel();

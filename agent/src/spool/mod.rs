@@ -117,6 +117,7 @@
 //! - [`task`]: the tokio-facing handle the pipeline and the uplink use.
 //! - [`mod@inspect`]: `vigil spool inspect`. [`soak`]: the crash-test writer.
 
+mod config;
 mod error;
 pub mod inspect;
 pub mod ledger;
@@ -128,6 +129,7 @@ pub mod task;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use config::SpoolSection;
 pub use error::SpoolError;
 pub use inspect::{InspectReport, inspect};
 pub use ledger::{Depth, KindDepth, WriteMode};

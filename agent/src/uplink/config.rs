@@ -2,15 +2,20 @@
 //! limits it keeps (AWS IoT Core's, per connection).
 //!
 //! Checked in two stages like the rest of the config: [`UplinkConfig::check`] looks at the
-//! values, [`UplinkConfig::check_files`] at the certificate and key files (they exist, parse,
-//! and the key is not readable by group or others).
+//! values and opens nothing; [`UplinkConfig::resolve_tls`], once at start, reads the
+//! certificate and key files (they exist, parse, and the key is not readable by group or
+//! others) into the TLS settings the uplink connects with.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::ClientConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::config::duration;
+use super::tls::TlsError;
+
+use crate::duration;
 
 /// AWS IoT Core: 100 unacknowledged QoS 1 publishes per connection.
 pub const AWS_MAX_IN_FLIGHT: usize = 100;
@@ -205,14 +210,14 @@ impl UplinkConfig {
         Ok(())
     }
 
-    /// Checks the PEM files: they exist, parse, and the key is private to its owner.
-    pub fn check_files(&self) -> Result<(), (&'static str, String)> {
+    /// Reads the PEM files once (they exist, parse, and the key is private to its owner)
+    /// into the TLS settings every connection then uses; `None` for plain TCP.
+    pub fn resolve_tls(&self) -> Result<Option<Arc<ClientConfig>>, TlsError> {
         if self.insecure_plain_tcp {
-            return Ok(());
+            return Ok(None);
         }
-        super::tls::client_config(self)
-            .map(|_| ())
-            .map_err(|e| (e.key(), e.to_string()))
+        super::tls::install_crypto_provider();
+        super::tls::client_config(self).map(Some)
     }
 
     /// ALPN protocols to offer: AWS IoT Core takes MQTT on port 443 only with this one.

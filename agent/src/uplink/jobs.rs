@@ -19,76 +19,13 @@
 //! the reason, and the status message keeps showing the model that runs.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// The detect stage's side of a model update. The pipeline connects the real one; tests
-/// use a fake that records calls.
-pub trait ModelUpdater: Send + Sync + 'static {
-    /// The running model's version, for the status message.
-    fn version(&self) -> Option<String>;
-    /// Loads `onnx` (with its model card, when the job carries one) and swaps it in as
-    /// `version`. On error the running model is unchanged.
-    fn swap(&self, version: &str, onnx: &[u8], card: Option<&str>) -> Result<(), String>;
-    /// Puts back the model that ran before the last successful swap.
-    fn rollback(&self) -> Result<(), String>;
-}
-
-/// A [`ModelUpdater`] that only keeps the bytes and the version, with the previous ones for
-/// rollback: for tests and benchmarks of the jobs path. The agent itself swaps through the
-/// detect stage's `ModelHandle`.
-#[derive(Debug, Default)]
-pub struct HeldModel {
-    slots: Mutex<HeldSlots>,
-}
-
-#[derive(Debug, Default)]
-struct HeldSlots {
-    current: Option<(String, Vec<u8>)>,
-    previous: Option<(String, Vec<u8>)>,
-}
-
-impl HeldModel {
-    pub fn new(version: Option<String>) -> Self {
-        HeldModel {
-            slots: Mutex::new(HeldSlots {
-                current: version.map(|v| (v, Vec::new())),
-                previous: None,
-            }),
-        }
-    }
-}
-
-impl ModelUpdater for HeldModel {
-    fn version(&self) -> Option<String> {
-        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.current.as_ref().map(|(v, _)| v.clone())
-    }
-
-    fn swap(&self, version: &str, onnx: &[u8], _card: Option<&str>) -> Result<(), String> {
-        if onnx.is_empty() {
-            return Err("the model is empty".into());
-        }
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.previous = slots.current.replace((version.to_owned(), onnx.to_vec()));
-        Ok(())
-    }
-
-    fn rollback(&self) -> Result<(), String> {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        match slots.previous.take() {
-            Some(previous) => {
-                slots.current = Some(previous);
-                Ok(())
-            }
-            None => Err("no previous model to go back to".into()),
-        }
-    }
-}
+use crate::detect::ModelUpdater;
 
 /// A job execution as AWS sends it on `notify-next` and `$next/get/accepted`.
 #[derive(Clone, Debug, PartialEq)]
@@ -256,6 +193,8 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::sync::Mutex;
+
     use super::*;
 
     /// Records every call; can be told to refuse swaps or to lie about the version after one.
@@ -402,15 +341,5 @@ pub(crate) mod tests {
         let mut taken = Taken::default();
         assert!(taken.take("j4"));
         assert!(!taken.take("j4"));
-    }
-
-    #[test]
-    fn the_held_model_keeps_the_previous_one_for_rollback() {
-        let held = HeldModel::new(Some("1".into()));
-        held.swap("2", b"m", None).unwrap();
-        assert_eq!(held.version().as_deref(), Some("2"));
-        held.rollback().unwrap();
-        assert_eq!(held.version().as_deref(), Some("1"));
-        assert!(held.swap("3", b"", None).is_err());
     }
 }

@@ -45,7 +45,6 @@ pub mod tls;
 pub mod topics;
 
 pub use config::UplinkConfig;
-pub use jobs::{HeldModel, ModelUpdater};
 pub use task::{Uplink, UplinkError};
 
 /// What the cab display and the demo view know of the link: the alarm's type, which the

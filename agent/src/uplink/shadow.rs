@@ -11,8 +11,7 @@
 
 use serde_json::{Value, json};
 
-use crate::config::Config;
-use crate::config::tuning::{Tuning, TuningError};
+use crate::detect::{Tuning, TuningError};
 
 /// What a shadow message led to.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,17 +30,16 @@ pub enum Outcome {
 
 #[derive(Debug)]
 pub struct Shadow {
-    base: Config,
     running: Tuning,
     /// Whether the running tuning has been reported since start.
     reported: bool,
 }
 
 impl Shadow {
-    pub fn new(base: Config) -> Self {
+    /// The shadow of an agent that started with `running`.
+    pub fn new(running: Tuning) -> Self {
         Shadow {
-            running: Tuning::of(&base),
-            base,
+            running,
             reported: false,
         }
     }
@@ -90,7 +88,7 @@ impl Shadow {
     }
 
     fn apply(&mut self, desired: &Value, version: Option<u64>) -> Outcome {
-        match self.running.patched(desired, &self.base) {
+        match self.running.patched(desired) {
             Ok(tuning) => {
                 self.running = tuning.clone();
                 self.reported = true;
@@ -129,7 +127,16 @@ fn report(tuning: &Tuning, rejected: Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CargoClass;
+    use crate::detect::DetectConfig;
+    use crate::vehicle::{CargoClass, VehicleConfig};
+
+    fn started() -> Shadow {
+        Shadow::new(Tuning::new(
+            &VehicleConfig::default(),
+            &DetectConfig::default(),
+            std::time::Duration::from_secs(10),
+        ))
+    }
 
     fn reported(report: &[u8]) -> Value {
         serde_json::from_slice::<Value>(report).unwrap()["state"]["reported"].clone()
@@ -137,7 +144,7 @@ mod tests {
 
     #[test]
     fn a_valid_delta_is_applied_and_reported() {
-        let mut s = Shadow::new(Config::embedded_default());
+        let mut s = started();
         let out = s.on_delta(br#"{"version":3,"state":{"cargo":"lpg"}}"#);
         let Outcome::Applied { tuning, report } = out else {
             panic!("{out:?}")
@@ -151,7 +158,7 @@ mod tests {
 
     #[test]
     fn an_invalid_delta_is_rejected_and_the_running_tuning_stays() {
-        let mut s = Shadow::new(Config::embedded_default());
+        let mut s = started();
         let out =
             s.on_delta(br#"{"version":4,"state":{"detect":{"engine":{"coolant_warning":130.0}}}}"#);
         let Outcome::Rejected { error, report } = out else {
@@ -172,7 +179,7 @@ mod tests {
 
     #[test]
     fn the_document_after_connect_applies_its_delta_or_reports_once() {
-        let mut s = Shadow::new(Config::embedded_default());
+        let mut s = started();
         let out = s.on_document(br#"{"version":1,"state":{"desired":{},"reported":{}}}"#);
         assert!(matches!(out, Outcome::Unchanged { report: Some(_) }));
         let out = s.on_document(br#"{"version":1,"state":{"desired":{}}}"#);

@@ -21,20 +21,20 @@ use rumqttc::{
     TlsConfiguration, Transport,
 };
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::config::UplinkConfig;
 use super::inflight::{InFlight, Resolved, Sent};
-use super::jobs::{self, ModelUpdater, Taken};
+use super::jobs::{self, Taken};
 use super::pacer::Pacer;
 use super::payload::{SpoolDepth, Status, publication};
 use super::shadow::{Outcome, Shadow};
 use super::topics::Topics;
 use super::{LinkStatus, tls};
-use crate::config::Config;
-use crate::config::tuning::Tuning;
+use crate::detect::{ModelUpdater, Tuning};
 use crate::spool::{Seq, SpoolError, SpoolHandle, SpoolStats};
 use crate::telemetry::Metrics;
 
@@ -57,8 +57,10 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
 /// Why the uplink stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum UplinkError {
-    #[error("uplink TLS settings: {0}")]
-    Tls(#[from] tls::TlsError),
+    #[error(
+        "the uplink has no TLS settings and plain TCP is not allowed; resolve them with UplinkConfig::resolve_tls"
+    )]
+    NoTls,
     #[error("the uplink lost the spool: {0}")]
     Spool(#[from] SpoolError),
 }
@@ -76,8 +78,9 @@ pub struct Uplink {
     pub config: UplinkConfig,
     /// The thing name (vehicle.id), also the client id.
     pub thing: String,
-    /// The running config, as the base the shadow's changes are checked against.
-    pub base: Config,
+    /// The TLS settings, read from the PEM files once at start ([`UplinkConfig::resolve_tls`]);
+    /// `None` only for plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub spool: SpoolHandle,
     pub link: watch::Sender<LinkStatus>,
     pub tuning: watch::Sender<Tuning>,
@@ -99,6 +102,9 @@ struct State {
     control: VecDeque<Control>,
     shadow: Shadow,
     jobs_taken: Taken,
+    /// Model updates being verified and swapped, off the event loop. Owned here, so none
+    /// outlives the uplink task (and with it the pipeline's task tracker).
+    jobs: JoinSet<()>,
     failures_in_a_row: u32,
 }
 
@@ -119,10 +125,14 @@ impl Uplink {
                 QoS::AtLeastOnce,
                 true,
             ));
-        if !c.insecure_plain_tcp {
-            tls::install_crypto_provider();
-            let tls = tls::client_config(c)?;
-            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+        match (&self.tls, c.insecure_plain_tcp) {
+            (Some(tls), _) => {
+                options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                    tls.clone(),
+                )));
+            }
+            (None, true) => {}
+            (None, false) => return Err(UplinkError::NoTls),
         }
         Ok(options)
     }
@@ -151,8 +161,9 @@ impl Uplink {
             ),
             ready: VecDeque::new(),
             control: VecDeque::new(),
-            shadow: Shadow::new(self.base.clone()),
+            shadow: Shadow::new(self.tuning.borrow().clone()),
             jobs_taken: Taken::default(),
+            jobs: JoinSet::new(),
             failures_in_a_row: 0,
         };
         let mut stats = self.spool.stats();
@@ -249,6 +260,7 @@ impl Uplink {
                 _ = status_tick.tick(), if st.connected => self.queue_status(&mut st),
                 _ = depth_tick.tick(), if !connecting => {}
             }
+            while st.jobs.try_join_next().is_some() {}
             let depth = stats.borrow().depth.records();
             self.link.send_if_modified(|l| {
                 let new = LinkStatus {
@@ -446,7 +458,7 @@ impl Uplink {
             );
             let model = self.model.clone();
             let tx = jobs_tx.clone();
-            tokio::spawn(async move {
+            st.jobs.spawn(async move {
                 let id = execution.job_id.clone();
                 let update = tokio::task::spawn_blocking(move || jobs::finish(&execution, &*model))
                     .await

@@ -1,5 +1,5 @@
 //! Each screen rendered into a frame buffer and compared with the PNG beside this file
-//! (`png/<name>.png`). `VIGIL_WRITE_PNG=1 cargo test -p vigil --lib alarm::screen` writes
+//! (`png/<name>.png`). `VIGIL_WRITE_PNG=1 cargo test -p vigil-agent --lib alarm::screen` writes
 //! them instead, for review; a mismatch writes the actual frame next to the expected one as
 //! `<name>.actual.png` (ignored by git) and fails.
 

@@ -1,0 +1,259 @@
+//! The `[detect]` section: the model to run, the hard limits per signal and cargo class,
+//! the rules' parameters and the alert timing. [`DetectConfig::check`] is pure (no file is
+//! opened): the model's path is resolved once, at start, by whoever loads it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::window;
+use crate::duration;
+use crate::vehicle::CargoClass;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    #[serde(with = "duration")]
+    pub debounce: Duration,
+    /// degC back inside a limit before an alert clears.
+    pub hysteresis: f64,
+    /// The least time between a clear and the next raise of the same (signal, kind).
+    #[serde(with = "duration")]
+    pub realert: Duration,
+    /// The forecaster: `"builtin"` (the model built into the agent), or the path of a model
+    /// card (JSON) with its ONNX file beside it; `"none"` (or `None`): rules only.
+    /// Never part of the shadow's tuning: models arrive through jobs, verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<PathBuf>,
+    pub engine: EngineLimits,
+    pub tank: BTreeMap<CargoClass, Limit>,
+    pub rules: RulesConfig,
+}
+
+/// The rules that run beside the model, per class of signal (engine, tank).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Rise over the last 10 s that raises an alert, degC per minute.
+    pub engine_rise_per_minute: f64,
+    pub tank_rise_per_minute: f64,
+    /// A value that does not change at all for this long is stuck...
+    #[serde(with = "duration")]
+    pub stuck_after: Duration,
+    /// ...for the engine's coarse signals only while the companion signal (coolant and oil
+    /// watch each other) moved at least this many degC meanwhile.
+    pub stuck_companion_move: f64,
+    /// Where the thermostat starts to open, degC. From there up the thermostat (and above
+    /// it the fan) regulate the coolant, and a healthy one holds still for minutes while
+    /// the oil moves, so there it is taken for stuck only after `coolant_warm_stuck_after`
+    /// (with the oil moving `stuck_companion_move` meanwhile, as below).
+    pub coolant_thermostat_opens: f64,
+    #[serde(with = "duration")]
+    pub coolant_warm_stuck_after: Duration,
+    /// A coolant above this many degC for `coolant_high_after` is held above its normal
+    /// band: the thermostat is wide open and the fan no longer holds it (a failed fan).
+    pub coolant_high_normal: f64,
+    #[serde(with = "duration")]
+    pub coolant_high_after: Duration,
+    /// No usable value for this long raises a dropout (a sensor fault if it came flagged).
+    #[serde(with = "duration")]
+    pub dropout_after: Duration,
+    /// What the sensors can physically read, degC; outside it a value is out of range.
+    pub engine_range: [f64; 2],
+    pub tank_range: [f64; 2],
+    /// A tank whose temperature, fitted over the last 10 minutes, moves toward the air
+    /// faster than this fraction of the gap per hour (the inverse of its time constant)
+    /// has lost its insulation...
+    pub tank_exchange_per_hour: f64,
+    /// ...judged only while the air is at least this many degC away, on average.
+    pub tank_exchange_gap: f64,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            engine_rise_per_minute: 42.0,
+            tank_rise_per_minute: 6.0,
+            stuck_after: Duration::from_secs(60),
+            stuck_companion_move: 11.0,
+            coolant_thermostat_opens: 82.0,
+            coolant_warm_stuck_after: Duration::from_secs(540),
+            coolant_high_normal: 95.5,
+            coolant_high_after: Duration::from_secs(3),
+            dropout_after: Duration::from_secs(5),
+            engine_range: [-40.0, 150.0],
+            tank_range: [-40.0, 90.0],
+            tank_exchange_per_hour: 0.3,
+            tank_exchange_gap: 5.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineLimits {
+    pub coolant_warning: f64,
+    pub coolant_critical: f64,
+    pub oil_warning: f64,
+    pub oil_critical: f64,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            coolant_warning: 105.0,
+            coolant_critical: 110.0,
+            oil_warning: 125.0,
+            oil_critical: 135.0,
+        }
+    }
+}
+
+/// A warning and a critical level, in degC.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub warning: f64,
+    pub critical: f64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        let limit = |warning, critical| Limit { warning, critical };
+        DetectConfig {
+            debounce: Duration::from_secs(2),
+            hysteresis: 2.0,
+            realert: Duration::from_secs(60),
+            model: Some(super::model::BUILTIN.into()),
+            engine: EngineLimits::default(),
+            tank: BTreeMap::from([
+                (CargoClass::Gasoline, limit(40.0, 50.0)),
+                (CargoClass::Lpg, limit(45.0, 50.0)),
+                (CargoClass::Naphtha, limit(40.0, 50.0)),
+                (CargoClass::Empty, limit(60.0, 80.0)),
+            ]),
+            rules: RulesConfig::default(),
+        }
+    }
+}
+
+impl DetectConfig {
+    /// Checks the values against each other and against the vehicle's cargo (which must
+    /// have tank limits); returns the key and what is wrong. No I/O: the device shadow runs
+    /// exactly this on every change.
+    pub fn check(&self, cargo: CargoClass) -> Result<(), (&'static str, String)> {
+        let rules = &self.rules;
+        let window = window::TICK * window::HISTORY as u32;
+        for (key, after) in [
+            ("detect.rules.stuck_after", rules.stuck_after),
+            (
+                "detect.rules.coolant_warm_stuck_after",
+                rules.coolant_warm_stuck_after,
+            ),
+            ("detect.rules.coolant_high_after", rules.coolant_high_after),
+        ] {
+            if after > window {
+                return Err((
+                    key,
+                    format!(
+                        "expected at most {} s (the rules see the last {} s), found {} s",
+                        window.as_secs(),
+                        window.as_secs(),
+                        after.as_secs()
+                    ),
+                ));
+            }
+        }
+        let engine = &self.engine;
+        for limit in [
+            Limit {
+                warning: engine.coolant_warning,
+                critical: engine.coolant_critical,
+            },
+            Limit {
+                warning: engine.oil_warning,
+                critical: engine.oil_critical,
+            },
+        ] {
+            limit.check("detect.engine")?;
+        }
+        for limit in self.tank.values() {
+            limit.check("detect.tank")?;
+        }
+        if !self.tank.contains_key(&cargo) {
+            return Err((
+                "detect.tank",
+                format!(
+                    "expected limits for the vehicle's cargo {:?}, found none",
+                    cargo.to_string()
+                ),
+            ));
+        }
+        if self.hysteresis.is_nan() || self.hysteresis < 0.0 {
+            return Err((
+                "detect.hysteresis",
+                format!("expected degC >= 0, found {}", self.hysteresis),
+            ));
+        }
+        for (key, range) in [
+            ("detect.rules.engine_range", rules.engine_range),
+            ("detect.rules.tank_range", rules.tank_range),
+        ] {
+            if !(range[0].is_finite() && range[1].is_finite() && range[0] < range[1]) {
+                return Err((
+                    key,
+                    format!("expected [low, high] with low < high, found {range:?}"),
+                ));
+            }
+        }
+        for (key, rate) in [
+            (
+                "detect.rules.engine_rise_per_minute",
+                rules.engine_rise_per_minute,
+            ),
+            (
+                "detect.rules.tank_rise_per_minute",
+                rules.tank_rise_per_minute,
+            ),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err((key, format!("expected degC per minute > 0, found {rate}")));
+            }
+        }
+        if rules.dropout_after < Duration::from_secs(2)
+            || rules.stuck_after < Duration::from_secs(10)
+        {
+            return Err((
+                "detect.rules",
+                format!(
+                    "expected dropout_after >= 2s and stuck_after >= 10s (the window ticks at 1 Hz), found {:?} and {:?}",
+                    rules.dropout_after, rules.stuck_after
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The tank limits for a cargo (present once [`DetectConfig::check`] passed for it).
+    pub fn tank_limit(&self, cargo: CargoClass) -> Option<Limit> {
+        self.tank.get(&cargo).copied()
+    }
+}
+
+impl Limit {
+    fn check(&self, key: &'static str) -> Result<(), (&'static str, String)> {
+        if self.warning.is_finite() && self.critical.is_finite() && self.warning < self.critical {
+            Ok(())
+        } else {
+            Err((
+                key,
+                format!(
+                    "expected a warning level below the critical level, found warning {} and critical {}",
+                    self.warning, self.critical
+                ),
+            ))
+        }
+    }
+}

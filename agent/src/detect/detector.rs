@@ -1,0 +1,482 @@
+//! The [`Detector`]: readings in, alert events out; a pure struct, so replay, evaluation and
+//! tests drive it reading by reading exactly as the detect task does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::alert::{AlertEvent, AlertKind, AlertState, Severity, Verdict};
+use super::model::{Forecast, ModelHandle};
+use super::rules::{self, Class, Rules};
+use super::score::{self, Residuals};
+use super::window::Grid;
+use super::{DetectConfig, Limit, Tuning};
+use crate::reading::{Reading, Signal, Timestamp};
+use crate::signals::{
+    AMBIENT_TEMPERATURE, COOLANT_TEMPERATURE, ENGINE_SPEED, FUEL_TEMPERATURE, OIL_TEMPERATURE,
+    tank_temperature,
+};
+use crate::vehicle::VehicleConfig;
+
+/// The name and version alerts of the limit rule carry.
+const LIMIT_RULE: &str = "limits/1";
+
+/// Ticks of evidence an alert carries (the model's window).
+const EVIDENCE_TICKS: usize = 10;
+
+/// A high limit on one signal.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct HighLimit {
+    limit: Limit,
+    hysteresis: f64,
+}
+
+impl HighLimit {
+    fn judge(&self, value: f64) -> Verdict {
+        let Limit { warning, critical } = self.limit;
+        let (severity, threshold) = if value >= critical {
+            (Some(Severity::Critical), critical)
+        } else if value >= warning {
+            (Some(Severity::Warning), warning)
+        } else {
+            (None, warning)
+        };
+        Verdict {
+            severity,
+            threshold,
+            clear: value < warning - self.hysteresis,
+            score: None,
+        }
+    }
+}
+
+/// One watched signal: its rule class and the companion its stuck rule looks at.
+#[derive(Clone, Debug)]
+struct Watched {
+    signal: Signal,
+    class: Class,
+    companion: Option<Signal>,
+    residuals: Residuals,
+}
+
+/// What the detector saw at one tick for one signal, for reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracePoint {
+    pub signal: Signal,
+    pub at: Timestamp,
+    pub value: f64,
+    /// The forecast made for this tick, if the model ran.
+    pub forecast: Option<Forecast>,
+    /// The standardised residual, if scored.
+    pub residual: Option<f64>,
+}
+
+/// Rules, the model and alert states for one vehicle.
+pub struct Detector {
+    limits: HashMap<Signal, HighLimit>,
+    rules: Rules,
+    grid: Grid,
+    watched: Vec<Watched>,
+    context: Signal,
+    model: ModelHandle,
+    /// The id of the model the residual states belong to; a swap resets them.
+    model_id: Option<Arc<str>>,
+    states: HashMap<(Signal, AlertKind), AlertState>,
+    debounce: Duration,
+    realert: Duration,
+    last_id: u64,
+    /// Newest wall time less monotonic time, to stamp ticks on both clocks.
+    wall_offset_us: i64,
+    scratch: Scratch,
+    trace: Option<Vec<TracePoint>>,
+}
+
+#[derive(Default)]
+struct Scratch {
+    window: Vec<f64>,
+    context: Vec<f64>,
+    companion: Vec<f64>,
+    features: Vec<f32>,
+    judged: Vec<rules::Judged>,
+    evidence: Vec<f64>,
+}
+
+impl Detector {
+    /// The detect stage for a vehicle with a `[detect]` section and the model in `model`
+    /// (a handle whose model may be `None`: the rules and limits then run alone). The
+    /// agent, `vigil replay` and `vigil eval` all build it here, so they judge alike.
+    pub fn new(vehicle: &VehicleConfig, detect: &DetectConfig, model: ModelHandle) -> Self {
+        let hysteresis = detect.hysteresis;
+        let engine = &detect.engine;
+        let mut limits = HashMap::new();
+        let mut add = |signal: Signal, warning, critical| {
+            limits.insert(
+                signal,
+                HighLimit {
+                    limit: Limit { warning, critical },
+                    hysteresis,
+                },
+            );
+        };
+        add(
+            Signal::new(COOLANT_TEMPERATURE),
+            engine.coolant_warning,
+            engine.coolant_critical,
+        );
+        add(
+            Signal::new(OIL_TEMPERATURE),
+            engine.oil_warning,
+            engine.oil_critical,
+        );
+        // A cargo without limits was refused by the config check; nothing to watch then.
+        if let Some(tank) = detect.tank_limit(vehicle.cargo) {
+            for compartment in 1..=vehicle.compartments {
+                add(tank_temperature(compartment), tank.warning, tank.critical);
+            }
+        }
+        let (coolant, oil) = (
+            Signal::new(COOLANT_TEMPERATURE),
+            Signal::new(OIL_TEMPERATURE),
+        );
+        let engine_watch = |signal: &Signal, companion: &Signal| Watched {
+            signal: signal.clone(),
+            class: Class::Engine,
+            companion: Some(companion.clone()),
+            residuals: Residuals::default(),
+        };
+        let mut watched = vec![
+            Watched {
+                class: Class::Coolant,
+                ..engine_watch(&coolant, &oil)
+            },
+            engine_watch(&oil, &coolant),
+            // Fuel follows the tank and the air far more than the oil: no companion, so
+            // its 1-degC steps are never taken for a stuck sensor.
+            Watched {
+                companion: None,
+                ..engine_watch(&Signal::new(FUEL_TEMPERATURE), &oil)
+            },
+        ];
+        // A tank's companion is the air it trades heat with through its insulation.
+        let air = Signal::new(AMBIENT_TEMPERATURE);
+        watched.extend((1..=vehicle.compartments).map(|n| Watched {
+            signal: tank_temperature(n),
+            class: Class::Tank,
+            companion: Some(air.clone()),
+            residuals: Residuals::default(),
+        }));
+        let context = Signal::new(ENGINE_SPEED);
+        let grid = Grid::new(
+            watched
+                .iter()
+                .map(|w| w.signal.clone())
+                .chain([context.clone(), air]),
+        );
+        Detector {
+            limits,
+            rules: Rules::new(&detect.rules),
+            grid,
+            watched,
+            context,
+            model,
+            model_id: None,
+            states: HashMap::new(),
+            debounce: detect.debounce,
+            realert: detect.realert,
+            last_id: 0,
+            wall_offset_us: 0,
+            scratch: Scratch::default(),
+            trace: None,
+        }
+    }
+
+    /// The handle to swap the model through; clones share it.
+    pub fn model_handle(&self) -> ModelHandle {
+        self.model.clone()
+    }
+
+    /// Keeps a [`TracePoint`] per signal and tick from now on (for replay reports).
+    pub fn keep_trace(&mut self) {
+        self.trace = Some(Vec::new());
+    }
+
+    pub fn take_trace(&mut self) -> Vec<TracePoint> {
+        self.trace.take().unwrap_or_default()
+    }
+
+    /// Judges one reading; appends the alert events it causes to `out`.
+    pub fn observe(&mut self, reading: &Reading, out: &mut Vec<AlertEvent>) {
+        self.wall_offset_us = reading.at.wall_us - reading.at.mono.as_micros() as i64;
+        for tick in self.grid.push(reading) {
+            self.tick(tick, out);
+        }
+        let Some(value) = reading.value() else {
+            return;
+        };
+        let Some(rule) = self.limits.get(&reading.signal) else {
+            return;
+        };
+        let verdict = rule.judge(value);
+        let evidence = &mut self.scratch.evidence;
+        if let Some(column) = self.grid.column(&reading.signal) {
+            column.copy_last(EVIDENCE_TICKS.min(column.len()), evidence);
+        }
+        let state = state_for(
+            &mut self.states,
+            &reading.signal,
+            AlertKind::HighLimit,
+            LIMIT_RULE.into(),
+            self.debounce,
+            self.realert,
+        );
+        out.extend(state.observe(reading.at, value, verdict, evidence, &mut self.last_id));
+    }
+
+    /// Judges one closed tick of every watched signal.
+    fn tick(&mut self, tick: u64, out: &mut Vec<AlertEvent>) {
+        let at = Timestamp {
+            wall_us: self.wall_offset_us + tick as i64 * 1_000_000,
+            mono: Duration::from_secs(tick),
+        };
+        let model = self.model.current();
+        let model_id = model.as_ref().map(|m| m.id.clone());
+        if model_id != self.model_id {
+            // A swapped model starts from fresh residuals; its alerts carry its id.
+            for w in &mut self.watched {
+                w.residuals = Residuals::default();
+            }
+            self.model_id = model_id;
+        }
+        let context_ok = self.grid.column(&self.context).is_some_and(|c| {
+            c.copy_last(
+                model.as_ref().map_or(EVIDENCE_TICKS, |m| m.card.window),
+                &mut self.scratch.context,
+            )
+        });
+        for i in 0..self.watched.len() {
+            let w = &self.watched[i];
+            let Some(column) = self.grid.column(&w.signal) else {
+                continue;
+            };
+            let s = &mut self.scratch;
+            let value = column.newest();
+            column.copy_last(EVIDENCE_TICKS.min(column.len()), &mut s.evidence);
+            s.judged.clear();
+            let companion = w.companion.as_ref().and_then(|c| self.grid.column(c));
+            self.rules.judge(w.class, column, companion, &mut s.judged);
+            let mut point = TracePoint {
+                signal: w.signal.clone(),
+                at,
+                value,
+                forecast: None,
+                residual: None,
+            };
+            if let Some(model) = &model
+                && let Some(spec) = model.watched(w.signal.as_str())
+            {
+                let th = &model.card.thresholds;
+                let w = &mut self.watched[i];
+                if let Some(stats) = w.residuals.step(tick, value, th) {
+                    point.forecast = Some(stats.forecast);
+                    point.residual = Some(stats.residual);
+                    s.judged.extend(score::verdicts(&stats, spec));
+                }
+                let full = column.copy_last(model.card.window, &mut s.window)
+                    && s.window.iter().all(|v| !v.is_nan());
+                let companion = spec.level.as_ref().and_then(|check| {
+                    let column = self.grid.column(&Signal::new(check.companion.as_str()))?;
+                    column
+                        .copy_last(model.card.window, &mut s.companion)
+                        .then_some(s.companion.as_slice())
+                });
+                if full && context_ok {
+                    match model.forecast(spec, &s.window, &s.context, companion, &mut s.features) {
+                        Ok((forecast, level)) => {
+                            w.residuals.expect(tick + 1, forecast);
+                            if let (Some(level), Some(check)) = (level, &spec.level) {
+                                let statistic = w.residuals.level_step(value, level, th);
+                                s.judged
+                                    .push(score::consistency_verdict(statistic, check.h));
+                            }
+                        }
+                        Err(e) => tracing::warn!(event = "model_step_failed", error = %e),
+                    }
+                }
+            }
+            let w = &self.watched[i];
+            for &(kind, verdict) in &s.judged {
+                let rule: Arc<str> = match (&self.model_id, kind.is_model()) {
+                    (Some(id), true) => id.clone(),
+                    _ => rules::RULES.into(),
+                };
+                let state = state_for(
+                    &mut self.states,
+                    &w.signal,
+                    kind,
+                    rule.clone(),
+                    self.debounce,
+                    self.realert,
+                );
+                if kind.is_model() {
+                    state.set_rule(rule);
+                }
+                let shown = if value.is_nan() { 0.0 } else { value };
+                out.extend(state.observe(at, shown, verdict, &s.evidence, &mut self.last_id));
+            }
+            if let Some(trace) = &mut self.trace {
+                trace.push(point);
+            }
+        }
+    }
+
+    /// Takes new limits and debounce (from the device shadow) without a restart. Alerts
+    /// that are active stay active and clear by the new limits; the debounce applies to
+    /// signals that had not been over a limit yet.
+    pub fn retune(&mut self, tuning: &Tuning) {
+        let engine = &tuning.detect.engine;
+        let tank = tuning.detect.tank.get(&tuning.cargo).copied();
+        for (signal, rule) in self.limits.iter_mut() {
+            let limit = match signal.as_str() {
+                COOLANT_TEMPERATURE => Limit {
+                    warning: engine.coolant_warning,
+                    critical: engine.coolant_critical,
+                },
+                OIL_TEMPERATURE => Limit {
+                    warning: engine.oil_warning,
+                    critical: engine.oil_critical,
+                },
+                _ => match tank {
+                    Some(tank) => tank,
+                    None => continue,
+                },
+            };
+            *rule = HighLimit {
+                limit,
+                hysteresis: tuning.detect.hysteresis,
+            };
+        }
+        self.debounce = tuning.detect.debounce;
+    }
+
+    /// How many alerts are active now.
+    pub fn active(&self) -> usize {
+        self.states.values().filter(|s| s.is_active()).count()
+    }
+
+    /// Samples the window dropped for arriving after their tick closed.
+    pub fn late_samples(&self) -> u64 {
+        self.grid.late_samples()
+    }
+}
+
+fn state_for<'a>(
+    states: &'a mut HashMap<(Signal, AlertKind), AlertState>,
+    signal: &Signal,
+    kind: AlertKind,
+    rule: Arc<str>,
+    debounce: Duration,
+    realert: Duration,
+) -> &'a mut AlertState {
+    states.entry((signal.clone(), kind)).or_insert_with(|| {
+        AlertState::new(signal.clone(), kind, rule, debounce).with_realert(realert)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::{Origin, Timestamp};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// The detector of the default config: the built-in model beside the rules.
+    fn default_detector(vehicle: &VehicleConfig) -> Detector {
+        let model = super::super::Model::builtin().expect("the built-in model checks out");
+        Detector::new(
+            vehicle,
+            &DetectConfig::default(),
+            ModelHandle::new(Some(model)),
+        )
+    }
+
+    fn observe(d: &mut Detector, r: &Reading) -> Vec<AlertEvent> {
+        let mut out = Vec::new();
+        d.observe(r, &mut out);
+        out
+    }
+
+    fn coolant(secs: u64, wall_us: i64, value: f64) -> Reading {
+        Reading::good(
+            Signal::new(COOLANT_TEMPERATURE),
+            Timestamp {
+                wall_us,
+                mono: Duration::from_secs(secs),
+            },
+            value,
+            Origin::Can {
+                bus: Arc::from("can0"),
+                source_address: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn an_overheating_engine_raises_a_warning_then_a_critical() {
+        let mut d = default_detector(&VehicleConfig::default());
+        let events: Vec<_> = [90.0, 104.0, 106.0, 106.5, 107.0, 111.0, 112.0]
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &v)| observe(&mut d, &coolant(i as u64, 0, v)))
+            .filter(|e| e.alert().kind == AlertKind::HighLimit)
+            .collect();
+        assert!(
+            matches!(&events[0], AlertEvent::Raised(a) if a.severity == Severity::Warning && a.threshold == 105.0)
+        );
+        assert!(matches!(&events[1], AlertEvent::Escalated(a) if a.severity == Severity::Critical));
+        assert_eq!(events.len(), 2);
+        // The high limit, and the coolant held above its normal band for 3 s.
+        assert_eq!(d.active(), 2);
+    }
+
+    #[test]
+    fn a_wall_clock_jump_does_not_shorten_the_debounce() {
+        // The wall clock leaps a day forward between two samples one second apart: the
+        // debounce (2 s) runs on monotonic time, so nothing is raised yet.
+        let mut d = default_detector(&VehicleConfig::default());
+        assert_eq!(observe(&mut d, &coolant(0, 0, 108.0)), []);
+        assert_eq!(observe(&mut d, &coolant(1, 86_400_000_000, 108.0)), []);
+        assert_eq!(observe(&mut d, &coolant(2, 86_400_000_000, 108.0)).len(), 1);
+    }
+
+    #[test]
+    fn tank_limits_follow_the_cargo_class() {
+        let vehicle = VehicleConfig {
+            cargo: crate::vehicle::CargoClass::Lpg,
+            ..VehicleConfig::default()
+        };
+        let d = default_detector(&vehicle);
+        assert_eq!(
+            d.limits[&tank_temperature(3)].limit,
+            Limit {
+                warning: 45.0,
+                critical: 50.0
+            }
+        );
+        assert!(!d.limits.contains_key(&tank_temperature(4)));
+    }
+
+    #[test]
+    fn retuning_changes_the_limits_without_a_restart() {
+        let vehicle = VehicleConfig::default();
+        let mut d = default_detector(&vehicle);
+        let mut tuning = Tuning::new(&vehicle, &DetectConfig::default(), Duration::from_secs(10));
+        tuning.cargo = crate::vehicle::CargoClass::Lpg;
+        tuning.detect.engine.coolant_warning = 95.0;
+        d.retune(&tuning);
+        assert_eq!(
+            d.limits[&Signal::new(COOLANT_TEMPERATURE)].limit.warning,
+            95.0
+        );
+        assert_eq!(d.limits[&tank_temperature(1)].limit.warning, 45.0);
+    }
+}

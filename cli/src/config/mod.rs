@@ -1,0 +1,439 @@
+//! The config file: one TOML file whose sections are the stages' own configs, composed
+//! here. Checked in two steps, as ripgrep does it:
+//!
+//! 1. [`Config::parse`] and [`Config::check`]: the text into these structs (unknown keys
+//!    refused, every field with a default), then every section's own pure `check()` and the
+//!    checks across sections. No file is opened: a path is only a value here.
+//! 2. [`Config::resolve`], once at start: reads the DBC, the model and the PEM files, and
+//!    builds the stages and the sources the pipeline runs. Nothing later re-reads them.
+//!
+//! A bad file fails with the file, the key, what was expected and what was found, before any
+//! task starts. `default.toml` beside this file is the documented default: `vigil
+//! print-default-config` prints it, and a test holds it equal to
+//! [`Config::embedded_default`].
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use vigil_agent::alarm::AlarmConfig;
+use vigil_agent::batch::BatchConfig;
+use vigil_agent::decode::dbc::DbcConfig;
+use vigil_agent::detect::DetectConfig;
+use vigil_agent::detect::model::{self, Model, ModelError};
+use vigil_agent::pipeline::{Outbound, ShutdownConfig, Stages};
+use vigil_agent::source::{CanConfig, ReplayConfig, SerialConfig, Source};
+use vigil_agent::spool::SpoolSection;
+use vigil_agent::uplink::UplinkConfig;
+use vigil_agent::vehicle::VehicleConfig;
+use vigil_sim::SimulatorConfig;
+use vigil_sim::source::SimulatedTruck;
+
+/// The commented default configuration.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// The whole file, one field per section; each section's type belongs to its stage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub vehicle: VehicleConfig,
+    pub source: SourceConfig,
+    /// The DBC that drives J1939 decoding, and its signal names in VSS.
+    pub dbc: DbcConfig,
+    pub detect: DetectConfig,
+    pub batch: BatchConfig,
+    pub alarm: AlarmConfig,
+    /// The store-and-forward spool; used when `[uplink]` is configured.
+    pub spool: SpoolSection,
+    /// The broker the agent publishes to; `None` (no `[uplink]` table) keeps everything on
+    /// the truck.
+    pub uplink: Option<UplinkConfig>,
+    pub shutdown: ShutdownConfig,
+}
+
+/// The `[source]` section: the truck's own sources, and the simulated truck.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// The simulated truck; `None` when the table is absent.
+    pub simulator: Option<SimulatorConfig>,
+    /// A candump log replayed as if it were the bus.
+    pub replay: Option<ReplayConfig>,
+    /// SocketCAN interfaces.
+    pub can: Option<CanConfig>,
+    /// Serial ports with a tank sensor node, one `[[source.serial]]` table each.
+    pub serial: Vec<SerialConfig>,
+}
+
+impl SourceConfig {
+    fn is_empty(&self) -> bool {
+        self.simulator.is_none()
+            && self.replay.is_none()
+            && self.can.is_none()
+            && self.serial.is_empty()
+    }
+}
+
+/// A configuration that cannot be used, saying where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {file}: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {file}, {location}key `{key}`: {message}")]
+    Invalid {
+        file: PathBuf,
+        /// `line N: ` when the parser knows it, else empty.
+        location: String,
+        key: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(file: &Path, key: &str, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            location: String::new(),
+            key: key.to_owned(),
+            message,
+        }
+    }
+}
+
+/// A config with everything it names read: the stages and the sources, ready to start.
+pub struct Resolved {
+    pub stages: Stages,
+    pub sources: Vec<Box<dyn Source>>,
+    /// Why the configured model could not be used, if it could not: the agent then runs the
+    /// rules and limits alone (the driver's alarm never waits on a model), and
+    /// `check-config` reports it.
+    pub model_rejected: Option<ModelError>,
+}
+
+impl Config {
+    /// The embedded default: every default value and the simulated truck as the source.
+    /// It is what `default.toml` says and what `vigil demo` runs.
+    pub fn embedded_default() -> Config {
+        Config {
+            source: SourceConfig {
+                simulator: Some(SimulatorConfig::default()),
+                ..SourceConfig::default()
+            },
+            ..Config::default()
+        }
+    }
+
+    /// Reads, parses and checks a config file.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, file)
+    }
+
+    /// Parses and checks config text; `file` is only used in messages.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let invalid = |key: String, message: String, span: Option<std::ops::Range<usize>>| {
+            let location = span
+                .map(|s| {
+                    format!(
+                        "line {}, ",
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    )
+                })
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                file: file.to_owned(),
+                location,
+                key,
+                message,
+            }
+        };
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|e| invalid("(document)".into(), e.message().trim().to_owned(), e.span()))?;
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            invalid(key, inner.message().trim().to_owned(), inner.span())
+        })?;
+        config
+            .check()
+            .map_err(|(key, message)| invalid(key.into(), message, None))?;
+        Ok(config)
+    }
+
+    /// Checks every section and the sections against each other; returns the key and what
+    /// is wrong. Pure: it opens no file and reads no device, whatever paths the config
+    /// holds ([`Config::resolve`] reads them).
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        self.vehicle.check()?;
+        if self.source.is_empty() {
+            return Err((
+                "source",
+                "expected at least one source ([source.simulator], [source.replay], [source.can] \
+                 or [[source.serial]]), found none"
+                    .into(),
+            ));
+        }
+        if let Some(replay) = &self.source.replay {
+            replay.check()?;
+        }
+        if let Some(can) = &self.source.can {
+            can.check()?;
+        }
+        if let Some(sim) = &self.source.simulator {
+            sim.check()?;
+        }
+        self.detect.check(self.vehicle.cargo)?;
+        self.batch.check()?;
+        self.alarm.check()?;
+        let max_in_flight = self.uplink.as_ref().map_or(100, |u| u.max_in_flight);
+        self.spool.check(max_in_flight)?;
+        if let Some(uplink) = &self.uplink {
+            uplink.check()?;
+        }
+        self.shutdown.check()
+    }
+
+    /// Reads what the config names, once: the DBC, the model and the uplink's PEM files;
+    /// builds every stage's config and every source. `file` is only used in messages.
+    pub fn resolve(&self, file: &Path) -> Result<Resolved, ConfigError> {
+        let decode = self
+            .dbc
+            .load()
+            .map_err(|e| ConfigError::invalid(file, "dbc", e.to_string()))?;
+        let (model, model_rejected) = match load_model(self.detect.model.as_deref()) {
+            Ok(model) => (model, None),
+            Err(error) => (None, Some(error)),
+        };
+        let outbound = match &self.uplink {
+            Some(uplink) => Some(Outbound {
+                spool: self
+                    .spool
+                    .spool_config(&self.vehicle.id, uplink.max_in_flight),
+                uplink: uplink.clone(),
+                tls: uplink
+                    .resolve_tls()
+                    .map_err(|e| ConfigError::invalid(file, e.key(), e.to_string()))?,
+            }),
+            None => None,
+        };
+        let mut sources: Vec<Box<dyn Source>> = Vec::new();
+        if let Some(replay) = &self.source.replay {
+            sources.push(Box::new(replay.clone()));
+        }
+        if let Some(can) = &self.source.can {
+            sources.push(Box::new(can.clone()));
+        }
+        for serial in &self.source.serial {
+            sources.push(Box::new(serial.clone()));
+        }
+        if let Some(sim) = &self.source.simulator {
+            let truck = SimulatedTruck::new(sim, &self.vehicle)
+                .map_err(|e| ConfigError::invalid(file, "source.simulator", e.to_string()))?;
+            sources.push(Box::new(truck));
+        }
+        Ok(Resolved {
+            stages: Stages {
+                vehicle: self.vehicle.clone(),
+                decode,
+                detect: self.detect.clone(),
+                model,
+                batch: self.batch.clone(),
+                alarm: self.alarm.clone(),
+                outbound,
+                shutdown: self.shutdown.clone(),
+            },
+            sources,
+            model_rejected,
+        })
+    }
+}
+
+/// The model `[detect] model` names: `"builtin"`, `"none"` (or absent: no model), or the
+/// path of a model card with its ONNX file beside it, verified against the card.
+pub fn load_model(choice: Option<&Path>) -> Result<Option<Model>, ModelError> {
+    match choice {
+        None => Ok(None),
+        Some(choice) if choice == Path::new(model::NONE) => Ok(None),
+        Some(choice) => Model::from_config(choice).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("vigil.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_documented_default_is_the_embedded_default() {
+        assert_eq!(parse(DEFAULT_TOML).unwrap(), Config::embedded_default());
+    }
+
+    #[test]
+    fn a_file_with_only_a_source_takes_every_other_default() {
+        let config = parse("[source.simulator]\n").unwrap();
+        assert_eq!(config, Config::embedded_default());
+    }
+
+    #[test]
+    fn bad_files_name_the_file_the_key_what_was_expected_and_what_was_found() {
+        let cases = [
+            (
+                "[vehicle]\nidd = \"x\"\n",
+                "key `vehicle.idd`",
+                "unknown field `idd`",
+            ),
+            (
+                "[vehicle]\ncompartments = \"three\"\n",
+                "key `vehicle.compartments`",
+                "\"three\"",
+            ),
+            (
+                "[detect]\ndebounce = \"ten seconds\"\n",
+                "key `detect.debounce`",
+                "found \"ten seconds\"",
+            ),
+            (
+                "[vehicle]\ncargo = \"milk\"\n",
+                "key `vehicle.cargo`",
+                "milk",
+            ),
+            (
+                "[vehicle]\ncompartments = 12\n",
+                "key `vehicle.compartments`",
+                "expected 1 to 8, found 12",
+            ),
+            (
+                "[vehicle]\nid = \"truck 7\"\n",
+                "key `vehicle.id`",
+                "found \"truck 7\"",
+            ),
+            (
+                "[detect.tank.lpg]\nwarning = 60.0\ncritical = 50.0\n",
+                "key `detect.tank`",
+                "warning 60 and critical 50",
+            ),
+            (
+                "[alarm]\nbuzzer = { chip = \"/dev/gpiochip0\" }\n",
+                "key `alarm.buzzer`",
+                "missing field `line`",
+            ),
+            (
+                "[alarm]\ndisplay = { i2c = \"/dev/i2c-1\", address = 0x80 }\n",
+                "key `alarm.display.address`",
+                "found 0x80",
+            ),
+            (
+                "[alarm]\nbutton_debounce = \"2s\"\n",
+                "key `alarm.button_debounce`",
+                "found 2s",
+            ),
+        ];
+        let broken = [
+            ("[vehicle\n", "key `(document)`", "line 1"),
+            ("", "key `source`", "expected at least one source"),
+        ];
+        let with_a_source =
+            cases.map(|(text, key, detail)| (format!("{text}[source.simulator]\n"), key, detail));
+        for (text, key, detail) in with_a_source
+            .into_iter()
+            .chain(broken.map(|(t, k, d)| (t.to_owned(), k, d)))
+        {
+            let message = parse(&text).unwrap_err();
+            assert!(message.starts_with("config file vigil.toml, "), "{message}");
+            assert!(message.contains(key), "{message:?} should name {key}");
+            assert!(message.contains(detail), "{message:?} should say {detail}");
+        }
+    }
+
+    #[test]
+    fn alarm_hardware_is_optional_and_read_by_chip_line_and_bus() {
+        assert_eq!(Config::embedded_default().alarm.buzzer, None);
+        use vigil_agent::alarm::{GpioLine, I2cDisplay};
+        let config = parse(
+            "[source.simulator]\n[alarm]\n\
+             buzzer = { chip = \"/dev/gpiochip0\", line = 17 }\n\
+             button = { chip = \"/dev/gpiochip1\", line = 4, active_low = true }\n\
+             display = { i2c = \"/dev/i2c-1\" }\n",
+        )
+        .unwrap();
+        let alarm = config.alarm;
+        assert_eq!(
+            alarm.buzzer,
+            Some(GpioLine {
+                chip: "/dev/gpiochip0".into(),
+                line: 17,
+                active_low: false
+            })
+        );
+        assert_eq!(
+            alarm.button.map(|b| (b.line, b.active_low)),
+            Some((4, true))
+        );
+        assert_eq!(
+            alarm.display,
+            Some(I2cDisplay {
+                i2c: "/dev/i2c-1".into(),
+                address: 0x3C
+            })
+        );
+    }
+
+    #[test]
+    fn check_opens_nothing_and_resolve_reads_what_the_config_names() {
+        // Every path points nowhere: checking the values passes, resolving names the file.
+        let text = "[source.simulator]\n[dbc]\npath = \"/nonexistent/truck.dbc\"\n\
+                    [uplink]\nendpoint = \"broker.example\"\nca_file = \"/nonexistent/ca.pem\"\n\
+                    cert_file = \"/nonexistent/cert.pem\"\nkey_file = \"/nonexistent/key.pem\"\n";
+        let config = parse(text).expect("check() never opens a file");
+        let Err(error) = config.resolve(Path::new("vigil.toml")) else {
+            panic!("resolve reads the DBC")
+        };
+        assert!(
+            error.to_string().contains("/nonexistent/truck.dbc"),
+            "{error}"
+        );
+        let config = Config {
+            dbc: DbcConfig::default(),
+            ..config
+        };
+        let Err(error) = config.resolve(Path::new("vigil.toml")) else {
+            panic!("resolve reads the PEM files")
+        };
+        let message = error.to_string();
+        assert!(message.contains("key `uplink.ca_file`"), "{message}");
+    }
+
+    #[test]
+    fn a_model_that_cannot_be_used_is_reported_and_the_rules_run_without_it() {
+        let mut config = Config::embedded_default();
+        config.detect.model = Some("/nonexistent/card.json".into());
+        let resolved = config.resolve(Path::new("vigil.toml")).unwrap();
+        assert!(resolved.stages.model.is_none());
+        let rejected = resolved.model_rejected.expect("the reason is kept");
+        assert!(matches!(rejected, ModelError::Read { .. }), "{rejected}");
+        config.detect.model = Some(model::NONE.into());
+        let resolved = config.resolve(Path::new("vigil.toml")).unwrap();
+        assert!(resolved.stages.model.is_none() && resolved.model_rejected.is_none());
+        let builtin = Config::embedded_default().resolve(Path::new("vigil.toml"));
+        assert!(
+            builtin.unwrap().stages.model.is_some(),
+            "the default runs the built-in model"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_says_so() {
+        let err = Config::load(Path::new("/nonexistent/vigil.toml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(err.to_string().contains("/nonexistent/vigil.toml"));
+    }
+}

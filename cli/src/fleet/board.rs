@@ -1,0 +1,565 @@
+//! The fleet board: what the watcher knows of every truck, built only from the messages the
+//! trucks publish. Pure: a message (topic, payload, whether it was retained, when it
+//! arrived) goes in, the events it caused come out, and [`FleetBoard::rows`] gives the table.
+//! No sockets, no clocks; the task passes the time in.
+//!
+//! It turns a stream that may repeat itself into one that does not: QoS 1 delivers a
+//! message twice now and then, the agent re-publishes what was in flight after a reconnect,
+//! and the broker replays every retained status on each (re)subscription. So:
+//!
+//! - an alert or DM1 message whose `(boot, seq)` was seen already is dropped;
+//! - an alert that is cleared stays cleared (a late `raised` of the same `(boot, alert_id)`
+//!   changes nothing);
+//! - a status that says what the board already knows (online after online) is no event.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use vigil_agent::decode::dm1::{Dtc, LampState, Lamps};
+use vigil_agent::detect::alert::Severity;
+
+/// The message ids remembered per truck to drop repeats. A repeat comes within the
+/// agent's in-flight window (100 messages), so a few times that is plenty.
+const RECENT_IDS: usize = 512;
+
+/// What the watcher shows: one truck or all, and alerts from a severity up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub vehicle: Option<String>,
+    /// `Warning` shows warnings and criticals; `Critical` only criticals. Truck online and
+    /// offline events are always shown.
+    pub min_severity: Option<Severity>,
+}
+
+impl Filter {
+    fn admits_truck(&self, truck: &str) -> bool {
+        self.vehicle.as_deref().is_none_or(|v| v == truck)
+    }
+
+    fn admits(&self, severity: Option<Severity>) -> bool {
+        match (self.min_severity, severity) {
+            (None, _) => true,
+            (Some(min), Some(s)) => s >= min,
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// Something that changed on a truck: one JSON line each with `--json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum FleetEvent {
+    AlertRaised(AlertChange),
+    AlertEscalated(AlertChange),
+    AlertCleared(AlertChange),
+    TruckOnline {
+        truck: String,
+        at_ms: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent_version: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        model_version: Option<String>,
+        /// The broker's retained status, replayed at subscription: the state the truck was
+        /// already in, not a change seen live.
+        retained: bool,
+    },
+    TruckOffline {
+        truck: String,
+        /// When the agent said so; for the Last Will (which carries no time), when the
+        /// watcher heard it.
+        at_ms: i64,
+        retained: bool,
+    },
+    Dm1 {
+        truck: String,
+        at_ms: i64,
+        origin: String,
+        pgn: u32,
+        /// From the lamps: red stop or engine protect lit is critical, amber or
+        /// malfunction lit is a warning; once the codes clear it keeps the last one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        severity: Option<Severity>,
+        lamps_on: Vec<&'static str>,
+        dtcs: Vec<Dtc>,
+    },
+}
+
+impl FleetEvent {
+    pub fn truck(&self) -> &str {
+        match self {
+            FleetEvent::AlertRaised(a)
+            | FleetEvent::AlertEscalated(a)
+            | FleetEvent::AlertCleared(a) => &a.truck,
+            FleetEvent::TruckOnline { truck, .. }
+            | FleetEvent::TruckOffline { truck, .. }
+            | FleetEvent::Dm1 { truck, .. } => truck,
+        }
+    }
+
+    /// A truck coming or going: every severity filter shows it.
+    pub fn is_presence(&self) -> bool {
+        matches!(
+            self,
+            FleetEvent::TruckOnline { .. } | FleetEvent::TruckOffline { .. }
+        )
+    }
+
+    /// `None` for a truck coming or going, and for a DM1 with no lamp lit.
+    pub fn severity(&self) -> Option<Severity> {
+        match self {
+            FleetEvent::AlertRaised(a)
+            | FleetEvent::AlertEscalated(a)
+            | FleetEvent::AlertCleared(a) => Some(a.severity),
+            FleetEvent::Dm1 { severity, .. } => *severity,
+            FleetEvent::TruckOnline { .. } | FleetEvent::TruckOffline { .. } => None,
+        }
+    }
+}
+
+/// An alert as the fleet sees it change.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertChange {
+    pub truck: String,
+    pub signal: String,
+    pub kind: String,
+    pub severity: Severity,
+    pub value: f64,
+    pub threshold: f64,
+    pub alert_id: u64,
+    pub boot: u64,
+    /// Raised or escalated: when it was raised; cleared: when it cleared.
+    pub at_ms: i64,
+}
+
+/// Why a message changed nothing; the task logs it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Ignored {
+    #[error("not a vigil topic (expected dt/vigil/<truck>/alerts|status|dm1)")]
+    Topic,
+    #[error("unreadable {what} payload: {reason}")]
+    Payload { what: &'static str, reason: String },
+}
+
+/// One line of the table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub truck: String,
+    /// The VSS signal, `DM1 <origin>`, or empty for the truck's own line.
+    pub signal: String,
+    pub severity: Option<Severity>,
+    pub value: String,
+    pub since_ms: i64,
+    pub state: RowState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowState {
+    Online,
+    /// The truck is offline: its own line, and alerts that were active when it went.
+    Offline,
+    Active,
+    Cleared,
+}
+
+impl RowState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowState::Online => "online",
+            RowState::Offline => "offline",
+            RowState::Active => "active",
+            RowState::Cleared => "cleared",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AlertMessage {
+    boot: Option<u64>,
+    seq: Option<u64>,
+    event: String,
+    alert_id: u64,
+    signal: String,
+    kind: String,
+    severity: String,
+    value: f64,
+    threshold: f64,
+    raised_at_ms: i64,
+    cleared_at_ms: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct StatusMessage {
+    state: String,
+    agent_version: Option<String>,
+    model_version: Option<String>,
+    at_ms: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Dm1Message {
+    boot: Option<u64>,
+    seq: Option<u64>,
+    at_ms: i64,
+    origin: String,
+    pgn: u32,
+    lamps: Lamps,
+    dtcs: Vec<Dtc>,
+}
+
+#[derive(Clone, Debug)]
+struct AlertState {
+    change: AlertChange,
+    raised_at_ms: i64,
+    cleared: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Dm1State {
+    at_ms: i64,
+    severity: Option<Severity>,
+    dtcs: Vec<Dtc>,
+}
+
+#[derive(Clone, Debug)]
+struct Presence {
+    online: bool,
+    since_ms: i64,
+    agent_version: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Truck {
+    presence: Option<Presence>,
+    /// The latest alert per (signal, kind).
+    alerts: BTreeMap<(String, String), AlertState>,
+    /// The latest DM1 per controller.
+    dm1: BTreeMap<String, Dm1State>,
+    seen: HashSet<(u64, u64)>,
+    seen_order: VecDeque<(u64, u64)>,
+}
+
+impl Truck {
+    /// True the first time `(boot, seq)` is seen; messages without an id always pass.
+    fn first_time(&mut self, boot: Option<u64>, seq: Option<u64>) -> bool {
+        let (Some(boot), Some(seq)) = (boot, seq) else {
+            return true;
+        };
+        if !self.seen.insert((boot, seq)) {
+            return false;
+        }
+        self.seen_order.push_back((boot, seq));
+        while self.seen_order.len() > RECENT_IDS {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+
+    fn offline(&self) -> bool {
+        self.presence.as_ref().is_some_and(|p| !p.online)
+    }
+}
+
+/// Everything the watcher knows, keyed by truck.
+#[derive(Debug, Default)]
+pub struct FleetBoard {
+    filter: Filter,
+    trucks: BTreeMap<String, Truck>,
+}
+
+/// The truck and the stream of a `dt/vigil/<truck>/<stream>` topic.
+pub fn split_topic(topic: &str) -> Option<(&str, &str)> {
+    let rest = topic.strip_prefix("dt/vigil/")?;
+    let (truck, stream) = rest.split_once('/')?;
+    (!truck.is_empty() && !stream.contains('/')).then_some((truck, stream))
+}
+
+fn parse_severity(text: &str) -> Result<Severity, Ignored> {
+    match text {
+        "warning" => Ok(Severity::Warning),
+        "critical" => Ok(Severity::Critical),
+        other => Err(Ignored::Payload {
+            what: "alert",
+            reason: format!("unknown severity {other:?}"),
+        }),
+    }
+}
+
+fn payload<'a, T: Deserialize<'a>>(what: &'static str, bytes: &'a [u8]) -> Result<T, Ignored> {
+    serde_json::from_slice(bytes).map_err(|e| Ignored::Payload {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+/// The severity the lamps say, and the names of those lit.
+fn lamps(l: &Lamps) -> (Option<Severity>, Vec<&'static str>) {
+    let lit = [
+        ("red_stop", l.red_stop, Severity::Critical),
+        ("protect", l.protect, Severity::Critical),
+        ("amber_warning", l.amber_warning, Severity::Warning),
+        ("malfunction", l.malfunction, Severity::Warning),
+    ];
+    let on: Vec<_> = lit
+        .iter()
+        .filter(|(_, lamp, _)| lamp.state == LampState::On)
+        .collect();
+    let severity = on.iter().map(|(_, _, s)| *s).max();
+    (severity, on.iter().map(|(name, _, _)| *name).collect())
+}
+
+impl FleetBoard {
+    pub fn new(filter: Filter) -> Self {
+        FleetBoard {
+            filter,
+            trucks: BTreeMap::new(),
+        }
+    }
+
+    /// Takes one message; returns the events it caused that the filter shows.
+    pub fn apply(
+        &mut self,
+        topic: &str,
+        bytes: &[u8],
+        retained: bool,
+        received_ms: i64,
+    ) -> Result<Vec<FleetEvent>, Ignored> {
+        let (truck, stream) = split_topic(topic).ok_or(Ignored::Topic)?;
+        if !self.filter.admits_truck(truck) {
+            return Ok(Vec::new());
+        }
+        let events = match stream {
+            "alerts" => self.alert(truck, payload("alert", bytes)?)?,
+            "status" => self.status(truck, payload("status", bytes)?, retained, received_ms)?,
+            "dm1" => self.dm1(truck, payload("DM1", bytes)?),
+            _ => return Err(Ignored::Topic),
+        };
+        Ok(events
+            .into_iter()
+            .filter(|e| e.is_presence() || self.filter.admits(e.severity()))
+            .collect())
+    }
+
+    fn truck(&mut self, name: &str) -> &mut Truck {
+        self.trucks.entry(name.to_owned()).or_default()
+    }
+
+    fn alert(&mut self, name: &str, m: AlertMessage) -> Result<Vec<FleetEvent>, Ignored> {
+        let severity = parse_severity(&m.severity)?;
+        let truck = self.truck(name);
+        if !truck.first_time(m.boot, m.seq) {
+            return Ok(Vec::new());
+        }
+        let boot = m.boot.unwrap_or(0);
+        let key = (m.signal.clone(), m.kind.clone());
+        let known = truck.alerts.get(&key);
+        let same_alert =
+            known.is_some_and(|a| a.change.boot == boot && a.change.alert_id == m.alert_id);
+        if same_alert && known.is_some_and(|a| a.cleared) {
+            // Cleared already: a late copy of its raise or escalation changes nothing.
+            return Ok(Vec::new());
+        }
+        let mut change = AlertChange {
+            truck: name.to_owned(),
+            signal: m.signal,
+            kind: m.kind,
+            severity,
+            value: m.value,
+            threshold: m.threshold,
+            alert_id: m.alert_id,
+            boot,
+            at_ms: m.raised_at_ms,
+        };
+        let event = match m.event.as_str() {
+            "raised" if same_alert => return Ok(Vec::new()),
+            "raised" => FleetEvent::AlertRaised(change.clone()),
+            "escalated" => FleetEvent::AlertEscalated(change.clone()),
+            "cleared" => {
+                change.at_ms = m.cleared_at_ms.unwrap_or(m.raised_at_ms);
+                FleetEvent::AlertCleared(change.clone())
+            }
+            other => {
+                return Err(Ignored::Payload {
+                    what: "alert",
+                    reason: format!("unknown event {other:?}"),
+                });
+            }
+        };
+        let cleared = matches!(event, FleetEvent::AlertCleared(_));
+        truck.alerts.insert(
+            key,
+            AlertState {
+                change,
+                raised_at_ms: m.raised_at_ms,
+                cleared,
+            },
+        );
+        Ok(vec![event])
+    }
+
+    fn status(
+        &mut self,
+        name: &str,
+        m: StatusMessage,
+        retained: bool,
+        received_ms: i64,
+    ) -> Result<Vec<FleetEvent>, Ignored> {
+        let online = match m.state.as_str() {
+            "online" => true,
+            "offline" => false,
+            other => {
+                return Err(Ignored::Payload {
+                    what: "status",
+                    reason: format!("unknown state {other:?}"),
+                });
+            }
+        };
+        let truck = self.truck(name);
+        if truck.presence.as_ref().is_some_and(|p| p.online == online) {
+            return Ok(Vec::new());
+        }
+        let at_ms = m.at_ms.unwrap_or(received_ms);
+        truck.presence = Some(Presence {
+            online,
+            since_ms: at_ms,
+            agent_version: m.agent_version.clone(),
+        });
+        let truck = name.to_owned();
+        Ok(vec![if online {
+            FleetEvent::TruckOnline {
+                truck,
+                at_ms,
+                agent_version: m.agent_version,
+                model_version: m.model_version,
+                retained,
+            }
+        } else {
+            FleetEvent::TruckOffline {
+                truck,
+                at_ms,
+                retained,
+            }
+        }])
+    }
+
+    fn dm1(&mut self, name: &str, m: Dm1Message) -> Vec<FleetEvent> {
+        let truck = self.truck(name);
+        if !truck.first_time(m.boot, m.seq) {
+            return Vec::new();
+        }
+        let (lit, lamps_on) = lamps(&m.lamps);
+        let previous = truck.dm1.get(&m.origin).and_then(|d| d.severity);
+        // Codes gone and lamps off: the controller's faults cleared; the event keeps the
+        // severity they had, so a filter that showed them shows them go.
+        let severity = if m.dtcs.is_empty() && lit.is_none() {
+            previous
+        } else {
+            lit
+        };
+        truck.dm1.insert(
+            m.origin.clone(),
+            Dm1State {
+                at_ms: m.at_ms,
+                severity,
+                dtcs: m.dtcs.clone(),
+            },
+        );
+        vec![FleetEvent::Dm1 {
+            truck: name.to_owned(),
+            at_ms: m.at_ms,
+            origin: m.origin,
+            pgn: m.pgn,
+            severity,
+            lamps_on,
+            dtcs: m.dtcs,
+        }]
+    }
+
+    /// The table: per truck (by name) its own line, then its alerts and DM1s, those the
+    /// filter shows.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for (name, truck) in &self.trucks {
+            let offline = truck.offline();
+            let (state, since_ms, value) = match &truck.presence {
+                Some(p) => (
+                    if p.online {
+                        RowState::Online
+                    } else {
+                        RowState::Offline
+                    },
+                    p.since_ms,
+                    p.agent_version
+                        .as_deref()
+                        .map(|v| format!("agent {v}"))
+                        .unwrap_or_default(),
+                ),
+                // Heard from only through alerts so far (its status is not retained).
+                None => (RowState::Online, 0, String::new()),
+            };
+            if truck.presence.is_some() {
+                rows.push(Row {
+                    truck: name.clone(),
+                    signal: String::new(),
+                    severity: None,
+                    value,
+                    since_ms,
+                    state,
+                });
+            }
+            let mut alerts = Vec::new();
+            for a in truck.alerts.values() {
+                let c = &a.change;
+                alerts.push(Row {
+                    truck: name.clone(),
+                    signal: c.signal.clone(),
+                    severity: Some(c.severity),
+                    value: format!("{:.1} (limit {:.1})", c.value, c.threshold),
+                    since_ms: if a.cleared { c.at_ms } else { a.raised_at_ms },
+                    state: match (a.cleared, offline) {
+                        (true, _) => RowState::Cleared,
+                        (false, true) => RowState::Offline,
+                        (false, false) => RowState::Active,
+                    },
+                });
+            }
+            for (origin, d) in &truck.dm1 {
+                let codes: Vec<String> = d
+                    .dtcs
+                    .iter()
+                    .map(|c| format!("SPN {} FMI {}", c.spn, c.fmi))
+                    .collect();
+                alerts.push(Row {
+                    truck: name.clone(),
+                    signal: format!("DM1 {origin}"),
+                    severity: d.severity,
+                    value: if codes.is_empty() {
+                        "no codes".into()
+                    } else {
+                        codes.join(", ")
+                    },
+                    since_ms: d.at_ms,
+                    state: match (d.dtcs.is_empty(), offline) {
+                        (true, _) => RowState::Cleared,
+                        (false, true) => RowState::Offline,
+                        (false, false) => RowState::Active,
+                    },
+                });
+            }
+            rows.extend(
+                alerts
+                    .into_iter()
+                    .filter(|r| self.filter.admits(r.severity)),
+            );
+        }
+        rows
+    }
+
+    /// Trucks known, and those of them offline.
+    pub fn counts(&self) -> (usize, usize) {
+        let offline = self.trucks.values().filter(|t| t.offline()).count();
+        (self.trucks.len(), offline)
+    }
+}

@@ -1,0 +1,458 @@
+//! The `vigil` command: parses the command line, sets up logging, loads the config and
+//! calls into the library. Nothing else lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use vigil::config::{Config, ConfigError, DEFAULT_TOML, load_model};
+
+/// Exit code for a bad config or bad arguments: nothing was started.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Edge agent for fuel-tanker sensor monitoring."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent with a config file until Ctrl-C or SIGTERM.
+    #[command(after_help = "Example:\n  vigil run --config /etc/vigil/vigil.toml")]
+    Run {
+        /// The TOML config file (see `vigil print-default-config`).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a simulated truck through the real pipeline, with a live view. Needs nothing installed.
+    #[command(
+        after_help = "Examples:\n  vigil demo\n  vigil demo --scenario coolant-loss --fault-at 2m --speed 20\n  \
+                            vigil demo --duration 30m --speed 0 | grep ALERT"
+    )]
+    Demo(vigil::demo::DemoOptions),
+    /// Write a simulated drive as a candump log, the sensor node's serial stream and fault labels.
+    #[command(
+        after_help = "Example:\n  vigil simulate --scenario coolant-loss --seed 7 --duration 2h --fault-at 30m --out drive.log\n\
+                            writes drive.log (candump -l), drive.serial (raw node bytes) and drive.labels.csv"
+    )]
+    Simulate(vigil::demo::SimulateOptions),
+    /// Run the detect stage over a recorded candump log (with its .serial companion) or CSV,
+    /// judging exactly as `vigil run` with the same config would.
+    #[command(
+        after_help = "Examples:\n  vigil replay --input drive.log --config /etc/vigil/vigil.toml --out alerts.jsonl --report report.html\n  \
+                            vigil replay --input drive.log --model models/forecaster.card.json --out alerts.jsonl\n  \
+                            vigil replay --input history.csv --model none --out alerts.jsonl\n\
+                            A CSV has a `timestamp` column (Unix seconds) then one column per VSS signal."
+    )]
+    Replay {
+        /// A candump -l log (a .serial file beside it is merged in) or a .csv file.
+        #[arg(long)]
+        input: PathBuf,
+        /// The model instead of the config's `[detect] model`: a model card (JSON, the
+        /// .onnx beside it), `builtin`, or `none` to run the rules and limits alone.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Where to write the alerts, one JSON object a line.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write a single-file HTML report with plots.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// The DBC that decodes a candump log (default: the config's, or the built-in one),
+        /// mapped to VSS names by the config's `[dbc.signals]`.
+        #[arg(long)]
+        dbc: Option<PathBuf>,
+        /// The agent's config file: its vehicle, DBC, limits, rules and model (default: the
+        /// built-in defaults, the built-in model included).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Evaluate the model and the baselines on simulated drives never used in training.
+    #[command(
+        after_help = "Example:\n  vigil eval --model models/forecaster.card.json --out models/eval.json"
+    )]
+    Eval {
+        /// The model card to evaluate.
+        #[arg(long)]
+        model: PathBuf,
+        /// Drives per fault kind, each on a vehicle of its own.
+        #[arg(long, default_value_t = 20)]
+        drives_per_fault: usize,
+        /// Normal one-hour drives, at most 300 (300 h without a false alarm bounds the
+        /// rate below 1 per 100 h at 95 % confidence).
+        #[arg(long, default_value_t = 300)]
+        normal_drives: usize,
+        /// One-hour normal drives the baselines calibrate on, at most 1000: the same
+        /// vehicles the model's thresholds come from. Fewer is faster (the 1000 take about
+        /// 24 of the eval's 36 minutes on 2 cores) but leaves the baselines less data.
+        #[arg(long, default_value_t = 1000)]
+        calibration_drives: usize,
+        /// Write the figures as JSON here (models/train.py copies them into the card).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A config file whose `[detect]` limits and rules run beside the model (default:
+        /// the built-in defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a config file and exit: 0 if it is good, 2 with the reason if not.
+    #[command(after_help = "Example:\n  vigil check-config /etc/vigil/vigil.toml")]
+    CheckConfig {
+        /// The TOML config file to check.
+        file: PathBuf,
+    },
+    /// Decode a candump log with a DBC to rows of timestamp, VSS signal and value.
+    #[command(
+        after_help = "Example:\n  vigil decode --dbc deploy/dbc/vigil-j1939.dbc --input tests/data/j1939-truck-css.candump.log --format csv\n\
+                            Rows whose value is flagged (not available, error) give the flag instead of a number;\n\
+                            DM1 diagnostic messages give one row each."
+    )]
+    Decode {
+        /// The DBC file.
+        #[arg(long)]
+        dbc: PathBuf,
+        /// The `candump -l` log.
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: vigil_lab::decode::OutputFormat,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Look into the store-and-forward spool.
+    #[command(subcommand)]
+    Spool(SpoolCommand),
+    /// The fleet team's side: watch the trucks through the broker they publish to.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+    /// Print the default config, every key commented.
+    #[command(after_help = "Example:\n  vigil print-default-config > /etc/vigil/vigil.toml")]
+    PrintDefaultConfig,
+    /// The cab alarm's devices (buzzer, acknowledge button, display).
+    #[command(subcommand)]
+    Alarm(AlarmCommand),
+}
+
+#[derive(Subcommand)]
+enum AlarmCommand {
+    /// For installers: sound each buzzer pattern, show each screen, wait for a button press.
+    #[command(
+        after_help = "Example:\n  vigil alarm test --config /etc/vigil/vigil.toml\n\
+                      Exits 0 when every configured device worked, 2 when none is configured."
+    )]
+    Test {
+        /// The TOML config file whose [alarm] section names the devices.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SpoolCommand {
+    /// Report what a spool holds (works while the agent is stopped; it opens a copy).
+    #[command(after_help = "Example:\n  vigil spool inspect --path /var/lib/vigil/spool --json")]
+    Inspect {
+        /// The spool folder.
+        #[arg(long)]
+        path: PathBuf,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Append records as fast as asked, printing `flushed <seq>` after each flush, until
+    /// killed: the writer the crash test kills with SIGKILL.
+    #[command(after_help = "Example:\n  vigil spool soak --path /tmp/soak --rate 1000")]
+    Soak {
+        /// The spool folder (created if missing).
+        #[arg(long)]
+        path: PathBuf,
+        /// Records per second; 0 for as fast as possible.
+        #[arg(long, default_value_t = 0)]
+        rate: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// Every truck's alerts, DM1 codes and online/offline state, live: a table on a
+    /// terminal, one JSON line per event otherwise (or with --json). Runs until Ctrl-C.
+    #[command(after_help = "Examples:\n  \
+        vigil fleet watch --broker xxxxxxxx-ats.iot.eu-west-1.amazonaws.com --ca AmazonRootCA1.pem --cert fleet.pem.crt --key fleet.pem.key\n  \
+        vigil fleet watch --broker localhost:8883 --ca ca.pem --cert fleet.pem --key fleet.key --severity critical --json | jq .\n  \
+        vigil fleet watch --broker localhost --insecure-plain-tcp --vehicle truck-7")]
+    Watch(vigil::fleet::WatchOptions),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet_terminal = match &cli.command {
+        Command::Demo(_) => vigil::demo::is_live_view(),
+        Command::Fleet(FleetCommand::Watch(options)) => vigil::fleet::draws_table(options),
+        _ => false,
+    };
+    init_tracing(quiet_terminal);
+    match execute(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            if let Some(config_error) = error.downcast_ref::<ConfigError>() {
+                eprintln!("error: {config_error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            if let Some(vigil::fleet::FleetError::Config(e)) = error.downcast_ref() {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::PrintDefaultConfig => print!("{DEFAULT_TOML}"),
+        Command::CheckConfig { file } => {
+            let resolved = Config::load(&file)?.resolve(&file)?;
+            if let Some(error) = resolved.model_rejected {
+                // `vigil run` would start without the model; an operator checking must know.
+                eprintln!(
+                    "error: config file {}, key `detect.model`: {error}",
+                    file.display()
+                );
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+            println!("{}: ok", file.display());
+        }
+        Command::Run { config: file } => {
+            let config = Config::load(&file)?;
+            let deadline = config.shutdown.deadline;
+            runtime()?.block_on(async {
+                let shutdown = shutdown_on_signals(deadline)?;
+                let summary = vigil::run(&config, &file, shutdown)
+                    .await
+                    .map_err(|e| match e {
+                        // A file that does not resolve exits like any bad config.
+                        vigil::AgentError::Config(e) => anyhow::Error::from(e),
+                        e => anyhow::Error::from(e),
+                    })?;
+                eprintln!(
+                    "vigil: shutdown complete, {} tasks drained, 0 left; {} readings, {} alerts raised",
+                    summary.tasks_drained, summary.metrics.readings_total, summary.metrics.alerts_raised_total
+                );
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Demo(options) => {
+            runtime()?.block_on(async {
+                let shutdown = shutdown_on_signals(Duration::from_secs(5))?;
+                vigil::demo::run(options, shutdown).await
+            })?;
+        }
+        Command::Decode {
+            dbc,
+            input,
+            format,
+            out,
+        } => {
+            let summary = vigil_lab::decode::decode_command(&vigil_lab::decode::DecodeCommand {
+                dbc,
+                input,
+                format,
+                out,
+                signals: vigil_agent::decode::dbc::default_signal_names(),
+            })?;
+            eprintln!(
+                "decoded {} frames into {} readings ({} flagged) and {} DM1 events; {} malformed lines skipped",
+                summary.frames,
+                summary.readings,
+                summary.flagged,
+                summary.diagnostics,
+                summary.malformed_lines
+            );
+        }
+        Command::Spool(SpoolCommand::Inspect { path, json }) => {
+            let report = vigil_agent::spool::inspect(&path)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
+        Command::Spool(SpoolCommand::Soak { path, rate }) => {
+            vigil_agent::spool::soak::run(&path, rate, std::io::stdout().lock())?;
+        }
+        Command::Alarm(AlarmCommand::Test { config }) => {
+            let config = match config {
+                Some(file) => Config::load(&file)?,
+                None => Config::embedded_default(),
+            };
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(vigil_agent::alarm::check::run_config(
+                    &config.alarm,
+                    &mut std::io::stdout(),
+                ));
+            if let Err(error @ vigil_agent::alarm::check::CheckError::NoHardware) = result {
+                eprintln!("error: {error}");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+            result?;
+        }
+        Command::Replay {
+            input,
+            model,
+            out,
+            report,
+            dbc,
+            config,
+        } => {
+            let (mut config, file) = match config {
+                Some(path) => (Config::load(&path)?, path),
+                None => (
+                    Config::embedded_default(),
+                    PathBuf::from("(built-in defaults)"),
+                ),
+            };
+            if dbc.is_some() {
+                config.dbc.path = dbc;
+            }
+            if model.is_some() {
+                config.detect.model = model;
+            }
+            // The same resolution as `vigil run`: the config's DBC and model, read once. A
+            // model that cannot be used is an error here, not a warning: a backtest must
+            // judge with the model it names.
+            let signals = config.dbc.load().map_err(|e| ConfigError::Invalid {
+                file: file.clone(),
+                location: String::new(),
+                key: "dbc".into(),
+                message: e.to_string(),
+            })?;
+            let judge = vigil_lab::Judge {
+                vehicle: config.vehicle.clone(),
+                detect: config.detect.clone(),
+                model: load_model(config.detect.model.as_deref())?.map(Arc::new),
+            };
+            let summary =
+                vigil_lab::replay::replay(&judge, signals, &input, &out, report.as_deref())?;
+            eprintln!(
+                "replayed {} readings from {} with {}: {} alerts to {}{}",
+                summary.readings,
+                input.display(),
+                summary.model.as_deref().unwrap_or("rules only"),
+                summary.alerts.len(),
+                out.display(),
+                match summary.malformed_lines {
+                    0 => String::new(),
+                    n => format!(" ({n} lines that were not frames skipped)"),
+                }
+            );
+        }
+        Command::Eval {
+            model,
+            drives_per_fault,
+            normal_drives,
+            calibration_drives,
+            out,
+            config,
+        } => {
+            let detect = match config {
+                Some(path) => Config::load(&path)?.detect,
+                None => Config::embedded_default().detect,
+            };
+            let model = Arc::new(vigil_agent::detect::Model::load(&model)?);
+            let options = vigil_lab::eval::EvalOptions {
+                drives_per_fault,
+                normal_drives,
+                calibration_drives,
+                ..Default::default()
+            };
+            let report = vigil_lab::eval::run(model, &detect, &options, |line| {
+                tracing::info!(event = "eval_progress", "{line}")
+            });
+            println!("{}", report.table_markdown);
+            if let Some(out) = out {
+                std::fs::write(&out, serde_json::to_string_pretty(&report)?)
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+            }
+        }
+        Command::Fleet(FleetCommand::Watch(options)) => {
+            runtime()?.block_on(async {
+                let shutdown = shutdown_on_signals(Duration::from_secs(2))?;
+                vigil::fleet::watch(options, shutdown).await?;
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Simulate(options) => {
+            let summary = vigil::demo::simulate(&options)?;
+            eprintln!("{summary}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Cancels the returned token on the first Ctrl-C or SIGTERM. A second one, or the deadline
+/// passing after the first, exits at once: an operator must always be able to stop the agent.
+/// Both handlers are registered before this returns, so no signal can slip in before them.
+fn shutdown_on_signals(deadline: Duration) -> anyhow::Result<CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!(event = "shutdown_requested");
+        cancel.cancel();
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+            _ = tokio::time::sleep(deadline + Duration::from_secs(1)) => {}
+        }
+        eprintln!("vigil: forced exit");
+        std::process::exit(130);
+    });
+    Ok(token)
+}
+
+fn init_tracing(quiet_terminal: bool) {
+    use tracing_subscriber::EnvFilter;
+    // The live demo view owns the terminal: only errors may interrupt it.
+    // rumqttd (the demo's broker) logs every connection, even at error level; the uplink's
+    // own events say what matters.
+    let default = if quiet_terminal {
+        "error,rumqttd=off"
+    } else {
+        "info,rumqttd=off"
+    };
+    let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -1,0 +1,257 @@
+//! The demo's view of a running pipeline: a live dashboard when standard output is a
+//! terminal, plain lines (one per reading, alert and batch) when it is not.
+//!
+//! It reads lossy taps and a `watch` of the alarm panel, so however slow the terminal is,
+//! it never slows the pipeline down.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use vigil_agent::alarm::{Buzzer, Panel};
+use vigil_agent::batch::Batch;
+use vigil_agent::detect::alert::AlertEvent;
+use vigil_agent::reading::{Reading, Signal};
+use vigil_agent::telemetry::Metrics;
+use vigil_agent::uplink::LinkStatus;
+
+/// How often the live view redraws.
+const FRAME: Duration = Duration::from_millis(250);
+/// Alert lines kept on screen.
+const ALERT_LINES: usize = 8;
+
+pub struct View {
+    title: String,
+    panel: watch::Receiver<Panel>,
+    metrics: Arc<Metrics>,
+    live: bool,
+    latest: BTreeMap<Signal, Reading>,
+    alerts: VecDeque<String>,
+    batches: u64,
+    sim_time: Duration,
+    /// The uplink's state, and how to watch the broker.
+    link: Option<watch::Receiver<LinkStatus>>,
+    hint: Option<String>,
+}
+
+impl View {
+    /// A view headed by `title`, of the panel and counters of a running pipeline.
+    pub fn new(
+        title: String,
+        panel: watch::Receiver<Panel>,
+        metrics: Arc<Metrics>,
+        live: bool,
+    ) -> Self {
+        View {
+            title,
+            panel,
+            metrics,
+            live,
+            latest: BTreeMap::new(),
+            alerts: VecDeque::new(),
+            batches: 0,
+            sim_time: Duration::ZERO,
+            link: None,
+            hint: None,
+        }
+    }
+
+    /// Shows the link and the spool, and how to watch the broker.
+    pub fn with_link(mut self, link: watch::Receiver<LinkStatus>, hint: Option<String>) -> Self {
+        self.link = Some(link);
+        self.hint = hint;
+        self
+    }
+
+    fn link_line(&self) -> Option<String> {
+        let link = *self.link.as_ref()?.borrow();
+        let m = self.metrics.snapshot();
+        Some(format!(
+            "uplink {}  spool {} records  published {}  acknowledged {}",
+            match link.online {
+                Some(true) => "online",
+                Some(false) => "offline",
+                None => "unknown",
+            },
+            link.spool_depth.unwrap_or(0),
+            m.uplink_published_total,
+            m.uplink_acked_total
+        ))
+    }
+
+    /// Runs until every tap has closed. Cancels `shutdown` once `duration` of simulated
+    /// time has been seen.
+    pub async fn run(
+        mut self,
+        mut readings: mpsc::Receiver<Reading>,
+        mut alerts: mpsc::Receiver<AlertEvent>,
+        mut batches: mpsc::Receiver<Batch>,
+        duration: Option<Duration>,
+        shutdown: CancellationToken,
+    ) {
+        // Not locked across awaits: the guard is not Send, and each write is one call.
+        let mut out = std::io::stdout();
+        if self.live {
+            let _ = write!(out, "\x1b[?1049h\x1b[?25l");
+        }
+        let mut frame = tokio::time::interval(FRAME);
+        let (mut readings_open, mut alerts_open, mut batches_open) = (true, true, true);
+        let mut link = self.link.clone();
+        let mut was_online = false;
+        while readings_open || alerts_open || batches_open {
+            let link_changed = async {
+                match link.as_mut() {
+                    Some(l) => l.changed().await.ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            let line = tokio::select! {
+                Some(()) = link_changed => {
+                    // Plain lines say when the link comes and goes, not every depth change.
+                    let online = link.as_ref().is_some_and(|l| l.borrow().online == Some(true));
+                    if online != was_online {
+                        was_online = online;
+                        self.link_line()
+                    } else {
+                        None
+                    }
+                }
+                r = readings.recv(), if readings_open => match r {
+                    Some(r) => {
+                        self.sim_time = self.sim_time.max(r.at.mono);
+                        if duration.is_some_and(|d| self.sim_time >= d) {
+                            shutdown.cancel();
+                        }
+                        let line = format!("reading {r}");
+                        self.latest.insert(r.signal.clone(), r);
+                        Some(line)
+                    }
+                    None => { readings_open = false; None }
+                },
+                a = alerts.recv(), if alerts_open => match a {
+                    Some(a) => {
+                        let line = format!("{} {a}", clock(a.alert().raised_at.mono));
+                        self.alerts.push_back(line.clone());
+                        if self.alerts.len() > ALERT_LINES { self.alerts.pop_front(); }
+                        Some(line)
+                    }
+                    None => { alerts_open = false; None }
+                },
+                b = batches.recv(), if batches_open => match b {
+                    Some(b) => {
+                        self.batches += 1;
+                        let mut line = format!("batch {} sealed with {} readings", self.batches, b.readings.len());
+                        if let Some(link) = self.link_line() {
+                            let _ = write!(line, "; {link}");
+                        }
+                        Some(line)
+                    }
+                    None => { batches_open = false; None }
+                },
+                _ = frame.tick(), if self.live => {
+                    let _ = out.write_all(self.render().as_bytes());
+                    let _ = out.flush();
+                    None
+                }
+            };
+            if let (false, Some(line)) = (self.live, line) {
+                // A closed pipe (`vigil demo | head`) ends the demo like Ctrl-C would.
+                if writeln!(out, "{line}").is_err() {
+                    shutdown.cancel();
+                }
+            }
+        }
+        if self.live {
+            let last = self.render();
+            let _ = writeln!(out, "\x1b[?25h\x1b[?1049l{last}");
+        }
+        let _ = out.flush();
+    }
+
+    fn render(&self) -> String {
+        let mut s = String::from("\x1b[H");
+        let panel = self.panel.borrow();
+        let m = self.metrics.snapshot();
+        let _ = writeln!(s, "\x1b[1m{}\x1b[0m\x1b[K", self.title);
+        let _ = writeln!(
+            s,
+            "simulated time {}   (Ctrl-C to stop)\x1b[K\n\x1b[K",
+            clock(self.sim_time)
+        );
+        let _ = writeln!(
+            s,
+            "\x1b[1m{:<66} {:>10}  source\x1b[0m\x1b[K",
+            "signal (VSS)", "value"
+        );
+        for r in self.latest.values() {
+            let value = match r.value() {
+                Some(v) => format!("{v:>10.2}"),
+                None => format!("{:>10}", format!("[{}]", r.quality)),
+            };
+            let _ = writeln!(s, "{:<66} {value}  {}\x1b[K", r.signal.as_str(), r.origin);
+        }
+        let (colour, buzzer) = match panel.buzzer() {
+            Buzzer::Silent => ("\x1b[32m", "silent"),
+            Buzzer::Warning => ("\x1b[33m", "WARNING beeps"),
+            Buzzer::Critical => ("\x1b[1;31m", "CRITICAL continuous"),
+        };
+        let _ = writeln!(
+            s,
+            "\x1b[K\n\x1b[1mdriver display\x1b[0m  buzzer: {colour}{buzzer}\x1b[0m\x1b[K"
+        );
+        match panel.shown() {
+            Some(a) => {
+                let _ = writeln!(
+                    s,
+                    "  {colour}{} {}: {:.1} degC, limit {:.1}, since {}\x1b[0m ({} active)\x1b[K",
+                    a.severity.to_string().to_uppercase(),
+                    a.signal,
+                    a.value,
+                    a.threshold,
+                    clock(a.raised_at.mono),
+                    panel.active_count()
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  all normal\x1b[K");
+            }
+        }
+        let _ = writeln!(s, "\x1b[K\n\x1b[1malerts\x1b[0m\x1b[K");
+        if self.alerts.is_empty() {
+            let _ = writeln!(s, "  none yet\x1b[K");
+        }
+        for line in &self.alerts {
+            let _ = writeln!(s, "  {line}\x1b[K");
+        }
+        let _ = writeln!(
+            s,
+            "\x1b[K\n\x1b[1mpipeline\x1b[0m  frames {}  readings {}  batches sealed {}  shed {}  serial errors {}\x1b[K",
+            m.can_frames_total,
+            m.readings_total,
+            m.batches_sealed_total,
+            m.readings_shed_total,
+            m.serial_framing_errors_total
+                + m.serial_checksum_errors_total
+                + m.serial_protocol_errors_total
+        );
+        if let Some(line) = self.link_line() {
+            let _ = writeln!(s, "\x1b[1mfleet link\x1b[0m  {line}\x1b[K");
+        }
+        if let Some(hint) = &self.hint {
+            let _ = writeln!(s, "  {hint}\x1b[K");
+        }
+        s.push_str("\x1b[J");
+        s
+    }
+}
+
+/// Simulated time as h:mm:ss.
+fn clock(t: Duration) -> String {
+    let s = t.as_secs();
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}

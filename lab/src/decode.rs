@@ -1,0 +1,402 @@
+//! `vigil decode --dbc FILE --input LOG [--format csv|jsonl] [--out FILE]`: decodes a
+//! candump log with a DBC into rows, the tool engineers use to check a DBC against a real
+//! log. The CLI only parses arguments and calls [`decode_command`].
+//!
+//! Every signal of the DBC is decoded: those the mapping names under their VSS name, the
+//! others under their DBC name. A row with a quality flag says the flag instead of a value.
+//! DM1 diagnostic messages become rows too, one per trouble code. The log is read by the
+//! agent's own recording reader: a `.serial` file beside it (the tank node) is merged in,
+//! and malformed log lines are skipped, logged and counted in the summary.
+//!
+//! # Rows
+//!
+//! CSV, with a header: `timestamp,signal,value`, the timestamp in wall-clock seconds with
+//! microseconds as candump writes it:
+//!
+//! ```text
+//! 1635188455.410900,Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature,71
+//! 1635188455.410900,EngTurboOilTemp,not_available
+//! 1635188455.718900,DM1/can1/sa00,spn=980 fmi=9 oc=126 cm=0 mil=on rsl=off awl=off pl=not_available
+//! ```
+//!
+//! JSON lines: `{"timestamp":..,"signal":..,"origin":..,"value":..}` (or `"quality":..`
+//! instead of `"value"`), and `{"timestamp":..,"dm1":{..}}` with the whole
+//! [`DiagnosticEvent`](super::dm1::DiagnosticEvent).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use vigil_agent::decode::dbc::{self, DbcError, SignalNames};
+use vigil_agent::decode::dm1::{DiagnosticEvent, LampState, SpnConversion};
+use vigil_agent::decode::table::SignalTable;
+use vigil_agent::decode::{Decoded, Decoder};
+use vigil_agent::frame::recording::{Recording, serial_companion};
+use vigil_agent::reading::{Reading, Timestamp};
+use vigil_agent::telemetry::{Metrics, MetricsSnapshot};
+
+/// The row format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Csv,
+    Jsonl,
+}
+
+/// The decode command's arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodeCommand {
+    pub dbc: PathBuf,
+    pub input: PathBuf,
+    pub format: OutputFormat,
+    /// Standard output when `None`.
+    pub out: Option<PathBuf>,
+    /// DBC signal name -> VSS name (the config's mapping, or [`dbc::default_signal_names`]).
+    pub signals: BTreeMap<String, String>,
+}
+
+/// What a decode run did, for the CLI to print.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DecodeSummary {
+    pub lines: u64,
+    pub malformed_lines: u64,
+    pub frames: u64,
+    pub readings: u64,
+    /// Readings with a quality flag instead of a value.
+    pub flagged: u64,
+    pub diagnostics: u64,
+    /// The decoder's counters (unknown PGNs, bad lengths, transport errors...).
+    pub metrics: MetricsSnapshot,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeCommandError {
+    #[error(transparent)]
+    Dbc(#[from] DbcError),
+    #[error("cannot read the log {path}: {source}; check the --input path")]
+    Input {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the rows{}: {source}", .path.as_ref().map(|p| format!(" to {}", p.display())).unwrap_or_default())]
+    Output {
+        path: Option<PathBuf>,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs `vigil decode`.
+pub fn decode_command(cmd: &DecodeCommand) -> Result<DecodeSummary, DecodeCommandError> {
+    let text = dbc::read_dbc(&cmd.dbc)?;
+    let origin = cmd.dbc.display().to_string();
+    let table = dbc::table_from_dbc(&text, &origin, &SignalNames::All(&cmd.signals))?;
+    let input = std::fs::File::open(&cmd.input).map_err(|source| DecodeCommandError::Input {
+        path: cmd.input.clone(),
+        source,
+    })?;
+    let input = std::io::BufReader::new(input);
+    let serial_path = serial_companion(&cmd.input);
+    let serial = match std::fs::read(&serial_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(DecodeCommandError::Input {
+                path: serial_path,
+                source,
+            });
+        }
+    };
+    let name = cmd.input.display().to_string();
+    let output_error = |source| DecodeCommandError::Output {
+        path: cmd.out.clone(),
+        source,
+    };
+    match &cmd.out {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(output_error)?;
+            decode_log(
+                table,
+                Recording::new(name, &serial),
+                input,
+                cmd.format,
+                std::io::BufWriter::new(file),
+            )
+        }
+        None => decode_log(
+            table,
+            Recording::new(name, &serial),
+            input,
+            cmd.format,
+            std::io::BufWriter::new(std::io::stdout().lock()),
+        ),
+    }
+    .map_err(|e| match e {
+        DecodeCommandError::Output { source, .. } => output_error(source),
+        DecodeCommandError::Input { source, .. } => DecodeCommandError::Input {
+            path: cmd.input.clone(),
+            source,
+        },
+        other => other,
+    })
+}
+
+/// Decodes a candump log read from `input` (through `recording`, which holds the log's
+/// serial companion, if any) into rows written to `out`.
+pub fn decode_log<R: BufRead, W: Write>(
+    table: SignalTable,
+    mut recording: Recording,
+    mut input: R,
+    format: OutputFormat,
+    mut out: W,
+) -> Result<DecodeSummary, DecodeCommandError> {
+    let write_error = |source| DecodeCommandError::Output { path: None, source };
+    let metrics = Arc::new(Metrics::default());
+    let mut decoder = Decoder::with_signal_table(table, metrics.clone());
+    let mut summary = DecodeSummary::default();
+    let mut decoded = Decoded::default();
+    let mut row = String::new();
+    let (mut line, mut inputs) = (Vec::new(), Vec::new());
+    if format == OutputFormat::Csv {
+        out.write_all(b"timestamp,signal,value\n")
+            .map_err(write_error)?;
+    }
+    loop {
+        line.clear();
+        let read =
+            input
+                .read_until(b'\n', &mut line)
+                .map_err(|source| DecodeCommandError::Input {
+                    path: PathBuf::new(),
+                    source,
+                })?;
+        if read == 0 {
+            recording.finish(&mut inputs);
+        } else {
+            let text = String::from_utf8_lossy(&line);
+            let _ = recording.line(text.trim_end_matches(['\n', '\r']), &mut inputs);
+        }
+        for input in inputs.drain(..) {
+            summary.frames += matches!(input, vigil_agent::frame::Input::Can(_)) as u64;
+            decoded.clear();
+            decoder.decode_full(&input, &mut decoded);
+            row.clear();
+            for reading in &decoded.readings {
+                summary.readings += 1;
+                summary.flagged += reading.value().is_none() as u64;
+                match format {
+                    OutputFormat::Csv => csv_reading(&mut row, reading),
+                    OutputFormat::Jsonl => jsonl_reading(&mut row, reading),
+                }
+            }
+            for event in &decoded.diagnostics {
+                summary.diagnostics += 1;
+                match format {
+                    OutputFormat::Csv => csv_diagnostic(&mut row, event),
+                    OutputFormat::Jsonl => jsonl_diagnostic(&mut row, event),
+                }
+            }
+            out.write_all(row.as_bytes()).map_err(write_error)?;
+        }
+        if read == 0 {
+            break;
+        }
+    }
+    out.flush().map_err(write_error)?;
+    summary.lines = recording.log().lines();
+    summary.malformed_lines = recording.log().malformed();
+    summary.metrics = metrics.snapshot();
+    Ok(summary)
+}
+
+/// `SECONDS.MICROS`, exactly as the log wrote it.
+fn write_timestamp(row: &mut String, at: Timestamp) {
+    let secs = at.wall_us.div_euclid(1_000_000);
+    let micros = at.wall_us.rem_euclid(1_000_000);
+    let _ = write!(row, "{secs}.{micros:06}");
+}
+
+fn csv_reading(row: &mut String, r: &Reading) {
+    write_timestamp(row, r.at);
+    let _ = match r.value() {
+        Some(v) => writeln!(row, ",{},{v}", r.signal),
+        None => writeln!(row, ",{},{}", r.signal, r.quality),
+    };
+}
+
+fn lamp(state: LampState) -> &'static str {
+    match state {
+        LampState::Off => "off",
+        LampState::On => "on",
+        LampState::Error => "error",
+        LampState::NotAvailable => "not_available",
+    }
+}
+
+fn csv_diagnostic(row: &mut String, e: &DiagnosticEvent) {
+    let lamps = format!(
+        "mil={} rsl={} awl={} pl={}",
+        lamp(e.lamps.malfunction.state),
+        lamp(e.lamps.red_stop.state),
+        lamp(e.lamps.amber_warning.state),
+        lamp(e.lamps.protect.state)
+    );
+    if e.dtcs.is_empty() {
+        write_timestamp(row, e.at);
+        let _ = writeln!(row, ",DM1/{},no_active_dtc {lamps}", e.origin);
+    }
+    for dtc in &e.dtcs {
+        write_timestamp(row, e.at);
+        let oc = dtc
+            .occurrence_count
+            .map_or_else(|| "not_available".to_owned(), |n| n.to_string());
+        let cm = (dtc.conversion != SpnConversion::Version4) as u8;
+        let _ = writeln!(
+            row,
+            ",DM1/{},spn={} fmi={} oc={oc} cm={cm} {lamps}",
+            e.origin, dtc.spn, dtc.fmi
+        );
+    }
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+fn jsonl_reading(row: &mut String, r: &Reading) {
+    row.push_str("{\"timestamp\":");
+    write_timestamp(row, r.at);
+    let _ = write!(
+        row,
+        ",\"signal\":{},\"origin\":{},",
+        json_string(r.signal.as_str()),
+        json_string(&r.origin.to_string())
+    );
+    let _ = match r.value() {
+        Some(v) if v.is_finite() => writeln!(row, "\"value\":{v}}}"),
+        _ => writeln!(row, "\"quality\":\"{}\"}}", r.quality),
+    };
+}
+
+fn jsonl_diagnostic(row: &mut String, e: &DiagnosticEvent) {
+    row.push_str("{\"timestamp\":");
+    write_timestamp(row, e.at);
+    let event = serde_json::to_string(e).unwrap_or_else(|_| "null".to_owned());
+    let _ = writeln!(row, ",\"dm1\":{event}}}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_agent::signals::COOLANT_TEMPERATURE;
+
+    const LOG: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/j1939-truck-css.candump.log"
+    );
+
+    fn run(format: OutputFormat) -> (String, DecodeSummary) {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("rows");
+        let cmd = DecodeCommand {
+            dbc: concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/dbc/vigil-j1939.dbc").into(),
+            input: LOG.into(),
+            format,
+            out: Some(out.clone()),
+            signals: dbc::default_signal_names(),
+        };
+        let summary = decode_command(&cmd).unwrap();
+        (std::fs::read_to_string(out).unwrap(), summary)
+    }
+
+    #[test]
+    fn the_real_log_decodes_to_csv_rows() {
+        let (csv, s) = run(OutputFormat::Csv);
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows[0], "timestamp,signal,value");
+        assert_eq!((s.lines, s.frames, s.malformed_lines), (57_849, 57_849, 0));
+        // EEC1 1 + ET1 5 + CCVS1 1 + AMB 2 readings per frame; 4 codes per DM1.
+        assert_eq!(s.readings, 12_719 + 127 * 5 + 1_272 + 127 * 2);
+        assert_eq!(s.flagged, 127 * 3);
+        assert_eq!(s.diagnostics, 127);
+        assert_eq!(rows.len() as u64, 1 + s.readings + 4 * s.diagnostics);
+        let coolant = format!("1635188455.410900,{COOLANT_TEMPERATURE},71");
+        assert!(rows.contains(&coolant.as_str()), "{coolant}");
+        assert!(rows.contains(
+            &"1635188455.410900,Vehicle.Powertrain.CombustionEngine.EngineOil.Temperature,72.78125"
+        ));
+        assert!(rows.contains(&"1635188455.410900,EngTurboOilTemp,not_available"));
+        assert!(rows.contains(
+            &"1635188455.718900,DM1/can1/sa00,spn=3216 fmi=20 oc=2 cm=0 mil=on rsl=off awl=off pl=not_available"
+        ));
+        assert!(
+            rows[1..].iter().all(|r| r.split(',').count() == 3),
+            "three columns everywhere"
+        );
+    }
+
+    #[test]
+    fn the_real_log_decodes_to_json_lines() {
+        let (jsonl, s) = run(OutputFormat::Jsonl);
+        let mut values = 0;
+        let mut dm1 = 0;
+        for line in jsonl.lines() {
+            let row: serde_json::Value = serde_json::from_str(line).expect(line);
+            assert!(row["timestamp"].as_f64().unwrap() > 1.6e9);
+            if let Some(event) = row.get("dm1") {
+                dm1 += 1;
+                assert_eq!(event["dtcs"][0]["spn"], 980);
+                assert_eq!(event["lamps"]["malfunction"]["state"], "on");
+            } else if row.get("value").is_some() {
+                values += 1;
+            } else {
+                assert_eq!(row["quality"], "not_available");
+            }
+        }
+        assert_eq!((values, dm1), (s.readings - s.flagged, s.diagnostics));
+        let first = jsonl.lines().next().unwrap();
+        assert!(first.starts_with("{\"timestamp\":1635188455.029900,\"signal\":\"Vehicle.Powertrain.CombustionEngine.Speed\",\"origin\":\"can1/sa00\",\"value\":"), "{first}");
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped_and_counted() {
+        let log = "(1.000000) can1 18FEEE00#6F3F392BFFFFFFFF\nnot a frame\n(2.000000) can1 18FEEE00#FF3F392B\n";
+        let table = dbc::DbcConfig::default().load().unwrap();
+        let mut out = Vec::new();
+        let recording = Recording::new("log", &[]);
+        let s = decode_log(
+            table,
+            recording,
+            log.as_bytes(),
+            OutputFormat::Csv,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!((s.frames, s.malformed_lines, s.flagged), (2, 1, 1));
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(&format!("2.000000,{COOLANT_TEMPERATURE},not_available")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_missing_log_names_itself() {
+        let cmd = DecodeCommand {
+            dbc: concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/dbc/vigil-j1939.dbc").into(),
+            input: "/nonexistent.log".into(),
+            format: OutputFormat::Csv,
+            out: None,
+            signals: dbc::default_signal_names(),
+        };
+        let err = decode_command(&cmd).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read the log /nonexistent.log"),
+            "{err}"
+        );
+    }
+}

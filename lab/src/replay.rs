@@ -1,0 +1,381 @@
+//! `vigil replay`: the detect stage over a recorded log, as fast as it can go.
+//!
+//! Input is a `candump -l` log with the tank node's `.serial` companion when there is one,
+//! read by the agent's own [`Recording`] reader and decoded by the same [`Decoder`] the
+//! agent runs, or a CSV with a `timestamp` column (Unix seconds) then VSS names. Output is
+//! one JSON line per alert and, if asked, a single-file HTML report. The I/O is here; the
+//! judging is the detect stage built as the agent builds it ([`Judge`]).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use vigil_agent::decode::Decoder;
+use vigil_agent::decode::table::SignalTable;
+use vigil_agent::detect::alert::{Alert, AlertEvent, AlertKind, Severity};
+use vigil_agent::frame::recording::{Recording, serial_companion};
+use vigil_agent::reading::{Reading, Signal};
+
+use crate::Judge;
+use crate::dataset::{self, CsvError};
+
+/// Why a replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Csv {
+        path: PathBuf,
+        #[source]
+        source: CsvError,
+    },
+}
+
+/// One alert as a JSON line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertLine {
+    pub id: u64,
+    pub signal: Signal,
+    pub kind: AlertKind,
+    /// The highest severity it reached.
+    pub severity: Severity,
+    /// Unix seconds.
+    pub raised_at: f64,
+    pub cleared_at: Option<f64>,
+    pub score: Option<f64>,
+    pub threshold: f64,
+    pub value: f64,
+    pub rule: Arc<str>,
+    pub evidence: Vec<Option<f64>>,
+}
+
+impl AlertLine {
+    fn new(a: &Alert) -> Self {
+        AlertLine {
+            id: a.id,
+            signal: a.signal.clone(),
+            kind: a.kind,
+            severity: a.severity,
+            raised_at: a.raised_at.wall_secs(),
+            cleared_at: None,
+            score: a.score,
+            threshold: a.threshold,
+            value: a.value,
+            rule: a.rule.clone(),
+            evidence: a
+                .evidence
+                .iter()
+                .map(|v| (!v.is_nan()).then_some(*v))
+                .collect(),
+        }
+    }
+}
+
+/// What a replay found.
+#[derive(Debug)]
+pub struct ReplaySummary {
+    pub readings: u64,
+    pub alerts: Vec<AlertLine>,
+    pub model: Option<Arc<str>>,
+    pub late_samples: u64,
+    /// Lines of a candump log that were not frames: skipped, each logged.
+    pub malformed_lines: u64,
+}
+
+/// Replays `input` through the detect stage `judge` builds, decoding a candump log with
+/// `signals` (the config's DBC). Writes the alerts to `out` and, if asked, the report. A
+/// log line that is not a frame is skipped, logged and counted.
+pub fn replay(
+    judge: &Judge,
+    signals: SignalTable,
+    input: &Path,
+    out: &Path,
+    report: Option<&Path>,
+) -> Result<ReplaySummary, ReplayError> {
+    let model_id = judge.model_id();
+    let mut detector = judge.detector();
+    if report.is_some() {
+        detector.keep_trace();
+    }
+    let mut lines: BTreeMap<u64, AlertLine> = BTreeMap::new();
+    let mut events = Vec::new();
+    let mut readings = 0u64;
+    let mut each = |r: &Reading| {
+        readings += 1;
+        detector.observe(r, &mut events);
+        for e in events.drain(..) {
+            match &e {
+                AlertEvent::Raised(a) => {
+                    lines.insert(a.id, AlertLine::new(a));
+                }
+                AlertEvent::Escalated(a) => {
+                    if let Some(line) = lines.get_mut(&a.id) {
+                        line.severity = line.severity.max(a.severity);
+                    }
+                }
+                AlertEvent::Cleared { alert, cleared_at } => {
+                    if let Some(line) = lines.get_mut(&alert.id) {
+                        line.cleared_at = Some(cleared_at.wall_secs());
+                    }
+                }
+            }
+        }
+    };
+    let mut malformed_lines = 0;
+    let is_csv = input
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        let file = open(input)?;
+        dataset::read_csv(BufReader::new(file), &mut each).map_err(|source| ReplayError::Csv {
+            path: input.to_owned(),
+            source,
+        })?;
+    } else {
+        malformed_lines = read_candump(input, signals, &mut each)?;
+    }
+    let alerts: Vec<AlertLine> = lines.into_values().collect();
+    let write_err = |source| ReplayError::Io {
+        path: out.to_owned(),
+        source,
+    };
+    let mut file = BufWriter::new(File::create(out).map_err(write_err)?);
+    for line in &alerts {
+        let json = serde_json::to_string(line).expect("an alert line always serialises");
+        writeln!(file, "{json}").map_err(write_err)?;
+    }
+    file.flush().map_err(write_err)?;
+    if let Some(path) = report {
+        let html = crate::report::html(input, model_id.as_deref(), &detector.take_trace(), &alerts);
+        std::fs::write(path, html).map_err(|source| ReplayError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    Ok(ReplaySummary {
+        readings,
+        alerts,
+        model: model_id,
+        late_samples: detector.late_samples(),
+        malformed_lines,
+    })
+}
+
+fn open(path: &Path) -> Result<File, ReplayError> {
+    File::open(path).map_err(|source| ReplayError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Decodes a candump log and its `.serial` companion (if present) in time order, the CAN
+/// frames by `table`. Returns how many lines were not frames (skipped).
+fn read_candump(
+    path: &Path,
+    table: SignalTable,
+    each: &mut impl FnMut(&Reading),
+) -> Result<u64, ReplayError> {
+    let io_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ReplayError::Io { path, source }
+    };
+    let serial_path = serial_companion(path);
+    let serial = match std::fs::read(&serial_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_error(&serial_path)(e)),
+    };
+    let mut recording = Recording::new(path.display().to_string(), &serial);
+    let mut decoder = Decoder::with_signal_table(table, Arc::default());
+    let mut log = BufReader::new(open(path)?);
+    let (mut line, mut inputs, mut readings) = (Vec::new(), Vec::new(), Vec::new());
+    loop {
+        line.clear();
+        if log.read_until(b'\n', &mut line).map_err(io_error(path))? == 0 {
+            recording.finish(&mut inputs);
+        } else {
+            let text = String::from_utf8_lossy(&line);
+            // Counted and logged by the reader; the replay goes on.
+            let _ = recording.line(text.trim_end_matches(['\n', '\r']), &mut inputs);
+        }
+        for input in inputs.drain(..) {
+            decoder.decode(&input, &mut readings);
+            for r in readings.drain(..) {
+                each(&r);
+            }
+        }
+        if line.is_empty() {
+            return Ok(recording.log().malformed());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use vigil_agent::decode::dbc::DbcConfig;
+    use vigil_agent::detect::Model;
+    use vigil_sim::{Scenario, TruckParams, record};
+
+    const FAULT_AT: Duration = Duration::from_secs(60);
+
+    /// A recorded drive of seed 1 (candump log, serial file, labels) whose compartment 1
+    /// heats from 60 s in, in `dir`.
+    fn recorded_drive(dir: &Path) -> PathBuf {
+        let log = dir.join("drive.log");
+        let scenario = Scenario::from_name("tank-heating", FAULT_AT).unwrap();
+        record::write(
+            TruckParams::default(),
+            scenario,
+            Duration::from_secs(180),
+            &log,
+        )
+        .unwrap();
+        log
+    }
+
+    fn committed_card() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/forecaster.card.json")
+    }
+
+    /// The default config's detect stage, with the committed model or with none.
+    fn judge(model: Option<&Path>) -> Judge {
+        Judge {
+            model: model.map(|card| Arc::new(Model::load(card).unwrap())),
+            ..Judge::default()
+        }
+    }
+
+    fn builtin_dbc() -> SignalTable {
+        DbcConfig::default().load().unwrap()
+    }
+
+    /// The alert lines of a file, as JSON values.
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_recorded_drive_replays_to_alert_lines_and_a_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = recorded_drive(dir.path());
+        let (out, html) = (dir.path().join("alerts.jsonl"), dir.path().join("r.html"));
+        let judge = judge(Some(&committed_card()));
+        let summary = replay(&judge, builtin_dbc(), &log, &out, Some(&html)).unwrap();
+        assert!(summary.readings > 1000, "{} readings", summary.readings);
+        assert_eq!(summary.malformed_lines, 0);
+        let alerts = lines(&out);
+        // The first line of the labels: the fault's start, wall-clock seconds.
+        let labels = std::fs::read_to_string(log.with_extension("labels.csv")).unwrap();
+        let start: f64 = labels
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let heated = "Vehicle.Cargo.Tank.Compartment1.Temperature";
+        let first = alerts
+            .iter()
+            .find(|a| a["signal"] == heated)
+            .unwrap_or_else(|| panic!("no alert on {heated}: {alerts:?}"));
+        let raised = first["raised_at"].as_f64().unwrap();
+        assert!(
+            raised >= start && raised < start + 30.0,
+            "raised {} s after the fault",
+            raised - start
+        );
+        for key in ["kind", "severity", "score", "rule"] {
+            assert!(!first[key].is_null(), "{key} missing: {first}");
+        }
+        assert!(first.get("cleared_at").is_some(), "{first}");
+        assert!(
+            alerts
+                .iter()
+                .all(|a| a["raised_at"].as_f64().unwrap() >= start),
+            "an alert before the fault: {alerts:?}"
+        );
+        let report = std::fs::read_to_string(&html).unwrap();
+        assert!(
+            report.contains(heated) && report.contains("<svg"),
+            "{} bytes",
+            report.len()
+        );
+    }
+
+    #[test]
+    fn lines_that_are_not_frames_are_skipped_and_counted_and_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = recorded_drive(dir.path());
+        let judge = judge(None);
+        let clean_out = dir.path().join("clean.jsonl");
+        let clean = replay(&judge, builtin_dbc(), &log, &clean_out, None).unwrap();
+        // Garbage in the middle of the same log, beside its serial file.
+        let text = std::fs::read_to_string(&log).unwrap();
+        let mut damaged: Vec<&str> = text.lines().collect();
+        let middle = damaged.len() / 2;
+        damaged.insert(middle, "(1781508301.000000) can0 not-a-frame");
+        damaged.insert(middle, "\u{fffd}garbage");
+        let bad_log = dir.path().join("damaged.log");
+        std::fs::write(&bad_log, damaged.join("\n")).unwrap();
+        std::fs::copy(
+            log.with_extension("serial"),
+            bad_log.with_extension("serial"),
+        )
+        .unwrap();
+        let bad_out = dir.path().join("damaged.jsonl");
+        let bad = replay(&judge, builtin_dbc(), &bad_log, &bad_out, None).unwrap();
+        assert_eq!(bad.malformed_lines, 2);
+        assert_eq!(bad.readings, clean.readings);
+        assert_eq!(lines(&bad_out), lines(&clean_out));
+    }
+
+    #[test]
+    fn the_dbc_of_the_config_decodes_the_log_and_a_missing_one_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = recorded_drive(dir.path());
+        let out = dir.path().join("alerts.jsonl");
+        let judge = judge(None);
+        let builtin = replay(&judge, builtin_dbc(), &log, &out, None).unwrap();
+        // The built-in DBC from a file decodes the same readings...
+        let dbc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dbc/vigil-j1939.dbc");
+        let mut config = DbcConfig {
+            path: Some(dbc),
+            ..DbcConfig::default()
+        };
+        assert_eq!(
+            replay(&judge, config.load().unwrap(), &log, &out, None)
+                .unwrap()
+                .readings,
+            builtin.readings
+        );
+        // ...a table that maps only the coolant decodes fewer (the tank node's stay)...
+        config
+            .signals
+            .retain(|_, vss| vss == vigil_agent::signals::COOLANT_TEMPERATURE);
+        let fewer = replay(&judge, config.load().unwrap(), &log, &out, None)
+            .unwrap()
+            .readings;
+        assert!(fewer < builtin.readings, "{fewer} of {}", builtin.readings);
+        // ...and a DBC that is not there names itself.
+        config.path = Some(dir.path().join("nowhere.dbc"));
+        let e = config.load().unwrap_err().to_string();
+        assert!(e.contains("nowhere.dbc"), "{e}");
+    }
+}
