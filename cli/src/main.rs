@@ -442,11 +442,12 @@ fn init_tracing(quiet_terminal: bool) {
     use tracing_subscriber::EnvFilter;
     // The live demo view owns the terminal: only errors may interrupt it.
     // rumqttd (the demo's broker) logs every connection, even at error level; the uplink's
-    // own events say what matters.
+    // own events say what matters. tract says which CPU kernels it chose, at info, each time
+    // a model loads: not the operator's business.
     let default = if quiet_terminal {
         "error,rumqttd=off"
     } else {
-        "info,rumqttd=off"
+        "info,rumqttd=off,tract_linalg=warn"
     };
     let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
