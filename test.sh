@@ -84,6 +84,31 @@ else
   echo "  skipped: python3 -m pip install jsonschema to check them (the Rust tests check payloads)"
 fi
 
+# models/*.py run from a venv of their own: every package pinned with its hash
+# (models/requirements.txt for train.py, models/requirements-lint.txt for ruff), installed
+# again only when those files or the Python change. Bytecode goes under target/, not models/.
+step "models/*.py: py_compile, ruff, train/serve parity fixture"
+PY_VENV=target/tools/py-venv
+py_stamp=$(cat models/requirements.txt models/requirements-lint.txt <(python3 --version) | sha256sum | cut -d' ' -f1)
+if [ ! -x "$PY_VENV/bin/python3" ] || [ "$(cat "$PY_VENV/.requirements.sha256" 2>/dev/null)" != "$py_stamp" ]; then
+  echo "  creating $PY_VENV: pip install --require-hashes -r models/requirements.txt -r models/requirements-lint.txt"
+  rm -rf "$PY_VENV"
+  python3 -m venv "$PY_VENV"
+  "$PY_VENV/bin/python3" -m pip install --quiet --no-input --disable-pip-version-check --require-hashes \
+    -r models/requirements.txt -r models/requirements-lint.txt
+  echo "$py_stamp" >"$PY_VENV/.requirements.sha256"
+else
+  echo "  $PY_VENV is up to date with models/requirements*.txt"
+fi
+export PYTHONPYCACHEPREFIX="$PWD/target/tools/pycache"
+echo "  python3 -m py_compile models/*.py"
+"$PY_VENV/bin/python3" -m py_compile models/*.py
+echo "  ruff check models/*.py"
+"$PY_VENV/bin/ruff" check --no-cache models/*.py
+echo "  python3 models/parity.py --check models/parity/fixture.json"
+"$PY_VENV/bin/python3" models/parity.py --check models/parity/fixture.json
+unset PYTHONPYCACHEPREFIX
+
 step "cargo test (host workspace)"
 cargo test --workspace --locked
 

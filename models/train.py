@@ -32,7 +32,6 @@ the data exists.
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -164,7 +163,7 @@ def level_samples(run_list, specs, context_norm):
         for spec in specs:
             if "level" not in spec or spec["signal"] not in run:
                 continue
-            idx, w, ctx, comp = signal_windows(run, spec)
+            _idx, w, ctx, comp = signal_windows(run, spec)
             if comp is None:
                 continue
             x = features(w, ctx, comp, spec, context_norm)[:, LEVEL_COLUMNS]
@@ -266,6 +265,41 @@ def train(x, y, floor, rng, hidden):
     return model
 
 
+def forecast(out, last, spec):
+    """The forecast in signal units (mean, sigma) from the model's raw outputs `out` (float64,
+    one row per window) and each window's last value (ModelCard::forecast in the agent)."""
+    mu, ls = out[:, 0], np.clip(out[:, 1], -10, 10)
+    spread = np.exp(ls) * spec["scale"]
+    sigma = np.sqrt(spread ** 2 + spec["sigma_floor"] ** 2)
+    mean = last + mu * spec["scale"]
+    return mean, sigma
+
+
+def level_forecast(out, spec):
+    """The level (mean, sigma) the consistency check says, in signal units, from the model's
+    raw outputs (ModelCard::level in the agent)."""
+    lmean = spec["center"] + out[:, 2] * spec["level_scale"]
+    lspread = np.exp(np.clip(out[:, 3], -10, 10)) * spec["level_scale"]
+    lsigma = np.sqrt(lspread ** 2 + spec["sigma_floor"] ** 2)
+    return lmean, lsigma
+
+
+def residuals(s, k, w, comp, out, spec):
+    """The standardised residuals of series `s`, from the raw outputs `out` (float64) on its
+    windows `w` ending at ticks `k` (companion windows `comp`, None without): the forecast
+    made at k scored at k + 1, and the consistency check at k (all NaN without one), NaN
+    where none, as the agent computes them (Residuals::step, Residuals::level_step)."""
+    r = np.full(len(s), np.nan)
+    z = np.full(len(s), np.nan)
+    mean, sigma = forecast(out, w[:, -1], spec)
+    has_next = k + 1 < len(s)
+    r[k[has_next] + 1] = (s[k[has_next] + 1] - mean[has_next]) / sigma[has_next]
+    if "level" in spec and comp is not None:
+        lmean, lsigma = level_forecast(out, spec)
+        z[k] = (w[:, -1] - lmean) / lsigma
+    return r, z
+
+
 def residual_streams(joined, run_list, specs, context_norm):
     """Per (run, signal): the standardised residual of the forecast at each tick, and of the
     consistency check (all NaN without one), NaN where none, as the agent computes them."""
@@ -274,22 +308,10 @@ def residual_streams(joined, run_list, specs, context_norm):
             if spec["signal"] not in run:
                 continue
             s = run[spec["signal"]]
-            r = np.full(len(s), np.nan)
-            z = np.full(len(s), np.nan)
             k, w, ctx, comp = signal_windows(run, spec)
             x = features(w, ctx, comp, spec, context_norm)
             out = joined_forward(joined, x).astype(np.float64)
-            mu, ls = out[:, 0], np.clip(out[:, 1], -10, 10)
-            spread = np.exp(ls) * spec["scale"]
-            sigma = np.sqrt(spread ** 2 + spec["sigma_floor"] ** 2)
-            mean = w[:, -1] + mu * spec["scale"]
-            has_next = k + 1 < len(s)
-            r[k[has_next] + 1] = (s[k[has_next] + 1] - mean[has_next]) / sigma[has_next]
-            if "level" in spec and comp is not None:
-                lmean = spec["center"] + out[:, 2] * spec["level_scale"]
-                lspread = np.exp(np.clip(out[:, 3], -10, 10)) * spec["level_scale"]
-                lsigma = np.sqrt(lspread ** 2 + spec["sigma_floor"] ** 2)
-                z[k] = (w[:, -1] - lmean) / lsigma
+            r, z = residuals(s, k, w, comp, out, spec)
             yield name, spec["signal"], r, z
 
 
@@ -456,7 +478,7 @@ def main():
             "data": f"normal simulated drives, seeds {train_runs[0][0]}..{train_runs[-1][0]}",
             "drives": len(train_runs),
             "hours": round(train_hours, 2),
-            "windows": int(len(y)),
+            "windows": len(y),
             "parameters": int(n_params),
             "architecture": f"forecaster MLP {FORECAST_INPUTS}-{HIDDEN}-2 and consistency MLP "
                             f"{len(LEVEL_COLUMNS)}-{LEVEL_HIDDEN}-2, joined as {n_in}-{HIDDEN + LEVEL_HIDDEN}-4, "
@@ -487,23 +509,23 @@ def write_markdown(card):
         "Written by `models/train.py`; the JSON card beside it is what the agent loads and checks.",
         "",
         "## What it does",
-        f"From the last {card['window']} s of one temperature signal, resampled at {card['rate_hz']:g} Hz, "
+        (f"From the last {card['window']} s of one temperature signal, resampled at {card['rate_hz']:g} Hz, "
         "and the engine speed over the same ticks, it forecasts the next tick's value and its spread. "
-        "The agent scores each tick by the standardised residual (actual - mean) / spread.",
+        "The agent scores each tick by the standardised residual (actual - mean) / spread."),
         "",
-        "For a signal with a companion (the coolant, whose companion is the oil) it also says what the "
+        ("For a signal with a companion (the coolant, whose companion is the oil) it also says what the "
         "signal's level should be now, from the companion's window and the engine speed only, never from "
         "the signal's own values. The agent keeps an EWMA of that standardised residual: a coolant "
-        "sensor that drifts or sticks stops agreeing with the oil, which a 10 s forecast cannot see.",
+        "sensor that drifts or sticks stops agreeing with the oil, which a 10 s forecast cannot see."),
         "",
         "## Input and output",
-        f"- input `x` [1, {card['input']['shape'][1]}]: 10 window values less the last, over the signal's scale; "
+        (f"- input `x` [1, {card['input']['shape'][1]}]: 10 window values less the last, over the signal's scale; "
         "the last value's level ((last - center) / level_scale); 10 engine speeds ((rpm - center) / scale, gaps 0); "
         f"one-hot kind ({', '.join(card['kind_names'])}); "
-        "10 companion values ((value - companion center) / companion scale; zeros without a companion).",
-        "- output `y` [1, 4]: the change's mean over the scale, and the log of its spread over the scale; "
+        "10 companion values ((value - companion center) / companion scale; zeros without a companion)."),
+        ("- output `y` [1, 4]: the change's mean over the scale, and the log of its spread over the scale; "
         "the level's mean ((value - center) / level_scale) and the log of its spread over level_scale. "
-        "The agent adds the bus resolution (sigma_floor) in quadrature to both spreads.",
+        "The agent adds the bus resolution (sigma_floor) in quadrature to both spreads."),
         "",
         "| signal | kind | scale | center | level scale | sigma floor | score threshold | CUSUM h | outliers |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -517,10 +539,10 @@ def write_markdown(card):
         f"\nContext: `{c['signal']}`, center {c['center']:.1f}, scale {c['scale']:.1f}.",
         "",
         "## Thresholds (calibrated on normal drives)",
-        f"Budget: {card['false_alarm_budget_per_hour'] * 100:g} false alarm per 100 vehicle-hours. Each "
+        (f"Budget: {card['false_alarm_budget_per_hour'] * 100:g} false alarm per 100 vehicle-hours. Each "
         f"threshold is the largest value the statistic held for {t['debounce_ticks']} ticks on "
         f"{tr['calibration']['hours']} h of normal calibration drives (other vehicles than training), "
-        f"times {tr['calibration']['margin']}, per signal kind (table above).",
+        f"times {tr['calibration']['margin']}, per signal kind (table above)."),
         f"- residual score: |residual| held {t['debounce_ticks']} ticks",
         f"- CUSUM on the residual clipped to +-{t['cusum_clip']}, less k = {t['cusum_k']} per tick",
         f"- outliers: residuals beyond {t['outlier']} within {t['outlier_window']} ticks",
@@ -530,8 +552,8 @@ def write_markdown(card):
                     for s in card["signals"] if "level" in s),
         "",
         "## Training",
-        f"{tr['architecture']}; {tr['parameters']} parameters; {tr['windows']} windows from "
-        f"{tr['drives']} drives ({tr['hours']} h), {tr['data']}; seed {tr['seed']}.",
+        (f"{tr['architecture']}; {tr['parameters']} parameters; {tr['windows']} windows from "
+        f"{tr['drives']} drives ({tr['hours']} h), {tr['data']}; seed {tr['seed']}."),
         "",
         "## Evaluation",
     ]
@@ -541,8 +563,8 @@ def write_markdown(card):
     else:
         lines.append(str(ev))
     lines += ["", "## Golden vectors",
-              f"{len(card['golden'])} input/output pairs in the JSON card; the agent refuses the model "
-              f"unless tract reproduces them within {card['golden_tolerance']}."]
+              (f"{len(card['golden'])} input/output pairs in the JSON card; the agent refuses the model "
+              f"unless tract reproduces them within {card['golden_tolerance']}.")]
     (HERE / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
 
 

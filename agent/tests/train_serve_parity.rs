@@ -1,0 +1,474 @@
+//! Train/serve parity: the agent computes what `models/train.py` computes, on the same
+//! windows.
+//!
+//! `models/parity/fixture.json` is written by `models/parity.py` from train.py's own
+//! functions (`features`, `joined_forward`, `forecast`, `level_forecast`, `residuals`,
+//! `statistics`, `level_statistic`, `held`) on a few cases covering every signal kind of
+//! the committed card. This test steps the agent's code through each case tick by tick the
+//! way `Detector::tick` does (the value scored against the forecast made a tick earlier,
+//! then the last `window` ticks of the signal, the engine speed and, for a signal with a
+//! consistency check, its companion) and asserts:
+//!
+//! - `ModelCard::features` gives train.py's input row, for every full window;
+//! - tract, on the agent's row, gives numpy's outputs within the card's golden tolerance
+//!   (the golden vectors, extended to every fixture window), and `Model::forecast` agrees;
+//! - from the fixture's outputs, `ModelCard::forecast` and `ModelCard::level` give
+//!   train.py's forecasts, and `score::Residuals` its standardised residuals, CUSUM,
+//!   outlier counts and level EWMA, tick by tick;
+//! - `AlertState`, fed the agent's verdicts with the card's debounce, raises at the tick
+//!   where train.py's `held` statistic (the one thresholds were calibrated on) first passes
+//!   the threshold, at the card's threshold and at a lower probe threshold.
+//!
+//! Tolerances. Features are f32 rows that both sides compute in f64 from the same f64
+//! inputs and round once; they can differ only through an input parsed a last bit apart,
+//! by at most an f32 ulp (6e-8 relative). 1e-6 relative (absolute below 1) is about 16
+//! ulps, and a normalisation constant changed in its 5th significant digit fails it. The
+//! forecasts and statistics are f64 arithmetic on the same f32 outputs: numpy's `exp`
+//! (SIMD) and libm's may differ in the last bits, and the CUSUM and the EWMA carry such
+//! differences along, so they are not bit-equal, but 1e-9 relative (absolute below 1)
+//! leaves them six orders of room and catches a CUSUM `k` changed by one part in a
+//! million. Measured when the fixture was written: every feature bit-equal, every forecast
+//! and statistic within 5e-15. Thresholds and tick numbers are compared exactly; the
+//! fixture keeps every statistic at least 1e-6 away from each threshold it is compared
+//! with, so last bits cannot flip a comparison.
+//!
+//! One difference is known and kept out of the fixture (models/parity.py refuses a case
+//! that shows it): a tick without a residual (a gap in the signal, or no full window)
+//! breaks train.py's held score, which counts NaN as 0, but not the agent's debounce of
+//! the score: `Detector::tick` judges the model's statistics only on ticks with a
+//! residual, and `AlertState` debounces in seconds, so a score over its threshold just
+//! before a dropout can raise on the first scored tick after it (train.py: the third).
+//!
+//! When train.py's arithmetic changes, `python3 models/parity.py --check` (test.sh) fails
+//! until the fixture is written again, and then this test fails until the agent follows.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use vigil::config::Config;
+use vigil::detect::alert::{AlertEvent, AlertKind, AlertState, Verdict};
+use vigil::detect::model::{Forecast, Model, Thresholds, WatchedSignal};
+use vigil::detect::score::{self, Residuals};
+use vigil::reading::{Signal, Timestamp};
+
+/// Relative tolerance (absolute below 1) for the f32 input rows.
+const FEATURE_TOLERANCE: f64 = 1e-6;
+/// Relative tolerance (absolute below 1) for the f64 forecasts and statistics.
+const STATISTIC_TOLERANCE: f64 = 1e-9;
+
+#[derive(Deserialize)]
+struct Fixture {
+    card: CardId,
+    window: usize,
+    thresholds: Thresholds,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct CardId {
+    name: String,
+    version: String,
+    sha256: String,
+}
+
+/// One case; lists are per tick, `null` where train.py has nothing (a gap, no full window,
+/// no residual).
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    signal: String,
+    values: Vec<Option<f64>>,
+    context: Vec<Option<f64>>,
+    companion: Option<Vec<Option<f64>>>,
+    /// The input row of the window ending at each tick.
+    features: Vec<Option<Vec<f64>>>,
+    /// numpy's raw outputs on that row: change mean and log spread, level mean and log spread.
+    outputs: Vec<Option<[f64; 4]>>,
+    /// The forecast made at each tick for the next, in signal units: (mean, sigma).
+    forecast: Vec<Option<[f64; 2]>>,
+    /// The level the consistency check says at each tick: (mean, sigma).
+    level_forecast: Vec<Option<[f64; 2]>>,
+    residual: Vec<Option<f64>>,
+    level_residual: Vec<Option<f64>>,
+    cusum: Vec<f64>,
+    outliers: Vec<usize>,
+    /// |EWMA| of the clipped level residual; `null` for a case without a consistency check.
+    level: Option<Vec<f64>>,
+    /// Per statistic (score, cusum, outliers, level): (threshold, tick of the first alert).
+    raised: BTreeMap<String, Vec<(f64, Option<u64>)>>,
+}
+
+fn fixture() -> Fixture {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/parity/fixture.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; python3 models/parity.py --write writes it",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn nan(values: &[Option<f64>]) -> Vec<f64> {
+    values.iter().map(|v| v.unwrap_or(f64::NAN)).collect()
+}
+
+#[track_caller]
+fn assert_close(got: f64, want: f64, tolerance: f64, what: &dyn Fn() -> String) {
+    assert!(
+        (got - want).abs() <= tolerance * want.abs().max(1.0),
+        "{}: the agent gives {got:?}, train.py {want:?} (difference {:e}, tolerance {tolerance:e})",
+        what(),
+        got - want
+    );
+}
+
+/// The alert states of one statistic, one per threshold, and the tick each first raised.
+struct Debounce {
+    states: Vec<(f64, AlertState, Option<u64>)>,
+}
+
+impl Debounce {
+    fn new(
+        signal: &str,
+        kind: AlertKind,
+        thresholds: &[(f64, Option<u64>)],
+        th: &Thresholds,
+    ) -> Self {
+        // The card's `debounce_ticks` ticks in a row at 1 Hz: the first one starts the
+        // debounce, the last one ends it.
+        let debounce = Duration::from_secs(th.debounce_ticks as u64 - 1);
+        Debounce {
+            states: thresholds
+                .iter()
+                .map(|&(h, _)| {
+                    let state =
+                        AlertState::new(Signal::new(signal), kind, "parity".into(), debounce);
+                    (h, state, None)
+                })
+                .collect(),
+        }
+    }
+
+    fn observe(&mut self, tick: u64, verdict: impl Fn(f64) -> Verdict) {
+        let at = Timestamp {
+            wall_us: 0,
+            mono: Duration::from_secs(tick),
+        };
+        for (h, state, first) in &mut self.states {
+            let event = state.observe(at, 0.0, verdict(*h), &[], &mut 0);
+            if matches!(event, Some(AlertEvent::Raised(_))) && first.is_none() {
+                *first = Some(tick);
+            }
+        }
+    }
+
+    fn raised(&self) -> Vec<(f64, Option<u64>)> {
+        self.states
+            .iter()
+            .map(|(h, _, first)| (*h, *first))
+            .collect()
+    }
+}
+
+/// The agent's verdict of one kind on one tick's statistics, with `h` as its threshold.
+fn model_verdict(stats: &score::Stats, spec: &WatchedSignal, kind: AlertKind, h: f64) -> Verdict {
+    let mut spec = spec.clone();
+    match kind {
+        AlertKind::Forecast => spec.score = h,
+        AlertKind::Drift => spec.cusum_h = h,
+        AlertKind::Outliers => spec.outlier_count = h as usize,
+        _ => unreachable!("not a residual statistic: {kind}"),
+    }
+    score::verdicts(stats, &spec)
+        .into_iter()
+        .find(|(k, _)| *k == kind)
+        .expect("verdicts has every residual kind")
+        .1
+}
+
+#[test]
+fn the_fixture_is_of_the_committed_model_and_covers_every_signal_kind() {
+    let fixture = fixture();
+    let model = Model::builtin().expect("the committed model loads");
+    let card = &model.card;
+    assert_eq!(
+        (
+            &fixture.card.name,
+            &fixture.card.version,
+            &fixture.card.sha256
+        ),
+        (&card.name, &card.version, &card.sha256),
+        "the fixture was written for another model; python3 models/parity.py --write models/parity/fixture.json"
+    );
+    assert_eq!(fixture.window, card.window);
+    assert_eq!(
+        fixture.thresholds, card.thresholds,
+        "train.py's constants and the card's thresholds differ"
+    );
+    // The agent's default debounce is the one the thresholds were calibrated with.
+    assert_eq!(
+        Config::embedded_default().detect.debounce,
+        Duration::from_secs(card.thresholds.debounce_ticks as u64 - 1)
+    );
+    for (kind, name) in card.kind_names.iter().enumerate() {
+        assert!(
+            fixture
+                .cases
+                .iter()
+                .any(|c| model.watched(&c.signal).unwrap().kind == kind),
+            "no case of kind {name}"
+        );
+    }
+    assert!(
+        fixture
+            .cases
+            .iter()
+            .any(|c| c.companion.is_some() && model.watched(&c.signal).unwrap().level.is_some()),
+        "no case with a consistency check"
+    );
+    for what in ["score", "cusum", "outliers", "level"] {
+        assert!(
+            fixture.cases.iter().any(|c| c
+                .raised
+                .get(what)
+                .is_some_and(|r| r.iter().any(|(_, t)| t.is_some()))),
+            "no case raises on {what}"
+        );
+    }
+}
+
+#[test]
+fn features_forecasts_and_statistics_match_train_py() {
+    let fixture = fixture();
+    let model = Model::builtin().expect("the committed model loads");
+    let card = &model.card;
+    let th = &card.thresholds;
+    let window = card.window;
+    let (mut row, mut scratch) = (Vec::new(), Vec::new());
+    for case in &fixture.cases {
+        let name = case.name.as_str();
+        let spec = model
+            .watched(&case.signal)
+            .unwrap_or_else(|| panic!("{name}: the card does not watch {}", case.signal));
+        let values = nan(&case.values);
+        let context = nan(&case.context);
+        let companion = case.companion.as_deref().map(nan);
+        let n = values.len();
+        for (what, len) in [
+            ("context", context.len()),
+            ("features", case.features.len()),
+            ("outputs", case.outputs.len()),
+            ("forecast", case.forecast.len()),
+            ("level_forecast", case.level_forecast.len()),
+            ("residual", case.residual.len()),
+            ("level_residual", case.level_residual.len()),
+            ("cusum", case.cusum.len()),
+            ("outliers", case.outliers.len()),
+        ] {
+            assert_eq!(len, n, "{name}: {what} has {len} ticks, values {n}");
+        }
+        let mut residuals = Residuals::default();
+        let mut debounce: BTreeMap<&str, Debounce> = case
+            .raised
+            .iter()
+            .map(|(stat, thresholds)| {
+                let kind = match stat.as_str() {
+                    "score" => AlertKind::Forecast,
+                    "cusum" => AlertKind::Drift,
+                    "outliers" => AlertKind::Outliers,
+                    "level" => AlertKind::Inconsistent,
+                    other => panic!("{name}: unknown statistic {other}"),
+                };
+                (
+                    stat.as_str(),
+                    Debounce::new(&case.signal, kind, thresholds, th),
+                )
+            })
+            .collect();
+        let mut levels_seen = 0;
+        for t in 0..n {
+            let tick = t as u64;
+            let at = |what: &str| format!("{name}, tick {t}: {what}");
+            // The value against the forecast made a tick ago (Detector::tick's order).
+            let stats = residuals.step(tick, values[t], th);
+            match (stats, case.residual[t]) {
+                (Some(s), Some(r)) => {
+                    let [mean, sigma] = case.forecast[t - 1].expect("a residual has a forecast");
+                    assert_close(s.forecast.mean, mean, STATISTIC_TOLERANCE, &|| {
+                        at("forecast mean")
+                    });
+                    assert_close(s.forecast.sigma, sigma, STATISTIC_TOLERANCE, &|| {
+                        at("forecast sigma")
+                    });
+                    assert_close(s.residual, r, STATISTIC_TOLERANCE, &|| at("residual"));
+                    assert_close(s.cusum, case.cusum[t], STATISTIC_TOLERANCE, &|| at("CUSUM"));
+                    assert_eq!(s.outliers, case.outliers[t], "{}", at("outlier count"));
+                    for (stat, kind) in [
+                        ("score", AlertKind::Forecast),
+                        ("cusum", AlertKind::Drift),
+                        ("outliers", AlertKind::Outliers),
+                    ] {
+                        if let Some(d) = debounce.get_mut(stat) {
+                            d.observe(tick, |h| model_verdict(&s, spec, kind, h));
+                        }
+                    }
+                }
+                (None, None) => {}
+                (got, want) => panic!(
+                    "{}",
+                    at(&format!(
+                        "the agent scores {:?}, train.py {want:?}",
+                        got.map(|s| s.residual)
+                    ))
+                ),
+            }
+            // The forecast for the next tick, from the last `window` ticks.
+            let full = t + 1 >= window && values[t + 1 - window..=t].iter().all(|v| !v.is_nan());
+            let Some(expected_row) = &case.features[t] else {
+                assert!(
+                    !full,
+                    "{}",
+                    at("the agent has a full window, train.py none")
+                );
+                assert!(
+                    case.level_residual[t].is_none(),
+                    "{}",
+                    at("a level residual without a window")
+                );
+                continue;
+            };
+            assert!(full, "{}", at("train.py has a full window, the agent none"));
+            let span = t + 1 - window..=t;
+            let own = &values[span.clone()];
+            let ctx = &context[span.clone()];
+            // The companion's window only for a signal with a consistency check.
+            let comp = spec
+                .level
+                .as_ref()
+                .and(companion.as_ref())
+                .map(|c| &c[span]);
+            card.features(spec, own, ctx, comp, &mut row);
+            assert_eq!(row.len(), expected_row.len(), "{}", at("row length"));
+            for (i, (&got, &want)) in row.iter().zip(expected_row).enumerate() {
+                assert_close(got as f64, want as f32 as f64, FEATURE_TOLERANCE, &|| {
+                    at(&format!("feature {i}"))
+                });
+            }
+            let raw = case.outputs[t].expect("a row has outputs");
+            let tract = model.run(&row).expect("the model runs");
+            for (i, (&got, &want)) in tract.iter().zip(&raw).enumerate() {
+                let difference = (got - want as f32).abs();
+                assert!(
+                    difference <= card.golden_tolerance,
+                    "{}",
+                    at(&format!(
+                        "output {i}: tract {got}, numpy {want} (golden tolerance {})",
+                        card.golden_tolerance
+                    ))
+                );
+            }
+            let [mu, log_sigma, level_mu, level_log_sigma] = raw.map(|v| v as f32);
+            let forecast = card.forecast(spec, own, mu, log_sigma);
+            let [mean, sigma] = case.forecast[t].expect("a row has a forecast");
+            assert_close(forecast.mean, mean, STATISTIC_TOLERANCE, &|| {
+                at("forecast mean")
+            });
+            assert_close(forecast.sigma, sigma, STATISTIC_TOLERANCE, &|| {
+                at("forecast sigma")
+            });
+            // Model::forecast (features, tract, forecast) agrees within what tract's outputs
+            // may differ from numpy's.
+            let (served, served_level) = model
+                .forecast(spec, own, ctx, comp, &mut scratch)
+                .expect("the model runs");
+            near_forecast(served, forecast, spec.scale, card.golden_tolerance, &|| {
+                at("Model::forecast")
+            });
+            residuals.expect(tick + 1, forecast);
+            match (&spec.level, comp) {
+                (Some(_), Some(_)) => {
+                    let level = card.level(spec, level_mu, level_log_sigma);
+                    let [mean, sigma] = case.level_forecast[t].expect("a level forecast");
+                    assert_close(level.mean, mean, STATISTIC_TOLERANCE, &|| at("level mean"));
+                    assert_close(level.sigma, sigma, STATISTIC_TOLERANCE, &|| {
+                        at("level sigma")
+                    });
+                    let served_level = served_level.expect("Model::forecast gives the level");
+                    near_forecast(
+                        served_level,
+                        level,
+                        spec.level_scale,
+                        card.golden_tolerance,
+                        &|| at("Model::forecast's level"),
+                    );
+                    let z = case.level_residual[t].expect("a level residual");
+                    assert_close(
+                        (values[t] - level.mean) / level.sigma,
+                        z,
+                        STATISTIC_TOLERANCE,
+                        &|| at("level residual"),
+                    );
+                    let statistic = residuals.level_step(values[t], level, th);
+                    let expected = case.level.as_ref().expect("a level statistic")[t];
+                    assert_close(statistic, expected, STATISTIC_TOLERANCE, &|| {
+                        at("level EWMA")
+                    });
+                    if let Some(d) = debounce.get_mut("level") {
+                        d.observe(tick, |h| score::consistency_verdict(statistic, h).1);
+                    }
+                    levels_seen += 1;
+                }
+                _ => {
+                    assert!(
+                        served_level.is_none(),
+                        "{}",
+                        at("a level without a companion")
+                    );
+                    assert!(
+                        case.level_forecast[t].is_none(),
+                        "{}",
+                        at("train.py has a level")
+                    );
+                    assert!(
+                        case.level_residual[t].is_none(),
+                        "{}",
+                        at("train.py has a level residual")
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            levels_seen > 0,
+            case.level.is_some(),
+            "{name}: a level statistic on one side only"
+        );
+        for (stat, d) in &debounce {
+            assert_eq!(
+                d.raised(),
+                case.raised[*stat],
+                "{name}: {stat}: (threshold, tick of the first alert), the agent's AlertState against train.py's held"
+            );
+        }
+    }
+}
+
+/// `got` from tract's outputs against `want` from numpy's: the mean within `tolerance`
+/// normalised units, the sigma within `tolerance` relative (a log spread `tolerance` apart).
+fn near_forecast(
+    got: Forecast,
+    want: Forecast,
+    scale: f64,
+    tolerance: f32,
+    what: &dyn Fn() -> String,
+) {
+    let tolerance = tolerance as f64;
+    assert!(
+        (got.mean - want.mean).abs() <= tolerance * scale * 1.01
+            && (got.sigma / want.sigma - 1.0).abs() <= tolerance * 1.01,
+        "{}: {got:?} against {want:?}",
+        what()
+    );
+}
