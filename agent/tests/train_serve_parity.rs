@@ -47,11 +47,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use vigil::config::Config;
-use vigil::detect::alert::{AlertEvent, AlertKind, AlertState, Verdict};
-use vigil::detect::model::{Forecast, Model, Thresholds, WatchedSignal};
-use vigil::detect::score::{self, Residuals};
-use vigil::reading::{Signal, Timestamp};
+use vigil_agent::detect::alert::{AlertEvent, AlertKind, AlertState, Verdict};
+use vigil_agent::detect::model::{Forecast, Model, Thresholds, WatchedSignal};
+use vigil_agent::detect::score::{self, Residuals};
+use vigil_agent::reading::{Signal, Timestamp};
 
 /// Relative tolerance (absolute below 1) for the f32 input rows.
 const FEATURE_TOLERANCE: f64 = 1e-6;
@@ -210,7 +209,7 @@ fn the_fixture_is_of_the_committed_model_and_covers_every_signal_kind() {
     );
     // The agent's default debounce is the one the thresholds were calibrated with.
     assert_eq!(
-        Config::embedded_default().detect.debounce,
+        vigil_agent::detect::DetectConfig::default().debounce,
         Duration::from_secs(card.thresholds.debounce_ticks as u64 - 1)
     );
     for (kind, name) in card.kind_names.iter().enumerate() {
