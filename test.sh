@@ -27,7 +27,7 @@ report_times() {
 
 # Debian packages the tests use: the aarch64 cross linker and glibc, qemu-user to run
 # aarch64 tests, systemd for systemd-analyze, dpkg-dev for the .deb's dependencies,
-# shellcheck for the deploy scripts, python3-venv for cfn-lint, and mosquitto: the real
+# ShellCheck for the deploy scripts, python3-venv for cfn-lint, and mosquitto: the real
 # broker the uplink's system tests run (TLS, client certificates).
 APT_PACKAGES=(pkg-config gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user systemd
   dpkg-dev shellcheck python3-venv file mosquitto)
@@ -156,7 +156,7 @@ deploy/check-deb.sh target/debian/vigil_*_amd64.deb
 step "deploy: systemd-analyze security, shellcheck, cfn-lint, provisioning"
 # The "OK" band or better: systemd-analyze's overall exposure below 5.0 (threshold 0-100).
 systemd-analyze security --offline=true --threshold=49 --no-pager deploy/vigil.service | tail -1
-shellcheck deploy/aws/*.sh deploy/debian/postinst deploy/check-deb.sh
+shellcheck test.sh .ci/run deploy/aws/*.sh deploy/debian/postinst deploy/check-deb.sh
 "$CFN_LINT" deploy/aws/*.yaml
 deploy/aws/test-provision.sh target/debug/vigil
 
