@@ -276,10 +276,16 @@ impl Detector {
             {
                 let th = &model.card.thresholds;
                 let w = &mut self.watched[i];
-                if let Some(stats) = w.residuals.step(tick, value, th) {
-                    point.forecast = Some(stats.forecast);
-                    point.residual = Some(stats.residual);
-                    s.judged.extend(score::verdicts(&stats, spec));
+                match w.residuals.step(tick, value, th) {
+                    Some(stats) => {
+                        point.forecast = Some(stats.forecast);
+                        point.residual = Some(stats.residual);
+                        s.judged.extend(score::verdicts(&stats, spec));
+                    }
+                    // No residual this tick (a gap, or no forecast for it): a debounce under
+                    // way starts over, as in training, where a statistic must hold for
+                    // `debounce_ticks` scored ticks in a row (models/train.py, `held`).
+                    None => s.judged.extend(score::unscored(spec)),
                 }
                 let full = column.copy_last(model.card.window, &mut s.window)
                     && s.window.iter().all(|v| !v.is_nan());

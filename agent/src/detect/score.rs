@@ -123,6 +123,23 @@ pub fn verdicts(stats: &Stats, th: &WatchedSignal) -> [(AlertKind, Verdict); 3] 
     ]
 }
 
+/// The verdicts of a tick without a residual: nothing is over, nothing clears. A pending
+/// alert's debounce starts over (the statistic did not hold on this tick); an active one
+/// stays until a scored tick clears it.
+pub fn unscored(th: &WatchedSignal) -> [(AlertKind, Verdict); 3] {
+    let quiet = |threshold: f64| Verdict {
+        severity: None,
+        threshold,
+        clear: false,
+        score: None,
+    };
+    [
+        (AlertKind::Forecast, quiet(th.score)),
+        (AlertKind::Drift, quiet(th.cusum_h)),
+        (AlertKind::Outliers, quiet(th.outlier_count as f64)),
+    ]
+}
+
 /// The consistency check's verdict on its statistic against threshold `h`.
 pub fn consistency_verdict(statistic: f64, h: f64) -> (AlertKind, Verdict) {
     (
