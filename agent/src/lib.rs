@@ -16,7 +16,7 @@ pub mod reading;
 pub mod signals;
 pub mod source;
 pub mod spool;
-pub mod systemd;
+pub(crate) mod systemd;
 pub mod telemetry;
 pub mod uplink;
 pub mod vehicle;

@@ -126,6 +126,7 @@ impl Notifier {
     }
 
     /// Whether systemd is listening (`$NOTIFY_SOCKET` was set).
+    #[cfg(test)]
     pub fn is_enabled(&self) -> bool {
         self.target.is_some()
     }

@@ -27,14 +27,14 @@
 //! - The buzzer ends low: at start (a line left high by a previous run) and when the task
 //!   ends.
 
-pub mod button;
-pub mod buzzer;
+pub(crate) mod button;
+pub(crate) mod buzzer;
 pub mod check;
 mod config;
-pub mod devices;
-pub mod display;
-pub mod pattern;
-pub mod screen;
+pub(crate) mod devices;
+pub(crate) mod display;
+pub(crate) mod pattern;
+pub(crate) mod screen;
 
 #[cfg(target_os = "linux")]
 mod linux;

@@ -10,7 +10,7 @@ pub mod dbc;
 pub mod dm1;
 pub mod j1939;
 pub mod table;
-pub mod tp;
+pub(crate) mod tp;
 
 #[cfg(test)]
 mod real_log;

@@ -110,6 +110,7 @@ impl Reassembler {
     }
 
     /// Sessions in progress.
+    #[cfg(test)]
     pub fn open_sessions(&self) -> usize {
         self.sessions.len()
     }

@@ -12,7 +12,7 @@ pub mod alert;
 mod config;
 mod detector;
 pub mod model;
-pub mod rules;
+pub(crate) mod rules;
 pub mod score;
 mod task;
 mod tuning;

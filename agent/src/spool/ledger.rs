@@ -186,10 +186,6 @@ impl Ledger {
         }
     }
 
-    pub fn config(&self) -> &LedgerConfig {
-        &self.config
-    }
-
     /// The sequence number the next append gets.
     pub fn next_seq(&self) -> Seq {
         self.next_seq
@@ -427,14 +423,6 @@ impl Ledger {
         }
     }
 
-    pub fn kind_of(&self, seq: Seq) -> Option<RecordKind> {
-        self.entries.get(&seq).map(|e| e.kind)
-    }
-
-    pub fn is_stored(&self, seq: Seq) -> Option<bool> {
-        self.entries.get(&seq).map(|e| e.stored)
-    }
-
     pub fn depth(&self) -> Depth {
         let kd = |k: usize| KindDepth {
             records: self.pending[k].len() as u64,
@@ -453,7 +441,8 @@ impl Ledger {
         self.entries.values().next().map(|e| e.created_ms)
     }
 
-    /// Pending sequence numbers, ascending (for tests and inspection).
+    /// Pending sequence numbers, ascending.
+    #[cfg(test)]
     pub fn pending(&self) -> impl Iterator<Item = Seq> + '_ {
         self.entries.keys().copied()
     }

@@ -120,11 +120,11 @@
 mod config;
 mod error;
 pub mod inspect;
-pub mod ledger;
-pub mod record;
+pub(crate) mod ledger;
+pub(crate) mod record;
 pub mod soak;
 mod store;
-pub mod task;
+pub(crate) mod task;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -58,6 +58,7 @@ impl InFlight {
         self.submitted.len() + self.bound.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -34,13 +34,13 @@ pub mod backoff;
 pub mod config;
 #[cfg(feature = "demo-broker")]
 pub mod demo_broker;
-pub mod inflight;
-pub mod jobs;
-pub mod pacer;
+pub(crate) mod inflight;
+pub(crate) mod jobs;
+pub(crate) mod pacer;
 pub mod payload;
 pub mod readings;
-pub mod shadow;
-pub mod task;
+pub(crate) mod shadow;
+pub(crate) mod task;
 pub mod tls;
 pub mod topics;
 

@@ -44,6 +44,7 @@ impl Shadow {
         }
     }
 
+    #[cfg(test)]
     pub fn running(&self) -> &Tuning {
         &self.running
     }

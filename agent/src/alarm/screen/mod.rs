@@ -28,6 +28,7 @@ use crate::signals::{AMBIENT_TEMPERATURE, COOLANT_TEMPERATURE, FUEL_TEMPERATURE,
 
 /// The display's size in pixels.
 pub const WIDTH: u32 = 128;
+#[cfg(test)]
 pub const HEIGHT: u32 = 64;
 
 /// One screenful.
@@ -270,6 +271,6 @@ where
 }
 
 #[cfg(test)]
-pub mod frame;
+pub(crate) mod frame;
 #[cfg(test)]
 mod tests;
