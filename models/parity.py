@@ -105,6 +105,14 @@ def cases():
          "fuel at -30 degC (far below its range) with the engine off (0 rpm), rising 1 degC "
          + "every 3 ticks; a dropout at tick 10 stops the forecasts for a window",
          FUEL, with_gaps([-30 + t // 3 for t in range(n)], {10}), rpm(n, pattern=(0,)))
+    n = 32
+    case("oil-score-pending-into-dropout",
+         "oil (1/32 degC) warming 1/32 degC a tick, 1/32 then 4/32 above that at ticks 14 and "
+         + "15: the score is over its thresholds at tick 15, pending, when a dropout at tick 16 "
+         + "leaves no residual until tick 27; warming 3/32 a tick from then, the score is over "
+         + "again from tick 27 and the debounce, started over, raises at 29",
+         OIL, with_gaps([92 + t / 32 + {14: 1 / 32, 15: 4 / 32}.get(t, 0) + 2 * max(0, t - 26) / 32
+                         for t in range(n)], {16}), rpm(n))
     n = 30
     case("tank3-heating-step",
          "compartment 3 (1 milli-degC) wandering near 14.3, stepping +0.25 degC at tick 18",
@@ -206,15 +214,19 @@ def evaluate(spec, card, joined, values, context, companion, outputs):
         for threshold in thresholds if name != "outliers" else []:  # counts are exact
             near = np.abs(finite - threshold).min() if len(finite) else 1.0
             assert near > MARGIN, f"{spec['signal']}: {name} within {near} of {threshold}"
-    # The one difference the Rust test found, kept out of the fixture: a tick without a
-    # residual (a gap in the signal, or no full window) breaks train.py's held score (NaN
-    # counts as 0), but the agent's debounce of the score carries across it (Detector::tick
-    # judges the model's statistics only on ticks with a residual, and AlertState's
-    # debounce is in seconds). A score over its threshold right before such a tick would
-    # make the two raise at different ticks.
-    for threshold, _ in alerts["score"]:
-        over = np.append(score[:-1] > threshold, False) & np.isnan(np.append(r[1:], 0.0))
-        assert not over.any(), f"{spec['signal']}: score over {threshold} into a residual gap"
+    # The difference that remains, kept out of the fixture: train.py carries the CUSUM, the
+    # outlier count and the level EWMA through a tick without a residual (r, or z for the
+    # level), so their held value stays over across it, while the agent restarts the CUSUM's
+    # and the outliers' debounce there (Detector::tick feeds score::unscored) and judges the
+    # level only on ticks it forecasts. (The score's held value breaks there on both sides.)
+    for name, missing in (("cusum", np.isnan(r)), ("outliers", np.isnan(r)),
+                          ("level", np.isnan(z))):
+        for threshold, _ in alerts.get(name, []):
+            over = stats[name] >= threshold if name == "outliers" else stats[name] > threshold
+            into = over[:-1] & missing[1:]
+            assert not into.any(), (f"{spec['signal']}: {name} over {threshold} at tick "
+                                    f"{int(np.flatnonzero(into)[0])}, before a tick without a "
+                                    "residual")
     finite_r = np.abs(r[np.isfinite(r)])
     assert np.abs(finite_r - train.OUTLIER).min() > MARGIN, "a residual at the outlier limit"
     return {

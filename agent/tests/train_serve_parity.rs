@@ -32,12 +32,16 @@
 //! fixture keeps every statistic at least 1e-6 away from each threshold it is compared
 //! with, so last bits cannot flip a comparison.
 //!
-//! One difference is known and kept out of the fixture (models/parity.py refuses a case
-//! that shows it): a tick without a residual (a gap in the signal, or no full window)
-//! breaks train.py's held score, which counts NaN as 0, but not the agent's debounce of
-//! the score: `Detector::tick` judges the model's statistics only on ticks with a
-//! residual, and `AlertState` debounces in seconds, so a score over its threshold just
-//! before a dropout can raise on the first scored tick after it (train.py: the third).
+//! A tick without a residual (a gap in the signal, or no full window) restarts the score's
+//! debounce on both sides: train.py's `held` counts the missing score as 0, and
+//! `Detector::tick` (mirrored here) feeds `score::unscored`'s verdicts.
+//!
+//! One difference remains and is kept out of the fixture (models/parity.py refuses a case
+//! that shows it): train.py carries the CUSUM, the outlier count and the level EWMA through
+//! a tick without a residual, so their held value stays over across it, while the agent
+//! restarts the CUSUM's and the outliers' debounce there (the same `score::unscored`) and
+//! judges the level only on ticks it forecasts. A CUSUM, outlier count or level over its
+//! threshold just before such a tick would raise at different ticks on the two sides.
 //!
 //! When train.py's arithmetic changes, `python3 models/parity.py --check` (test.sh) fails
 //! until the fixture is written again, and then this test fails until the agent follows.
@@ -172,8 +176,14 @@ impl Debounce {
     }
 }
 
-/// The agent's verdict of one kind on one tick's statistics, with `h` as its threshold.
-fn model_verdict(stats: &score::Stats, spec: &WatchedSignal, kind: AlertKind, h: f64) -> Verdict {
+/// The agent's verdict of one kind on one tick, with `h` as its threshold: on the tick's
+/// statistics, or, on a tick without a residual, `score::unscored`'s (as `Detector::tick`).
+fn model_verdict(
+    stats: Option<&score::Stats>,
+    spec: &WatchedSignal,
+    kind: AlertKind,
+    h: f64,
+) -> Verdict {
     let mut spec = spec.clone();
     match kind {
         AlertKind::Forecast => spec.score = h,
@@ -181,7 +191,11 @@ fn model_verdict(stats: &score::Stats, spec: &WatchedSignal, kind: AlertKind, h:
         AlertKind::Outliers => spec.outlier_count = h as usize,
         _ => unreachable!("not a residual statistic: {kind}"),
     }
-    score::verdicts(stats, &spec)
+    let verdicts = match stats {
+        Some(stats) => score::verdicts(stats, &spec),
+        None => score::unscored(&spec),
+    };
+    verdicts
         .into_iter()
         .find(|(k, _)| *k == kind)
         .expect("verdicts has every residual kind")
@@ -237,6 +251,20 @@ fn the_fixture_is_of_the_committed_model_and_covers_every_signal_kind() {
             "no case raises on {what}"
         );
     }
+    // A score over its threshold, pending, on the tick before one without a residual, and
+    // raised only after it: the debounce starting over across a gap is exercised.
+    assert!(
+        fixture.cases.iter().any(|c| {
+            c.raised["score"].iter().any(|&(h, first)| {
+                (1..c.residual.len()).any(|t| {
+                    c.residual[t].is_none()
+                        && c.residual[t - 1].is_some_and(|r| r.abs() > h)
+                        && first.is_some_and(|first| first > t as u64)
+                })
+            })
+        }),
+        "no case with a score over its threshold into a tick without a residual, raised after it"
+    );
 }
 
 #[test]
@@ -293,7 +321,7 @@ fn features_forecasts_and_statistics_match_train_py() {
             let at = |what: &str| format!("{name}, tick {t}: {what}");
             // The value against the forecast made a tick ago (Detector::tick's order).
             let stats = residuals.step(tick, values[t], th);
-            match (stats, case.residual[t]) {
+            match (&stats, case.residual[t]) {
                 (Some(s), Some(r)) => {
                     let [mean, sigma] = case.forecast[t - 1].expect("a residual has a forecast");
                     assert_close(s.forecast.mean, mean, STATISTIC_TOLERANCE, &|| {
@@ -305,15 +333,6 @@ fn features_forecasts_and_statistics_match_train_py() {
                     assert_close(s.residual, r, STATISTIC_TOLERANCE, &|| at("residual"));
                     assert_close(s.cusum, case.cusum[t], STATISTIC_TOLERANCE, &|| at("CUSUM"));
                     assert_eq!(s.outliers, case.outliers[t], "{}", at("outlier count"));
-                    for (stat, kind) in [
-                        ("score", AlertKind::Forecast),
-                        ("cusum", AlertKind::Drift),
-                        ("outliers", AlertKind::Outliers),
-                    ] {
-                        if let Some(d) = debounce.get_mut(stat) {
-                            d.observe(tick, |h| model_verdict(&s, spec, kind, h));
-                        }
-                    }
                 }
                 (None, None) => {}
                 (got, want) => panic!(
@@ -323,6 +342,17 @@ fn features_forecasts_and_statistics_match_train_py() {
                         got.map(|s| s.residual)
                     ))
                 ),
+            }
+            // Every tick is judged, as in Detector::tick: a tick without a residual gives
+            // score::unscored's verdicts, which start a pending debounce over.
+            for (stat, kind) in [
+                ("score", AlertKind::Forecast),
+                ("cusum", AlertKind::Drift),
+                ("outliers", AlertKind::Outliers),
+            ] {
+                if let Some(d) = debounce.get_mut(stat) {
+                    d.observe(tick, |h| model_verdict(stats.as_ref(), spec, kind, h));
+                }
             }
             // The forecast for the next tick, from the last `window` ticks.
             let full = t + 1 >= window && values[t + 1 - window..=t].iter().all(|v| !v.is_nan());
