@@ -177,9 +177,11 @@ impl Debounce {
 }
 
 /// The agent's verdict of one kind on one tick, with `h` as its threshold: on the tick's
-/// statistics, or, on a tick without a residual, `score::unscored`'s (as `Detector::tick`).
+/// statistics, or, on a tick without a residual, `score::unscored`'s on the statistics
+/// carried over (as `Detector::tick`).
 fn model_verdict(
     stats: Option<&score::Stats>,
+    carried: score::Carried,
     spec: &WatchedSignal,
     kind: AlertKind,
     h: f64,
@@ -193,7 +195,7 @@ fn model_verdict(
     }
     let verdicts = match stats {
         Some(stats) => score::verdicts(stats, &spec),
-        None => score::unscored(&spec),
+        None => score::unscored(carried, &spec),
     };
     verdicts
         .into_iter()
@@ -321,6 +323,7 @@ fn features_forecasts_and_statistics_match_train_py() {
             let at = |what: &str| format!("{name}, tick {t}: {what}");
             // The value against the forecast made a tick ago (Detector::tick's order).
             let stats = residuals.step(tick, values[t], th);
+            let carried = residuals.carried();
             match (&stats, case.residual[t]) {
                 (Some(s), Some(r)) => {
                     let [mean, sigma] = case.forecast[t - 1].expect("a residual has a forecast");
@@ -344,24 +347,36 @@ fn features_forecasts_and_statistics_match_train_py() {
                 ),
             }
             // Every tick is judged, as in Detector::tick: a tick without a residual gives
-            // score::unscored's verdicts, which start a pending debounce over.
+            // score::unscored's verdicts (the score's debounce starts over, the CUSUM and
+            // the outlier count are judged as they carry over).
             for (stat, kind) in [
                 ("score", AlertKind::Forecast),
                 ("cusum", AlertKind::Drift),
                 ("outliers", AlertKind::Outliers),
             ] {
                 if let Some(d) = debounce.get_mut(stat) {
-                    d.observe(tick, |h| model_verdict(stats.as_ref(), spec, kind, h));
+                    d.observe(tick, |h| {
+                        model_verdict(stats.as_ref(), carried, spec, kind, h)
+                    });
                 }
             }
             // The forecast for the next tick, from the last `window` ticks.
             let full = t + 1 >= window && values[t + 1 - window..=t].iter().all(|v| !v.is_nan());
+            // A tick without a level forecast judges the consistency statistic as it carries
+            // over, as Detector::tick does.
+            let carried_level = residuals.level_carried();
+            let judge_carried_level = |debounce: &mut BTreeMap<&str, Debounce>| {
+                if let (Some(_), Some(d)) = (&spec.level, debounce.get_mut("level")) {
+                    d.observe(tick, |h| score::consistency_verdict(carried_level, h).1);
+                }
+            };
             let Some(expected_row) = &case.features[t] else {
                 assert!(
                     !full,
                     "{}",
                     at("the agent has a full window, train.py none")
                 );
+                judge_carried_level(&mut debounce);
                 assert!(
                     case.level_residual[t].is_none(),
                     "{}",
@@ -466,6 +481,7 @@ fn features_forecasts_and_statistics_match_train_py() {
                         "{}",
                         at("train.py has a level residual")
                     );
+                    judge_carried_level(&mut debounce);
                 }
             }
         }

@@ -282,10 +282,11 @@ impl Detector {
                         point.residual = Some(stats.residual);
                         s.judged.extend(score::verdicts(&stats, spec));
                     }
-                    // No residual this tick (a gap, or no forecast for it): a debounce under
-                    // way starts over, as in training, where a statistic must hold for
-                    // `debounce_ticks` scored ticks in a row (models/train.py, `held`).
-                    None => s.judged.extend(score::unscored(spec)),
+                    // No residual this tick (a gap, or no forecast for it): judged as training
+                    // holds its statistics (see `score::unscored`).
+                    None => s
+                        .judged
+                        .extend(score::unscored(w.residuals.carried(), spec)),
                 }
                 let full = column.copy_last(model.card.window, &mut s.window)
                     && s.window.iter().all(|v| !v.is_nan());
@@ -295,18 +296,22 @@ impl Detector {
                         .copy_last(model.card.window, &mut s.companion)
                         .then_some(s.companion.as_slice())
                 });
+                let mut leveled = None;
                 if full && context_ok {
                     match model.forecast(spec, &s.window, &s.context, companion, &mut s.features) {
                         Ok((forecast, level)) => {
                             w.residuals.expect(tick + 1, forecast);
-                            if let (Some(level), Some(check)) = (level, &spec.level) {
-                                let statistic = w.residuals.level_step(value, level, th);
-                                s.judged
-                                    .push(score::consistency_verdict(statistic, check.h));
-                            }
+                            leveled = level.map(|level| w.residuals.level_step(value, level, th));
                         }
                         Err(e) => tracing::warn!(event = "model_step_failed", error = %e),
                     }
+                }
+                // Without a level this tick the consistency statistic carries over, as in
+                // training.
+                if let Some(check) = &spec.level {
+                    let statistic = leveled.unwrap_or_else(|| w.residuals.level_carried());
+                    s.judged
+                        .push(score::consistency_verdict(statistic, check.h));
                 }
             }
             let w = &self.watched[i];

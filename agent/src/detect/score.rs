@@ -74,70 +74,103 @@ impl Residuals {
         self.level.abs()
     }
 
+    /// The statistics as they stand on a tick without a residual: the CUSUM and the outlier
+    /// count carry over (only a residual moves them), as training's statistics do.
+    pub fn carried(&self) -> Carried {
+        Carried {
+            cusum: self.pos.max(self.neg),
+            outliers: self.outliers.len(),
+        }
+    }
+
+    /// The consistency statistic as it stands (it moves only when a level is forecast).
+    pub fn level_carried(&self) -> f64 {
+        self.level.abs()
+    }
+
     /// Remembers the forecast for tick `tick`.
     pub fn expect(&mut self, tick: u64, forecast: Forecast) {
         self.pending = Some((tick, forecast));
     }
 }
 
+/// The statistics that carry over a tick without a residual.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Carried {
+    pub cusum: f64,
+    pub outliers: usize,
+}
+
 /// The model's verdicts on one tick's statistics.
 pub fn verdicts(stats: &Stats, th: &WatchedSignal) -> [(AlertKind, Verdict); 3] {
     let score = stats.residual.abs();
-    let over = |value: f64, threshold: f64, critical: f64| {
-        (value > threshold).then_some(if value > critical {
-            Severity::Critical
-        } else {
-            Severity::Warning
-        })
-    };
-    let outliers = stats.outliers as f64;
-    let count = th.outlier_count as f64;
     [
         (
             AlertKind::Forecast,
             Verdict {
-                severity: over(score, th.score, 3.0 * th.score),
+                severity: over(score, th.score),
                 threshold: th.score,
                 clear: score < th.score,
                 score: Some(score),
             },
         ),
-        (
-            AlertKind::Drift,
-            Verdict {
-                severity: over(stats.cusum, th.cusum_h, 3.0 * th.cusum_h),
-                threshold: th.cusum_h,
-                clear: stats.cusum < 0.5 * th.cusum_h,
-                score: Some(stats.cusum),
-            },
-        ),
-        (
-            AlertKind::Outliers,
-            Verdict {
-                severity: (outliers >= count).then_some(Severity::Warning),
-                threshold: count,
-                clear: outliers < 0.5 * count,
-                score: Some(outliers),
-            },
-        ),
+        drift(stats.cusum, th),
+        outliers(stats.outliers, th),
     ]
 }
 
-/// The verdicts of a tick without a residual: nothing is over, nothing clears. A pending
-/// alert's debounce starts over (the statistic did not hold on this tick); an active one
-/// stays until a scored tick clears it.
-pub fn unscored(th: &WatchedSignal) -> [(AlertKind, Verdict); 3] {
-    let quiet = |threshold: f64| Verdict {
-        severity: None,
-        threshold,
-        clear: false,
-        score: None,
-    };
+/// The verdicts of a tick without a residual (a gap, or no forecast for it), as training
+/// holds its statistics (models/train.py, `held`): the score was not computed, so it is
+/// not over and does not clear (a pending alert's debounce starts over, an active one
+/// stays); the CUSUM and the outlier count are judged as they carry over.
+pub fn unscored(carried: Carried, th: &WatchedSignal) -> [(AlertKind, Verdict); 3] {
     [
-        (AlertKind::Forecast, quiet(th.score)),
-        (AlertKind::Drift, quiet(th.cusum_h)),
-        (AlertKind::Outliers, quiet(th.outlier_count as f64)),
+        (
+            AlertKind::Forecast,
+            Verdict {
+                severity: None,
+                threshold: th.score,
+                clear: false,
+                score: None,
+            },
+        ),
+        drift(carried.cusum, th),
+        outliers(carried.outliers, th),
     ]
+}
+
+/// Warning over `threshold`, critical over three times it.
+fn over(value: f64, threshold: f64) -> Option<Severity> {
+    (value > threshold).then_some(if value > 3.0 * threshold {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    })
+}
+
+fn drift(cusum: f64, th: &WatchedSignal) -> (AlertKind, Verdict) {
+    (
+        AlertKind::Drift,
+        Verdict {
+            severity: over(cusum, th.cusum_h),
+            threshold: th.cusum_h,
+            clear: cusum < 0.5 * th.cusum_h,
+            score: Some(cusum),
+        },
+    )
+}
+
+fn outliers(count: usize, th: &WatchedSignal) -> (AlertKind, Verdict) {
+    let (count, threshold) = (count as f64, th.outlier_count as f64);
+    (
+        AlertKind::Outliers,
+        Verdict {
+            severity: (count >= threshold).then_some(Severity::Warning),
+            threshold,
+            clear: count < 0.5 * threshold,
+            score: Some(count),
+        },
+    )
 }
 
 /// The consistency check's verdict on its statistic against threshold `h`.
@@ -145,11 +178,7 @@ pub fn consistency_verdict(statistic: f64, h: f64) -> (AlertKind, Verdict) {
     (
         AlertKind::Inconsistent,
         Verdict {
-            severity: (statistic > h).then_some(if statistic > 3.0 * h {
-                Severity::Critical
-            } else {
-                Severity::Warning
-            }),
+            severity: over(statistic, h),
             threshold: h,
             clear: statistic < 0.5 * h,
             score: Some(statistic),
