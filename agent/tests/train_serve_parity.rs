@@ -32,16 +32,16 @@
 //! fixture keeps every statistic at least 1e-6 away from each threshold it is compared
 //! with, so last bits cannot flip a comparison.
 //!
-//! A tick without a residual (a gap in the signal, or no full window) restarts the score's
-//! debounce on both sides: train.py's `held` counts the missing score as 0, and
-//! `Detector::tick` (mirrored here) feeds `score::unscored`'s verdicts.
-//!
-//! One difference remains and is kept out of the fixture (models/parity.py refuses a case
-//! that shows it): train.py carries the CUSUM, the outlier count and the level EWMA through
-//! a tick without a residual, so their held value stays over across it, while the agent
-//! restarts the CUSUM's and the outliers' debounce there (the same `score::unscored`) and
-//! judges the level only on ticks it forecasts. A CUSUM, outlier count or level over its
-//! threshold just before such a tick would raise at different ticks on the two sides.
+//! A tick without a residual (a gap in the signal, or no full window) is judged the same
+//! way on both sides: the score's debounce starts over (train.py's `held` counts the
+//! missing score as 0; `Detector::tick`, mirrored here, feeds `score::unscored`), and the
+//! CUSUM and the outlier count are judged as they carry over (train.py's `statistics` moves
+//! them only on a residual; `score::unscored` judges `Residuals::carried`). A tick without a
+//! level forecast judges the level EWMA as it carries over on both sides
+//! (`level_statistic` holds it; `Residuals::level_carried`). No known difference remains:
+//! the fixture has cases where a CUSUM, an outlier count and a level (at its probe
+//! threshold; the card's takes hundreds of ticks to reach) are over, pending, into a
+//! dropout and raise inside it, at the tick train.py says.
 //!
 //! When train.py's arithmetic changes, `python3 models/parity.py --check` (test.sh) fails
 //! until the fixture is written again, and then this test fails until the agent follows.
@@ -266,6 +266,26 @@ fn the_fixture_is_of_the_committed_model_and_covers_every_signal_kind() {
             })
         }),
         "no case with a score over its threshold into a tick without a residual, raised after it"
+    );
+    // A CUSUM, an outlier count and a level that raise on a tick where they were not computed
+    // (no residual, or no level forecast): judged as they carry over.
+    let carried_raise = |what: &str, missing: &dyn Fn(&Case, usize) -> bool| {
+        fixture.cases.iter().any(|c| {
+            c.raised.get(what).is_some_and(|r| {
+                r.iter()
+                    .any(|&(_, first)| first.is_some_and(|t| missing(c, t as usize)))
+            })
+        })
+    };
+    for what in ["cusum", "outliers"] {
+        assert!(
+            carried_raise(what, &|c, t| c.residual[t].is_none()),
+            "no case raises on the {what} on a tick without a residual"
+        );
+    }
+    assert!(
+        carried_raise("level", &|c, t| c.level_forecast[t].is_none()),
+        "no case raises on the level on a tick without a level forecast"
     );
 }
 
