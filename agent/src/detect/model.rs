@@ -11,7 +11,9 @@
 //! detector reads the current model at each tick, so a swap never tears a step.
 //!
 //! The features a window becomes ([`ModelCard::features`]) are written once here and once in
-//! `models/train.py`; the golden vectors hold the two equal.
+//! `models/train.py`; `agent/tests/train_serve_parity.rs` holds the two equal, with the
+//! statistics of `score.rs` and the alerts' debounce, on a fixture train.py's own functions
+//! wrote (`models/parity.py`). The golden vectors check the network alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
