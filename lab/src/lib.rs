@@ -36,10 +36,7 @@ pub struct Judge {
 impl Judge {
     /// A fresh detector.
     pub fn detector(&self) -> Detector {
-        let handle = ModelHandle::new(None);
-        if let Some(model) = &self.model {
-            handle.install_shared(model.clone());
-        }
+        let handle = ModelHandle::shared(self.model.clone());
         Detector::new(&self.vehicle, &self.detect, handle)
     }
 

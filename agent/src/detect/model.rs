@@ -445,9 +445,15 @@ pub struct Swapped {
 
 impl ModelHandle {
     pub fn new(model: Option<Model>) -> Self {
+        Self::shared(model.map(Arc::new))
+    }
+
+    /// A handle whose model is already verified and shared (loaded once and run by many
+    /// detectors, as `vigil eval` and `vigil replay` do).
+    pub fn shared(model: Option<Arc<Model>>) -> Self {
         ModelHandle {
             slots: Arc::new(Mutex::new(Slots {
-                current: model.map(Arc::new),
+                current: model,
                 previous: None,
             })),
         }
