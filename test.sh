@@ -129,6 +129,24 @@ step "aarch64: release build for the gateway"
 cargo build --release --locked --target "$gateway" -p vigil
 binary="target/$gateway/release/vigil"
 file -b "$binary" | grep -q "ARM aarch64" || { echo "not an aarch64 binary: $binary" >&2; exit 1; }
+# The release profile as Cargo really applies it, so that an edit of [profile.release] in
+# Cargo.toml cannot drop a setting unseen. `cargo rustc -v -- --print cfg` runs the final
+# rustc of the binary again (the dependencies are fresh from the build above; the extra
+# argument gives it a unit of its own, so it is never "Fresh" and replaces nothing): it
+# prints the command line with the profile's flags, then the cfg, and stops before compiling.
+profile=$(cargo rustc --release --locked --target "$gateway" -p vigil --bin vigil -v -- --print cfg 2>&1) ||
+  { echo "$profile" >&2; echo "release profile: cargo rustc --print cfg failed" >&2; exit 1; }
+rustc_line=$(grep -E '^ *Running `.*rustc --crate-name vigil .*--crate-type bin .* --print cfg' <<<"$profile") ||
+  { grep -v '^ *Fresh ' <<<"$profile" >&2; echo "release profile: cargo ran no rustc for the vigil binary" >&2; exit 1; }
+for flag in "-C opt-level=z" "-C lto=fat" "-C codegen-units=1" "-C strip=symbols" "-C panic=abort"; do
+  grep -qF -- " $flag " <<<"$rustc_line" ||
+    { echo "release profile: the vigil binary is built without $flag ([profile.release] in Cargo.toml)" >&2; exit 1; }
+done
+grep -qx 'panic="abort"' <<<"$profile" ||
+  { echo 'release profile: rustc does not report cfg panic="abort" for the vigil binary' >&2; exit 1; }
+[[ $(file -b "$binary") == *", stripped"* ]] ||
+  { echo "release profile: $binary is not stripped: $(file -b "$binary")" >&2; exit 1; }
+echo "release profile as rustc gets it: opt-level=z, lto=fat, codegen-units=1, strip=symbols, panic=abort"
 size=$(stat -c %s "$binary")
 echo "stripped aarch64 binary: $size bytes ($((size / 1024)) KiB; target < 12 MB)"
 # It runs: the default config checks out under qemu-aarch64.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Inspects a built vigil .deb: lists it, checks that every file an installation needs is in
 # it with the right mode, that the maintainer scripts were completed, that the packaged
-# binary (under qemu for arm64) prints exactly the packaged config, and that systemd finds
-# nothing wrong with the unit as installed. Usage: deploy/check-deb.sh path/to/vigil_*.deb
+# binary is stripped and (under qemu for arm64) prints exactly the packaged config, and
+# that systemd finds nothing wrong with the unit as installed.
+# Usage: deploy/check-deb.sh path/to/vigil_*.deb
 set -euo pipefail
 deb=${1:?usage: deploy/check-deb.sh path/to/vigil_VERSION_ARCH.deb}
 fail() { echo "check-deb: FAIL ($deb): $*" >&2; exit 1; }
@@ -42,6 +43,10 @@ for file in "$repo"/models/*.onnx "$repo"/deploy/dbc/*.dbc; do
 done
 
 dpkg-deb --raw-extract "$deb" "$root"
+# test.sh packages with --no-strip: the binary ships as Cargo built it, stripped by the
+# release profile (strip = true in Cargo.toml), and that is checked here.
+kind=$(file -b "$root/usr/bin/vigil")
+[[ $kind == *", stripped"* ]] || fail "/usr/bin/vigil is not stripped: $kind"
 grep -qx /etc/vigil/vigil.toml "$root/DEBIAN/conffiles" || fail "vigil.toml is not a conffile"
 grep -q 'systemd-sysusers vigil.conf' "$root/DEBIAN/postinst" || fail "postinst does not create the user"
 grep -q 'deb-systemd-helper' "$root/DEBIAN/postinst" || fail "postinst lacks the systemd unit snippets"
