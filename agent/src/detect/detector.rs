@@ -1,7 +1,7 @@
 //! The [`Detector`]: readings in, alert events out; a pure struct, so replay, evaluation and
 //! tests drive it reading by reading exactly as the detect task does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,6 +89,8 @@ pub struct Detector {
     wall_offset_us: i64,
     scratch: Scratch,
     trace: Option<Vec<TracePoint>>,
+    /// Watched signals already reported as not sent by this truck (each is reported once).
+    reported_unsupported: HashSet<Signal>,
 }
 
 #[derive(Default)]
@@ -187,6 +189,7 @@ impl Detector {
             wall_offset_us: 0,
             scratch: Scratch::default(),
             trace: None,
+            reported_unsupported: HashSet::new(),
         }
     }
 
@@ -258,6 +261,13 @@ impl Detector {
             let Some(column) = self.grid.column(&w.signal) else {
                 continue;
             };
+            if column.unsupported() && self.reported_unsupported.insert(w.signal.clone()) {
+                tracing::info!(
+                    event = "parameter_unsupported",
+                    signal = %w.signal,
+                    "the truck says this parameter is not available since its first message: not broadcast here, never alarmed"
+                );
+            }
             let s = &mut self.scratch;
             let value = column.newest();
             column.copy_last(EVIDENCE_TICKS.min(column.len()), &mut s.evidence);
@@ -378,6 +388,19 @@ impl Detector {
     pub fn late_samples(&self) -> u64 {
         self.grid.late_samples()
     }
+
+    /// The watched signals this truck does not send: "not available" since their first
+    /// message, and never a value since.
+    pub fn unsupported(&self) -> Vec<Signal> {
+        let mut signals: Vec<Signal> = self
+            .watched
+            .iter()
+            .filter(|w| self.grid.column(&w.signal).is_some_and(|c| c.unsupported()))
+            .map(|w| w.signal.clone())
+            .collect();
+        signals.sort();
+        signals
+    }
 }
 
 fn state_for<'a>(
@@ -429,6 +452,60 @@ mod tests {
                 source_address: 0,
             },
         )
+    }
+
+    /// The oil each second: a good value while `good(second)`, else the flag `quality`.
+    fn oil(secs: u64, good: bool, quality: crate::reading::Quality) -> Reading {
+        let at = Timestamp {
+            wall_us: 0,
+            mono: Duration::from_secs(secs),
+        };
+        let origin = Origin::Can {
+            bus: Arc::from("can0"),
+            source_address: 0,
+        };
+        let signal = Signal::new(OIL_TEMPERATURE);
+        if good {
+            Reading::good(signal, at, 80.0, origin)
+        } else {
+            Reading::flagged(signal, at, quality, origin)
+        }
+    }
+
+    /// The alert kinds a minute of coolant at 85 and oil as `good` says raises on the oil.
+    fn oil_alerts(
+        good: impl Fn(u64) -> bool,
+        quality: crate::reading::Quality,
+    ) -> (Vec<AlertKind>, Vec<Signal>) {
+        let mut d = default_detector(&VehicleConfig::default());
+        let mut kinds = Vec::new();
+        for secs in 0..60 {
+            for r in [coolant(secs, 0, 85.0), oil(secs, good(secs), quality)] {
+                for e in observe(&mut d, &r) {
+                    if e.alert().signal.as_str() == OIL_TEMPERATURE {
+                        kinds.push(e.alert().kind);
+                    }
+                }
+            }
+        }
+        (kinds, d.unsupported())
+    }
+
+    #[test]
+    fn a_parameter_never_sent_is_unsupported_and_a_lost_one_is_a_sensor_fault() {
+        use crate::reading::Quality;
+        // Not available since the first message: this truck does not send it.
+        let (kinds, unsupported) = oil_alerts(|_| false, Quality::NotAvailable);
+        assert_eq!(kinds, [], "nothing alarmed");
+        assert_eq!(unsupported, [Signal::new(OIL_TEMPERATURE)]);
+        // A value, then "not available": the sensor was lost.
+        let (kinds, unsupported) = oil_alerts(|s| s < 20, Quality::NotAvailable);
+        assert!(kinds.contains(&AlertKind::SensorFault), "{kinds:?}");
+        assert_eq!(unsupported, []);
+        // The sender reports an error from the start: a fault, not a missing parameter.
+        let (kinds, unsupported) = oil_alerts(|_| false, Quality::Error);
+        assert!(kinds.contains(&AlertKind::SensorFault), "{kinds:?}");
+        assert_eq!(unsupported, []);
     }
 
     #[test]

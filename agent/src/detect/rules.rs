@@ -90,7 +90,10 @@ impl Rules {
     ) {
         let c = class.limits();
         let newest = column.newest();
-        // Dropout: only for a signal that has been seen, so a log without it stays quiet.
+        // Dropout: only for a signal that has been seen, so a log without it stays quiet. A
+        // sensor fault is a change (a good value, then a flag) or a sender's error report;
+        // a parameter "not available" since its stream began is one this truck does not
+        // send: never alarmed (the detector reports it once).
         if column.seen() {
             let gaps = column.gap_ticks();
             let flagged = column.flagged_ticks >= self.dropout_ticks;
@@ -99,7 +102,7 @@ impl Rules {
             out.push((
                 AlertKind::SensorFault,
                 flag(
-                    flagged,
+                    flagged && column.flagged_as_fault(),
                     column.flagged_ticks == 0,
                     column.flagged_ticks as f64,
                 ),

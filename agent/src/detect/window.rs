@@ -16,7 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use crate::reading::{Reading, Signal};
+use crate::reading::{Quality, Reading, Signal};
 
 /// Grid spacing: the model's sample rate is 1 Hz.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -27,17 +27,41 @@ pub const GRACE: Duration = Duration::from_millis(200);
 /// Ticks each column keeps (the model's 10 s window plus room for the rules).
 pub const HISTORY: usize = 600;
 
+/// One reading as the grid keeps it: a value, or the flag that stands in for one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Sample {
+    Good(f64),
+    /// The sender has no value (J1939 not available).
+    NotAvailable,
+    /// The sender reports its sensor in error (J1939 error range, a PT100 fault), or a raw
+    /// value the specification reserves.
+    Error,
+}
+
+impl Sample {
+    fn of(reading: &Reading) -> Sample {
+        match (reading.value(), reading.quality) {
+            (Some(v), _) => Sample::Good(v),
+            (None, Quality::NotAvailable) => Sample::NotAvailable,
+            (None, _) => Sample::Error,
+        }
+    }
+}
+
 /// One signal's resampled history.
 #[derive(Clone, Debug)]
 pub struct Column {
-    /// Samples not yet folded into a tick, in time order; `None` is a flagged reading.
-    pending: VecDeque<(Duration, Option<f64>)>,
+    /// Samples not yet folded into a tick, in time order.
+    pending: VecDeque<(Duration, Sample)>,
     /// The newest good sample folded into a tick.
     held: Option<(Duration, f64)>,
-    /// Whether the newest folded reading was flagged.
-    flagged: bool,
+    /// The newest folded reading, when it was flagged.
+    flagged: Option<Sample>,
     /// Whether any reading, good or flagged, has arrived.
     seen: bool,
+    /// Whether a good value has ever arrived: a stream that was only ever "not available"
+    /// is a parameter this truck does not send, not a failed sensor.
+    valid_seen: bool,
     /// Oldest first; `NaN` is a gap.
     values: VecDeque<f64>,
     /// Ticks in a row whose newest reading was flagged (not available, error).
@@ -49,14 +73,15 @@ impl Column {
         Column {
             pending: VecDeque::new(),
             held: None,
-            flagged: false,
+            flagged: None,
             seen: false,
+            valid_seen: false,
             values: VecDeque::with_capacity(HISTORY),
             flagged_ticks: 0,
         }
     }
 
-    fn insert(&mut self, t: Duration, value: Option<f64>) {
+    fn insert(&mut self, t: Duration, value: Sample) {
         // Nearly always appended; a sample a little out of order is slotted in.
         let at = self.pending.partition_point(|(p, _)| *p <= t);
         self.pending.insert(at, (t, value));
@@ -70,18 +95,19 @@ impl Column {
             self.pending.pop_front();
             self.seen = true;
             match value {
-                Some(v) => {
+                Sample::Good(v) => {
                     self.held = Some((t, v));
-                    self.flagged = false;
+                    self.flagged = None;
+                    self.valid_seen = true;
                 }
-                None => self.flagged = true,
+                flag => self.flagged = Some(flag),
             }
         }
         let value = match self.held {
-            Some((at, v)) if tick - at < HOLD && !self.flagged => v,
+            Some((at, v)) if tick - at < HOLD && self.flagged.is_none() => v,
             _ => f64::NAN,
         };
-        self.flagged_ticks = if self.flagged {
+        self.flagged_ticks = if self.flagged.is_some() {
             self.flagged_ticks + 1
         } else {
             0
@@ -138,6 +164,22 @@ impl Column {
         self.seen
     }
 
+    /// Whether the newest reading's flag says the sensor failed: a sender reporting an
+    /// error, or "not available" after a good value. "Not available" from a stream that
+    /// never had a value is a parameter the truck does not send ([`Column::unsupported`]).
+    pub fn flagged_as_fault(&self) -> bool {
+        match self.flagged {
+            Some(Sample::Error) => true,
+            Some(_) => self.valid_seen,
+            None => false,
+        }
+    }
+
+    /// Whether the stream has only ever said "not available": the truck does not send it.
+    pub fn unsupported(&self) -> bool {
+        self.seen && !self.valid_seen && self.flagged == Some(Sample::NotAvailable)
+    }
+
     pub fn len(&self) -> usize {
         self.values.len()
     }
@@ -179,7 +221,7 @@ impl Grid {
             if self.closed > 0 && t <= Duration::from_secs(self.closed - 1) {
                 self.late_samples += 1;
             } else {
-                column.insert(t, reading.value());
+                column.insert(t, Sample::of(reading));
             }
         }
         first..self.closed
