@@ -145,3 +145,45 @@ fn replay_judges_a_log_exactly_as_run_does_with_the_same_config() {
         assert_eq!(logged_alerts(&stderr), replayed, "{log}");
     }
 }
+
+#[test]
+fn run_on_a_log_whose_clock_steps_51_years_ends_at_once() {
+    // The real truck log with its first 20 s stamped in 1970 (a gateway without a clock
+    // until NTP): the detect stage once walked every second in between, for hours, and
+    // held shutdown past its deadline.
+    let real = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/j1939-truck-css.candump.log"
+    ))
+    .unwrap();
+    let start: f64 = 1_635_188_455.0;
+    let stepped: Vec<String> = real
+        .lines()
+        .map(|line| {
+            let (stamp, rest) = line.split_once(')').unwrap();
+            let secs: f64 = stamp.trim_start_matches('(').parse().unwrap();
+            if secs < start + 20.0 {
+                format!("({:.6}){rest}", secs - start + 42.0)
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_file(dir.path(), "stepped.log", &stepped.join("\n"));
+    let config = write_file(
+        dir.path(),
+        "vigil.toml",
+        &format!(
+            "[vehicle]\nid = \"stepped-truck\"\n\n[source.replay]\npath = \"{}\"\nspeed = 0.0\n",
+            log.display()
+        ),
+    );
+    let began = std::time::Instant::now();
+    let out = run(&["run", "--config", config.to_str().unwrap()]);
+    let took = began.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("detect_clock_jump"), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+}

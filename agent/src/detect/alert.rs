@@ -210,6 +210,14 @@ impl AlertState {
         matches!(self.phase, Phase::Active(_))
     }
 
+    /// Forgets a debounce under way (the data it ran on was interrupted); an active alert
+    /// stays.
+    pub fn interrupt(&mut self) {
+        if matches!(self.phase, Phase::Pending { .. }) {
+            self.phase = Phase::Idle;
+        }
+    }
+
     /// Feeds one verdict; `evidence` is the window a raised alert carries, `next_id`
     /// numbers a newly raised alert.
     pub fn observe(

@@ -210,7 +210,12 @@ impl Detector {
     /// Judges one reading; appends the alert events it causes to `out`.
     pub fn observe(&mut self, reading: &Reading, out: &mut Vec<AlertEvent>) {
         self.wall_offset_us = reading.at.wall_us - reading.at.mono.as_micros() as i64;
-        for tick in self.grid.push(reading) {
+        let restarts = self.grid.restarts();
+        let ticks = self.grid.push(reading);
+        if self.grid.restarts() != restarts {
+            self.restarted();
+        }
+        for tick in ticks {
             self.tick(tick, out);
         }
         let Some(value) = reading.value() else {
@@ -233,6 +238,36 @@ impl Detector {
             self.realert,
         );
         out.extend(state.observe(reading.at, value, verdict, evidence, &mut self.last_id));
+    }
+
+    /// Judges the ticks that have passed by `now` on the readings' monotonic clock when no
+    /// reading came to close them (a silent bus): so a dropout is raised on time, stamped
+    /// with the tick it was raised at.
+    pub fn advance(&mut self, now: Duration, out: &mut Vec<AlertEvent>) {
+        let restarts = self.grid.restarts();
+        let ticks = self.grid.advance(now);
+        if self.grid.restarts() != restarts {
+            self.restarted();
+        }
+        for tick in ticks {
+            self.tick(tick, out);
+        }
+    }
+
+    /// After a jump in the readings' clock: what was under way is not carried across it.
+    /// Pending alerts start over and forecasts are dropped; active alerts stay until their
+    /// condition clears.
+    fn restarted(&mut self) {
+        tracing::warn!(
+            event = "detect_clock_jump",
+            "the readings' clock jumped beyond the window: the detector restarts its window"
+        );
+        for w in &mut self.watched {
+            w.residuals = Residuals::default();
+        }
+        for state in self.states.values_mut() {
+            state.interrupt();
+        }
     }
 
     /// Judges one closed tick of every watched signal.

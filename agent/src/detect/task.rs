@@ -1,16 +1,29 @@
-//! The detect task: the only part of detect that touches channels.
+//! The detect task: the only part of detect that touches channels and a clock.
+
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
 
 use super::alert::AlertEvent;
+use super::window::HOLD;
 use super::{Detector, Tuning};
 use crate::reading::Reading;
 use crate::telemetry::Metrics;
+
+/// How often the task looks whether the readings have stopped.
+const SILENCE_CHECK: Duration = Duration::from_secs(1);
 
 /// The detect task: readings in until the channel closes; each alert event goes to the
 /// driver's alarm (awaited: it is local and must not miss one) and to the fleet (never
 /// awaited: a full outbound queue sheds and counts, so the fleet path cannot delay the cab).
 /// A new [`Tuning`] (from the device shadow) is taken before the next reading is judged.
+///
+/// When no reading has come for longer than a value is held ([`HOLD`]), time still moves:
+/// the detector is advanced on this task's clock, from the newest reading's time plus the
+/// real time since it came, so a silent bus raises its dropout on time. Readings stamped
+/// by the agent's clock (every live source) and a replay at real speed or faster never
+/// arrive behind such an advance.
 pub async fn run(
     mut detector: Detector,
     mut readings: mpsc::Receiver<Reading>,
@@ -20,11 +33,29 @@ pub async fn run(
     mut tuning: watch::Receiver<Tuning>,
 ) {
     let mut events = Vec::new();
-    while let Some(reading) = readings.recv().await {
-        if tuning.has_changed().unwrap_or(false) {
-            detector.retune(&tuning.borrow_and_update());
+    let mut silence = tokio::time::interval(SILENCE_CHECK);
+    silence.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The newest reading's monotonic time, and when it came on this task's clock.
+    let mut newest: Option<(Duration, Instant)> = None;
+    loop {
+        tokio::select! {
+            reading = readings.recv() => {
+                let Some(reading) = reading else { break };
+                if tuning.has_changed().unwrap_or(false) {
+                    detector.retune(&tuning.borrow_and_update());
+                }
+                detector.observe(&reading, &mut events);
+                newest = Some((reading.at.mono, Instant::now()));
+            }
+            _ = silence.tick() => {
+                let Some((mono, came)) = newest else { continue };
+                let quiet = came.elapsed();
+                if quiet < HOLD {
+                    continue;
+                }
+                detector.advance(mono + quiet, &mut events);
+            }
         }
-        detector.observe(&reading, &mut events);
         for event in events.drain(..) {
             match &event {
                 AlertEvent::Raised(a) => {
@@ -49,4 +80,77 @@ pub async fn run(
         }
     }
     tracing::debug!(event = "detect_drained", active_alerts = detector.active());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::detect::alert::AlertKind;
+    use crate::detect::{DetectConfig, ModelHandle};
+    use crate::reading::{Origin, Signal, Timestamp};
+    use crate::signals::COOLANT_TEMPERATURE;
+    use crate::vehicle::VehicleConfig;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_bus_raises_its_dropout_on_time() {
+        let detect = DetectConfig::default();
+        let detector = Detector::new(&VehicleConfig::default(), &detect, ModelHandle::new(None));
+        let (readings_tx, readings) = mpsc::channel(16);
+        let (alarm, mut raised) = mpsc::channel(16);
+        let (fleet, _fleet) = mpsc::channel(16);
+        let vehicle = VehicleConfig::default();
+        let tuning = Tuning::new(&vehicle, &detect, Duration::from_secs(10));
+        let (_tuning_tx, tuning) = watch::channel(tuning);
+        let task = tokio::spawn(run(
+            detector,
+            readings,
+            alarm,
+            fleet,
+            Arc::default(),
+            tuning,
+        ));
+        // Ten seconds of coolant, one a second on the agent's clock, then the bus goes
+        // silent and stays so: nothing more is sent and the channel stays open.
+        let start = Instant::now();
+        for secs in 0..10u64 {
+            tokio::time::sleep_until(start + Duration::from_secs(secs)).await;
+            let at = Timestamp {
+                wall_us: 1_000_000 * secs as i64,
+                mono: Duration::from_secs(secs),
+            };
+            let origin = Origin::Can {
+                bus: Arc::from("can0"),
+                source_address: 0,
+            };
+            readings_tx
+                .send(Reading::good(
+                    Signal::new(COOLANT_TEMPERATURE),
+                    at,
+                    85.0,
+                    origin,
+                ))
+                .await
+                .unwrap();
+        }
+        let silent_at = start + Duration::from_secs(9);
+        let event = raised
+            .recv()
+            .await
+            .expect("an alert while the bus is silent");
+        let alert = event.alert();
+        assert_eq!(alert.kind, AlertKind::Dropout, "{event:?}");
+        // Held for HOLD, gaps for `dropout_after`, then the debounce: all on this clock.
+        let bound = HOLD + detect.rules.dropout_after + detect.debounce + 2 * SILENCE_CHECK;
+        let took = Instant::now() - silent_at;
+        assert!(took <= bound, "raised {took:?} after the bus went silent");
+        let stamped = alert.raised_at.mono - Duration::from_secs(9);
+        assert!(
+            stamped <= took && took - stamped <= SILENCE_CHECK,
+            "stamped {stamped:?} into the silence, raised {took:?} into it"
+        );
+        drop(readings_tx);
+        task.await.unwrap();
+    }
 }

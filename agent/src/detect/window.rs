@@ -10,6 +10,11 @@
 //! - A sample stamped at or before a closed tick is late: it is counted and dropped, never
 //!   rewrites history. Time is the readings' monotonic time only; a wall-clock jump is
 //!   invisible here.
+//! - A reading more than [`HISTORY`] ticks ahead of the grid, or behind it (a recorded log
+//!   whose clock stepped, say from 1970 to the present when the gateway found NTP), restarts
+//!   the grid at its time: the columns are emptied and no tick in between is walked through.
+//! - [`Grid::advance`] closes ticks on a clock of the caller's when no reading comes (a
+//!   silent bus), by the same rule.
 //!
 //! It never reads a clock and never allocates per tick once the columns exist.
 
@@ -85,6 +90,15 @@ impl Column {
         // Nearly always appended; a sample a little out of order is slotted in.
         let at = self.pending.partition_point(|(p, _)| *p <= t);
         self.pending.insert(at, (t, value));
+    }
+
+    /// Forgets the history (the grid restarts); whether the stream was seen stays.
+    fn restart(&mut self) {
+        self.pending.clear();
+        self.held = None;
+        self.flagged = None;
+        self.values.clear();
+        self.flagged_ticks = 0;
     }
 
     fn close(&mut self, tick: Duration) {
@@ -196,6 +210,8 @@ pub struct Grid {
     /// Ticks already closed; the next to close is `closed`.
     closed: u64,
     late_samples: u64,
+    /// Times a jump in the readings' clock restarted the grid.
+    restarts: u64,
 }
 
 impl Grid {
@@ -204,18 +220,16 @@ impl Grid {
             columns: watched.into_iter().map(|s| (s, Column::new())).collect(),
             closed: 0,
             late_samples: 0,
+            restarts: 0,
         }
     }
 
     /// Takes one reading; returns the index of every tick it closed, oldest first
-    /// (usually none or one; several after a silence on every signal).
+    /// (usually none or one; several after a silence on every signal; none when the
+    /// reading's clock jumped and the grid restarted).
     pub fn push(&mut self, reading: &Reading) -> std::ops::Range<u64> {
         let t = reading.at.mono;
-        let first = self.closed;
-        while t >= Duration::from_secs(self.closed) + GRACE {
-            self.close(Duration::from_secs(self.closed));
-            self.closed += 1;
-        }
+        let closed = self.advance(t);
         if let Some(column) = self.columns.get_mut(&reading.signal) {
             // Tick `closed - 1` is history: a sample stamped at or before it is late.
             if self.closed > 0 && t <= Duration::from_secs(self.closed - 1) {
@@ -224,7 +238,34 @@ impl Grid {
                 column.insert(t, Sample::of(reading));
             }
         }
+        closed
+    }
+
+    /// Closes every tick that `now` (on the readings' clock) has passed, as a reading
+    /// stamped `now` would; returns their indices. A `now` more than [`HISTORY`] ticks away
+    /// from the grid, ahead or behind, restarts it there and closes nothing.
+    pub fn advance(&mut self, now: Duration) -> std::ops::Range<u64> {
+        let tick = now.as_secs();
+        let history = HISTORY as u64;
+        if tick > self.closed + history || tick + history < self.closed {
+            for column in self.columns.values_mut() {
+                column.restart();
+            }
+            self.closed = tick;
+            self.restarts += 1;
+            return tick..tick;
+        }
+        let first = self.closed;
+        while now >= Duration::from_secs(self.closed) + GRACE {
+            self.close(Duration::from_secs(self.closed));
+            self.closed += 1;
+        }
         first..self.closed
+    }
+
+    /// How many times a jump in the readings' clock restarted the grid.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
     }
 
     fn close(&mut self, tick: Duration) {
@@ -314,5 +355,31 @@ mod tests {
             ],
             &[("a", "1 2 2.5 4 5 6 - -"), ("b", "- 10 11 11 - - - -")],
         );
+    }
+
+    #[test]
+    fn a_clock_jump_either_way_restarts_the_grid_instead_of_walking_it() {
+        let mut grid = Grid::new(["a"].map(Signal::new));
+        for secs in 0..10 {
+            grid.push(&reading("a", secs * 1_000, Some(1.0)));
+        }
+        assert_eq!(grid.column(&Signal::new("a")).unwrap().len(), 9);
+        // 55 years later (1970 -> 2025 on a gateway that found NTP): no tick is walked.
+        let later = 55 * 365 * 86_400 * 1_000;
+        let closed = grid.push(&reading("a", later, Some(2.0)));
+        assert!(closed.is_empty(), "{closed:?}");
+        assert_eq!(grid.restarts(), 1);
+        assert_eq!(grid.column(&Signal::new("a")).unwrap().len(), 0);
+        // Time goes on from there, one tick a second.
+        assert_eq!(grid.push(&reading("a", later + 1_000, Some(3.0))).count(), 1);
+        assert_eq!(grid.column(&Signal::new("a")).unwrap().newest(), 2.0);
+        // And back again: restarted, not a flood of late samples.
+        grid.push(&reading("a", 20_000, Some(4.0)));
+        assert_eq!((grid.restarts(), grid.late_samples()), (2, 0));
+        assert_eq!(grid.push(&reading("a", 21_000, Some(5.0))).count(), 1);
+        // A silence advanced on the caller's clock closes ticks like a reading would.
+        assert_eq!(grid.advance(Duration::from_millis(25_300)).count(), 5);
+        let column = grid.column(&Signal::new("a")).unwrap();
+        assert_eq!(column.gap_ticks(), 2, "held for HOLD, then gaps");
     }
 }
