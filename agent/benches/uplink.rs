@@ -117,6 +117,7 @@ fn setup(port: u16) -> Bench {
         spool: handle.clone(),
         link: link_tx,
         tuning: tuning_tx,
+        detect: watch::channel(Default::default()).1,
         model: Arc::new(ModelHandle::new(None)),
         metrics: metrics.clone(),
         acked: Some(acked_tx),

@@ -445,9 +445,13 @@ fn features_forecasts_and_statistics_match_train_py() {
             });
             // Model::forecast (features, tract, forecast) agrees within what tract's outputs
             // may differ from numpy's.
-            let (served, served_level) = model
+            let step = model
                 .forecast(spec, own, ctx, comp, &mut scratch)
                 .expect("the model runs");
+            let served = step
+                .forecast
+                .expect("the card has no envelope to abstain by");
+            let served_level = step.level;
             near_forecast(served, forecast, spec.scale, card.golden_tolerance, &|| {
                 at("Model::forecast")
             });

@@ -360,6 +360,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     n => format!(" ({n} lines that were not frames skipped)"),
                 }
             );
+            eprintln!("{}", vigil_lab::report::coverage(&summary.detect));
         }
         Command::Eval {
             model,

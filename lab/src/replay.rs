@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use vigil_agent::decode::Decoder;
 use vigil_agent::decode::table::SignalTable;
+use vigil_agent::detect::DetectStatus;
 use vigil_agent::detect::alert::{Alert, AlertEvent, AlertKind, Severity};
 use vigil_agent::frame::recording::{Recording, serial_companion};
 use vigil_agent::reading::{Reading, Signal};
@@ -88,6 +89,8 @@ pub struct ReplaySummary {
     pub late_samples: u64,
     /// Lines of a candump log that were not frames: skipped, each logged.
     pub malformed_lines: u64,
+    /// What the model covered, and the parameters the log's truck does not send.
+    pub detect: DetectStatus,
 }
 
 /// Replays `input` through the detect stage `judge` builds, decoding a candump log with
@@ -153,8 +156,15 @@ pub fn replay(
         writeln!(file, "{json}").map_err(write_err)?;
     }
     file.flush().map_err(write_err)?;
+    let detect = detector.status();
     if let Some(path) = report {
-        let html = crate::report::html(input, model_id.as_deref(), &detector.take_trace(), &alerts);
+        let html = crate::report::html(
+            input,
+            model_id.as_deref(),
+            &detect,
+            &detector.take_trace(),
+            &alerts,
+        );
         std::fs::write(path, html).map_err(|source| ReplayError::Io {
             path: path.to_owned(),
             source,
@@ -166,6 +176,7 @@ pub fn replay(
         model: model_id,
         late_samples: detector.late_samples(),
         malformed_lines,
+        detect,
     })
 }
 
@@ -412,6 +423,9 @@ mod tests {
         // Walking the 51 years second by second took hours and a report of gigabytes.
         let report = std::fs::metadata(&html).unwrap().len();
         assert!(report < 2_000_000, "report of {report} bytes");
-        assert!(took < std::time::Duration::from_secs(5), "replay took {took:?}");
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "replay took {took:?}"
+        );
     }
 }

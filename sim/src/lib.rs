@@ -68,6 +68,34 @@ pub struct TruckParams {
     pub cargo_loaded_c: f64,
     /// For a refrigerated, insulated tank: the setpoint its unit holds, degC.
     pub refrigeration_setpoint_c: Option<f64>,
+    /// How much the engine ECU's temperature readings dither from one broadcast to the
+    /// next, before they are rounded to the bus resolution.
+    pub ecu_noise: EcuNoise,
+}
+
+/// The standard deviation, degC, of the dither on each engine temperature an ECU
+/// broadcasts. A real ECU does not send the smooth truth: the healthy truck idling in
+/// `tests/data/j1939-truck-css.candump.log` sends an oil temperature (SPN 175, 1/32 degC)
+/// whose tick-to-tick differences have a standard deviation of 0.15 degC (steps up to 0.41),
+/// and a fuel temperature (1 degC) that flips between two degrees in 24 of 126 ticks; real
+/// 1 Hz coolant sensors (1 degC) now and then step two degrees in one tick.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EcuNoise {
+    pub coolant_c: f64,
+    pub fuel_c: f64,
+    pub oil_c: f64,
+}
+
+impl Default for EcuNoise {
+    /// The CSS truck's: 0.15 / sqrt(2) = 0.11 degC on the oil; a quarter of a degree on
+    /// the 1-degC signals.
+    fn default() -> Self {
+        EcuNoise {
+            coolant_c: 0.25,
+            fuel_c: 0.25,
+            oil_c: 0.11,
+        }
+    }
 }
 
 impl Default for TruckParams {
@@ -83,6 +111,7 @@ impl Default for TruckParams {
             ambient_swing_c: 7.0,
             cargo_loaded_c: 14.0,
             refrigeration_setpoint_c: None,
+            ecu_noise: EcuNoise::default(),
         }
     }
 }
@@ -134,6 +163,8 @@ pub struct Truck {
     sensor_faults: SensorFaults,
     /// The PT100 channels' measurement noise.
     tank_noise: Rng,
+    /// The engine ECU's dither on its temperatures.
+    ecu_noise: Rng,
 }
 
 impl Truck {
@@ -156,6 +187,7 @@ impl Truck {
             node: TankNode::new(params.seed, params.compartments),
             sensor_faults: SensorFaults::new(params.seed),
             tank_noise: Rng::new(params.seed, Stream::Sensors),
+            ecu_noise: Rng::new(params.seed, Stream::EcuNoise),
             params,
             scenario,
         })
@@ -218,10 +250,19 @@ impl Truck {
     fn emit(&mut self, slot: Slot, t: Duration) -> Option<Emitted> {
         let at = self.timestamp(t);
         let truth = self.physics.truth();
-        // The ECU filters its thermistors: what it broadcasts is the true value to the
-        // bus's resolution, faults aside.
+        // What the ECU broadcasts is the true value with its dither, rounded to the bus's
+        // resolution (by the encoding), faults aside.
         let (rpm, kmh, air) = (truth.engine_rpm, truth.speed_kmh, truth.ambient_c);
         let (coolant, fuel, oil) = (truth.coolant_c, truth.fuel_c, truth.oil_c);
+        let noise = self.params.ecu_noise;
+        let (coolant, fuel, oil) = match slot {
+            Slot::Et1 => (
+                coolant + noise.coolant_c * self.ecu_noise.normal(),
+                fuel + noise.fuel_c * self.ecu_noise.normal(),
+                oil + noise.oil_c * self.ecu_noise.normal(),
+            ),
+            _ => (coolant, fuel, oil),
+        };
         let (id, values) = match slot {
             Slot::Eec1 => (
                 emit::EEC1_ID,

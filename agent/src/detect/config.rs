@@ -80,7 +80,7 @@ impl Default for RulesConfig {
             stuck_companion_move: 11.0,
             coolant_thermostat_opens: 82.0,
             coolant_warm_stuck_after: Duration::from_secs(540),
-            coolant_high_normal: 95.5,
+            coolant_high_normal: 100.0,
             coolant_high_after: Duration::from_secs(3),
             dropout_after: Duration::from_secs(5),
             engine_range: [-40.0, 150.0],

@@ -57,6 +57,30 @@ struct Watched {
     class: Class,
     companion: Option<Signal>,
     residuals: Residuals,
+    /// Ticks with a whole window of the signal, where the model could have run...
+    model_ticks: u64,
+    /// ...of which it abstained (the inputs outside its training envelope)...
+    abstained_ticks: u64,
+    /// ...or was masked (the engine speed had a gap).
+    masked_ticks: u64,
+}
+
+/// Signal-ticks where the model could have run (a whole window of the signal), and of
+/// those the ones where it abstained (inputs outside its training envelope) or was masked
+/// (the engine speed had a gap). The rules run on all of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ModelCoverage {
+    pub ticks: u64,
+    pub abstained: u64,
+    pub masked: u64,
+}
+
+/// What the detect stage tells the fleet in the status message: how much of the time the
+/// model stood aside, and the parameters this truck does not send.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DetectStatus {
+    pub model: ModelCoverage,
+    pub unsupported: Vec<Signal>,
 }
 
 /// What the detector saw at one tick for one signal, for reports.
@@ -145,6 +169,9 @@ impl Detector {
             class: Class::Engine,
             companion: Some(companion.clone()),
             residuals: Residuals::default(),
+            model_ticks: 0,
+            abstained_ticks: 0,
+            masked_ticks: 0,
         };
         let mut watched = vec![
             Watched {
@@ -166,6 +193,9 @@ impl Detector {
             class: Class::Tank,
             companion: Some(air.clone()),
             residuals: Residuals::default(),
+            model_ticks: 0,
+            abstained_ticks: 0,
+            masked_ticks: 0,
         }));
         let context = Signal::new(ENGINE_SPEED);
         let grid = Grid::new(
@@ -285,12 +315,13 @@ impl Detector {
             }
             self.model_id = model_id;
         }
+        // The engine speed over the window, whole: a gap masks the model, never imputed.
         let context_ok = self.grid.column(&self.context).is_some_and(|c| {
             c.copy_last(
                 model.as_ref().map_or(EVIDENCE_TICKS, |m| m.card.window),
                 &mut self.scratch.context,
             )
-        });
+        }) && self.scratch.context.iter().all(|v| !v.is_nan());
         for i in 0..self.watched.len() {
             let w = &self.watched[i];
             let Some(column) = self.grid.column(&w.signal) else {
@@ -335,21 +366,33 @@ impl Detector {
                 }
                 let full = column.copy_last(model.card.window, &mut s.window)
                     && s.window.iter().all(|v| !v.is_nan());
+                // The companion's window, whole, or none: the consistency check does not
+                // run on a companion it has not seen (a truck without an oil signal).
                 let companion = spec.level.as_ref().and_then(|check| {
                     let column = self.grid.column(&Signal::new(check.companion.as_str()))?;
-                    column
-                        .copy_last(model.card.window, &mut s.companion)
-                        .then_some(s.companion.as_slice())
+                    (column.copy_last(model.card.window, &mut s.companion)
+                        && s.companion.iter().all(|v| !v.is_nan()))
+                    .then_some(s.companion.as_slice())
                 });
                 let mut leveled = None;
+                if full {
+                    w.model_ticks += 1;
+                }
                 if full && context_ok {
                     match model.forecast(spec, &s.window, &s.context, companion, &mut s.features) {
-                        Ok((forecast, level)) => {
-                            w.residuals.expect(tick + 1, forecast);
-                            leveled = level.map(|level| w.residuals.level_step(value, level, th));
+                        Ok(step) => {
+                            match step.forecast {
+                                Some(forecast) => w.residuals.expect(tick + 1, forecast),
+                                None => w.abstained_ticks += 1,
+                            }
+                            leveled = step
+                                .level
+                                .map(|level| w.residuals.level_step(value, level, th));
                         }
                         Err(e) => tracing::warn!(event = "model_step_failed", error = %e),
                     }
+                } else if full {
+                    w.masked_ticks += 1;
                 }
                 // Without a level this tick the consistency statistic carries over, as in
                 // training.
@@ -422,6 +465,31 @@ impl Detector {
     /// Samples the window dropped for arriving after their tick closed.
     pub fn late_samples(&self) -> u64 {
         self.grid.late_samples()
+    }
+
+    /// How much of the time the model stood aside, over every watched signal since start.
+    pub fn model_coverage(&self) -> ModelCoverage {
+        let mut coverage = ModelCoverage::default();
+        for w in &self.watched {
+            coverage.ticks += w.model_ticks;
+            coverage.abstained += w.abstained_ticks;
+            coverage.masked += w.masked_ticks;
+        }
+        coverage
+    }
+
+    /// The next tick the detector will judge: it moves once per second of the readings'
+    /// time (or jumps with their clock).
+    pub fn next_tick(&self) -> u64 {
+        self.grid.next_tick()
+    }
+
+    /// The model's coverage and the unsupported parameters, for the status message.
+    pub fn status(&self) -> DetectStatus {
+        DetectStatus {
+            model: self.model_coverage(),
+            unsupported: self.unsupported(),
+        }
     }
 
     /// The watched signals this truck does not send: "not available" since their first

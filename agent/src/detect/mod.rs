@@ -19,7 +19,7 @@ mod tuning;
 pub mod window;
 
 pub use config::{DetectConfig, EngineLimits, Limit, RulesConfig};
-pub use detector::{Detector, TracePoint};
+pub use detector::{DetectStatus, Detector, ModelCoverage, TracePoint};
 pub use model::{Model, ModelHandle, ModelUpdater};
 pub use task::run;
 pub use tuning::{Tuning, TuningError};

@@ -7,7 +7,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::alert::AlertEvent;
 use super::window::HOLD;
-use super::{Detector, Tuning};
+use super::{DetectStatus, Detector, Tuning};
 use crate::reading::Reading;
 use crate::telemetry::Metrics;
 
@@ -18,6 +18,8 @@ const SILENCE_CHECK: Duration = Duration::from_secs(1);
 /// driver's alarm (awaited: it is local and must not miss one) and to the fleet (never
 /// awaited: a full outbound queue sheds and counts, so the fleet path cannot delay the cab).
 /// A new [`Tuning`] (from the device shadow) is taken before the next reading is judged.
+/// What the model covered and which parameters the truck does not send go to `status`
+/// whenever a tick changes them.
 ///
 /// When no reading has come for longer than a value is held ([`HOLD`]), time still moves:
 /// the detector is advanced on this task's clock, from the newest reading's time plus the
@@ -31,12 +33,14 @@ pub async fn run(
     fleet: mpsc::Sender<AlertEvent>,
     metrics: std::sync::Arc<Metrics>,
     mut tuning: watch::Receiver<Tuning>,
+    status: watch::Sender<DetectStatus>,
 ) {
     let mut events = Vec::new();
     let mut silence = tokio::time::interval(SILENCE_CHECK);
     silence.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The newest reading's monotonic time, and when it came on this task's clock.
     let mut newest: Option<(Duration, Instant)> = None;
+    let mut judged = detector.next_tick();
     loop {
         tokio::select! {
             reading = readings.recv() => {
@@ -55,6 +59,18 @@ pub async fn run(
                 }
                 detector.advance(mono + quiet, &mut events);
             }
+        }
+        // The status moves only when a tick was judged: at most once a second.
+        if detector.next_tick() != judged {
+            judged = detector.next_tick();
+            let now = detector.status();
+            status.send_if_modified(|shown| {
+                let changed = *shown != now;
+                if changed {
+                    *shown = now;
+                }
+                changed
+            });
         }
         for event in events.drain(..) {
             match &event {
@@ -103,6 +119,7 @@ mod tests {
         let vehicle = VehicleConfig::default();
         let tuning = Tuning::new(&vehicle, &detect, Duration::from_secs(10));
         let (_tuning_tx, tuning) = watch::channel(tuning);
+        let (status, _status) = watch::channel(DetectStatus::default());
         let task = tokio::spawn(run(
             detector,
             readings,
@@ -110,6 +127,7 @@ mod tests {
             fleet,
             Arc::default(),
             tuning,
+            status,
         ));
         // Ten seconds of coolant, one a second on the agent's clock, then the bus goes
         // silent and stays so: nothing more is sent and the channel stays open.

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::decode::dm1::{DiagnosticEvent, Dtc, Lamps};
+use crate::detect::DetectStatus;
 use crate::detect::alert::AlertEvent;
 use crate::reading::Timestamp;
 use crate::spool::{Record, RecordKind};
@@ -199,6 +200,10 @@ pub struct Status {
     pub model_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spool: Option<SpoolDepth>,
+    /// What the model covered (signal-ticks where it could run, abstained, was masked)
+    /// and the parameters this truck does not send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect: Option<DetectStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at_ms: Option<i64>,
 }
@@ -211,7 +216,12 @@ pub struct SpoolDepth {
 }
 
 impl Status {
-    pub fn online(thing: &str, model_version: Option<String>, spool: SpoolDepth) -> Self {
+    pub fn online(
+        thing: &str,
+        model_version: Option<String>,
+        spool: SpoolDepth,
+        detect: DetectStatus,
+    ) -> Self {
         Status {
             format: "vigil.status/1",
             thing: thing.to_owned(),
@@ -219,6 +229,7 @@ impl Status {
             agent_version: Some(env!("CARGO_PKG_VERSION")),
             model_version,
             spool: Some(spool),
+            detect: Some(detect),
             at_ms: Some(now_ms()),
         }
     }
@@ -232,6 +243,7 @@ impl Status {
             agent_version: Some(env!("CARGO_PKG_VERSION")),
             model_version: None,
             spool: None,
+            detect: None,
             at_ms: None,
         }
     }

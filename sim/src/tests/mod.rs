@@ -137,9 +137,16 @@ fn run(params: TruckParams, scenario: Scenario, duration: Duration) -> Trace {
     trace
 }
 
+/// A truck whose ECU sends its temperatures without dither, so a decoded value is the
+/// truth to the bus's resolution (the dither has its own test).
 fn params(seed: u64) -> TruckParams {
     TruckParams {
         seed,
+        ecu_noise: EcuNoise {
+            coolant_c: 0.0,
+            fuel_c: 0.0,
+            oil_c: 0.0,
+        },
         ..TruckParams::default()
     }
 }
@@ -261,6 +268,42 @@ fn coolant_loss_overheats_a_steady_engine_and_every_et1_frame_decodes_to_the_tru
             "seed {seed}: the bus never showed it"
         );
     }
+}
+
+#[test]
+fn the_ecu_dithers_its_temperatures_as_configured_and_the_truth_does_not() {
+    let noise = EcuNoise::default();
+    let noisy = TruckParams {
+        seed: 7,
+        ecu_noise: noise,
+        ..TruckParams::default()
+    };
+    let trace = run(noisy, Scenario::normal(), 20 * MIN);
+    for (signal, sigma) in [
+        (COOLANT_TEMPERATURE, noise.coolant_c),
+        (FUEL_TEMPERATURE, noise.fuel_c),
+        (OIL_TEMPERATURE, noise.oil_c),
+    ] {
+        let resolution = j1939_signal(signal).unwrap().scale;
+        let errors: Vec<f64> = trace
+            .of(signal)
+            .map(|s| s.reading.value().unwrap() - s.truth)
+            .collect();
+        let n = errors.len() as f64;
+        let mean = errors.iter().sum::<f64>() / n;
+        let sd = (errors.iter().map(|e| (e - mean) * (e - mean)).sum::<f64>() / n).sqrt();
+        // The dither and the rounding to the bus's resolution, independent: their spreads
+        // add in quadrature (a uniform rounding error has resolution / sqrt(12)).
+        let expected = (sigma * sigma + resolution * resolution / 12.0).sqrt();
+        assert!(mean.abs() < 0.05, "{signal}: mean error {mean}");
+        assert!(
+            (sd / expected - 1.0).abs() < 0.1,
+            "{signal}: spread {sd}, expected {expected}"
+        );
+    }
+    // The physics is the noiseless truck's: the dither is only on the wire.
+    let quiet = run(params(7), Scenario::normal(), 20 * MIN);
+    assert_eq!(trace.truth, quiet.truth);
 }
 
 #[test]
