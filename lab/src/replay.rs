@@ -412,6 +412,9 @@ mod tests {
         // Walking the 51 years second by second took hours and a report of gigabytes.
         let report = std::fs::metadata(&html).unwrap().len();
         assert!(report < 2_000_000, "report of {report} bytes");
-        assert!(took < std::time::Duration::from_secs(5), "replay took {took:?}");
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "replay took {took:?}"
+        );
     }
 }

@@ -371,7 +371,10 @@ mod tests {
         assert_eq!(grid.restarts(), 1);
         assert_eq!(grid.column(&Signal::new("a")).unwrap().len(), 0);
         // Time goes on from there, one tick a second.
-        assert_eq!(grid.push(&reading("a", later + 1_000, Some(3.0))).count(), 1);
+        assert_eq!(
+            grid.push(&reading("a", later + 1_000, Some(3.0))).count(),
+            1
+        );
         assert_eq!(grid.column(&Signal::new("a")).unwrap().newest(), 2.0);
         // And back again: restarted, not a flood of late samples.
         grid.push(&reading("a", 20_000, Some(4.0)));
