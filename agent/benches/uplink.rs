@@ -250,6 +250,8 @@ fn sample_alert() -> vigil_agent::detect::alert::AlertEvent {
     AlertEvent::Raised(Alert {
         id: 1,
         signal: Signal::new("Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"),
+        origin: None,
+        peer: None,
         kind: AlertKind::HighLimit,
         severity: Severity::Warning,
         value: 106.0,
@@ -261,5 +263,6 @@ fn sample_alert() -> vigil_agent::detect::alert::AlertEvent {
         rule: "limits/1".into(),
         score: None,
         evidence: Vec::new(),
+        findings: Vec::new(),
     })
 }

@@ -234,7 +234,9 @@ fn drive(
     worst: &mut HashMap<(usize, usize), f64>,
 ) -> HashMap<&'static str, Raised> {
     let seed = params.seed;
-    let mut detector = judge.detector();
+    // Every finding on its own: recall and delay are scored per kind (an incident raises
+    // with its first finding, so the stage's recall and delay are the same either way).
+    let mut detector = judge.detector().findings_only();
     let mut baselines = Baselines::new(model, params.compartments, seed);
     let ticks = model.card.thresholds.debounce_ticks;
     let mut alarms: HashMap<(usize, usize), Alarm> = HashMap::new();

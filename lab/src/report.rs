@@ -228,5 +228,20 @@ pub fn coverage(detect: &DetectStatus) -> String {
             names.join(", ")
         ));
     }
+    for senders in &detect.senders {
+        text.push_str(&format!(
+            " {} is sent by {} controllers ({}), each judged on its own.",
+            senders.signal,
+            senders.origins.len(),
+            senders.origins.join(", ")
+        ));
+    }
+    if detect.origins_refused > 0 {
+        text.push_str(&format!(
+            " {} readings came from senders past the {} a signal may have, and were dropped.",
+            detect.origins_refused,
+            vigil_agent::detect::window::MAX_ORIGINS
+        ));
+    }
     text
 }

@@ -117,3 +117,104 @@ fn healthy_real_trucks_raise_nothing_and_an_attack_only_its_silence() {
         assert_eq!(summary.malformed_lines, 0, "{}", expected.log);
     }
 }
+
+/// The CSS truck's log with its engine's ET1 coolant set to `engine` degC, and, when
+/// `second` is given, a second controller (source address 0x03) sending ET1 with that coolant
+/// 0.2 s after each of the engine's frames, as a spoofing or misconfigured node would.
+fn with_second_sender(engine: u8, second: Option<u8>) -> String {
+    let text = std::fs::read_to_string(data("j1939-truck-css.candump.log")).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        let Some((head, payload)) = line.split_once("18FEEE00#") else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        // Coolant is ET1's first byte, 1 degC a bit from -40.
+        let rest = &payload[2..];
+        out.push_str(&format!(
+            "{head}18FEEE00#{:02X}{rest}\n",
+            engine as i32 + 40
+        ));
+        if let Some(second) = second {
+            let stamp: f64 = head
+                .trim_start_matches('(')
+                .split(')')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let bus = head.split(')').nth(1).unwrap().trim();
+            out.push_str(&format!(
+                "({:.6}) {bus} 18FEEE03#{:02X}{rest}\n",
+                stamp + 0.2,
+                second as i32 + 40
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_second_sender_neither_hides_an_overheating_engine_nor_goes_unseen() {
+    let judge = Judge {
+        model: Some(Arc::new(
+            Model::builtin().expect("the built-in model checks out"),
+        )),
+        ..Judge::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = |name: &str, engine: u8, second: Option<u8>| -> Vec<AlertLine> {
+        let log = dir.path().join(name);
+        std::fs::write(&log, with_second_sender(engine, second)).unwrap();
+        let signals = DbcConfig::default().load().unwrap();
+        let out = dir.path().join(format!("{name}.jsonl"));
+        replay(&judge, signals, &log, &out, None).unwrap().alerts
+    };
+    let coolant = |a: &AlertLine| a.signal.as_str() == COOLANT_TEMPERATURE;
+    let raised = |alerts: &[AlertLine], kind: &str, origin: &str| {
+        alerts
+            .iter()
+            .filter(|a| coolant(a) && a.kind.to_string() == kind)
+            .filter(|a| a.origin.as_deref() == Some(origin))
+            .map(|a| (a.severity.to_string(), a.peer.clone()))
+            .collect::<Vec<_>>()
+    };
+    // The engine at 120 degC alone: a critical high limit from its own address.
+    let alone = alerts("alone.log", 120, None);
+    assert_eq!(
+        raised(&alone, "high_limit", "can1/sa00"),
+        [("critical".to_owned(), None)]
+    );
+    assert!(raised(&alone, "sender_conflict", "can1/sa03").is_empty());
+    // A node at 90 degC 0.2 s after each engine frame: the engine's critical still sounds,
+    // and the disagreement is an alert naming both senders.
+    let masked = alerts("masked.log", 120, Some(90));
+    assert_eq!(
+        raised(&masked, "high_limit", "can1/sa00"),
+        [("critical".to_owned(), None)],
+        "{masked:?}"
+    );
+    assert_eq!(
+        raised(&masked, "sender_conflict", "can1/sa03"),
+        [("warning".to_owned(), Some("can1/sa00".to_owned()))]
+    );
+    // A node at 200 degC beside a healthy engine at 72: its own limit and the conflict; the
+    // engine's stream stays clean.
+    let hot = alerts("hot.log", 72, Some(200));
+    assert_eq!(
+        raised(&hot, "high_limit", "can1/sa03"),
+        [("critical".to_owned(), None)]
+    );
+    assert_eq!(
+        raised(&hot, "sender_conflict", "can1/sa03"),
+        [("warning".to_owned(), Some("can1/sa00".to_owned()))]
+    );
+    assert!(
+        hot.iter().all(|a| a.origin.as_deref() != Some("can1/sa00")),
+        "{hot:?}"
+    );
+    // Two senders that agree (within a degree) are no conflict.
+    let agree = alerts("agree.log", 72, Some(73));
+    assert!(agree.is_empty(), "{agree:?}");
+}

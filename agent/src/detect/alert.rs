@@ -1,4 +1,4 @@
-//! Alerts and the state machine that raises and clears them, one per (signal, kind).
+//! Alerts and the state machine that raises and clears them, one per (signal, origin, kind).
 //!
 //! Pure: it is driven by observations stamped with monotonic time and never reads a clock,
 //! so tests step it through debounce and hysteresis exactly. It emits on edges only: one
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::reading::{Signal, Timestamp};
+use crate::reading::{Origin, Signal, Timestamp};
 
 /// How bad it is; the buzzer pattern and the fleet's routing follow it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -58,6 +58,9 @@ pub enum AlertKind {
     /// The value has stopped agreeing with what its companion says it should be (a coolant
     /// reading that drifts or sticks while the oil carries on).
     Inconsistent,
+    /// Two senders of one signal disagree: a spoofed or misconfigured controller, or a
+    /// failing one. The alert carries both origins.
+    SenderConflict,
 }
 
 impl AlertKind {
@@ -85,6 +88,7 @@ impl fmt::Display for AlertKind {
             AlertKind::Inconsistent => "inconsistent",
             AlertKind::Drift => "drift",
             AlertKind::Outliers => "outliers",
+            AlertKind::SenderConflict => "sender_conflict",
         })
     }
 }
@@ -95,6 +99,11 @@ pub struct Alert {
     /// Unique within one run of the agent.
     pub id: u64,
     pub signal: Signal,
+    /// The controller (bus and source address) or port whose values raised it; `None` only
+    /// for alerts built outside the detector (tests, tools).
+    pub origin: Option<Origin>,
+    /// For a `sender_conflict`, the other sender: the origin heard first.
+    pub peer: Option<Origin>,
     pub kind: AlertKind,
     pub severity: Severity,
     /// The value that completed the debounce (or escalated it).
@@ -109,6 +118,9 @@ pub struct Alert {
     pub rule: Arc<str>,
     /// The signal's last 10 s at 1 Hz when it was raised, oldest first (`null` for a gap).
     pub evidence: Vec<f64>,
+    /// For an incident, the kinds of every finding that joined it, first first (its `kind`
+    /// is the most severe one's); empty for a finding.
+    pub findings: Vec<AlertKind>,
 }
 
 /// A change the detect stage reports.
@@ -140,7 +152,12 @@ impl fmt::Display for AlertEvent {
             f,
             "ALERT {word} #{} {} {} {}: {:.1} (limit {:.1})",
             a.id, a.severity, a.kind, a.signal, a.value, a.threshold
-        )
+        )?;
+        match (&a.origin, &a.peer) {
+            (Some(origin), Some(peer)) => write!(f, " from {origin} against {peer}"),
+            (Some(origin), None) => write!(f, " from {origin}"),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -167,10 +184,12 @@ enum Phase {
     Active(Alert),
 }
 
-/// The state machine for one (signal, kind).
+/// The state machine for one (signal, origin, kind).
 #[derive(Clone, Debug)]
 pub struct AlertState {
     signal: Signal,
+    origin: Option<Origin>,
+    peer: Option<Origin>,
     kind: AlertKind,
     rule: Arc<str>,
     debounce: Duration,
@@ -185,6 +204,8 @@ impl AlertState {
     pub fn new(signal: Signal, kind: AlertKind, rule: Arc<str>, debounce: Duration) -> Self {
         AlertState {
             signal,
+            origin: None,
+            peer: None,
             kind,
             rule,
             debounce,
@@ -198,6 +219,13 @@ impl AlertState {
     /// quiet this long even if the condition returns at once.
     pub fn with_realert(mut self, realert: Duration) -> Self {
         self.realert = realert;
+        self
+    }
+
+    /// The origin whose values this state judges, and for a sender conflict the other one.
+    pub fn with_origins(mut self, origin: Origin, peer: Option<Origin>) -> Self {
+        self.origin = Some(origin);
+        self.peer = peer;
         self
     }
 
@@ -283,6 +311,8 @@ impl AlertState {
         let alert = Alert {
             id: *next_id,
             signal: self.signal.clone(),
+            origin: self.origin.clone(),
+            peer: self.peer.clone(),
             kind: self.kind,
             severity: verdict.severity?,
             value,
@@ -291,6 +321,7 @@ impl AlertState {
             raised_at: at,
             rule: self.rule.clone(),
             evidence: evidence.to_vec(),
+            findings: Vec::new(),
         };
         self.phase = Phase::Active(alert.clone());
         Some(AlertEvent::Raised(alert))

@@ -107,6 +107,10 @@ struct AlertMessage<'a> {
     event: &'static str,
     alert_id: u64,
     signal: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<String>,
     kind: String,
     severity: String,
     value: f64,
@@ -115,6 +119,8 @@ struct AlertMessage<'a> {
     raised_at_ms: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     cleared_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    findings: Vec<String>,
 }
 
 pub fn alert_body(event: &AlertEvent) -> Vec<u8> {
@@ -129,6 +135,8 @@ pub fn alert_body(event: &AlertEvent) -> Vec<u8> {
         event: word,
         alert_id: a.id,
         signal: a.signal.as_str(),
+        origin: a.origin.as_ref().map(ToString::to_string),
+        peer: a.peer.as_ref().map(ToString::to_string),
         kind: a.kind.to_string(),
         severity: a.severity.to_string(),
         value: finite(a.value),
@@ -136,6 +144,7 @@ pub fn alert_body(event: &AlertEvent) -> Vec<u8> {
         rule: &a.rule,
         raised_at_ms: wall_ms(&a.raised_at),
         cleared_at_ms,
+        findings: a.findings.iter().map(ToString::to_string).collect(),
     };
     serde_json::to_vec(&message).expect("an alert always serialises")
 }

@@ -282,6 +282,8 @@ fn the_board_reads_the_agent_s_own_messages() {
     let alert = Alert {
         id: 4,
         signal: Signal::new(TANK),
+        origin: None,
+        peer: None,
         kind: AlertKind::HighLimit,
         severity: Severity::Critical,
         value: 55.0,
@@ -290,6 +292,7 @@ fn the_board_reads_the_agent_s_own_messages() {
         rule: "limits/1".into(),
         score: None,
         evidence: Vec::new(),
+        findings: Vec::new(),
     };
     let lamp = |state| Lamp {
         state,
