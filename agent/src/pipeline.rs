@@ -344,6 +344,7 @@ impl Pipeline {
         let model_handle = ModelHandle::new(model);
         let detector = Detector::new(&vehicle, &detect, model_handle.clone());
         let (detect_status_tx, detect_status) = watch::channel(detector.status());
+        let (live_tx, live_rx) = watch::channel(detector.live());
         // Model-update jobs swap this detector's model unless a caller plugs in another.
         let model_updater: Arc<dyn ModelUpdater> = match plugs.model {
             Some(updater) => updater,
@@ -359,6 +360,7 @@ impl Pipeline {
                 metrics.clone(),
                 tuning_rx.clone(),
                 detect_status_tx,
+                live_tx,
             ),
         );
 
@@ -371,7 +373,7 @@ impl Pipeline {
         if let Some(display) = display {
             tasks.spawn(
                 "display",
-                alarm::display::run(panel_rx.clone(), link_rx, display),
+                alarm::display::run(panel_rx.clone(), link_rx, live_rx, display),
             );
         }
         tasks.spawn("alarm", async move {

@@ -485,6 +485,9 @@ mod tests {
                 .count();
         })
         .unwrap();
-        assert!(raised >= fire.findings.len() && raised > 1, "{raised} findings raised");
+        assert!(
+            raised >= fire.findings.len() && raised > 1,
+            "{raised} findings raised"
+        );
     }
 }

@@ -64,6 +64,68 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [AlertKind; 13] = [
+        AlertKind::HighLimit,
+        AlertKind::RateOfRise,
+        AlertKind::StuckSensor,
+        AlertKind::Dropout,
+        AlertKind::SensorFault,
+        AlertKind::OutOfRange,
+        AlertKind::AboveNormal,
+        AlertKind::HeatLeak,
+        AlertKind::Forecast,
+        AlertKind::Drift,
+        AlertKind::Outliers,
+        AlertKind::Inconsistent,
+        AlertKind::SenderConflict,
+    ];
+
+    /// The kind a message names (`high_limit`), as [`fmt::Display`] writes it.
+    pub fn from_name(name: &str) -> Option<AlertKind> {
+        Self::ALL.into_iter().find(|k| k.to_string() == name)
+    }
+
+    /// Whether the alert's value is a reading: a silent or flagged sensor has none.
+    pub fn has_value(&self) -> bool {
+        !matches!(self, AlertKind::Dropout | AlertKind::SensorFault)
+    }
+
+    /// What was crossed, in words a driver reads at a glance: at most 21 characters (the
+    /// cab display's footer), never a model statistic dressed as a temperature. `threshold`
+    /// and `score` are the alert's.
+    pub fn in_words(&self, threshold: f64, score: Option<f64>) -> String {
+        match self {
+            AlertKind::HighLimit => format!("over {threshold:.0}°C limit"),
+            AlertKind::AboveNormal => format!("above normal {threshold:.0}°C"),
+            AlertKind::RateOfRise => match score {
+                Some(rate) => format!("rising {rate:.1}°C/min"),
+                None => "rising too fast".into(),
+            },
+            AlertKind::HeatLeak => "tank taking in heat".into(),
+            AlertKind::Forecast => "unexpected change".into(),
+            AlertKind::Drift => "drifting from normal".into(),
+            AlertKind::Outliers => "erratic readings".into(),
+            AlertKind::Inconsistent => "disagrees w/ engine".into(),
+            AlertKind::StuckSensor => "sensor stuck".into(),
+            AlertKind::Dropout => "no signal".into(),
+            AlertKind::SensorFault => "sensor reports fault".into(),
+            AlertKind::OutOfRange => "impossible reading".into(),
+            AlertKind::SenderConflict => "2 senders disagree".into(),
+        }
+    }
+
+    /// The value and what was crossed, for a line of text: `41.2°C, over 40°C limit`,
+    /// `--, no signal`. Temperatures are the only signals alerts are raised on.
+    pub fn describe(&self, value: f64, threshold: f64, score: Option<f64>) -> String {
+        let words = self.in_words(threshold, score);
+        if self.has_value() {
+            format!("{value:.1}°C, {words}")
+        } else {
+            format!("--, {words}")
+        }
+    }
+
     /// Kinds the forecaster raises (the others are rules).
     pub fn is_model(&self) -> bool {
         matches!(
@@ -331,6 +393,23 @@ impl AlertState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_has_a_name_and_words_that_fit_the_display() {
+        for kind in AlertKind::ALL {
+            assert_eq!(AlertKind::from_name(&kind.to_string()), Some(kind));
+            for (threshold, score) in [(-273.0, Some(-999.9)), (135.0, None), (40.0, Some(2.5))] {
+                let words = kind.in_words(threshold, score);
+                assert!(words.chars().count() <= 21, "{kind}: {words:?}");
+            }
+        }
+        assert_eq!(AlertKind::from_name("meltdown"), None);
+        assert_eq!(
+            AlertKind::RateOfRise.in_words(2.0, Some(3.26)),
+            "rising 3.3°C/min"
+        );
+        assert_eq!(AlertKind::HighLimit.in_words(40.0, None), "over 40°C limit");
+    }
 
     fn at(secs: u64) -> Timestamp {
         Timestamp {

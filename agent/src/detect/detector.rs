@@ -114,6 +114,28 @@ pub struct Senders {
     pub origins: Vec<String>,
 }
 
+/// The newest tick's value of every watched stream (`NaN` for a gap): what the cab display
+/// shows beside an alert, so the driver sees the tank still climbing, not the value it was
+/// raised at.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Live(Vec<(Signal, Origin, f64)>);
+
+impl Live {
+    #[cfg(test)]
+    pub(crate) fn of(values: Vec<(Signal, Origin, f64)>) -> Self {
+        Live(values)
+    }
+
+    /// The stream's newest value, if it has one.
+    pub fn get(&self, signal: &Signal, origin: &Origin) -> Option<f64> {
+        self.0
+            .iter()
+            .find(|(s, o, _)| s == signal && o == origin)
+            .map(|(_, _, v)| *v)
+            .filter(|v| !v.is_nan())
+    }
+}
+
 /// What the detector saw at one tick for one signal, for reports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TracePoint {
@@ -659,6 +681,22 @@ impl Detector {
                 .collect(),
             origins_refused: self.grid.origins_refused(),
         }
+    }
+
+    /// The newest tick's value of every watched stream.
+    pub fn live(&self) -> Live {
+        Live(
+            self.watched
+                .iter()
+                .map(|w| {
+                    let value = self
+                        .grid
+                        .column_from(&w.signal, &w.origin)
+                        .map_or(f64::NAN, |c| c.newest());
+                    (w.signal.clone(), w.origin.clone(), value)
+                })
+                .collect(),
+        )
     }
 
     /// The watched signals this truck does not send: "not available" since their first

@@ -21,7 +21,7 @@ mod tuning;
 pub mod window;
 
 pub use config::{DetectConfig, EngineLimits, Limit, RulesConfig};
-pub use detector::{DetectStatus, Detector, ModelCoverage, Senders, TracePoint};
+pub use detector::{DetectStatus, Detector, Live, ModelCoverage, Senders, TracePoint};
 pub use model::{Model, ModelHandle, ModelUpdater};
 pub use task::run;
 pub use tuning::{Tuning, TuningError};

@@ -7,7 +7,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::alert::AlertEvent;
 use super::window::HOLD;
-use super::{DetectStatus, Detector, Tuning};
+use super::{DetectStatus, Detector, Live, Tuning};
 use crate::reading::Reading;
 use crate::telemetry::Metrics;
 
@@ -19,7 +19,8 @@ const SILENCE_CHECK: Duration = Duration::from_secs(1);
 /// awaited: a full outbound queue sheds and counts, so the fleet path cannot delay the cab).
 /// A new [`Tuning`] (from the device shadow) is taken before the next reading is judged.
 /// What the model covered and which parameters the truck does not send go to `status`
-/// whenever a tick changes them.
+/// whenever a tick changes them, and each stream's newest value to `live` (the cab
+/// display's), at most once a tick.
 ///
 /// When no reading has come for longer than a value is held ([`HOLD`]), time still moves:
 /// the detector is advanced on this task's clock, from the newest reading's time plus the
@@ -34,6 +35,7 @@ pub async fn run(
     metrics: std::sync::Arc<Metrics>,
     mut tuning: watch::Receiver<Tuning>,
     status: watch::Sender<DetectStatus>,
+    live: watch::Sender<Live>,
 ) {
     let mut events = Vec::new();
     let mut silence = tokio::time::interval(SILENCE_CHECK);
@@ -65,6 +67,14 @@ pub async fn run(
             judged = detector.next_tick();
             let now = detector.status();
             status.send_if_modified(|shown| {
+                let changed = *shown != now;
+                if changed {
+                    *shown = now;
+                }
+                changed
+            });
+            let now = detector.live();
+            live.send_if_modified(|shown| {
                 let changed = *shown != now;
                 if changed {
                     *shown = now;
@@ -120,6 +130,7 @@ mod tests {
         let tuning = Tuning::new(&vehicle, &detect, Duration::from_secs(10));
         let (_tuning_tx, tuning) = watch::channel(tuning);
         let (status, _status) = watch::channel(DetectStatus::default());
+        let (live, shown) = watch::channel(Live::default());
         let task = tokio::spawn(run(
             detector,
             readings,
@@ -128,12 +139,22 @@ mod tests {
             Arc::default(),
             tuning,
             status,
+            live,
         ));
+        let coolant = Signal::new(COOLANT_TEMPERATURE);
+        let engine = Origin::Can {
+            bus: Arc::from("can0"),
+            source_address: 0,
+        };
         // Ten seconds of coolant, one a second on the agent's clock, then the bus goes
         // silent and stays so: nothing more is sent and the channel stays open.
         let start = Instant::now();
         for secs in 0..10u64 {
             tokio::time::sleep_until(start + Duration::from_secs(secs)).await;
+            if secs == 9 {
+                // The ticks so far closed with the coolant at 85: the display's value.
+                assert_eq!(shown.borrow().get(&coolant, &engine), Some(85.0));
+            }
             let at = Timestamp {
                 wall_us: 1_000_000 * secs as i64,
                 mono: Duration::from_secs(secs),
@@ -168,6 +189,8 @@ mod tests {
             stamped <= took && took - stamped <= SILENCE_CHECK,
             "stamped {stamped:?} into the silence, raised {took:?} into it"
         );
+        // Silent: the display has no value to show for it any more.
+        assert_eq!(shown.borrow().get(&coolant, &engine), None);
         drop(readings_tx);
         task.await.unwrap();
     }

@@ -115,6 +115,8 @@ struct AlertMessage<'a> {
     severity: String,
     value: f64,
     threshold: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f64>,
     rule: &'a str,
     raised_at_ms: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,6 +143,7 @@ pub fn alert_body(event: &AlertEvent) -> Vec<u8> {
         severity: a.severity.to_string(),
         value: finite(a.value),
         threshold: finite(a.threshold),
+        score: a.score.filter(|s| s.is_finite()),
         rule: &a.rule,
         raised_at_ms: wall_ms(&a.raised_at),
         cleared_at_ms,
