@@ -359,8 +359,10 @@ impl Pipeline {
                 outbound_alerts_tx,
                 metrics.clone(),
                 tuning_rx.clone(),
-                detect_status_tx,
-                live_tx,
+                detect::Watches {
+                    status: detect_status_tx,
+                    live: live_tx,
+                },
             ),
         );
 

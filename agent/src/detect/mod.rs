@@ -23,5 +23,5 @@ pub mod window;
 pub use config::{DetectConfig, EngineLimits, Limit, RulesConfig};
 pub use detector::{DetectStatus, Detector, Live, ModelCoverage, Senders, TracePoint};
 pub use model::{Model, ModelHandle, ModelUpdater};
-pub use task::run;
+pub use task::{Watches, run};
 pub use tuning::{Tuning, TuningError};

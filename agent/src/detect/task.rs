@@ -14,13 +14,20 @@ use crate::telemetry::Metrics;
 /// How often the task looks whether the readings have stopped.
 const SILENCE_CHECK: Duration = Duration::from_secs(1);
 
+/// What the detect stage shows besides alerts, each on a watch channel that moves at most
+/// once a tick: the model's coverage and the parameters the truck does not send (for the
+/// status message), and each stream's newest value (for the cab display).
+pub struct Watches {
+    pub status: watch::Sender<DetectStatus>,
+    pub live: watch::Sender<Live>,
+}
+
 /// The detect task: readings in until the channel closes; each alert event goes to the
 /// driver's alarm (awaited: it is local and must not miss one) and to the fleet (never
 /// awaited: a full outbound queue sheds and counts, so the fleet path cannot delay the cab).
 /// A new [`Tuning`] (from the device shadow) is taken before the next reading is judged.
-/// What the model covered and which parameters the truck does not send go to `status`
-/// whenever a tick changes them, and each stream's newest value to `live` (the cab
-/// display's), at most once a tick.
+/// What the model covered, the parameters the truck does not send and each stream's newest
+/// value go to `watches` whenever a tick changes them.
 ///
 /// When no reading has come for longer than a value is held ([`HOLD`]), time still moves:
 /// the detector is advanced on this task's clock, from the newest reading's time plus the
@@ -34,9 +41,9 @@ pub async fn run(
     fleet: mpsc::Sender<AlertEvent>,
     metrics: std::sync::Arc<Metrics>,
     mut tuning: watch::Receiver<Tuning>,
-    status: watch::Sender<DetectStatus>,
-    live: watch::Sender<Live>,
+    watches: Watches,
 ) {
+    let Watches { status, live } = watches;
     let mut events = Vec::new();
     let mut silence = tokio::time::interval(SILENCE_CHECK);
     silence.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -86,7 +93,7 @@ pub async fn run(
             match &event {
                 AlertEvent::Raised(a) => {
                     Metrics::inc(&metrics.alerts_raised_total);
-                    tracing::warn!(event = "alert_raised", id = a.id, signal = %a.signal, kind = %a.kind, severity = %a.severity, value = a.value, threshold = a.threshold);
+                    tracing::warn!(event = "alert_raised", id = a.id, signal = %a.signal, origin = ?a.origin.as_ref().map(ToString::to_string), kind = %a.kind, severity = %a.severity, value = a.value, threshold = a.threshold);
                 }
                 AlertEvent::Escalated(a) => {
                     tracing::warn!(event = "alert_escalated", id = a.id, signal = %a.signal, severity = %a.severity, value = a.value);
@@ -138,8 +145,7 @@ mod tests {
             fleet,
             Arc::default(),
             tuning,
-            status,
-            live,
+            Watches { status, live },
         ));
         let coolant = Signal::new(COOLANT_TEMPERATURE);
         let engine = Origin::Can {
