@@ -71,6 +71,29 @@ pub struct TruckParams {
     /// How much the engine ECU's temperature readings dither from one broadcast to the
     /// next, before they are rounded to the bus resolution.
     pub ecu_noise: EcuNoise,
+    /// What real trucks' buses do that this one does not by default.
+    pub quirks: BusQuirks,
+}
+
+/// What real trucks' buses do and the plain simulated truck does not; none by default,
+/// so every seed's drive stays what it was. `vigil eval --quirks` runs drives with them
+/// and reports those apart.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BusQuirks {
+    /// Engine temperatures the ECU does not broadcast: "not available" (0xFF) in every
+    /// frame from the first. Many heavy trucks send no oil or fuel temperature.
+    pub unsent: Vec<Sensor>,
+    /// The chance, per ET1 broadcast, that the 1-degC coolant lands one more step away from
+    /// the truth for that tick: the two-degree ticks real 1 Hz coolant sensors make.
+    pub coolant_step_chance: f64,
+    /// A second controller that also sends ET1 (its coolant only, the other fields not
+    /// available) right after the engine's: its source address, and how far its coolant
+    /// sits from the engine's, degC (a body controller relaying it: a fraction of a degree).
+    pub second_sender: Option<(u8, f64)>,
+    /// A passenger car's engine speeds instead of the heavy truck's: 800 rpm at idle,
+    /// and the truck's speed above its idle times this (2.0 to 2.4 gives 2000-3100 rpm
+    /// cruising).
+    pub car_engine: Option<f64>,
 }
 
 /// The standard deviation, degC, of the dither on each engine temperature an ECU
@@ -112,9 +135,13 @@ impl Default for TruckParams {
             cargo_loaded_c: 14.0,
             refrigeration_setpoint_c: None,
             ecu_noise: EcuNoise::default(),
+            quirks: BusQuirks::default(),
         }
     }
 }
+
+/// A passenger car's engine at idle, rpm.
+const CAR_IDLE_RPM: f64 = 800.0;
 
 /// Why a truck cannot be built as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,6 +192,10 @@ pub struct Truck {
     tank_noise: Rng,
     /// The engine ECU's dither on its temperatures.
     ecu_noise: Rng,
+    /// The draws of [`BusQuirks`].
+    quirks: Rng,
+    /// A second sender's frame, sent right after the engine's ET1.
+    pending: Option<Emission>,
 }
 
 impl Truck {
@@ -188,6 +219,8 @@ impl Truck {
             sensor_faults: SensorFaults::new(params.seed),
             tank_noise: Rng::new(params.seed, Stream::Sensors),
             ecu_noise: Rng::new(params.seed, Stream::EcuNoise),
+            quirks: Rng::new(params.seed, Stream::Quirks),
+            pending: None,
             params,
             scenario,
         })
@@ -222,6 +255,9 @@ impl Truck {
     /// Runs the model up to the next thing the truck sends and returns it. Never blocks
     /// and never ends; simulated time only moves forward.
     pub fn next_emission(&mut self) -> Emission {
+        if let Some(pending) = self.pending.take() {
+            return pending;
+        }
         loop {
             let (slot, at_us) = self.timetable.next();
             while self.next_step_us <= at_us {
@@ -233,6 +269,9 @@ impl Truck {
             // A dropped-out message sends nothing; the heartbeat always goes out, so
             // this loop ends within ten simulated seconds whatever the scenario.
             if let Some(what) = self.emit(slot, elapsed) {
+                if slot == Slot::Et1 {
+                    self.pending = self.second_sender(elapsed);
+                }
                 return Emission {
                     elapsed,
                     at: self.timestamp(elapsed),
@@ -243,8 +282,33 @@ impl Truck {
     }
 
     fn measure(&mut self, sensor: Sensor, t: Duration, healthy: f64) -> Measured {
+        if self.params.quirks.unsent.contains(&sensor) {
+            return Measured::NotAvailable;
+        }
         self.sensor_faults
             .measure(&self.scenario, sensor, t, healthy)
+    }
+
+    /// The second sender's ET1, if the truck has one: the engine's true coolant (with the
+    /// ECU's dither) plus its offset.
+    fn second_sender(&mut self, t: Duration) -> Option<Emission> {
+        let (address, offset) = self.params.quirks.second_sender?;
+        let coolant = self.physics.truth().coolant_c
+            + offset
+            + self.params.ecu_noise.coolant_c * self.ecu_noise.normal();
+        let id = (emit::ET1_ID & !0xFF) | u32::from(address);
+        let at = self.timestamp(t);
+        let frame = emit::can_frame(
+            &self.params.bus,
+            id,
+            at,
+            &[(signals::COOLANT_TEMPERATURE, Some(coolant))],
+        );
+        Some(Emission {
+            elapsed: t,
+            at,
+            what: Emitted::Can(frame),
+        })
     }
 
     fn emit(&mut self, slot: Slot, t: Duration) -> Option<Emitted> {
@@ -252,15 +316,33 @@ impl Truck {
         let truth = self.physics.truth();
         // What the ECU broadcasts is the true value with its dither, rounded to the bus's
         // resolution (by the encoding), faults aside.
-        let (rpm, kmh, air) = (truth.engine_rpm, truth.speed_kmh, truth.ambient_c);
+        let quirks = &self.params.quirks;
+        let rpm = match quirks.car_engine {
+            Some(scale) if truth.engine_rpm > 0.0 => {
+                CAR_IDLE_RPM + (truth.engine_rpm - drive::IDLE_RPM) * scale
+            }
+            _ => truth.engine_rpm,
+        };
+        let (kmh, air) = (truth.speed_kmh, truth.ambient_c);
         let (coolant, fuel, oil) = (truth.coolant_c, truth.fuel_c, truth.oil_c);
         let noise = self.params.ecu_noise;
         let (coolant, fuel, oil) = match slot {
-            Slot::Et1 => (
-                coolant + noise.coolant_c * self.ecu_noise.normal(),
-                fuel + noise.fuel_c * self.ecu_noise.normal(),
-                oil + noise.oil_c * self.ecu_noise.normal(),
-            ),
+            Slot::Et1 => {
+                // The quirk's draws come from a stream of their own, so a truck without
+                // quirks sends exactly what it always did.
+                let step = if quirks.coolant_step_chance > 0.0
+                    && self.quirks.chance(quirks.coolant_step_chance)
+                {
+                    if self.quirks.chance(0.5) { 1.0 } else { -1.0 }
+                } else {
+                    0.0
+                };
+                (
+                    coolant + noise.coolant_c * self.ecu_noise.normal() + step,
+                    fuel + noise.fuel_c * self.ecu_noise.normal(),
+                    oil + noise.oil_c * self.ecu_noise.normal(),
+                )
+            }
             _ => (coolant, fuel, oil),
         };
         let (id, values) = match slot {

@@ -476,7 +476,9 @@ impl Detector {
                 .companion
                 .as_ref()
                 .and_then(|c| self.grid.column_near(c, &w.origin));
-            self.rules.judge(w.class, column, companion, &mut s.judged);
+            let engine = self.grid.column_near(&self.context, &w.origin);
+            self.rules
+                .judge(w.class, column, companion, engine, &mut s.judged);
             let mut point = TracePoint {
                 signal: w.signal.clone(),
                 at,
