@@ -260,6 +260,10 @@ fn sample_alert() -> vigil_agent::detect::alert::AlertEvent {
             wall_us: 0,
             mono: Duration::ZERO,
         },
+        changed_at: Timestamp {
+            wall_us: 0,
+            mono: Duration::ZERO,
+        },
         rule: "limits/1".into(),
         score: None,
         evidence: Vec::new(),

@@ -135,7 +135,7 @@ impl View {
                 },
                 a = alerts.recv(), if alerts_open => match a {
                     Some(a) => {
-                        let line = format!("{} {a}", clock(a.alert().raised_at.mono));
+                        let line = format!("{} {a}", clock(a.at().mono));
                         self.alerts.push_back(line.clone());
                         if self.alerts.len() > ALERT_LINES { self.alerts.pop_front(); }
                         Some(line)

@@ -27,6 +27,10 @@ pub(crate) fn alert(id: u64, severity: Severity) -> Alert {
             wall_us: 0,
             mono: Duration::ZERO,
         },
+        changed_at: Timestamp {
+            wall_us: 0,
+            mono: Duration::ZERO,
+        },
         rule: "test/1".into(),
         score: None,
         evidence: Vec::new(),

@@ -176,6 +176,8 @@ pub struct Alert {
     /// kind has one beside the value.
     pub score: Option<f64>,
     pub raised_at: Timestamp,
+    /// When it last changed: raised, or escalated since.
+    pub changed_at: Timestamp,
     /// Which rule or model decided, with its version (`limits/1`, `model:NAME/VERSION`).
     pub rule: Arc<str>,
     /// The signal's last 10 s at 1 Hz when it was raised, oldest first (`null` for a gap).
@@ -195,6 +197,14 @@ pub enum AlertEvent {
 }
 
 impl AlertEvent {
+    /// When this event happened: the raise, the escalation or the clear.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            AlertEvent::Raised(a) | AlertEvent::Escalated(a) => a.changed_at,
+            AlertEvent::Cleared { cleared_at, .. } => *cleared_at,
+        }
+    }
+
     pub fn alert(&self) -> &Alert {
         match self {
             AlertEvent::Raised(a) | AlertEvent::Escalated(a) => a,
@@ -212,8 +222,12 @@ impl fmt::Display for AlertEvent {
         };
         write!(
             f,
-            "ALERT {word} #{} {} {} {}: {:.1} (limit {:.1})",
-            a.id, a.severity, a.kind, a.signal, a.value, a.threshold
+            "ALERT {word} #{} {} {} {}: {}",
+            a.id,
+            a.severity,
+            a.kind,
+            a.signal,
+            a.kind.describe(a.value, a.threshold, a.score)
         )?;
         match (&a.origin, &a.peer) {
             (Some(origin), Some(peer)) => write!(f, " from {origin} against {peer}"),
@@ -333,6 +347,7 @@ impl AlertState {
             }
             (Phase::Active(alert), Some(severity)) if severity > alert.severity => {
                 alert.severity = severity;
+                alert.changed_at = at;
                 alert.value = value;
                 alert.threshold = verdict.threshold;
                 alert.score = verdict.score;
@@ -381,6 +396,7 @@ impl AlertState {
             threshold: verdict.threshold,
             score: verdict.score,
             raised_at: at,
+            changed_at: at,
             rule: self.rule.clone(),
             evidence: evidence.to_vec(),
             findings: Vec::new(),

@@ -187,6 +187,7 @@ mod tests {
             threshold: 40.0,
             score: None,
             raised_at: at(secs),
+            changed_at: at(secs),
             rule: "rules/1".into(),
             evidence: Vec::new(),
             findings: Vec::new(),

@@ -289,6 +289,7 @@ fn the_board_reads_the_agent_s_own_messages() {
         value: 55.0,
         threshold: 50.0,
         raised_at: at(10_000),
+        changed_at: at(10_000),
         rule: "limits/1".into(),
         score: None,
         evidence: Vec::new(),
