@@ -8,7 +8,7 @@ Each case is one watched signal over a few dozen 1 Hz ticks (its values, the eng
 and its companion's values when it has one), and what train.py's own functions make of
 it: the input row of every window of the signal without a gap (`features`); whether that
 row lies within the card's envelope for the forecaster's columns and for the consistency
-check's (`within` with `FORECAST_GROUP`, `LEVEL_GROUP`); what each part did on the window,
+check's (`within` with `FORECAST_CONDITIONS`, `LEVEL_CONDITIONS`); what each part did on the window,
 "ran", "abstained" (a column outside the envelope) or "masked" (a gap in the engine speed,
 or for the consistency check in the companion: masked, never imputed), as `masks` decides;
 the committed model's raw outputs on every row (`joined_forward` with forecaster.onnx's
@@ -103,10 +103,10 @@ def cases():
     n = 60
     case("coolant-disagrees-with-oil",
          "coolant stuck at 97 while a cold oil (45 degC) warms: the level residual is clipped "
-         + "and its EWMA climbs; a +5 step at tick 40, steeper than any training window: the "
-         + "forecaster abstains on the four windows where it sits among the last four ticks, "
-         + "while the consistency check (which never sees the coolant's own values) runs on",
-         COOLANT, [97 + (5 if t >= 40 else 0) for t in range(n)],
+         + "and its EWMA climbs; from tick 40 it reads 122, above any coolant in training "
+         + "(the card's envelope ends at 118): the forecaster abstains there, while the "
+         + "consistency check (which never sees the coolant's own values) runs on",
+         COOLANT, [97 + (25 if t >= 40 else 0) for t in range(n)],
          rpm(n, pattern=(700, 900, 1500, 1700, 1400)), [45 + t / 16 for t in range(n)])
     n = 20
     case("coolant-without-oil",
@@ -145,13 +145,13 @@ def cases():
          + "probe threshold at tick 16, pending, when a dropout at ticks 17..19 leaves no "
          + "residual; carried over it stays over, so Drift raises at 18, inside the dropout; "
          + "once the window is whole again (tick 29) it climbs faster than any training "
-         + "window and the forecaster abstains",
+         + "window, and the forecaster still judges it (it abstains on conditions, never on "
+         + "the signal's own changes)",
          FUEL, with_gaps([35 + max(0, t - 14) for t in range(n)], {17, 18, 19}), rpm(n))
     n = 36
     case("coolant-step-into-dropout",
          "coolant at 88 against a warming oil, stepping +4 at tick 13 and +5 at tick 20 (an "
-         + "outlier each, the level residual jumps; the forecaster abstains on the windows "
-         + "ending at each step and the tick after it); a dropout at ticks 22..24 leaves no "
+         + "outlier each, the level residual jumps); a dropout at ticks 22..24 leaves no "
          + "level until tick 34 and no "
          + "residual until 35: the outlier count (at its card threshold) and the level EWMA (at "
          + "its probe threshold), over and pending from tick 20, carry over and raise at 22, "
@@ -252,8 +252,8 @@ def evaluate(spec, card, joined, values, context, companion, outputs):
     # Where the forecast runs and where the consistency check does (train.masks: a gap in
     # the engine speed or the companion masks, a row outside the envelope abstains).
     forecast_ok, level_ok = train.masks(x, ctx, comp, spec, env)
-    inside = (train.within(env, spec["kind"], x, train.FORECAST_GROUP),
-              train.within(env, spec["kind"], x, train.LEVEL_GROUP))
+    inside = (train.within(env, spec["kind"], x, train.FORECAST_CONDITIONS),
+              train.within(env, spec["kind"], x, train.LEVEL_CONDITIONS))
     if outputs is None:
         out32 = train.joined_forward(joined, x)
         # The fixture's residuals are residual_streams' own, on this same run.

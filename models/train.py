@@ -194,6 +194,12 @@ def level_samples(run_list, specs, context_norm, with_kinds=False):
 # The columns each net reads: contiguous, and overlapping in the engine speed and the kind.
 FORECAST_GROUP = np.arange(0, FORECAST_INPUTS)
 LEVEL_GROUP = np.arange(WINDOW + 1, FORECAST_INPUTS + WINDOW)
+# The columns that say whether the model knows the conditions, checked against the envelope:
+# for the forecaster the signal's level, the engine speed and the kind, never the window's
+# own changes (a tank heating faster than any training window is what it must judge, not
+# a reason to stand aside); the consistency check reads no value of its own signal at all.
+FORECAST_CONDITIONS = np.arange(WINDOW, FORECAST_INPUTS)
+LEVEL_CONDITIONS = LEVEL_GROUP
 
 
 def envelope(x, x_kinds, xl, xl_kinds, n_in):
@@ -367,13 +373,13 @@ def residuals(s, k, w, comp, out, spec, forecast_ok=None, level_ok=None):
 
 
 def masks(x, ctx, comp, spec, env):
-    """Per window: whether the forecast runs (the engine speed whole, the forecaster's
-    columns in the envelope) and whether the consistency check does (also the companion
-    whole and its columns in the envelope)."""
+    """Per window: whether the forecast runs (the engine speed whole, the conditions it
+    reads in the envelope) and whether the consistency check does (also the companion
+    whole and in the envelope)."""
     ctx_whole = whole(ctx)
     comp_whole = np.zeros(len(x), bool) if comp is None else whole(comp)
-    forecast_ok = ctx_whole & within(env, spec["kind"], x, FORECAST_GROUP)
-    level_ok = ctx_whole & comp_whole & within(env, spec["kind"], x, LEVEL_GROUP)
+    forecast_ok = ctx_whole & within(env, spec["kind"], x, FORECAST_CONDITIONS)
+    level_ok = ctx_whole & comp_whole & within(env, spec["kind"], x, LEVEL_CONDITIONS)
     return forecast_ok, level_ok
 
 
@@ -637,10 +643,11 @@ def write_markdown(card):
         "",
         "## Where it abstains",
         (f"The card holds, per signal kind, every input column's range over the training rows, widened by "
-        f"{tr['envelope_margin']:g} of the range on each side. On a row outside it the model abstains for that "
-        "signal (the forecaster's columns) or its consistency check (the engine speed, the kind and the "
-        "companion's columns); a window with a gap in the engine speed or the companion is masked, never "
-        "imputed. The rules and limits run either way."),
+        f"{tr['envelope_margin']:g} of the range on each side. Where the conditions lie outside it the model "
+        "abstains: the forecaster when the signal's level, the engine speed or the kind does (never for the "
+        "window's own changes, which are what it judges), the consistency check when the engine speed, the "
+        "kind or the companion does. A window with a gap in the engine speed or the companion is masked, "
+        "never imputed. The rules and limits run either way."),
         "",
         "## Training",
         (f"{tr['architecture']}; {tr['parameters']} parameters; {tr['windows']} windows from "

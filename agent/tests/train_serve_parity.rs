@@ -15,7 +15,7 @@
 //!   sides, a row the model is then never run on);
 //! - `ModelCard::within_envelope` gives train.py's `within` on every such row, for the
 //!   forecaster's columns and the consistency check's (`ModelCard::groups`, train.py's
-//!   `FORECAST_GROUP` and `LEVEL_GROUP`);
+//!   `FORECAST_CONDITIONS` and `LEVEL_CONDITIONS`);
 //! - the mirror of `Detector::tick` runs the model where train.py's `masks` say, tick by
 //!   tick: only on a whole engine-speed window (otherwise both parts are masked, never
 //!   imputed), the consistency check only on a whole companion window too; and

@@ -130,7 +130,7 @@ pub fn replay(
                 AlertEvent::Raised(a) => {
                     lines.insert(a.id, AlertLine::new(a));
                 }
-                AlertEvent::Escalated(a) => {
+                AlertEvent::Escalated(a) | AlertEvent::Updated(a) => {
                     if let Some(line) = lines.get_mut(&a.id) {
                         line.severity = line.severity.max(a.severity);
                         line.kind = a.kind;

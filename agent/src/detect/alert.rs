@@ -193,21 +193,29 @@ pub struct Alert {
 pub enum AlertEvent {
     Raised(Alert),
     Escalated(Alert),
-    Cleared { alert: Alert, cleared_at: Timestamp },
+    /// An incident gathered a finding of a new kind at no higher severity: the fleet learns
+    /// of it (say the tank is now over its limit too); the driver is not woken again.
+    Updated(Alert),
+    Cleared {
+        alert: Alert,
+        cleared_at: Timestamp,
+    },
 }
 
 impl AlertEvent {
     /// When this event happened: the raise, the escalation or the clear.
     pub fn at(&self) -> Timestamp {
         match self {
-            AlertEvent::Raised(a) | AlertEvent::Escalated(a) => a.changed_at,
+            AlertEvent::Raised(a) | AlertEvent::Escalated(a) | AlertEvent::Updated(a) => {
+                a.changed_at
+            }
             AlertEvent::Cleared { cleared_at, .. } => *cleared_at,
         }
     }
 
     pub fn alert(&self) -> &Alert {
         match self {
-            AlertEvent::Raised(a) | AlertEvent::Escalated(a) => a,
+            AlertEvent::Raised(a) | AlertEvent::Escalated(a) | AlertEvent::Updated(a) => a,
             AlertEvent::Cleared { alert, .. } => alert,
         }
     }
@@ -218,6 +226,7 @@ impl fmt::Display for AlertEvent {
         let (word, a) = match self {
             AlertEvent::Raised(a) => ("RAISED", a),
             AlertEvent::Escalated(a) => ("ESCALATED", a),
+            AlertEvent::Updated(a) => ("UPDATED", a),
             AlertEvent::Cleared { alert, .. } => ("CLEARED", alert),
         };
         write!(
@@ -477,6 +486,7 @@ mod tests {
                     let word = match e {
                         AlertEvent::Raised(a) => format!("raised {}", a.severity),
                         AlertEvent::Escalated(a) => format!("escalated {}", a.severity),
+                        AlertEvent::Updated(_) => unreachable!("a state never updates"),
                         AlertEvent::Cleared { .. } => "cleared".into(),
                     };
                     (t, word)

@@ -834,12 +834,18 @@ mod tests {
     #[test]
     fn an_overheating_engine_raises_a_warning_then_a_critical() {
         let mut d = default_detector(&VehicleConfig::default());
-        let events: Vec<_> = [90.0, 104.0, 106.0, 106.5, 107.0, 111.0, 112.0]
+        let (updates, events): (Vec<_>, Vec<_>) = [90.0, 104.0, 106.0, 106.5, 107.0, 111.0, 112.0]
             .iter()
             .enumerate()
             .flat_map(|(i, &v)| observe(&mut d, &coolant(i as u64, 0, v)))
             .filter(|e| e.alert().kind == AlertKind::HighLimit)
-            .collect();
+            .partition(|e| matches!(e, AlertEvent::Updated(_)));
+        // The coolant held above its normal band joins the same incident, unheard.
+        assert_eq!(updates.len(), 1, "{updates:?}");
+        assert_eq!(
+            updates[0].alert().findings,
+            [AlertKind::HighLimit, AlertKind::AboveNormal]
+        );
         assert!(
             matches!(&events[0], AlertEvent::Raised(a) if a.severity == Severity::Warning && a.threshold == 105.0)
         );

@@ -5,7 +5,8 @@
 //! The findings of one stream (a signal from one origin) that share a [`Cause`] make one
 //! incident. It is raised by its first finding (each finding has already held through its
 //! own debounce), escalates when a finding is more severe than any before, gathers the
-//! kinds of every finding that joined it, and clears only once none of its findings has
+//! kinds of every finding that joined it (a kind it had not seen is an `Updated` event, for
+//! the fleet: the driver is not woken again), and clears only once none of its findings has
 //! been active for [`CLEAR_HOLD`]. Findings that come and go inside it say nothing new.
 //!
 //! Pure, like the detector: driven by the findings' own timestamps.
@@ -109,7 +110,8 @@ impl Incidents {
                     if !incident.active.contains(&f.id) {
                         incident.active.push(f.id);
                     }
-                    if !incident.alert.findings.contains(&f.kind) {
+                    let new_kind = !incident.alert.findings.contains(&f.kind);
+                    if new_kind {
                         incident.alert.findings.push(f.kind);
                     }
                     if f.severity > incident.alert.severity {
@@ -121,8 +123,13 @@ impl Incidents {
                             ..f
                         };
                         out.push(AlertEvent::Escalated(incident.alert.clone()));
+                    } else if new_kind {
+                        incident.alert.changed_at = f.changed_at;
+                        out.push(AlertEvent::Updated(incident.alert.clone()));
                     }
                 }
+                // The detector's findings are raised, escalated and cleared, never updated.
+                AlertEvent::Updated(_) => {}
                 AlertEvent::Cleared { alert, cleared_at } => {
                     if let Some(incident) = self.open.get_mut(&key) {
                         incident.active.retain(|id| *id != alert.id);
@@ -204,6 +211,7 @@ mod tests {
                 let word = match e {
                     AlertEvent::Raised(_) => "raised",
                     AlertEvent::Escalated(_) => "escalated",
+                    AlertEvent::Updated(_) => "updated",
                     AlertEvent::Cleared { .. } => "cleared",
                 };
                 format!(
@@ -230,11 +238,12 @@ mod tests {
             step(&mut inc, 10, vec![raised(forecast.clone())]),
             ["raised #1 warning forecast [Forecast]"]
         );
-        // ...then the rate of rise and the limit; the forecast comes and goes meanwhile.
+        // ...then the rate of rise (the fleet hears of it; the driver is not woken again)
+        // and the limit; the forecast comes and goes meanwhile.
         let rate = finding(2, RateOfRise, Warning, 20);
         assert_eq!(
             step(&mut inc, 20, vec![raised(rate.clone())]),
-            [] as [&str; 0]
+            ["updated #1 warning forecast [Forecast, RateOfRise]"]
         );
         assert_eq!(
             step(&mut inc, 25, vec![cleared(forecast.clone(), 25)]),

@@ -397,21 +397,24 @@ impl Model {
 }
 
 impl ModelCard {
-    /// The input columns the forecaster reads (the window, the level, the engine speed and
-    /// the kind) and the consistency check's (the engine speed, the kind, the companion).
-    pub fn groups(&self) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
-        let forecaster = 0..2 * self.window + 1 + self.kinds;
+    /// The input columns that say whether each part knows the conditions: for the
+    /// forecaster the level, the engine speed and the kind (never the window's own
+    /// changes: a tank heating faster than any training window is what it must judge), and
+    /// for the consistency check the engine speed, the kind and the companion (it reads no
+    /// value of its own signal). `FORECAST_CONDITIONS` and `LEVEL_CONDITIONS` in train.py.
+    pub fn conditions(&self) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let forecaster = self.window..2 * self.window + 1 + self.kinds;
         let level = self.window + 1..3 * self.window + 1 + self.kinds;
         (forecaster, level)
     }
 
     /// Whether `row` lies within the training envelope of `watched`'s kind, for the
-    /// forecaster's columns and for the consistency check's. Without an envelope, always.
+    /// forecaster's conditions and for the consistency check's. Without an envelope, always.
     pub fn within_envelope(&self, watched: &WatchedSignal, row: &[f32]) -> (bool, bool) {
         let Some(envelope) = self.envelope.get(watched.kind) else {
             return (true, true);
         };
-        let (forecaster, level) = self.groups();
+        let (forecaster, level) = self.conditions();
         (envelope.holds(row, forecaster), envelope.holds(row, level))
     }
 

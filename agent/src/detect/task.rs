@@ -98,6 +98,9 @@ pub async fn run(
                 AlertEvent::Escalated(a) => {
                     tracing::warn!(event = "alert_escalated", id = a.id, signal = %a.signal, severity = %a.severity, value = a.value);
                 }
+                AlertEvent::Updated(a) => {
+                    tracing::info!(event = "alert_updated", id = a.id, signal = %a.signal, findings = ?a.findings);
+                }
                 AlertEvent::Cleared { alert, .. } => {
                     Metrics::inc(&metrics.alerts_cleared_total);
                     tracing::info!(event = "alert_cleared", id = alert.id, signal = %alert.signal);

@@ -130,6 +130,7 @@ pub fn alert_body(event: &AlertEvent) -> Vec<u8> {
     let (word, cleared_at_ms) = match event {
         AlertEvent::Raised(_) => ("raised", None),
         AlertEvent::Escalated(_) => ("escalated", None),
+        AlertEvent::Updated(_) => ("updated", None),
         AlertEvent::Cleared { cleared_at, .. } => ("cleared", Some(wall_ms(cleared_at))),
     };
     let message = AlertMessage {

@@ -52,6 +52,8 @@ impl Filter {
 pub enum FleetEvent {
     AlertRaised(AlertChange),
     AlertEscalated(AlertChange),
+    /// The incident gathered another finding (another rule or the model) at its severity.
+    AlertUpdated(AlertChange),
     AlertCleared(AlertChange),
     TruckOnline {
         truck: String,
@@ -90,6 +92,7 @@ impl FleetEvent {
         match self {
             FleetEvent::AlertRaised(a)
             | FleetEvent::AlertEscalated(a)
+            | FleetEvent::AlertUpdated(a)
             | FleetEvent::AlertCleared(a) => &a.truck,
             FleetEvent::TruckOnline { truck, .. }
             | FleetEvent::TruckOffline { truck, .. }
@@ -110,6 +113,7 @@ impl FleetEvent {
         match self {
             FleetEvent::AlertRaised(a)
             | FleetEvent::AlertEscalated(a)
+            | FleetEvent::AlertUpdated(a)
             | FleetEvent::AlertCleared(a) => Some(a.severity),
             FleetEvent::Dm1 { severity, .. } => *severity,
             FleetEvent::TruckOnline { .. } | FleetEvent::TruckOffline { .. } => None,
@@ -381,6 +385,7 @@ impl FleetBoard {
             "raised" if same_alert => return Ok(Vec::new()),
             "raised" => FleetEvent::AlertRaised(change.clone()),
             "escalated" => FleetEvent::AlertEscalated(change.clone()),
+            "updated" => FleetEvent::AlertUpdated(change.clone()),
             "cleared" => {
                 change.at_ms = m.cleared_at_ms.unwrap_or(m.raised_at_ms);
                 FleetEvent::AlertCleared(change.clone())
