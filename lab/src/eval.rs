@@ -201,10 +201,11 @@ impl Baselines {
         out.clear();
         let window = model.card.window;
         for (k, (signal, i)) in self.signals.iter().enumerate() {
-            let column = self
-                .grid
-                .column(signal)
-                .expect("every baseline signal is a column");
+            let Some(column) = self.grid.column(signal) else {
+                // Not heard yet: a gap, as every tick before a signal's first reading is.
+                out.push((self.ewma[k].step(f64::NAN), None));
+                continue;
+            };
             let value = column.newest();
             let ewma = self.ewma[k].step(value);
             let full = column.copy_last(window, &mut self.window)
@@ -833,6 +834,38 @@ mod tests {
                 poisson_upper_95(k)
             );
         }
+    }
+
+    #[test]
+    fn a_small_run_on_quirky_trucks_scores_every_row() {
+        let options = EvalOptions {
+            drives_per_fault: 1,
+            normal_drives: 1,
+            fault_drive: Duration::from_secs(16 * 60),
+            slow_fault_drive: Duration::from_secs(16 * 60),
+            calibration_drives: 1,
+            quirks: QUIRKS.iter().map(|q| q.to_string()).collect(),
+        };
+        let model = Arc::new(Model::builtin().unwrap());
+        let report = run(model, &DetectConfig::default(), &options, |_| {});
+        assert_eq!(report.faults.len(), Row::all().len());
+        for (fault, cells) in &report.faults {
+            assert_eq!(cells.len(), DETECTORS.len(), "{fault}");
+            assert!(cells.iter().all(|(_, c)| c.events == 1), "{fault}");
+        }
+        assert!(report.clean_hours > 1.0);
+        assert!(
+            report
+                .table_markdown
+                .starts_with("Drives on trucks with bus quirks: unsent, two-step"),
+            "{}",
+            report.table_markdown
+        );
+        assert!(
+            quirks(&["meltdown".into()], 1)
+                .unwrap_err()
+                .contains("car-rpm")
+        );
     }
 
     #[test]
