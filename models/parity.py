@@ -6,14 +6,26 @@
 
 Each case is one watched signal over a few dozen 1 Hz ticks (its values, the engine speed,
 and its companion's values when it has one), and what train.py's own functions make of
-it: the input row of every full window (`features`), the committed model's raw outputs on
-those rows (`joined_forward` with forecaster.onnx's weights), the forecasts in signal
-units (`forecast`, `level_forecast`), the standardised residuals (`residuals`, the same
-arithmetic `residual_streams` runs), the statistics (`statistics`, `level_statistic`) and,
-through `held`, the tick at which each statistic would raise an alert at the card's
+it: the input row of every window of the signal without a gap (`features`); whether that
+row lies within the card's envelope for the forecaster's columns and for the consistency
+check's (`within` with `FORECAST_CONDITIONS`, `LEVEL_CONDITIONS`); what each part did on the window,
+"ran", "abstained" (a column outside the envelope) or "masked" (a gap in the engine speed,
+or for the consistency check in the companion: masked, never imputed), as `masks` decides;
+the committed model's raw outputs on every row (`joined_forward` with forecaster.onnx's
+weights); the forecasts in signal units where they ran (`forecast`, `level_forecast`); the
+standardised residuals (`residuals` with `masks`' forecast_ok and level_ok, checked equal
+to `residual_streams` on the same run); the statistics (`statistics`, `level_statistic`)
+and, through `held`, the tick at which each statistic would raise an alert at the card's
 threshold and at a lower probe threshold it does cross. agent/tests/train_serve_parity.rs
-reads the same file and asserts that the agent's ModelCard::features, ModelCard::forecast,
-ModelCard::level, score::Residuals and AlertState give the same.
+reads the same file and asserts that the agent's ModelCard::features,
+ModelCard::within_envelope, Model::forecast's Step (run where train.py runs, abstaining
+where it abstains), ModelCard::forecast, ModelCard::level, score::Residuals and AlertState
+give the same, with Detector::tick's masking.
+
+Safeguards: no statistic lies within 1e-6 of a threshold it is compared with, no residual
+within 1e-6 of the outlier limit, and no feature within 1e-6 (relative) of an envelope bound
+other than a column the envelope pins to one value, so a last-bit difference between numpy
+and Rust can flip neither a comparison nor an abstention.
 
 --write is deterministic (the same bytes every run on one machine). --check recomputes
 everything and compares: inputs and features exactly, the network's outputs within the
@@ -75,21 +87,27 @@ def cases():
     n = 30
     case("coolant-warm-up",
          "coolant (1 degC steps) warming with its oil companion; a gap in the engine speed at "
-         + "tick 14 and in the oil at tick 20 (both become 0 in the row)",
+         + "tick 14 masks the forecast and the consistency check on the 10 windows holding it, "
+         + "and a gap in the oil at tick 20 masks the consistency check until tick 29 while the "
+         + "forecast runs again from tick 24",
          COOLANT, [71 + t // 4 for t in range(n)], rpm(n, gaps={14}),
          with_gaps([60 + t * 5 / 32 for t in range(n)], {20}))
     n = 40
+    climb = [1, 1, 0, 1, 1, 0, 1]
     case("coolant-runaway",
-         "coolant held at 88, then climbing 1 degC a tick from tick 15 while the oil barely "
-         + "moves: the residual leans (CUSUM), the score crosses",
-         COOLANT, [88 + max(0, t - 14) for t in range(n)], rpm(n),
-         [90 + t / 32 for t in range(n)])
+         "coolant held at 88, then climbing 5 degC every 7 ticks from tick 15 (a climb whose "
+         + "every window stays inside the training envelope) while the oil barely moves: the "
+         + "residual leans, the score, the CUSUM and the level EWMA cross their probe thresholds",
+         COOLANT, [88 + sum(climb[i % 7] for i in range(max(0, t - 14))) for t in range(n)],
+         rpm(n), [90 + t / 32 for t in range(n)])
     n = 60
     case("coolant-disagrees-with-oil",
          "coolant stuck at 97 while a cold oil (45 degC) warms: the level residual is clipped "
-         + "and its EWMA climbs; a +6 step at tick 40",
-         COOLANT, [97 + (6 if t >= 40 else 0) for t in range(n)],
-         rpm(n, pattern=(700, 900, 1800, 2200, 1900)), [45 + t / 16 for t in range(n)])
+         + "and its EWMA climbs; from tick 40 it reads 122, above any coolant in training "
+         + "(the card's envelope ends at 118): the forecaster abstains there, while the "
+         + "consistency check (which never sees the coolant's own values) runs on",
+         COOLANT, [97 + (25 if t >= 40 else 0) for t in range(n)],
+         rpm(n, pattern=(700, 900, 1500, 1700, 1400)), [45 + t / 16 for t in range(n)])
     n = 20
     case("coolant-without-oil",
          "coolant with no oil on the bus: no companion, so zeros in the row and no "
@@ -97,48 +115,87 @@ def cases():
          COOLANT, [84 + (t % 3 == 0) for t in range(n)], rpm(n))
     n = 35
     case("oil-spikes",
-         "oil (1/32 degC) steady at 92 with +4 degC spikes at ticks 15 and 24: two outliers "
-         + "in the window",
-         OIL, [92 + (t % 4) / 32 + (4 if t in (15, 24) else 0) for t in range(n)], rpm(n))
+         "oil (1/32 degC) steady at 92 with +1 degC spikes at ticks 12, 19 and 26: three "
+         + "outliers in the window raise at the card's count",
+         OIL, [92 + (t % 4) / 32 + (1 if t in (12, 19, 26) else 0) for t in range(n)], rpm(n))
+    n = 30
+    case("oil-chatter",
+         "oil (1/32 degC) at 92 whose reading chatters +1 degC every other tick from tick 12 "
+         + "(a loose connector): past the first jump (an outlier) no residual is an outlier, "
+         + "but the score is over its card threshold from tick 22 and raises at 24",
+         OIL, [92 + (t % 2 if t >= 12 else 0) for t in range(n)], rpm(n))
     n = 35
-    case("fuel-extreme-cold-dropout",
-         "fuel at -30 degC (far below its range) with the engine off (0 rpm), rising 1 degC "
-         + "every 3 ticks; a dropout at tick 10 stops the forecasts for a window",
-         FUEL, with_gaps([-30 + t // 3 for t in range(n)], {10}), rpm(n, pattern=(0,)))
+    case("fuel-cold-dropout",
+         "fuel at -6 degC (near the bottom of its training range) with the engine idling at "
+         + "600 rpm, rising 1 degC every 5 ticks; a dropout at tick 10 stops the forecasts for "
+         + "a window; from tick 21 every step leans the CUSUM, which raises at its card "
+         + "threshold at tick 32",
+         FUEL, with_gaps([-6 + t // 5 for t in range(n)], {10}), rpm(n, pattern=(600,)))
     n = 32
     case("oil-score-pending-into-dropout",
-         "oil (1/32 degC) warming 1/32 degC a tick, 1/32 then 4/32 above that at ticks 14 and "
-         + "15: the score is over its thresholds at tick 15, pending, when a dropout at tick 16 "
-         + "leaves no residual until tick 27; warming 3/32 a tick from then, the score is over "
-         + "again from tick 27 and the debounce, started over, raises at 29",
-         OIL, with_gaps([92 + t / 32 + {14: 1 / 32, 15: 4 / 32}.get(t, 0) + 2 * max(0, t - 26) / 32
+         "oil (1/32 degC) warming 1/32 degC a tick, 1/32 then 8/32 above that at ticks 14 and "
+         + "15: the score is over its probe threshold at tick 15, pending, when a dropout at "
+         + "tick 16 leaves no residual until tick 27; warming 3/32 a tick from then, the score "
+         + "is over again from tick 27 and the debounce, started over, raises at 29",
+         OIL, with_gaps([92 + t / 32 + {14: 1 / 32, 15: 8 / 32}.get(t, 0) + 2 * max(0, t - 26) / 32
                          for t in range(n)], {16}), rpm(n))
     n = 34
     case("fuel-drift-into-dropout",
-         "fuel (1 degC) near 35 degC leaning upward from tick 15: the CUSUM passes its card "
-         + "threshold at tick 16, pending, when a dropout at ticks 17..19 leaves no residual "
-         + "until tick 30; carried over it stays over, so Drift raises at 18, inside the dropout",
-         FUEL, with_gaps([35 + t // 6 + max(0, t - 14) for t in range(n)], {17, 18, 19}), rpm(n))
+         "fuel (1 degC) at 35 degC climbing 1 degC a tick from tick 15: the CUSUM passes its "
+         + "probe threshold at tick 16, pending, when a dropout at ticks 17..19 leaves no "
+         + "residual; carried over it stays over, so Drift raises at 18, inside the dropout; "
+         + "once the window is whole again (tick 29) it climbs faster than any training "
+         + "window, and the forecaster still judges it (it abstains on conditions, never on "
+         + "the signal's own changes)",
+         FUEL, with_gaps([35 + max(0, t - 14) for t in range(n)], {17, 18, 19}), rpm(n))
     n = 36
     case("coolant-step-into-dropout",
-         "coolant at 88 against a warming oil, stepping +12 at tick 19 (two outliers, the level "
-         + "residual jumps); a dropout at ticks 22..24 leaves no level until tick 34 and no "
+         "coolant at 88 against a warming oil, stepping +4 at tick 13 and +5 at tick 20 (an "
+         + "outlier each, the level residual jumps); a dropout at ticks 22..24 leaves no "
+         + "level until tick 34 and no "
          + "residual until 35: the outlier count (at its card threshold) and the level EWMA (at "
          + "its probe threshold), over and pending from tick 20, carry over and raise at 22, "
-         + "inside the dropout; the CUSUM's probe, raised at 21, stays over across it",
-         COOLANT, with_gaps([88 + (12 if t >= 19 else 0) for t in range(n)], {22, 23, 24}),
+         + "inside the dropout; the CUSUM's probe raises at 15, on a tick without a residual",
+         COOLANT, with_gaps([88 + (4 if t >= 13 else 0) + (5 if t >= 20 else 0)
+                             for t in range(n)], {22, 23, 24}),
          rpm(n), [90 + t / 32 for t in range(n)])
     n = 30
     case("tank3-heating-step",
-         "compartment 3 (1 milli-degC) wandering near 14.3, stepping +0.25 degC at tick 18",
-         tank(3), [(14297 + (t * 7) % 5 + (250 if t >= 18 else 0)) / 1000 for t in range(n)],
+         "compartment 3 (1 milli-degC) wandering near 14.3, stepping +0.15 degC at tick 18",
+         tank(3), [(14297 + (t * 7) % 5 + (150 if t >= 18 else 0)) / 1000 for t in range(n)],
          rpm(n))
     n = 30
     case("tank8-drift-no-engine-speed",
          "compartment 8 drifting 4 milli-degC a tick from tick 10, with the engine speed not "
-         + "available for ticks 5..16",
+         + "available for ticks 5..16: the forecast is masked on every window holding a gap, "
+         + "so the first residual is at tick 27",
          tank(8), [(21500 + 4 * max(0, t - 10)) / 1000 for t in range(n)],
          rpm(n, gaps=set(range(5, 17))))
+    n = 30
+    case("coolant-engine-speed-gap",
+         "coolant near 90 against its oil, the engine speed missing at ticks 12 and 13: the "
+         + "forecast and the consistency check are masked on the windows ending at ticks 12..22 "
+         + "(never imputed), so no residual at ticks 13..23 and the level EWMA carried",
+         COOLANT, [90 + (t % 5 == 0) for t in range(n)], rpm(n, gaps={12, 13}),
+         [93 + t / 32 for t in range(n)])
+    n = 30
+    case("coolant-oil-gap",
+         "coolant near 90 against a warming oil that is missing at ticks 14 and 15: the "
+         + "forecast runs on every window, the consistency check is masked on the windows "
+         + "ending at ticks 14..24 and its EWMA carried",
+         COOLANT, [90 + (t % 4 == 1) for t in range(n)], rpm(n),
+         with_gaps([85 + t / 16 for t in range(n)], {14, 15}))
+    n = 40
+    context = rpm(n)
+    context[12] = context[13] = 2600.0
+    case("coolant-beyond-envelope",
+         "coolant near 95 with a hot oil climbing from 120 degC; the engine speed at 2600 rpm "
+         + "at ticks 12 and 13, beyond any training row: the forecaster and the consistency "
+         + "check both abstain on the windows ending at ticks 12..22; from tick 33 the oil's "
+         + "window passes 126.4 degC, beyond the consistency check's envelope, which abstains "
+         + "while the forecaster runs",
+         COOLANT, [95 + (t % 3 == 2) for t in range(n)], context,
+         [120 + t / 5 for t in range(n)])
     return c
 
 
@@ -170,10 +227,21 @@ def raised(stat, thresholds, at_least):
     return out
 
 
+def states(ok, whole_inputs, inside):
+    """Per window, what the model did: "ran", "abstained" (its inputs whole, a column of its
+    group outside the envelope) or "masked" (a gap in an input it needs)."""
+    out = ["ran" if o else "masked" if not w else "abstained"
+           for o, w, i in zip(ok, whole_inputs, inside)]
+    assert all((s == "ran") == bool(o) and (s != "abstained" or not i)
+               for s, o, i in zip(out, ok, inside)), "train.masks disagrees with whole and within"
+    return out
+
+
 def evaluate(spec, card, joined, values, context, companion, outputs):
-    """train.py's functions on one case. `outputs` are the raw model outputs (float32) per
-    tick, None where no forecast: with None they are computed with the committed model."""
+    """train.py's functions on one case. `outputs` are the raw model outputs (float32) of
+    every window's row: with None they are computed with the committed model."""
     context_norm = card["context"]
+    env = card["envelope"]
     s = np.array(values, np.float64)
     run = {spec["signal"]: s, train.CONTEXT: np.array(context, np.float64)}
     if companion is not None:
@@ -181,15 +249,20 @@ def evaluate(spec, card, joined, values, context, companion, outputs):
         run[spec["level"]["companion"]] = np.array(companion, np.float64)
     k, w, ctx, comp = train.signal_windows(run, spec)
     x = train.features(w, ctx, comp, spec, context_norm)
+    # Where the forecast runs and where the consistency check does (train.masks: a gap in
+    # the engine speed or the companion masks, a row outside the envelope abstains).
+    forecast_ok, level_ok = train.masks(x, ctx, comp, spec, env)
+    inside = (train.within(env, spec["kind"], x, train.FORECAST_CONDITIONS),
+              train.within(env, spec["kind"], x, train.LEVEL_CONDITIONS))
     if outputs is None:
         out32 = train.joined_forward(joined, x)
         # The fixture's residuals are residual_streams' own, on this same run.
-        streams = list(train.residual_streams(joined, [("case", run)], [spec], context_norm))
+        streams = list(train.residual_streams(joined, [("case", run)], [spec], context_norm, env))
     else:
         out32 = np.array([outputs[t] for t in k], np.float32).reshape(len(k), 4)
         streams = None
     out = out32.astype(np.float64)
-    r, z = train.residuals(s, k, w, comp, out, spec)
+    r, z = train.residuals(s, k, w, comp, out, spec, forecast_ok, level_ok)
     if streams is not None:
         [(_, _, r_stream, z_stream)] = streams
         assert r.tobytes() == r_stream.tobytes() and z.tobytes() == z_stream.tobytes()
@@ -201,15 +274,39 @@ def evaluate(spec, card, joined, values, context, companion, outputs):
     n = len(s)
     rows = [None] * n
     raw = [None] * n
+    within = [None] * n
+    forecaster = [None] * n
+    consistency = [None] * n
     fc = [None] * n
     lfc = [None] * n
     has_level = "level" in spec and comp is not None
+    ctx_whole = train.whole(ctx)
+    f_state = states(forecast_ok, ctx_whole, inside[0])
+    if has_level:
+        l_state = states(level_ok, ctx_whole & train.whole(comp), inside[1])
+    else:
+        assert not level_ok.any(), "a consistency check without a companion"
     for i, t in enumerate(k):
         rows[t] = x[i]
         raw[t] = out32[i]
-        fc[t] = (mean[i], sigma[i])
+        within[t] = (bool(inside[0][i]), bool(inside[1][i]))
+        forecaster[t] = f_state[i]
+        if forecast_ok[i]:
+            fc[t] = (mean[i], sigma[i])
         if has_level:
-            lfc[t] = (lmean[i], lsigma[i])
+            consistency[t] = l_state[i]
+            if level_ok[i]:
+                lfc[t] = (lmean[i], lsigma[i])
+    # No row within a float32 rounding of an envelope bound (except a column the envelope
+    # pins to one value, such as the kind's), so the agent's row cannot fall on the other
+    # side of it.
+    low = np.array(env[spec["kind"]]["low"], np.float32).astype(np.float64)
+    high = np.array(env[spec["kind"]]["high"], np.float32).astype(np.float64)
+    free = low < high
+    for bound in (low, high):
+        near = np.abs(x.astype(np.float64) - bound)[:, free] / np.maximum(1.0, np.abs(bound[free]))
+        assert not len(near) or near.min() > MARGIN, \
+            f"{spec['signal']}: a feature within {near.min()} of an envelope bound"
     th = {"score": spec["score"], "cusum": spec["cusum_h"], "outliers": spec["outlier_count"],
           "level": spec["level"]["h"] if has_level else None}
     stats = {"score": score, "cusum": cusum, "outliers": outliers, "level": level}
@@ -230,9 +327,11 @@ def evaluate(spec, card, joined, values, context, companion, outputs):
             near = np.abs(finite - threshold).min() if len(finite) else 1.0
             assert near > MARGIN, f"{spec['signal']}: {name} within {near} of {threshold}"
     finite_r = np.abs(r[np.isfinite(r)])
-    assert np.abs(finite_r - train.OUTLIER).min() > MARGIN, "a residual at the outlier limit"
+    assert not len(finite_r) or np.abs(finite_r - train.OUTLIER).min() > MARGIN, \
+        "a residual at the outlier limit"
     return {
-        "features": rows, "outputs": raw, "forecast": fc, "level_forecast": lfc,
+        "features": rows, "outputs": raw, "within": within, "forecaster": forecaster,
+        "consistency": consistency, "forecast": fc, "level_forecast": lfc,
         "residual": r, "level_residual": z, "cusum": cusum, "outliers": outliers,
         "level": level if has_level else None, "raised": alerts,
     }
@@ -257,6 +356,17 @@ def rows(values, fmt):
     """One tick a line: null, or the tick's numbers."""
     lines = ["null" if v is None else array(v, fmt) for v in values]
     return "[\n    " + ",\n    ".join(lines) + "\n   ]"
+
+
+def gates(e):
+    """Where the model ran, as fixture text: per window, whether its row lies within the
+    envelope for the forecaster's columns and the consistency check's (train.within), and
+    what each did ("ran", "abstained", "masked"; the consistency check null without one)."""
+    return [
+        ("within", rows(e["within"], lambda v: "true" if v else "false")),
+        ("forecaster", array(e["forecaster"], json.dumps)),
+        ("consistency", array(e["consistency"], json.dumps)),
+    ]
 
 
 def derived(e):
@@ -303,6 +413,7 @@ def fixture_text(card, joined):
             ("context", array(context)),
             ("companion", "null" if companion is None else array(companion)),
             ("features", rows(e["features"], f32)),
+        ] + gates(e) + [
             ("outputs", rows(e["outputs"], f32)),
         ] + derived(e)
         lines = [f'   "{key}": {text}' for key, text in fields]
@@ -359,8 +470,9 @@ def check(path, card, joined):
     specs = {s["signal"]: s for s in card["signals"]}
     for old, new in zip(stored["cases"], fresh["cases"]):
         where = old["name"]
-        for key in ("about", "signal", "values", "context", "companion", "features"):
-            compare(f"{where}.{key}", old[key], new[key], None, problems)
+        for key in ("about", "signal", "values", "context", "companion", "features", "within",
+                    "forecaster", "consistency"):
+            compare(f"{where}.{key}", old.get(key), new[key], None, problems)
         compare(f"{where}.outputs", old["outputs"], new["outputs"], card["golden_tolerance"],
                 problems)
         # After the network, from the fixture's own outputs, so a CPU whose float32 products

@@ -4,7 +4,7 @@
     python3 models/train.py            # simulates the data if models/data is missing
 
 Steps, all seeded (the same inputs give the same bytes):
-1. Data: `cargo run -p vigil-lab --example training_data -- models/data` writes
+1. Data: `cargo run --profile tools -p vigil-lab --example training_data -- models/data` writes
    1 Hz CSVs of normal simulated drives, one per seed: training seeds and calibration seeds
    are different vehicles (see lab/src/dataset.rs).
 2. Features: for each watched signal and tick k with a full 10 s window, the same row the
@@ -49,6 +49,9 @@ EPOCHS = 12
 BATCH = 1024
 LR = 2e-3
 MARGIN = 1.25
+# The model abstains on a row outside the training rows' range of any of its input columns,
+# widened by this share of the range on each side (per signal kind).
+ENVELOPE_MARGIN = 0.25
 DEBOUNCE_TICKS = 3
 CUSUM_K = 0.5
 CUSUM_CLIP = 3.0
@@ -78,7 +81,8 @@ WATCHED = [
 def ensure_data():
     if any(DATA.glob("train-*.csv")):
         return
-    cmd = ["cargo", "run", "-p", "vigil-lab", "--example", "training_data", "--", str(DATA)]
+    cmd = ["cargo", "run", "--profile", "tools", "-p", "vigil-lab", "--example", "training_data",
+           "--", str(DATA)]
     print("simulating:", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=HERE.parent)
 
@@ -138,8 +142,15 @@ def signal_windows(run, spec):
     return idx[ok], w[ok], ctx[ok], None if comp is None else comp[ok]
 
 
-def samples(run_list, specs, context_norm):
-    xs, ys, floors = [], [], []
+def whole(windows_or_none):
+    """Per row: the window has no gap (False for every row without a window at all)."""
+    return ~np.isnan(windows_or_none).any(axis=1)
+
+
+def samples(run_list, specs, context_norm, with_kinds=False):
+    """The forecaster's training rows: windows whose engine speed is whole (a gap masks the
+    model, never imputed) and whose next value exists."""
+    xs, ys, floors, kinds = [], [], [], []
     for _, run in run_list:
         for spec in specs:
             if spec["signal"] not in run:
@@ -147,18 +158,21 @@ def samples(run_list, specs, context_norm):
             s = run[spec["signal"]]
             idx, w, ctx, comp = signal_windows(run, spec)
             nxt = np.append(s[1:], np.nan)[idx]
-            ok = ~np.isnan(nxt)
+            ok = ~np.isnan(nxt) & whole(ctx)
             x = features(w[ok], ctx[ok], None if comp is None else comp[ok], spec, context_norm)
             y = ((nxt[ok] - w[ok, -1]) / spec["scale"]).astype(np.float32)
             xs.append(x)
             ys.append(y)
             floors.append(np.full(len(y), spec["sigma_floor"] / spec["scale"], np.float32))
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(floors)
+            kinds.append(np.full(len(y), spec["kind"]))
+    out = np.concatenate(xs), np.concatenate(ys), np.concatenate(floors)
+    return (*out, np.concatenate(kinds)) if with_kinds else out
 
 
-def level_samples(run_list, specs, context_norm):
-    """The consistency net's rows (its columns only) and targets: the level now."""
-    xs, ys, floors = [], [], []
+def level_samples(run_list, specs, context_norm, with_kinds=False):
+    """The consistency net's rows (its columns only) and targets: the level now, on windows
+    whose engine speed and companion are whole."""
+    xs, ys, floors, kinds = [], [], [], []
     for _, run in run_list:
         for spec in specs:
             if "level" not in spec or spec["signal"] not in run:
@@ -166,12 +180,65 @@ def level_samples(run_list, specs, context_norm):
             _idx, w, ctx, comp = signal_windows(run, spec)
             if comp is None:
                 continue
-            x = features(w, ctx, comp, spec, context_norm)[:, LEVEL_COLUMNS]
-            y = ((w[:, -1] - spec["center"]) / spec["level_scale"]).astype(np.float32)
+            ok = whole(ctx) & whole(comp)
+            x = features(w[ok], ctx[ok], comp[ok], spec, context_norm)[:, LEVEL_COLUMNS]
+            y = ((w[ok, -1] - spec["center"]) / spec["level_scale"]).astype(np.float32)
             xs.append(x)
             ys.append(y)
             floors.append(np.full(len(y), spec["sigma_floor"] / spec["level_scale"], np.float32))
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(floors)
+            kinds.append(np.full(len(y), spec["kind"]))
+    out = np.concatenate(xs), np.concatenate(ys), np.concatenate(floors)
+    return (*out, np.concatenate(kinds)) if with_kinds else out
+
+
+# The columns each net reads: contiguous, and overlapping in the engine speed and the kind.
+FORECAST_GROUP = np.arange(0, FORECAST_INPUTS)
+LEVEL_GROUP = np.arange(WINDOW + 1, FORECAST_INPUTS + WINDOW)
+# The columns that say whether the model knows the conditions, checked against the envelope:
+# for the forecaster the signal's level, the engine speed and the kind, never the window's
+# own changes (a tank heating faster than any training window is what it must judge, not
+# a reason to stand aside); the consistency check reads no value of its own signal at all.
+FORECAST_CONDITIONS = np.arange(WINDOW, FORECAST_INPUTS)
+LEVEL_CONDITIONS = LEVEL_GROUP
+
+
+def envelope(x, x_kinds, xl, xl_kinds, n_in):
+    """Per kind, every input column's low and high over its training rows (the forecaster's
+    columns from its rows, the companion's from the consistency rows, the engine speed and
+    the kind from both), widened by ENVELOPE_MARGIN of the range, as float32 values (the
+    agent compares its float32 row with them exactly)."""
+    shared = np.arange(WINDOW + 1, FORECAST_INPUTS)
+    companion = np.arange(FORECAST_INPUTS, FORECAST_INPUTS + WINDOW)
+    out = []
+    for kind in range(len(KINDS)):
+        low = np.zeros(n_in)
+        high = np.zeros(n_in)
+        rows = x[x_kinds == kind][:, FORECAST_GROUP]
+        low[FORECAST_GROUP] = rows.min(axis=0)
+        high[FORECAST_GROUP] = rows.max(axis=0)
+        level_rows = xl[xl_kinds == kind]
+        if len(level_rows):
+            lo, hi = level_rows.min(axis=0), level_rows.max(axis=0)
+            low[shared] = np.minimum(low[shared], lo[:len(shared)])
+            high[shared] = np.maximum(high[shared], hi[:len(shared)])
+            low[companion] = lo[len(shared):]
+            high[companion] = hi[len(shared):]
+        span = high - low
+        low = (low - ENVELOPE_MARGIN * span).astype(np.float32)
+        high = (high + ENVELOPE_MARGIN * span).astype(np.float32)
+        out.append({"low": [float(v) for v in low], "high": [float(v) for v in high]})
+    return out
+
+
+def within(env, kind, x, group):
+    """Per row of `x` (float32 rows), whether the columns of `group` lie in the envelope of
+    `kind` (ModelCard::within_envelope in the agent)."""
+    if env is None:
+        return np.ones(len(x), bool)
+    low = np.asarray(env[kind]["low"], np.float32)[group]
+    high = np.asarray(env[kind]["high"], np.float32)[group]
+    cols = x[:, group]
+    return ((low <= cols) & (cols <= high)).all(axis=1)
 
 
 def normalisation(run_list):
@@ -284,25 +351,42 @@ def level_forecast(out, spec):
     return lmean, lsigma
 
 
-def residuals(s, k, w, comp, out, spec):
+def residuals(s, k, w, comp, out, spec, forecast_ok=None, level_ok=None):
     """The standardised residuals of series `s`, from the raw outputs `out` (float64) on its
     windows `w` ending at ticks `k` (companion windows `comp`, None without): the forecast
     made at k scored at k + 1, and the consistency check at k (all NaN without one), NaN
-    where none, as the agent computes them (Residuals::step, Residuals::level_step)."""
+    where none, as the agent computes them (Residuals::step, Residuals::level_step). Only
+    windows where `forecast_ok` (`level_ok`) forecast (check the level): the others are
+    masked (a gap in an input) or outside the envelope, where the model abstains."""
+    every = np.ones(len(k), bool)
+    forecast_ok = every if forecast_ok is None else forecast_ok
+    level_ok = every if level_ok is None else level_ok
     r = np.full(len(s), np.nan)
     z = np.full(len(s), np.nan)
     mean, sigma = forecast(out, w[:, -1], spec)
-    has_next = k + 1 < len(s)
-    r[k[has_next] + 1] = (s[k[has_next] + 1] - mean[has_next]) / sigma[has_next]
+    scored = (k + 1 < len(s)) & forecast_ok
+    r[k[scored] + 1] = (s[k[scored] + 1] - mean[scored]) / sigma[scored]
     if "level" in spec and comp is not None:
         lmean, lsigma = level_forecast(out, spec)
-        z[k] = (w[:, -1] - lmean) / lsigma
+        z[k[level_ok]] = ((w[:, -1] - lmean) / lsigma)[level_ok]
     return r, z
 
 
-def residual_streams(joined, run_list, specs, context_norm):
+def masks(x, ctx, comp, spec, env):
+    """Per window: whether the forecast runs (the engine speed whole, the conditions it
+    reads in the envelope) and whether the consistency check does (also the companion
+    whole and in the envelope)."""
+    ctx_whole = whole(ctx)
+    comp_whole = np.zeros(len(x), bool) if comp is None else whole(comp)
+    forecast_ok = ctx_whole & within(env, spec["kind"], x, FORECAST_CONDITIONS)
+    level_ok = ctx_whole & comp_whole & within(env, spec["kind"], x, LEVEL_CONDITIONS)
+    return forecast_ok, level_ok
+
+
+def residual_streams(joined, run_list, specs, context_norm, env):
     """Per (run, signal): the standardised residual of the forecast at each tick, and of the
-    consistency check (all NaN without one), NaN where none, as the agent computes them."""
+    consistency check (all NaN without one), NaN where none, as the agent computes them
+    (masked where an input has a gap, abstaining outside the envelope `env`)."""
     for name, run in run_list:
         for spec in specs:
             if spec["signal"] not in run:
@@ -311,7 +395,8 @@ def residual_streams(joined, run_list, specs, context_norm):
             k, w, ctx, comp = signal_windows(run, spec)
             x = features(w, ctx, comp, spec, context_norm)
             out = joined_forward(joined, x).astype(np.float64)
-            r, z = residuals(s, k, w, comp, out, spec)
+            forecast_ok, level_ok = masks(x, ctx, comp, spec, env)
+            r, z = residuals(s, k, w, comp, out, spec, forecast_ok, level_ok)
             yield name, spec["signal"], r, z
 
 
@@ -356,12 +441,12 @@ def statistics(r):
     return score, cusum, outliers
 
 
-def calibrate(joined, run_list, specs, context_norm):
+def calibrate(joined, run_list, specs, context_norm, env):
     """The worst each statistic held on normal drives, per signal kind."""
     kind_of = {s["signal"]: s["kind"] for s in specs}
     worst = {k: {"score": 0.0, "cusum": 0.0, "outliers": 0.0, "level": 0.0}
              for k in range(len(KINDS))}
-    for name, signal, r, z in residual_streams(joined, run_list, specs, context_norm):
+    for name, signal, r, z in residual_streams(joined, run_list, specs, context_norm, env):
         w = worst[kind_of[signal]]
         stats = list(statistics(r)) + [level_statistic(z)]
         for key, stat in zip(["score", "cusum", "outliers", "level"], stats):
@@ -427,16 +512,17 @@ def main():
     rng = np.random.default_rng(SEED)
     train_runs, calib_runs = runs("train"), runs("calib")
     specs, context_norm = normalisation(train_runs)
-    x, y, floor = samples(train_runs, specs, context_norm)
+    x, y, floor, x_kinds = samples(train_runs, specs, context_norm, with_kinds=True)
     print(f"{len(y)} training windows from {len(train_runs)} drives", flush=True)
     forecaster = train(x[:, :FORECAST_INPUTS], y, floor, rng, HIDDEN)
-    xl, yl, floor_l = level_samples(train_runs, specs, context_norm)
+    xl, yl, floor_l, xl_kinds = level_samples(train_runs, specs, context_norm, with_kinds=True)
     print(f"{len(yl)} consistency windows", flush=True)
     level = train(xl, yl, floor_l, rng, LEVEL_HIDDEN)
     n_in = x.shape[1]
     joined = join(forecaster, level, n_in)
     sha = export(joined, n_in, HERE / "forecaster.onnx")
-    worst, calib_hours = calibrate(joined, calib_runs, specs, context_norm)
+    env = envelope(x, x_kinds, xl, xl_kinds, n_in)
+    worst, calib_hours = calibrate(joined, calib_runs, specs, context_norm, env)
     # Golden vectors: real calibration windows, and the model's output on them in float32.
     xc, _, _ = samples(calib_runs[:1], specs, context_norm)
     # Six rows of any signal and two with a companion, so both nets are checked.
@@ -450,7 +536,7 @@ def main():
     train_hours = sum(len(next(iter(run.values()))) for _, run in train_runs) / 3600.0
     card = {
         "name": "vigil-forecaster",
-        "version": "2.1.0",
+        "version": "2.2.0",
         "onnx": "forecaster.onnx",
         "sha256": sha,
         "input": {"name": "x", "shape": [1, n_in]},
@@ -475,7 +561,10 @@ def main():
         "training": {
             "script": "models/train.py",
             "seed": SEED,
-            "data": f"normal simulated drives, seeds {train_runs[0][0]}..{train_runs[-1][0]}",
+            "data": f"normal simulated drives, seeds {train_runs[0][0]}..{train_runs[-1][0]}, each "
+                    "vehicle's ECU dithering its temperatures as a real one does (oil 0.04-0.16, "
+                    "coolant and fuel 0.1-0.4 degC standard deviation before the bus rounds them)",
+            "envelope_margin": ENVELOPE_MARGIN,
             "drives": len(train_runs),
             "hours": round(train_hours, 2),
             "windows": len(y),
@@ -491,6 +580,7 @@ def main():
             },
         },
         "kind_names": KINDS,
+        "envelope": env,
     }
     eval_path = HERE / "eval.json"
     card["evaluation"] = json.loads(eval_path.read_text()) if eval_path.exists() else \
@@ -550,6 +640,14 @@ def write_markdown(card):
         f"+-{t['level_clip']:g}; thresholds: "
         + ", ".join(f"`{s['signal']}` {s['level']['h']} (companion `{s['level']['companion']}`)"
                     for s in card["signals"] if "level" in s),
+        "",
+        "## Where it abstains",
+        (f"The card holds, per signal kind, every input column's range over the training rows, widened by "
+        f"{tr['envelope_margin']:g} of the range on each side. Where the conditions lie outside it the model "
+        "abstains: the forecaster when the signal's level, the engine speed or the kind does (never for the "
+        "window's own changes, which are what it judges), the consistency check when the engine speed, the "
+        "kind or the companion does. A window with a gap in the engine speed or the companion is masked, "
+        "never imputed. The rules and limits run either way."),
         "",
         "## Training",
         (f"{tr['architecture']}; {tr['parameters']} parameters; {tr['windows']} windows from "

@@ -117,6 +117,7 @@ fn setup(port: u16) -> Bench {
         spool: handle.clone(),
         link: link_tx,
         tuning: tuning_tx,
+        detect: watch::channel(Default::default()).1,
         model: Arc::new(ModelHandle::new(None)),
         metrics: metrics.clone(),
         acked: Some(acked_tx),
@@ -249,6 +250,8 @@ fn sample_alert() -> vigil_agent::detect::alert::AlertEvent {
     AlertEvent::Raised(Alert {
         id: 1,
         signal: Signal::new("Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"),
+        origin: None,
+        peer: None,
         kind: AlertKind::HighLimit,
         severity: Severity::Warning,
         value: 106.0,
@@ -257,8 +260,13 @@ fn sample_alert() -> vigil_agent::detect::alert::AlertEvent {
             wall_us: 0,
             mono: Duration::ZERO,
         },
+        changed_at: Timestamp {
+            wall_us: 0,
+            mono: Duration::ZERO,
+        },
         rule: "limits/1".into(),
         score: None,
         evidence: Vec::new(),
+        findings: Vec::new(),
     })
 }

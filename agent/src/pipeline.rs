@@ -46,7 +46,9 @@ use crate::decode::dm1::DiagnosticEvent;
 use crate::decode::table::SignalTable;
 use crate::decode::{Decoded, Decoder};
 use crate::detect::alert::AlertEvent;
-use crate::detect::{self, DetectConfig, Detector, Model, ModelHandle, ModelUpdater, Tuning};
+use crate::detect::{
+    self, DetectConfig, DetectStatus, Detector, Model, ModelHandle, ModelUpdater, Tuning,
+};
 use crate::duration;
 use crate::frame::Input;
 use crate::reading::{Clock, Reading};
@@ -251,6 +253,8 @@ pub struct Pipeline {
     pub link: watch::Sender<LinkStatus>,
     /// The runtime-adjustable config in force (changed by the device shadow).
     pub tuning: watch::Receiver<Tuning>,
+    /// What the model covered and which parameters this truck does not send.
+    pub detect: watch::Receiver<DetectStatus>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -339,6 +343,8 @@ impl Pipeline {
         }
         let model_handle = ModelHandle::new(model);
         let detector = Detector::new(&vehicle, &detect, model_handle.clone());
+        let (detect_status_tx, detect_status) = watch::channel(detector.status());
+        let (live_tx, live_rx) = watch::channel(detector.live());
         // Model-update jobs swap this detector's model unless a caller plugs in another.
         let model_updater: Arc<dyn ModelUpdater> = match plugs.model {
             Some(updater) => updater,
@@ -353,6 +359,10 @@ impl Pipeline {
                 outbound_alerts_tx,
                 metrics.clone(),
                 tuning_rx.clone(),
+                detect::Watches {
+                    status: detect_status_tx,
+                    live: live_tx,
+                },
             ),
         );
 
@@ -365,7 +375,7 @@ impl Pipeline {
         if let Some(display) = display {
             tasks.spawn(
                 "display",
-                alarm::display::run(panel_rx.clone(), link_rx, display),
+                alarm::display::run(panel_rx.clone(), link_rx, live_rx, display),
             );
         }
         tasks.spawn("alarm", async move {
@@ -411,6 +421,7 @@ impl Pipeline {
                     spool: handle.clone(),
                     link: link_tx.clone(),
                     tuning: tuning_tx,
+                    detect: detect_status.clone(),
                     model,
                     metrics: metrics.clone(),
                     acked: plugs.acked,
@@ -454,6 +465,7 @@ impl Pipeline {
             panel: panel_rx,
             link: link_tx,
             tuning: tuning_rx,
+            detect: detect_status,
             metrics,
         })
     }

@@ -1,20 +1,32 @@
 //! Train/serve parity: the agent computes what `models/train.py` computes, on the same
-//! windows.
+//! windows, and runs the model where train.py does.
 //!
 //! `models/parity/fixture.json` is written by `models/parity.py` from train.py's own
-//! functions (`features`, `joined_forward`, `forecast`, `level_forecast`, `residuals`,
-//! `statistics`, `level_statistic`, `held`) on a few cases covering every signal kind of
-//! the committed card. This test steps the agent's code through each case tick by tick the
-//! way `Detector::tick` does (the value scored against the forecast made a tick earlier,
-//! then the last `window` ticks of the signal, the engine speed and, for a signal with a
-//! consistency check, its companion) and asserts:
+//! functions (`features`, `within`, `masks`, `joined_forward`, `forecast`, `level_forecast`,
+//! `residuals` with its `forecast_ok`/`level_ok` masks, `statistics`, `level_statistic`,
+//! `held`) on a few cases covering every signal kind of the committed card. This test steps
+//! the agent's code through each case tick by tick the way `Detector::tick` does (the value
+//! scored against the forecast made a tick earlier, then the last `window` ticks of the
+//! signal, the engine speed and, for a signal with a consistency check, its companion) and
+//! asserts:
 //!
-//! - `ModelCard::features` gives train.py's input row, for every full window;
+//! - `ModelCard::features` gives train.py's input row, for every window of the signal
+//!   without a gap (a gap in the engine speed or the companion becomes 0 in the row on both
+//!   sides, a row the model is then never run on);
+//! - `ModelCard::within_envelope` gives train.py's `within` on every such row, for the
+//!   forecaster's columns and the consistency check's (`ModelCard::groups`, train.py's
+//!   `FORECAST_CONDITIONS` and `LEVEL_CONDITIONS`);
+//! - the mirror of `Detector::tick` runs the model where train.py's `masks` say, tick by
+//!   tick: only on a whole engine-speed window (otherwise both parts are masked, never
+//!   imputed), the consistency check only on a whole companion window too; and
+//!   `Model::forecast`'s `Step` abstains (no forecast, no level) exactly where train.py's
+//!   row lies outside the card's envelope. Each window's gate ("ran", "abstained",
+//!   "masked") is compared for the forecaster and for the consistency check;
 //! - tract, on the agent's row, gives numpy's outputs within the card's golden tolerance
 //!   (the golden vectors, extended to every fixture window), and `Model::forecast` agrees;
 //! - from the fixture's outputs, `ModelCard::forecast` and `ModelCard::level` give
-//!   train.py's forecasts, and `score::Residuals` its standardised residuals, CUSUM,
-//!   outlier counts and level EWMA, tick by tick;
+//!   train.py's forecasts where they ran, and `score::Residuals` its standardised
+//!   residuals, CUSUM, outlier counts and level EWMA, tick by tick;
 //! - `AlertState`, fed the agent's verdicts with the card's debounce, raises at the tick
 //!   where train.py's `held` statistic (the one thresholds were calibrated on) first passes
 //!   the threshold, at the card's threshold and at a lower probe threshold.
@@ -23,25 +35,32 @@
 //! inputs and round once; they can differ only through an input parsed a last bit apart,
 //! by at most an f32 ulp (6e-8 relative). 1e-6 relative (absolute below 1) is about 16
 //! ulps, and a normalisation constant changed in its 5th significant digit fails it. The
+//! envelope's bounds are f32 values compared with the f32 row on both sides; the fixture
+//! keeps every row at least 1e-6 (relative) away from each bound that is not a constant
+//! column's (the kind's one-hot), so such a last bit cannot move a row across one. The
 //! forecasts and statistics are f64 arithmetic on the same f32 outputs: numpy's `exp`
 //! (SIMD) and libm's may differ in the last bits, and the CUSUM and the EWMA carry such
 //! differences along, so they are not bit-equal, but 1e-9 relative (absolute below 1)
 //! leaves them six orders of room and catches a CUSUM `k` changed by one part in a
 //! million. Measured when the fixture was written: every feature bit-equal, every forecast
-//! and statistic within 5e-15. Thresholds and tick numbers are compared exactly; the
+//! and statistic within 5e-15. Thresholds, gates and tick numbers are compared exactly; the
 //! fixture keeps every statistic at least 1e-6 away from each threshold it is compared
 //! with, so last bits cannot flip a comparison.
 //!
-//! A tick without a residual (a gap in the signal, or no full window) is judged the same
-//! way on both sides: the score's debounce starts over (train.py's `held` counts the
-//! missing score as 0; `Detector::tick`, mirrored here, feeds `score::unscored`), and the
-//! CUSUM and the outlier count are judged as they carry over (train.py's `statistics` moves
-//! them only on a residual; `score::unscored` judges `Residuals::carried`). A tick without a
-//! level forecast judges the level EWMA as it carries over on both sides
-//! (`level_statistic` holds it; `Residuals::level_carried`). No known difference remains:
-//! the fixture has cases where a CUSUM, an outlier count and a level (at its probe
+//! A tick without a residual (a gap in the signal, no full window, or no forecast made for
+//! it because the model was masked or abstained) is judged the same way on both sides: the
+//! score's debounce starts over (train.py's `held` counts the missing score as 0;
+//! `Detector::tick`, mirrored here, feeds `score::unscored`), and the CUSUM and the outlier
+//! count are judged as they carry over (train.py's `statistics` moves them only on a
+//! residual; `score::unscored` judges `Residuals::carried`). A tick without a level
+//! forecast (masked, abstained, or no window) judges the level EWMA as it carries over on
+//! both sides (`level_statistic` holds it; `Residuals::level_carried`). No known difference
+//! remains: the fixture has cases where a CUSUM, an outlier count and a level (at its probe
 //! threshold; the card's takes hundreds of ticks to reach) are over, pending, into a
-//! dropout and raise inside it, at the tick train.py says.
+//! dropout and raise inside it, at the tick train.py says; windows masked by a gap in the
+//! engine speed (both parts) and in the companion (the consistency check alone); and rows
+//! outside the envelope where both parts abstain, the forecaster alone, and the
+//! consistency check alone.
 //!
 //! When train.py's arithmetic changes, `python3 models/parity.py --check` (test.sh) fails
 //! until the fixture is written again, and then this test fails until the agent follows.
@@ -52,7 +71,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use vigil_agent::detect::alert::{AlertEvent, AlertKind, AlertState, Verdict};
-use vigil_agent::detect::model::{Forecast, Model, Thresholds, WatchedSignal};
+use vigil_agent::detect::model::{Forecast, Model, Step, Thresholds, WatchedSignal};
 use vigil_agent::detect::score::{self, Residuals};
 use vigil_agent::reading::{Signal, Timestamp};
 
@@ -85,13 +104,22 @@ struct Case {
     values: Vec<Option<f64>>,
     context: Vec<Option<f64>>,
     companion: Option<Vec<Option<f64>>>,
-    /// The input row of the window ending at each tick.
+    /// The input row of the window ending at each tick (every window of the signal without
+    /// a gap, whether the model ran on it or not).
     features: Vec<Option<Vec<f64>>>,
+    /// train.py's `within` on that row: the forecaster's columns, the consistency check's.
+    within: Vec<Option<[bool; 2]>>,
+    /// What the forecaster did on that window (train.py's `masks`).
+    forecaster: Vec<Option<Gate>>,
+    /// What the consistency check did; `null` for a case without one.
+    consistency: Vec<Option<Gate>>,
     /// numpy's raw outputs on that row: change mean and log spread, level mean and log spread.
     outputs: Vec<Option<[f64; 4]>>,
-    /// The forecast made at each tick for the next, in signal units: (mean, sigma).
+    /// The forecast made at each tick for the next, in signal units: (mean, sigma); `null`
+    /// where the forecaster did not run.
     forecast: Vec<Option<[f64; 2]>>,
-    /// The level the consistency check says at each tick: (mean, sigma).
+    /// The level the consistency check says at each tick: (mean, sigma); `null` where it
+    /// did not run.
     level_forecast: Vec<Option<[f64; 2]>>,
     residual: Vec<Option<f64>>,
     level_residual: Vec<Option<f64>>,
@@ -101,6 +129,19 @@ struct Case {
     level: Option<Vec<f64>>,
     /// Per statistic (score, cusum, outliers, level): (threshold, tick of the first alert).
     raised: BTreeMap<String, Vec<(f64, Option<u64>)>>,
+}
+
+/// What one part of the model did on a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Gate {
+    /// It ran.
+    Ran,
+    /// Its inputs were whole but a column it reads lay outside the card's envelope.
+    Abstained,
+    /// An input it needs (the engine speed; for the consistency check, the companion) had a
+    /// gap in the window.
+    Masked,
 }
 
 fn fixture() -> Fixture {
@@ -287,6 +328,55 @@ fn the_fixture_is_of_the_committed_model_and_covers_every_signal_kind() {
         carried_raise("level", &|c, t| c.level_forecast[t].is_none()),
         "no case raises on the level on a tick without a level forecast"
     );
+    // Where the model does not run: a gap in the engine speed masks both parts; a gap in
+    // the companion masks the consistency check while the forecast runs; a row outside the
+    // envelope makes both parts abstain, or the forecaster alone (its own window), or the
+    // consistency check alone (the companion's).
+    let window = card.window;
+    let gap = |series: &[Option<f64>], t: usize| series[t + 1 - window..=t].contains(&None);
+    let any_window = |gates: (Gate, Gate), why: &dyn Fn(&Case, usize) -> bool| {
+        fixture.cases.iter().any(|c| {
+            (0..c.values.len()).any(|t| {
+                (c.forecaster[t], c.consistency[t]) == (Some(gates.0), Some(gates.1)) && why(c, t)
+            })
+        })
+    };
+    let companion_gap = |c: &Case, t: usize| c.companion.as_ref().is_some_and(|s| gap(s, t));
+    for (gates, why, what) in [
+        (
+            (Gate::Masked, Gate::Masked),
+            &(|c: &Case, t| gap(&c.context, t)) as &dyn Fn(&Case, usize) -> bool,
+            "both parts masked by a gap in the engine speed",
+        ),
+        (
+            (Gate::Ran, Gate::Masked),
+            &|c: &Case, t| !gap(&c.context, t) && companion_gap(c, t),
+            "the consistency check masked by a gap in the companion while the forecast runs",
+        ),
+        (
+            (Gate::Abstained, Gate::Abstained),
+            &|c: &Case, t| !gap(&c.context, t) && !companion_gap(c, t),
+            "both parts abstaining on a whole row outside the envelope",
+        ),
+        (
+            (Gate::Abstained, Gate::Ran),
+            &|_: &Case, _| true,
+            "the forecaster abstaining while the consistency check runs",
+        ),
+        (
+            (Gate::Ran, Gate::Abstained),
+            &|c: &Case, t| !companion_gap(c, t),
+            "the consistency check abstaining on a whole companion while the forecast runs",
+        ),
+    ] {
+        assert!(any_window(gates, why), "no window with {what}");
+    }
+    // A signal without a consistency check is masked by a gap in the engine speed too.
+    assert!(
+        fixture.cases.iter().any(|c| (0..c.values.len())
+            .any(|t| c.consistency[t].is_none() && c.forecaster[t] == Some(Gate::Masked))),
+        "no window of a signal without a consistency check masked by the engine speed"
+    );
 }
 
 #[test]
@@ -309,6 +399,9 @@ fn features_forecasts_and_statistics_match_train_py() {
         for (what, len) in [
             ("context", context.len()),
             ("features", case.features.len()),
+            ("within", case.within.len()),
+            ("forecaster", case.forecaster.len()),
+            ("consistency", case.consistency.len()),
             ("outputs", case.outputs.len()),
             ("forecast", case.forecast.len()),
             ("level_forecast", case.level_forecast.len()),
@@ -381,7 +474,9 @@ fn features_forecasts_and_statistics_match_train_py() {
                 }
             }
             // The forecast for the next tick, from the last `window` ticks.
-            let full = t + 1 >= window && values[t + 1 - window..=t].iter().all(|v| !v.is_nan());
+            let whole = |series: &[f64]| series.iter().all(|v| !v.is_nan());
+            let span = (t + 1 >= window).then(|| t + 1 - window..=t);
+            let full = span.clone().is_some_and(|span| whole(&values[span]));
             // A tick without a level forecast judges the consistency statistic as it carries
             // over, as Detector::tick does.
             let carried_level = residuals.level_carried();
@@ -390,11 +485,16 @@ fn features_forecasts_and_statistics_match_train_py() {
                     d.observe(tick, |h| score::consistency_verdict(carried_level, h).1);
                 }
             };
-            let Some(expected_row) = &case.features[t] else {
+            let (Some(expected_row), Some(span)) = (&case.features[t], span) else {
                 assert!(
                     !full,
                     "{}",
                     at("the agent has a full window, train.py none")
+                );
+                assert!(
+                    case.forecaster[t].is_none() && case.consistency[t].is_none(),
+                    "{}",
+                    at("train.py runs the model without a window")
                 );
                 judge_carried_level(&mut debounce);
                 assert!(
@@ -405,15 +505,16 @@ fn features_forecasts_and_statistics_match_train_py() {
                 continue;
             };
             assert!(full, "{}", at("train.py has a full window, the agent none"));
-            let span = t + 1 - window..=t;
             let own = &values[span.clone()];
             let ctx = &context[span.clone()];
-            // The companion's window only for a signal with a consistency check.
+            // The companion's window as recorded, gaps and all, only for a signal with a
+            // consistency check.
             let comp = spec
                 .level
                 .as_ref()
                 .and(companion.as_ref())
                 .map(|c| &c[span]);
+            // train.py's row, on the same inputs (a gap becomes 0 on both sides).
             card.features(spec, own, ctx, comp, &mut row);
             assert_eq!(row.len(), expected_row.len(), "{}", at("row length"));
             for (i, (&got, &want)) in row.iter().zip(expected_row).enumerate() {
@@ -421,6 +522,18 @@ fn features_forecasts_and_statistics_match_train_py() {
                     at(&format!("feature {i}"))
                 });
             }
+            // The envelope on that row, for each part's columns.
+            let within = card.within_envelope(spec, &row);
+            let [within_forecaster, within_level] =
+                case.within[t].expect("a row has train.py's within");
+            assert_eq!(
+                within,
+                (within_forecaster, within_level),
+                "{}",
+                at(
+                    "within the envelope (forecaster's columns, consistency check's): the agent's ModelCard::within_envelope, then train.py's within"
+                )
+            );
             let raw = case.outputs[t].expect("a row has outputs");
             let tract = model.run(&row).expect("the model runs");
             for (i, (&got, &want)) in tract.iter().zip(&raw).enumerate() {
@@ -434,33 +547,65 @@ fn features_forecasts_and_statistics_match_train_py() {
                     ))
                 );
             }
+            // Detector::tick: the model runs only on a whole engine-speed window (a gap
+            // masks it, never imputed), and gets the companion's window only when it is
+            // whole; Model::forecast abstains outside the envelope.
+            let companion_whole = comp.filter(|c| whole(c));
+            let step = whole(ctx).then(|| {
+                model
+                    .forecast(spec, own, ctx, companion_whole, &mut scratch)
+                    .expect("the model runs")
+            });
+            let forecaster = match step {
+                None => Gate::Masked,
+                Some(Step {
+                    forecast: Some(_), ..
+                }) => Gate::Ran,
+                Some(_) => Gate::Abstained,
+            };
+            let consistency = comp.map(|_| match (step, companion_whole) {
+                (Some(Step { level: Some(_), .. }), _) => Gate::Ran,
+                (Some(_), Some(_)) => Gate::Abstained,
+                _ => Gate::Masked,
+            });
+            assert_eq!(
+                (Some(forecaster), consistency),
+                (case.forecaster[t], case.consistency[t]),
+                "{}",
+                at("(forecaster, consistency check): the agent's, then train.py's masks")
+            );
             let [mu, log_sigma, level_mu, level_log_sigma] = raw.map(|v| v as f32);
-            let forecast = card.forecast(spec, own, mu, log_sigma);
-            let [mean, sigma] = case.forecast[t].expect("a row has a forecast");
-            assert_close(forecast.mean, mean, STATISTIC_TOLERANCE, &|| {
-                at("forecast mean")
-            });
-            assert_close(forecast.sigma, sigma, STATISTIC_TOLERANCE, &|| {
-                at("forecast sigma")
-            });
-            // Model::forecast (features, tract, forecast) agrees within what tract's outputs
-            // may differ from numpy's.
-            let (served, served_level) = model
-                .forecast(spec, own, ctx, comp, &mut scratch)
-                .expect("the model runs");
-            near_forecast(served, forecast, spec.scale, card.golden_tolerance, &|| {
-                at("Model::forecast")
-            });
-            residuals.expect(tick + 1, forecast);
-            match (&spec.level, comp) {
-                (Some(_), Some(_)) => {
+            match step.and_then(|step| step.forecast) {
+                Some(served) => {
+                    let forecast = card.forecast(spec, own, mu, log_sigma);
+                    let [mean, sigma] = case.forecast[t].expect("a forecast that ran");
+                    assert_close(forecast.mean, mean, STATISTIC_TOLERANCE, &|| {
+                        at("forecast mean")
+                    });
+                    assert_close(forecast.sigma, sigma, STATISTIC_TOLERANCE, &|| {
+                        at("forecast sigma")
+                    });
+                    // Model::forecast (features, tract, forecast) agrees within what tract's
+                    // outputs may differ from numpy's.
+                    near_forecast(served, forecast, spec.scale, card.golden_tolerance, &|| {
+                        at("Model::forecast")
+                    });
+                    residuals.expect(tick + 1, forecast);
+                }
+                None => assert!(
+                    case.forecast[t].is_none(),
+                    "{}",
+                    at("train.py forecasts, the agent does not")
+                ),
+            }
+            match step.and_then(|step| step.level) {
+                Some(served_level) => {
                     let level = card.level(spec, level_mu, level_log_sigma);
                     let [mean, sigma] = case.level_forecast[t].expect("a level forecast");
                     assert_close(level.mean, mean, STATISTIC_TOLERANCE, &|| at("level mean"));
                     assert_close(level.sigma, sigma, STATISTIC_TOLERANCE, &|| {
                         at("level sigma")
                     });
-                    let served_level = served_level.expect("Model::forecast gives the level");
                     near_forecast(
                         served_level,
                         level,
@@ -485,21 +630,16 @@ fn features_forecasts_and_statistics_match_train_py() {
                     }
                     levels_seen += 1;
                 }
-                _ => {
-                    assert!(
-                        served_level.is_none(),
-                        "{}",
-                        at("a level without a companion")
-                    );
+                None => {
                     assert!(
                         case.level_forecast[t].is_none(),
                         "{}",
-                        at("train.py has a level")
+                        at("train.py has a level, the agent none")
                     );
                     assert!(
                         case.level_residual[t].is_none(),
                         "{}",
-                        at("train.py has a level residual")
+                        at("train.py has a level residual, the agent none")
                     );
                     judge_carried_level(&mut debounce);
                 }

@@ -97,6 +97,12 @@ enum Command {
         /// 24 of the eval's 36 minutes on 2 cores) but leaves the baselines less data.
         #[arg(long, default_value_t = 1000)]
         calibration_drives: usize,
+        /// Give every drive's truck these bus quirks, comma-separated: unsent (no oil or
+        /// fuel temperature), two-step (two-degree coolant ticks), second-sender (a second
+        /// controller relays the coolant), car-rpm (a passenger car's engine speeds: 800 rpm
+        /// idle, 2000-3100 cruising). Drives with quirks are reported on their own.
+        #[arg(long, value_delimiter = ',')]
+        quirks: Vec<String>,
         /// Write the figures as JSON here (models/train.py copies them into the card).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -360,12 +366,14 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     n => format!(" ({n} lines that were not frames skipped)"),
                 }
             );
+            eprintln!("{}", vigil_lab::report::coverage(&summary.detect));
         }
         Command::Eval {
             model,
             drives_per_fault,
             normal_drives,
             calibration_drives,
+            quirks,
             out,
             config,
         } => {
@@ -374,10 +382,13 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 None => Config::embedded_default().detect,
             };
             let model = Arc::new(vigil_agent::detect::Model::load(&model)?);
+            // A misspelt quirk is refused before an hour of drives, not after.
+            vigil_lab::eval::quirks(&quirks, 0).map_err(|e| anyhow::anyhow!("--quirks: {e}"))?;
             let options = vigil_lab::eval::EvalOptions {
                 drives_per_fault,
                 normal_drives,
                 calibration_drives,
+                quirks,
                 ..Default::default()
             };
             let report = vigil_lab::eval::run(model, &detect, &options, |line| {

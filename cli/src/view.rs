@@ -135,7 +135,7 @@ impl View {
                 },
                 a = alerts.recv(), if alerts_open => match a {
                     Some(a) => {
-                        let line = format!("{} {a}", clock(a.alert().raised_at.mono));
+                        let line = format!("{} {a}", clock(a.at().mono));
                         self.alerts.push_back(line.clone());
                         if self.alerts.len() > ALERT_LINES { self.alerts.pop_front(); }
                         Some(line)
@@ -208,11 +208,10 @@ impl View {
             Some(a) => {
                 let _ = writeln!(
                     s,
-                    "  {colour}{} {}: {:.1} degC, limit {:.1}, since {}\x1b[0m ({} active)\x1b[K",
+                    "  {colour}{} {}: {}, since {}\x1b[0m ({} active)\x1b[K",
                     a.severity.to_string().to_uppercase(),
                     a.signal,
-                    a.value,
-                    a.threshold,
+                    a.kind.describe(a.value, a.threshold, a.score),
                     clock(a.raised_at.mono),
                     panel.active_count()
                 );

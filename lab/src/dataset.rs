@@ -16,7 +16,7 @@ use vigil_agent::detect::window::Grid;
 use vigil_agent::reading::{Origin, Reading, Signal, Timestamp};
 use vigil_agent::signals;
 use vigil_sim::source::Inputs;
-use vigil_sim::{Scenario, SimError, Truck, TruckParams};
+use vigil_sim::{EcuNoise, Scenario, SimError, Truck, TruckParams};
 
 /// Seeds `models/train.py` trains on, calibrates on, and that `vigil eval` tests on.
 /// Calibration takes 1000 vehicle-hours: a threshold set to 1 false alarm per 100 h is a
@@ -44,6 +44,12 @@ pub fn truck_params(seed: u64) -> TruckParams {
         cargo_loaded_c: 8.0 + 12.0 * h(3),
         // Morning to evening starts.
         start_wall_us: TruckParams::default().start_wall_us + (h(4) * 10.0 * 3600.0e6) as i64,
+        // ECUs dither differently: from a third to one and a half times the CSS truck's.
+        ecu_noise: EcuNoise {
+            coolant_c: 0.1 + 0.3 * h(5),
+            fuel_c: 0.1 + 0.3 * h(6),
+            oil_c: 0.04 + 0.12 * h(7),
+        },
         ..TruckParams::default()
     }
 }

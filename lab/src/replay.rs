@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use vigil_agent::decode::Decoder;
 use vigil_agent::decode::table::SignalTable;
+use vigil_agent::detect::DetectStatus;
 use vigil_agent::detect::alert::{Alert, AlertEvent, AlertKind, Severity};
 use vigil_agent::frame::recording::{Recording, serial_companion};
 use vigil_agent::reading::{Reading, Signal};
@@ -44,6 +45,12 @@ pub enum ReplayError {
 pub struct AlertLine {
     pub id: u64,
     pub signal: Signal,
+    /// The sender whose values raised it (`can0/sa00`, a serial port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// For a `sender_conflict`, the sender heard first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
     pub kind: AlertKind,
     /// The highest severity it reached.
     pub severity: Severity,
@@ -55,6 +62,8 @@ pub struct AlertLine {
     pub value: f64,
     pub rule: Arc<str>,
     pub evidence: Vec<Option<f64>>,
+    /// The kinds of every finding the incident gathered, first first.
+    pub findings: Vec<AlertKind>,
 }
 
 impl AlertLine {
@@ -62,6 +71,8 @@ impl AlertLine {
         AlertLine {
             id: a.id,
             signal: a.signal.clone(),
+            origin: a.origin.as_ref().map(ToString::to_string),
+            peer: a.peer.as_ref().map(ToString::to_string),
             kind: a.kind,
             severity: a.severity,
             raised_at: a.raised_at.wall_secs(),
@@ -75,6 +86,7 @@ impl AlertLine {
                 .iter()
                 .map(|v| (!v.is_nan()).then_some(*v))
                 .collect(),
+            findings: a.findings.clone(),
         }
     }
 }
@@ -88,6 +100,8 @@ pub struct ReplaySummary {
     pub late_samples: u64,
     /// Lines of a candump log that were not frames: skipped, each logged.
     pub malformed_lines: u64,
+    /// What the model covered, and the parameters the log's truck does not send.
+    pub detect: DetectStatus,
 }
 
 /// Replays `input` through the detect stage `judge` builds, decoding a candump log with
@@ -116,14 +130,17 @@ pub fn replay(
                 AlertEvent::Raised(a) => {
                     lines.insert(a.id, AlertLine::new(a));
                 }
-                AlertEvent::Escalated(a) => {
+                AlertEvent::Escalated(a) | AlertEvent::Updated(a) => {
                     if let Some(line) = lines.get_mut(&a.id) {
                         line.severity = line.severity.max(a.severity);
+                        line.kind = a.kind;
+                        line.findings = a.findings.clone();
                     }
                 }
                 AlertEvent::Cleared { alert, cleared_at } => {
                     if let Some(line) = lines.get_mut(&alert.id) {
                         line.cleared_at = Some(cleared_at.wall_secs());
+                        line.findings = alert.findings.clone();
                     }
                 }
             }
@@ -153,8 +170,15 @@ pub fn replay(
         writeln!(file, "{json}").map_err(write_err)?;
     }
     file.flush().map_err(write_err)?;
+    let detect = detector.status();
     if let Some(path) = report {
-        let html = crate::report::html(input, model_id.as_deref(), &detector.take_trace(), &alerts);
+        let html = crate::report::html(
+            input,
+            model_id.as_deref(),
+            &detect,
+            &detector.take_trace(),
+            &alerts,
+        );
         std::fs::write(path, html).map_err(|source| ReplayError::Io {
             path: path.to_owned(),
             source,
@@ -166,6 +190,7 @@ pub fn replay(
         model: model_id,
         late_samples: detector.late_samples(),
         malformed_lines,
+        detect,
     })
 }
 
@@ -415,6 +440,54 @@ mod tests {
         assert!(
             took < std::time::Duration::from_secs(5),
             "replay took {took:?}"
+        );
+    }
+
+    #[test]
+    fn a_tank_fire_is_one_incident_that_escalates_not_a_storm() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("fire.log");
+        let scenario = Scenario::from_name("tank-heating", FAULT_AT).unwrap();
+        record::write(
+            TruckParams::default(),
+            scenario,
+            Duration::from_secs(900),
+            &log,
+        )
+        .unwrap();
+        let heated = "Vehicle.Cargo.Tank.Compartment1.Temperature";
+        let judge = judge(Some(&committed_card()));
+        let out = dir.path().join("alerts.jsonl");
+        let summary = replay(&judge, builtin_dbc(), &log, &out, None).unwrap();
+        let on_tank: Vec<&AlertLine> = summary
+            .alerts
+            .iter()
+            .filter(|a| a.signal.as_str() == heated)
+            .collect();
+        assert_eq!(on_tank.len(), 1, "{on_tank:#?}");
+        let fire = on_tank[0];
+        assert_eq!(fire.severity, Severity::Critical);
+        assert!(fire.findings.len() >= 2, "{:?}", fire.findings);
+        assert!(
+            fire.findings.contains(&AlertKind::HighLimit),
+            "{:?}",
+            fire.findings
+        );
+        // The same drive judged finding by finding: what the driver used to hear.
+        let mut detector = judge.detector().findings_only();
+        let mut events = Vec::new();
+        let mut raised = 0;
+        read_candump(&log, builtin_dbc(), &mut |r: &Reading| {
+            detector.observe(r, &mut events);
+            raised += events
+                .drain(..)
+                .filter(|e| matches!(e, AlertEvent::Raised(a) if a.signal.as_str() == heated))
+                .count();
+        })
+        .unwrap();
+        assert!(
+            raised >= fire.findings.len() && raised > 1,
+            "{raised} findings raised"
         );
     }
 }

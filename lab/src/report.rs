@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use vigil_agent::detect::TracePoint;
 use vigil_agent::detect::alert::Severity;
+use vigil_agent::detect::{DetectStatus, TracePoint};
 
 use crate::replay::AlertLine;
 
@@ -21,6 +21,7 @@ const MAX_POINTS: usize = 2000;
 pub fn html(
     input: &Path,
     model: Option<&str>,
+    detect: &DetectStatus,
     trace: &[TracePoint],
     alerts: &[AlertLine],
 ) -> String {
@@ -40,6 +41,7 @@ pub fn html(
         escape(model.unwrap_or("none (rules only)")),
         alerts.len()
     );
+    let _ = write!(out, "<p>{}</p>", escape(&coverage(detect)));
     out.push_str("<table><tr><th>id</th><th>signal</th><th>kind</th><th>severity</th><th>raised</th><th>cleared</th><th>score</th><th>threshold</th><th>rule</th></tr>");
     for a in alerts {
         let _ = write!(
@@ -199,4 +201,47 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// One sentence on what the model covered and what the truck does not send.
+pub fn coverage(detect: &DetectStatus) -> String {
+    let m = detect.model;
+    let share = |n: u64| {
+        if m.ticks == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / m.ticks as f64
+        }
+    };
+    let mut text = format!(
+        "The model could run on {} signal-ticks: it abstained on {} ({:.1} %, inputs outside its training envelope) and was masked on {} ({:.1} %, a gap in the engine speed); the rules ran on all of them.",
+        m.ticks,
+        m.abstained,
+        share(m.abstained),
+        m.masked,
+        share(m.masked)
+    );
+    if !detect.unsupported.is_empty() {
+        let names: Vec<&str> = detect.unsupported.iter().map(|s| s.as_str()).collect();
+        text.push_str(&format!(
+            " Not sent by this truck (not available since the first message): {}.",
+            names.join(", ")
+        ));
+    }
+    for senders in &detect.senders {
+        text.push_str(&format!(
+            " {} is sent by {} controllers ({}), each judged on its own.",
+            senders.signal,
+            senders.origins.len(),
+            senders.origins.join(", ")
+        ));
+    }
+    if detect.origins_refused > 0 {
+        text.push_str(&format!(
+            " {} readings came from senders past the {} a signal may have, and were dropped.",
+            detect.origins_refused,
+            vigil_agent::detect::window::MAX_ORIGINS
+        ));
+    }
+    text
 }

@@ -24,7 +24,8 @@ fn drive(seed: u64, scenario: Scenario, duration: Duration) -> Vec<(Signal, Aler
         model: Some(committed()),
         ..Judge::default()
     };
-    let mut detector = judge.detector();
+    // Each finding: the expectations name the kind that catches each fault first.
+    let mut detector = judge.detector().findings_only();
     let mut events = Vec::new();
     let mut raised = Vec::new();
     dataset::simulate(dataset::truck_params(seed), scenario, duration, |r| {
@@ -64,22 +65,27 @@ const SCENARIO_SEEDS: std::ops::RangeFrom<u64> = 1101..;
 /// Each fault, on a vehicle never used in training: the kinds that may catch it first and
 /// the longest delay allowed from the fault's start (the drive runs 10 minutes past it).
 /// `None` is a known miss: the fault is not caught within an hour on this vehicle. A failed
-/// fan on a cool day shows only once the engine works hard: here 44 minutes after it
-/// failed. A miss that starts being caught fails too, so the table is updated with the better figure. The eval table has the rates.
+/// fan on a cool day shows only once the engine works hard; on this vehicle its coolant
+/// stays under the 100 degC a healthy real truck may run at (the normal band's rule was at
+/// the simulator's own 95.5 before, and caught it after 44 minutes). A miss that starts
+/// being caught fails too, so the table is updated with the better figure. The eval table
+/// has the rates.
 #[rustfmt::skip]
 const CAUGHT: &[(&str, &[AlertKind], Option<u64>)] = {
     use AlertKind::*;
     &[
         ("coolant-loss", &[Forecast, Drift, Inconsistent, AboveNormal, RateOfRise, HighLimit], Some(240)),
-        ("fan-failure", &[Forecast, Drift, Inconsistent, AboveNormal, RateOfRise, HighLimit], Some(2700)),
+        ("fan-failure", &[Forecast, Drift, Inconsistent, AboveNormal, RateOfRise, HighLimit], None),
         ("thermostat-stuck", &[Forecast, Drift, Inconsistent, AboveNormal, RateOfRise, HighLimit], Some(180)),
         ("tank-heating", &[Forecast, Drift, RateOfRise], Some(30)),
         ("insulation-loss", &[Forecast, Drift, RateOfRise, HighLimit, HeatLeak], Some(300)),
         ("stuck-sensor", &[StuckSensor, Inconsistent, Forecast, Drift], Some(180)),
         ("dropout", &[Dropout], Some(10)),
         ("spikes", &[Outliers, Forecast], Some(120)),
-        // The coolant stops agreeing with the oil, or leaves its normal band (about 1050 s).
-        ("drift", &[Inconsistent, AboveNormal, Drift, Forecast, HighLimit], Some(1200)),
+        // The coolant leaves its 100 degC normal band (about 2480 s at 0.3 degC a minute;
+        // 1050 s when the band ended at the simulator's 95.5, or by the consistency check
+        // before the model learnt the ECU's dither).
+        ("drift", &[Inconsistent, AboveNormal, Drift, Forecast, HighLimit], Some(2700)),
         ("not-available", &[SensorFault], Some(10)),
     ]
 };

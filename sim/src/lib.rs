@@ -68,6 +68,57 @@ pub struct TruckParams {
     pub cargo_loaded_c: f64,
     /// For a refrigerated, insulated tank: the setpoint its unit holds, degC.
     pub refrigeration_setpoint_c: Option<f64>,
+    /// How much the engine ECU's temperature readings dither from one broadcast to the
+    /// next, before they are rounded to the bus resolution.
+    pub ecu_noise: EcuNoise,
+    /// What real trucks' buses do that this one does not by default.
+    pub quirks: BusQuirks,
+}
+
+/// What real trucks' buses do and the plain simulated truck does not; none by default,
+/// so every seed's drive stays what it was. `vigil eval --quirks` runs drives with them
+/// and reports those apart.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BusQuirks {
+    /// Engine temperatures the ECU does not broadcast: "not available" (0xFF) in every
+    /// frame from the first. Many heavy trucks send no oil or fuel temperature.
+    pub unsent: Vec<Sensor>,
+    /// The chance, per ET1 broadcast, that the 1-degC coolant lands one more step away from
+    /// the truth for that tick: the two-degree ticks real 1 Hz coolant sensors make.
+    pub coolant_step_chance: f64,
+    /// A second controller that also sends ET1 (its coolant only, the other fields not
+    /// available) right after the engine's: its source address, and how far its coolant
+    /// sits from the engine's, degC (a body controller relaying it: a fraction of a degree).
+    pub second_sender: Option<(u8, f64)>,
+    /// A passenger car's engine speeds instead of the heavy truck's: 800 rpm at idle,
+    /// and the truck's speed above its idle times this (2.0 to 2.4 gives 2000-3100 rpm
+    /// cruising).
+    pub car_engine: Option<f64>,
+}
+
+/// The standard deviation, degC, of the dither on each engine temperature an ECU
+/// broadcasts. A real ECU does not send the smooth truth: the healthy truck idling in
+/// `tests/data/j1939-truck-css.candump.log` sends an oil temperature (SPN 175, 1/32 degC)
+/// whose tick-to-tick differences have a standard deviation of 0.15 degC (steps up to 0.41),
+/// and a fuel temperature (1 degC) that flips between two degrees in 24 of 126 ticks; real
+/// 1 Hz coolant sensors (1 degC) now and then step two degrees in one tick.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EcuNoise {
+    pub coolant_c: f64,
+    pub fuel_c: f64,
+    pub oil_c: f64,
+}
+
+impl Default for EcuNoise {
+    /// The CSS truck's: 0.15 / sqrt(2) = 0.11 degC on the oil; a quarter of a degree on
+    /// the 1-degC signals.
+    fn default() -> Self {
+        EcuNoise {
+            coolant_c: 0.25,
+            fuel_c: 0.25,
+            oil_c: 0.11,
+        }
+    }
 }
 
 impl Default for TruckParams {
@@ -83,9 +134,14 @@ impl Default for TruckParams {
             ambient_swing_c: 7.0,
             cargo_loaded_c: 14.0,
             refrigeration_setpoint_c: None,
+            ecu_noise: EcuNoise::default(),
+            quirks: BusQuirks::default(),
         }
     }
 }
+
+/// A passenger car's engine at idle, rpm.
+const CAR_IDLE_RPM: f64 = 800.0;
 
 /// Why a truck cannot be built as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -134,6 +190,12 @@ pub struct Truck {
     sensor_faults: SensorFaults,
     /// The PT100 channels' measurement noise.
     tank_noise: Rng,
+    /// The engine ECU's dither on its temperatures.
+    ecu_noise: Rng,
+    /// The draws of [`BusQuirks`].
+    quirks: Rng,
+    /// A second sender's frame, sent right after the engine's ET1.
+    pending: Option<Emission>,
 }
 
 impl Truck {
@@ -156,6 +218,9 @@ impl Truck {
             node: TankNode::new(params.seed, params.compartments),
             sensor_faults: SensorFaults::new(params.seed),
             tank_noise: Rng::new(params.seed, Stream::Sensors),
+            ecu_noise: Rng::new(params.seed, Stream::EcuNoise),
+            quirks: Rng::new(params.seed, Stream::Quirks),
+            pending: None,
             params,
             scenario,
         })
@@ -190,6 +255,9 @@ impl Truck {
     /// Runs the model up to the next thing the truck sends and returns it. Never blocks
     /// and never ends; simulated time only moves forward.
     pub fn next_emission(&mut self) -> Emission {
+        if let Some(pending) = self.pending.take() {
+            return pending;
+        }
         loop {
             let (slot, at_us) = self.timetable.next();
             while self.next_step_us <= at_us {
@@ -201,6 +269,9 @@ impl Truck {
             // A dropped-out message sends nothing; the heartbeat always goes out, so
             // this loop ends within ten simulated seconds whatever the scenario.
             if let Some(what) = self.emit(slot, elapsed) {
+                if slot == Slot::Et1 {
+                    self.pending = self.second_sender(elapsed);
+                }
                 return Emission {
                     elapsed,
                     at: self.timestamp(elapsed),
@@ -211,17 +282,69 @@ impl Truck {
     }
 
     fn measure(&mut self, sensor: Sensor, t: Duration, healthy: f64) -> Measured {
+        if self.params.quirks.unsent.contains(&sensor) {
+            return Measured::NotAvailable;
+        }
         self.sensor_faults
             .measure(&self.scenario, sensor, t, healthy)
+    }
+
+    /// The second sender's ET1, if the truck has one: the engine's true coolant (with the
+    /// ECU's dither) plus its offset.
+    fn second_sender(&mut self, t: Duration) -> Option<Emission> {
+        let (address, offset) = self.params.quirks.second_sender?;
+        let coolant = self.physics.truth().coolant_c
+            + offset
+            + self.params.ecu_noise.coolant_c * self.ecu_noise.normal();
+        let id = (emit::ET1_ID & !0xFF) | u32::from(address);
+        let at = self.timestamp(t);
+        let frame = emit::can_frame(
+            &self.params.bus,
+            id,
+            at,
+            &[(signals::COOLANT_TEMPERATURE, Some(coolant))],
+        );
+        Some(Emission {
+            elapsed: t,
+            at,
+            what: Emitted::Can(frame),
+        })
     }
 
     fn emit(&mut self, slot: Slot, t: Duration) -> Option<Emitted> {
         let at = self.timestamp(t);
         let truth = self.physics.truth();
-        // The ECU filters its thermistors: what it broadcasts is the true value to the
-        // bus's resolution, faults aside.
-        let (rpm, kmh, air) = (truth.engine_rpm, truth.speed_kmh, truth.ambient_c);
+        // What the ECU broadcasts is the true value with its dither, rounded to the bus's
+        // resolution (by the encoding), faults aside.
+        let quirks = &self.params.quirks;
+        let rpm = match quirks.car_engine {
+            Some(scale) if truth.engine_rpm > 0.0 => {
+                CAR_IDLE_RPM + (truth.engine_rpm - drive::IDLE_RPM) * scale
+            }
+            _ => truth.engine_rpm,
+        };
+        let (kmh, air) = (truth.speed_kmh, truth.ambient_c);
         let (coolant, fuel, oil) = (truth.coolant_c, truth.fuel_c, truth.oil_c);
+        let noise = self.params.ecu_noise;
+        let (coolant, fuel, oil) = match slot {
+            Slot::Et1 => {
+                // The quirk's draws come from a stream of their own, so a truck without
+                // quirks sends exactly what it always did.
+                let step = if quirks.coolant_step_chance > 0.0
+                    && self.quirks.chance(quirks.coolant_step_chance)
+                {
+                    if self.quirks.chance(0.5) { 1.0 } else { -1.0 }
+                } else {
+                    0.0
+                };
+                (
+                    coolant + noise.coolant_c * self.ecu_noise.normal() + step,
+                    fuel + noise.fuel_c * self.ecu_noise.normal(),
+                    oil + noise.oil_c * self.ecu_noise.normal(),
+                )
+            }
+            _ => (coolant, fuel, oil),
+        };
         let (id, values) = match slot {
             Slot::Eec1 => (
                 emit::EEC1_ID,

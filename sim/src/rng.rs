@@ -21,6 +21,8 @@ pub(crate) enum Stream {
     Jitter = 6,
     Engine = 7,
     Node = 8,
+    EcuNoise = 9,
+    Quirks = 10,
 }
 
 /// SplitMix64, used only to spread a seed over xoshiro's 256 bits of state (the

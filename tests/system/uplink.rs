@@ -269,6 +269,7 @@ impl Agent {
             spool: handle.clone(),
             link: link_tx,
             tuning: tuning_tx,
+            detect: watch::channel(Default::default()).1,
             model,
             metrics,
             acked: Some(acked_tx),

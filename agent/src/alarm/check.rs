@@ -141,8 +141,8 @@ fn sample(severity: Severity) -> Screen {
     Screen::Alert(AlertScreen {
         severity,
         signal: "TEST".into(),
-        value: 0.0,
-        limit: 0.0,
+        value: None,
+        crossed: "alarm test".into(),
         unit: "",
         active_for: Duration::ZERO,
         acknowledged: false,

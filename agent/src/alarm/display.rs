@@ -1,5 +1,5 @@
-//! The display task: draws the [`Screen`] the panel and the link state call for, whenever
-//! either changes, and once a second while an alert shows (its age counts up).
+//! The display task: draws the [`Screen`] the panel, the link state and the live values call
+//! for, whenever one changes, and once a second while an alert shows (its age counts up).
 //!
 //! A display is anything that can [`Display::show`] a screen; the gateway's SSD1306 draws it
 //! with embedded-graphics and flushes it over I2C, which blocks for a few milliseconds, so
@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::screen::Screen;
 use super::{LinkStatus, Panel};
+use crate::detect::Live;
 
 /// A screen the alarm can draw on.
 pub trait Display: Send + 'static {
@@ -41,12 +42,14 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub async fn run(
     mut panel: watch::Receiver<Panel>,
     mut link: watch::Receiver<LinkStatus>,
+    mut live: watch::Receiver<Live>,
     display: Box<dyn Display>,
 ) {
     let mut display = Some(display);
     let mut first_seen: BTreeMap<u64, Instant> = BTreeMap::new();
     let mut shown: Option<Screen> = None;
     let mut link_open = true;
+    let mut live_open = true;
     let mut failing = false;
     loop {
         let screen = {
@@ -57,7 +60,8 @@ pub async fn run(
                 first_seen.entry(alert.id).or_insert(now);
             }
             let age = |id| now.saturating_duration_since(first_seen[&id]);
-            Screen::of(&panel, *link.borrow_and_update(), |a| age(a.id))
+            let live = live.borrow_and_update();
+            Screen::of(&panel, *link.borrow_and_update(), &live, |a| age(a.id))
         };
         if shown.as_ref() != Some(&screen) {
             display = show(display, &screen, &mut failing).await;
@@ -70,6 +74,7 @@ pub async fn run(
         tokio::select! {
             changed = panel.changed() => if changed.is_err() { break },
             changed = link.changed(), if link_open => link_open = changed.is_ok(),
+            changed = live.changed(), if live_open => live_open = changed.is_ok(),
             _ = tokio::time::sleep(TICK), if ticking => {}
         }
     }
@@ -153,7 +158,13 @@ mod tests {
         let (panel_tx, panel_rx) = watch::channel(Panel::default());
         let (link_tx, link_rx) = watch::channel(LinkStatus::default());
         let (screens_tx, mut screens) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(panel_rx, link_rx, Box::new(Recording(screens_tx))));
+        let (_live_tx, live_rx) = watch::channel(crate::detect::Live::default());
+        let task = tokio::spawn(run(
+            panel_rx,
+            link_rx,
+            live_rx,
+            Box::new(Recording(screens_tx)),
+        ));
         let mut last = None;
 
         assert_eq!(

@@ -85,7 +85,7 @@ pub struct Panel {
 impl Panel {
     pub fn apply(&mut self, event: &AlertEvent) {
         match event {
-            AlertEvent::Raised(a) | AlertEvent::Escalated(a) => {
+            AlertEvent::Raised(a) | AlertEvent::Escalated(a) | AlertEvent::Updated(a) => {
                 self.active.insert(a.id, a.clone());
             }
             AlertEvent::Cleared { alert, .. } => {

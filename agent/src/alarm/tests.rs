@@ -17,6 +17,8 @@ pub(crate) fn alert(id: u64, severity: Severity) -> Alert {
     Alert {
         id,
         signal: Signal::new("Vehicle.Cargo.Tank.Compartment1.Temperature"),
+        origin: None,
+        peer: None,
         kind: AlertKind::HighLimit,
         severity,
         value: 51.0,
@@ -25,9 +27,14 @@ pub(crate) fn alert(id: u64, severity: Severity) -> Alert {
             wall_us: 0,
             mono: Duration::ZERO,
         },
+        changed_at: Timestamp {
+            wall_us: 0,
+            mono: Duration::ZERO,
+        },
         rule: "test/1".into(),
         score: None,
         evidence: Vec::new(),
+        findings: Vec::new(),
     }
 }
 
@@ -151,6 +158,7 @@ impl InputPin for ScriptedButton {
 }
 
 /// One step of a script: at `ms`, send an event, or end (close the channel).
+#[allow(clippy::large_enum_variant)] // a test script of a few steps
 enum Step {
     Send(u64, AlertEvent),
     End(u64),

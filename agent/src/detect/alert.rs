@@ -1,4 +1,4 @@
-//! Alerts and the state machine that raises and clears them, one per (signal, kind).
+//! Alerts and the state machine that raises and clears them, one per (signal, origin, kind).
 //!
 //! Pure: it is driven by observations stamped with monotonic time and never reads a clock,
 //! so tests step it through debounce and hysteresis exactly. It emits on edges only: one
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::reading::{Signal, Timestamp};
+use crate::reading::{Origin, Signal, Timestamp};
 
 /// How bad it is; the buzzer pattern and the fleet's routing follow it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -58,9 +58,74 @@ pub enum AlertKind {
     /// The value has stopped agreeing with what its companion says it should be (a coolant
     /// reading that drifts or sticks while the oil carries on).
     Inconsistent,
+    /// Two senders of one signal disagree: a spoofed or misconfigured controller, or a
+    /// failing one. The alert carries both origins.
+    SenderConflict,
 }
 
 impl AlertKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [AlertKind; 13] = [
+        AlertKind::HighLimit,
+        AlertKind::RateOfRise,
+        AlertKind::StuckSensor,
+        AlertKind::Dropout,
+        AlertKind::SensorFault,
+        AlertKind::OutOfRange,
+        AlertKind::AboveNormal,
+        AlertKind::HeatLeak,
+        AlertKind::Forecast,
+        AlertKind::Drift,
+        AlertKind::Outliers,
+        AlertKind::Inconsistent,
+        AlertKind::SenderConflict,
+    ];
+
+    /// The kind a message names (`high_limit`), as [`fmt::Display`] writes it.
+    pub fn from_name(name: &str) -> Option<AlertKind> {
+        Self::ALL.into_iter().find(|k| k.to_string() == name)
+    }
+
+    /// Whether the alert's value is a reading: a silent or flagged sensor has none.
+    pub fn has_value(&self) -> bool {
+        !matches!(self, AlertKind::Dropout | AlertKind::SensorFault)
+    }
+
+    /// What was crossed, in words a driver reads at a glance: at most 21 characters (the
+    /// cab display's footer), never a model statistic dressed as a temperature. `threshold`
+    /// and `score` are the alert's.
+    pub fn in_words(&self, threshold: f64, score: Option<f64>) -> String {
+        match self {
+            AlertKind::HighLimit => format!("over {threshold:.0}°C limit"),
+            AlertKind::AboveNormal => format!("above normal {threshold:.0}°C"),
+            AlertKind::RateOfRise => match score {
+                Some(rate) => format!("rising {rate:.1}°C/min"),
+                None => "rising too fast".into(),
+            },
+            AlertKind::HeatLeak => "tank taking in heat".into(),
+            AlertKind::Forecast => "unexpected change".into(),
+            AlertKind::Drift => "drifting from normal".into(),
+            AlertKind::Outliers => "erratic readings".into(),
+            AlertKind::Inconsistent => "disagrees w/ engine".into(),
+            AlertKind::StuckSensor => "sensor stuck".into(),
+            AlertKind::Dropout => "no signal".into(),
+            AlertKind::SensorFault => "sensor reports fault".into(),
+            AlertKind::OutOfRange => "impossible reading".into(),
+            AlertKind::SenderConflict => "2 senders disagree".into(),
+        }
+    }
+
+    /// The value and what was crossed, for a line of text: `41.2°C, over 40°C limit`,
+    /// `--, no signal`. Temperatures are the only signals alerts are raised on.
+    pub fn describe(&self, value: f64, threshold: f64, score: Option<f64>) -> String {
+        let words = self.in_words(threshold, score);
+        if self.has_value() {
+            format!("{value:.1}°C, {words}")
+        } else {
+            format!("--, {words}")
+        }
+    }
+
     /// Kinds the forecaster raises (the others are rules).
     pub fn is_model(&self) -> bool {
         matches!(
@@ -85,6 +150,7 @@ impl fmt::Display for AlertKind {
             AlertKind::Inconsistent => "inconsistent",
             AlertKind::Drift => "drift",
             AlertKind::Outliers => "outliers",
+            AlertKind::SenderConflict => "sender_conflict",
         })
     }
 }
@@ -95,6 +161,11 @@ pub struct Alert {
     /// Unique within one run of the agent.
     pub id: u64,
     pub signal: Signal,
+    /// The controller (bus and source address) or port whose values raised it; `None` only
+    /// for alerts built outside the detector (tests, tools).
+    pub origin: Option<Origin>,
+    /// For a `sender_conflict`, the other sender: the origin heard first.
+    pub peer: Option<Origin>,
     pub kind: AlertKind,
     pub severity: Severity,
     /// The value that completed the debounce (or escalated it).
@@ -105,10 +176,15 @@ pub struct Alert {
     /// kind has one beside the value.
     pub score: Option<f64>,
     pub raised_at: Timestamp,
+    /// When it last changed: raised, or escalated since.
+    pub changed_at: Timestamp,
     /// Which rule or model decided, with its version (`limits/1`, `model:NAME/VERSION`).
     pub rule: Arc<str>,
     /// The signal's last 10 s at 1 Hz when it was raised, oldest first (`null` for a gap).
     pub evidence: Vec<f64>,
+    /// For an incident, the kinds of every finding that joined it, first first (its `kind`
+    /// is the most severe one's); empty for a finding.
+    pub findings: Vec<AlertKind>,
 }
 
 /// A change the detect stage reports.
@@ -117,13 +193,29 @@ pub struct Alert {
 pub enum AlertEvent {
     Raised(Alert),
     Escalated(Alert),
-    Cleared { alert: Alert, cleared_at: Timestamp },
+    /// An incident gathered a finding of a new kind at no higher severity: the fleet learns
+    /// of it (say the tank is now over its limit too); the driver is not woken again.
+    Updated(Alert),
+    Cleared {
+        alert: Alert,
+        cleared_at: Timestamp,
+    },
 }
 
 impl AlertEvent {
+    /// When this event happened: the raise, the escalation or the clear.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            AlertEvent::Raised(a) | AlertEvent::Escalated(a) | AlertEvent::Updated(a) => {
+                a.changed_at
+            }
+            AlertEvent::Cleared { cleared_at, .. } => *cleared_at,
+        }
+    }
+
     pub fn alert(&self) -> &Alert {
         match self {
-            AlertEvent::Raised(a) | AlertEvent::Escalated(a) => a,
+            AlertEvent::Raised(a) | AlertEvent::Escalated(a) | AlertEvent::Updated(a) => a,
             AlertEvent::Cleared { alert, .. } => alert,
         }
     }
@@ -134,13 +226,23 @@ impl fmt::Display for AlertEvent {
         let (word, a) = match self {
             AlertEvent::Raised(a) => ("RAISED", a),
             AlertEvent::Escalated(a) => ("ESCALATED", a),
+            AlertEvent::Updated(a) => ("UPDATED", a),
             AlertEvent::Cleared { alert, .. } => ("CLEARED", alert),
         };
         write!(
             f,
-            "ALERT {word} #{} {} {} {}: {:.1} (limit {:.1})",
-            a.id, a.severity, a.kind, a.signal, a.value, a.threshold
-        )
+            "ALERT {word} #{} {} {} {}: {}",
+            a.id,
+            a.severity,
+            a.kind,
+            a.signal,
+            a.kind.describe(a.value, a.threshold, a.score)
+        )?;
+        match (&a.origin, &a.peer) {
+            (Some(origin), Some(peer)) => write!(f, " from {origin} against {peer}"),
+            (Some(origin), None) => write!(f, " from {origin}"),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -167,10 +269,12 @@ enum Phase {
     Active(Alert),
 }
 
-/// The state machine for one (signal, kind).
+/// The state machine for one (signal, origin, kind).
 #[derive(Clone, Debug)]
 pub struct AlertState {
     signal: Signal,
+    origin: Option<Origin>,
+    peer: Option<Origin>,
     kind: AlertKind,
     rule: Arc<str>,
     debounce: Duration,
@@ -185,6 +289,8 @@ impl AlertState {
     pub fn new(signal: Signal, kind: AlertKind, rule: Arc<str>, debounce: Duration) -> Self {
         AlertState {
             signal,
+            origin: None,
+            peer: None,
             kind,
             rule,
             debounce,
@@ -198,6 +304,13 @@ impl AlertState {
     /// quiet this long even if the condition returns at once.
     pub fn with_realert(mut self, realert: Duration) -> Self {
         self.realert = realert;
+        self
+    }
+
+    /// The origin whose values this state judges, and for a sender conflict the other one.
+    pub fn with_origins(mut self, origin: Origin, peer: Option<Origin>) -> Self {
+        self.origin = Some(origin);
+        self.peer = peer;
         self
     }
 
@@ -243,6 +356,7 @@ impl AlertState {
             }
             (Phase::Active(alert), Some(severity)) if severity > alert.severity => {
                 alert.severity = severity;
+                alert.changed_at = at;
                 alert.value = value;
                 alert.threshold = verdict.threshold;
                 alert.score = verdict.score;
@@ -283,14 +397,18 @@ impl AlertState {
         let alert = Alert {
             id: *next_id,
             signal: self.signal.clone(),
+            origin: self.origin.clone(),
+            peer: self.peer.clone(),
             kind: self.kind,
             severity: verdict.severity?,
             value,
             threshold: verdict.threshold,
             score: verdict.score,
             raised_at: at,
+            changed_at: at,
             rule: self.rule.clone(),
             evidence: evidence.to_vec(),
+            findings: Vec::new(),
         };
         self.phase = Phase::Active(alert.clone());
         Some(AlertEvent::Raised(alert))
@@ -300,6 +418,23 @@ impl AlertState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_has_a_name_and_words_that_fit_the_display() {
+        for kind in AlertKind::ALL {
+            assert_eq!(AlertKind::from_name(&kind.to_string()), Some(kind));
+            for (threshold, score) in [(-273.0, Some(-999.9)), (135.0, None), (40.0, Some(2.5))] {
+                let words = kind.in_words(threshold, score);
+                assert!(words.chars().count() <= 21, "{kind}: {words:?}");
+            }
+        }
+        assert_eq!(AlertKind::from_name("meltdown"), None);
+        assert_eq!(
+            AlertKind::RateOfRise.in_words(2.0, Some(3.26)),
+            "rising 3.3°C/min"
+        );
+        assert_eq!(AlertKind::HighLimit.in_words(40.0, None), "over 40°C limit");
+    }
 
     fn at(secs: u64) -> Timestamp {
         Timestamp {
@@ -351,6 +486,7 @@ mod tests {
                     let word = match e {
                         AlertEvent::Raised(a) => format!("raised {}", a.severity),
                         AlertEvent::Escalated(a) => format!("escalated {}", a.severity),
+                        AlertEvent::Updated(_) => unreachable!("a state never updates"),
                         AlertEvent::Cleared { .. } => "cleared".into(),
                     };
                     (t, word)

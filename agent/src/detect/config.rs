@@ -52,6 +52,20 @@ pub struct RulesConfig {
     pub coolant_thermostat_opens: f64,
     #[serde(with = "duration")]
     pub coolant_warm_stuck_after: Duration,
+    /// Without a companion (a truck that sends no oil temperature) the coolant is judged
+    /// against the engine instead, as OBD's coolant rationality monitors do (P0116, P0128):
+    /// a warm coolant held still for `coolant_warm_stuck_after` while the engine speed moved
+    /// at least this many rpm is stuck...
+    pub stuck_engine_move: f64,
+    /// ...and a cold one (below `coolant_cold` degC) that rose less than
+    /// `coolant_warmup_rise` degC over `coolant_warmup_after` while the engine ran under
+    /// load all along (never silent nor below 400 rpm, `engine_loaded_rpm` on average) has
+    /// failed: such an engine warms its coolant by degrees a minute.
+    pub coolant_cold: f64,
+    #[serde(with = "duration")]
+    pub coolant_warmup_after: Duration,
+    pub coolant_warmup_rise: f64,
+    pub engine_loaded_rpm: f64,
     /// A coolant above this many degC for `coolant_high_after` is held above its normal
     /// band: the thermostat is wide open and the fan no longer holds it (a failed fan).
     pub coolant_high_normal: f64,
@@ -80,7 +94,12 @@ impl Default for RulesConfig {
             stuck_companion_move: 11.0,
             coolant_thermostat_opens: 82.0,
             coolant_warm_stuck_after: Duration::from_secs(540),
-            coolant_high_normal: 95.5,
+            stuck_engine_move: 800.0,
+            coolant_cold: 35.0,
+            coolant_warmup_after: Duration::from_secs(600),
+            coolant_warmup_rise: 2.0,
+            engine_loaded_rpm: 1000.0,
+            coolant_high_normal: 100.0,
             coolant_high_after: Duration::from_secs(3),
             dropout_after: Duration::from_secs(5),
             engine_range: [-40.0, 150.0],
@@ -153,6 +172,10 @@ impl DetectConfig {
                 rules.coolant_warm_stuck_after,
             ),
             ("detect.rules.coolant_high_after", rules.coolant_high_after),
+            (
+                "detect.rules.coolant_warmup_after",
+                rules.coolant_warmup_after,
+            ),
         ] {
             if after > window {
                 return Err((

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::alert::{AlertEvent, AlertKind, AlertState, Severity, Verdict};
+use super::incident::Incidents;
 use super::model::{Forecast, ModelHandle};
 use super::rules::{self, Class, Rules};
 use super::score::{self, Residuals};
 use super::window::Grid;
 use super::{DetectConfig, Limit, Tuning};
-use crate::reading::{Reading, Signal, Timestamp};
+use crate::reading::{Origin, Reading, Signal, Timestamp};
 use crate::signals::{
     AMBIENT_TEMPERATURE, COOLANT_TEMPERATURE, ENGINE_SPEED, FUEL_TEMPERATURE, OIL_TEMPERATURE,
     tank_temperature,
@@ -23,6 +24,15 @@ const LIMIT_RULE: &str = "limits/1";
 
 /// Ticks of evidence an alert carries (the model's window).
 const EVIDENCE_TICKS: usize = 10;
+
+/// The name and version alerts of the sender check carry.
+const SENDERS_RULE: &str = "senders/1";
+/// How far two senders of one temperature may differ at a tick (degC): each rounds to 1 degC
+/// on the bus, and a 1 s offset between them in a fast warm-up adds about one more. Beyond
+/// it, held for [`SENDER_HOLD`], one of them is lying or broken.
+const SENDER_TOLERANCE: f64 = 3.0;
+/// How long two senders must disagree before it is an alert.
+const SENDER_HOLD: Duration = Duration::from_secs(5);
 
 /// A high limit on one signal.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,13 +60,80 @@ impl HighLimit {
     }
 }
 
-/// One watched signal: its rule class and the companion its stuck rule looks at.
+/// A signal the detector watches: its rule class and the companion its stuck rule looks at.
 #[derive(Clone, Debug)]
-struct Watched {
+struct Spec {
     signal: Signal,
     class: Class,
     companion: Option<Signal>,
+}
+
+/// One watched stream: a [`Spec`]'s signal from one origin, with the model's state for it.
+/// A signal sent by two controllers is two of these, judged apart.
+#[derive(Clone, Debug)]
+struct Watched {
+    signal: Signal,
+    origin: Origin,
+    class: Class,
+    companion: Option<Signal>,
     residuals: Residuals,
+    /// Ticks with a whole window of the signal, where the model could have run...
+    model_ticks: u64,
+    /// ...of which it abstained (the inputs outside its training envelope)...
+    abstained_ticks: u64,
+    /// ...or was masked (the engine speed had a gap).
+    masked_ticks: u64,
+}
+
+/// Signal-ticks where the model could have run (a whole window of the signal), and of
+/// those the ones where it abstained (inputs outside its training envelope) or was masked
+/// (the engine speed had a gap). The rules run on all of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ModelCoverage {
+    pub ticks: u64,
+    pub abstained: u64,
+    pub masked: u64,
+}
+
+/// What the detect stage tells the fleet in the status message: how much of the time the
+/// model stood aside, the parameters this truck does not send, and the watched signals
+/// more than one controller sends.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DetectStatus {
+    pub model: ModelCoverage,
+    pub unsupported: Vec<Signal>,
+    pub senders: Vec<Senders>,
+    /// Readings dropped because their signal already had the most origins a grid keeps.
+    pub origins_refused: u64,
+}
+
+/// A watched signal heard from more than one origin, first heard first.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Senders {
+    pub signal: Signal,
+    pub origins: Vec<String>,
+}
+
+/// The newest tick's value of every watched stream (`NaN` for a gap): what the cab display
+/// shows beside an alert, so the driver sees the tank still climbing, not the value it was
+/// raised at.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Live(Vec<(Signal, Origin, f64)>);
+
+impl Live {
+    #[cfg(test)]
+    pub(crate) fn of(values: Vec<(Signal, Origin, f64)>) -> Self {
+        Live(values)
+    }
+
+    /// The stream's newest value, if it has one.
+    pub fn get(&self, signal: &Signal, origin: &Origin) -> Option<f64> {
+        self.0
+            .iter()
+            .find(|(s, o, _)| s == signal && o == origin)
+            .map(|(_, _, v)| *v)
+            .filter(|v| !v.is_nan())
+    }
 }
 
 /// What the detector saw at one tick for one signal, for reports.
@@ -76,12 +153,16 @@ pub struct Detector {
     limits: HashMap<Signal, HighLimit>,
     rules: Rules,
     grid: Grid,
+    specs: Vec<Spec>,
+    /// One per (spec, origin heard), in the specs' order; grows as senders are heard.
     watched: Vec<Watched>,
+    /// The grid's streams already given a [`Watched`].
+    streams_seen: u64,
     context: Signal,
     model: ModelHandle,
     /// The id of the model the residual states belong to; a swap resets them.
     model_id: Option<Arc<str>>,
-    states: HashMap<(Signal, AlertKind), AlertState>,
+    states: HashMap<(Signal, Origin, AlertKind), AlertState>,
     debounce: Duration,
     realert: Duration,
     last_id: u64,
@@ -91,6 +172,8 @@ pub struct Detector {
     trace: Option<Vec<TracePoint>>,
     /// Watched signals already reported as not sent by this truck (each is reported once).
     reported_unsupported: HashSet<Signal>,
+    /// Findings gathered into incidents; `None` reports the findings themselves.
+    incidents: Option<Incidents>,
 }
 
 #[derive(Default)]
@@ -140,36 +223,28 @@ impl Detector {
             Signal::new(COOLANT_TEMPERATURE),
             Signal::new(OIL_TEMPERATURE),
         );
-        let engine_watch = |signal: &Signal, companion: &Signal| Watched {
+        let engine = |signal: &Signal, class, companion: Option<&Signal>| Spec {
             signal: signal.clone(),
-            class: Class::Engine,
-            companion: Some(companion.clone()),
-            residuals: Residuals::default(),
+            class,
+            companion: companion.cloned(),
         };
-        let mut watched = vec![
-            Watched {
-                class: Class::Coolant,
-                ..engine_watch(&coolant, &oil)
-            },
-            engine_watch(&oil, &coolant),
+        let mut specs = vec![
+            engine(&coolant, Class::Coolant, Some(&oil)),
+            engine(&oil, Class::Engine, Some(&coolant)),
             // Fuel follows the tank and the air far more than the oil: no companion, so
             // its 1-degC steps are never taken for a stuck sensor.
-            Watched {
-                companion: None,
-                ..engine_watch(&Signal::new(FUEL_TEMPERATURE), &oil)
-            },
+            engine(&Signal::new(FUEL_TEMPERATURE), Class::Engine, None),
         ];
         // A tank's companion is the air it trades heat with through its insulation.
         let air = Signal::new(AMBIENT_TEMPERATURE);
-        watched.extend((1..=vehicle.compartments).map(|n| Watched {
+        specs.extend((1..=vehicle.compartments).map(|n| Spec {
             signal: tank_temperature(n),
             class: Class::Tank,
             companion: Some(air.clone()),
-            residuals: Residuals::default(),
         }));
         let context = Signal::new(ENGINE_SPEED);
         let grid = Grid::new(
-            watched
+            specs
                 .iter()
                 .map(|w| w.signal.clone())
                 .chain([context.clone(), air]),
@@ -178,7 +253,9 @@ impl Detector {
             limits,
             rules: Rules::new(&detect.rules),
             grid,
-            watched,
+            specs,
+            watched: Vec::new(),
+            streams_seen: 0,
             context,
             model,
             model_id: None,
@@ -190,12 +267,20 @@ impl Detector {
             scratch: Scratch::default(),
             trace: None,
             reported_unsupported: HashSet::new(),
+            incidents: Some(Incidents::default()),
         }
     }
 
     /// The handle to swap the model through; clones share it.
     pub fn model_handle(&self) -> ModelHandle {
         self.model.clone()
+    }
+
+    /// A detector that reports every finding on its own (each rule's and the model's
+    /// alerts, as `vigil eval` scores them per kind) instead of incidents.
+    pub fn findings_only(mut self) -> Self {
+        self.incidents = None;
+        self
     }
 
     /// Keeps a [`TracePoint`] per signal and tick from now on (for replay reports).
@@ -207,17 +292,55 @@ impl Detector {
         self.trace.take().unwrap_or_default()
     }
 
-    /// Judges one reading; appends the alert events it causes to `out`.
+    /// Judges one reading; appends the alert events it causes to `out`: incidents, or the
+    /// findings themselves for a detector made [`Detector::findings_only`].
     pub fn observe(&mut self, reading: &Reading, out: &mut Vec<AlertEvent>) {
+        let Some(incidents) = &mut self.incidents else {
+            return self.find(reading, out);
+        };
+        let mut found = std::mem::take(incidents.found());
+        self.find(reading, &mut found);
+        self.incident(reading.at.mono, &mut found, out);
+    }
+
+    /// Judges the ticks that have passed by `now` on the readings' monotonic clock when no
+    /// reading came to close them (a silent bus): so a dropout is raised on time, stamped
+    /// with the tick it was raised at.
+    pub fn advance(&mut self, now: Duration, out: &mut Vec<AlertEvent>) {
+        let Some(incidents) = &mut self.incidents else {
+            return self.find_advance(now, out);
+        };
+        let mut found = std::mem::take(incidents.found());
+        self.find_advance(now, &mut found);
+        self.incident(now, &mut found, out);
+    }
+
+    /// The findings of one step through the incidents, and the incidents due to clear.
+    fn incident(&mut self, now: Duration, found: &mut Vec<AlertEvent>, out: &mut Vec<AlertEvent>) {
+        let incidents = self.incidents.as_mut().expect("called with incidents on");
+        incidents.feed(found, out);
+        let now = Timestamp {
+            wall_us: self.wall_offset_us + now.as_micros() as i64,
+            mono: now,
+        };
+        incidents.advance(now, out);
+        *incidents.found() = std::mem::take(found);
+    }
+
+    /// The findings of one reading, each raised and cleared on its own.
+    fn find(&mut self, reading: &Reading, out: &mut Vec<AlertEvent>) {
         self.wall_offset_us = reading.at.wall_us - reading.at.mono.as_micros() as i64;
         let restarts = self.grid.restarts();
         let ticks = self.grid.push(reading);
         if self.grid.restarts() != restarts {
             self.restarted();
         }
+        // The reading is pending in its column until its tick closes; a stream it started
+        // is judged from the first tick it has.
         for tick in ticks {
             self.tick(tick, out);
         }
+        self.add_streams();
         let Some(value) = reading.value() else {
             return;
         };
@@ -226,12 +349,12 @@ impl Detector {
         };
         let verdict = rule.judge(value);
         let evidence = &mut self.scratch.evidence;
-        if let Some(column) = self.grid.column(&reading.signal) {
+        if let Some(column) = self.grid.column_from(&reading.signal, &reading.origin) {
             column.copy_last(EVIDENCE_TICKS.min(column.len()), evidence);
         }
         let state = state_for(
             &mut self.states,
-            &reading.signal,
+            (&reading.signal, &reading.origin, None),
             AlertKind::HighLimit,
             LIMIT_RULE.into(),
             self.debounce,
@@ -240,10 +363,7 @@ impl Detector {
         out.extend(state.observe(reading.at, value, verdict, evidence, &mut self.last_id));
     }
 
-    /// Judges the ticks that have passed by `now` on the readings' monotonic clock when no
-    /// reading came to close them (a silent bus): so a dropout is raised on time, stamped
-    /// with the tick it was raised at.
-    pub fn advance(&mut self, now: Duration, out: &mut Vec<AlertEvent>) {
+    fn find_advance(&mut self, now: Duration, out: &mut Vec<AlertEvent>) {
         let restarts = self.grid.restarts();
         let ticks = self.grid.advance(now);
         if self.grid.restarts() != restarts {
@@ -252,6 +372,48 @@ impl Detector {
         for tick in ticks {
             self.tick(tick, out);
         }
+    }
+
+    /// Gives every stream the grid has started since the last call its [`Watched`], keeping
+    /// the specs' order (so alerts of one tick come out in the same order on every run).
+    fn add_streams(&mut self) {
+        if self.grid.streams_started() == self.streams_seen {
+            return;
+        }
+        self.streams_seen = self.grid.streams_started();
+        let mut watched = Vec::with_capacity(self.watched.len() + 1);
+        for spec in &self.specs {
+            for (origin, _) in self.grid.streams(&spec.signal) {
+                let at = self
+                    .watched
+                    .iter()
+                    .position(|w| w.signal == spec.signal && w.origin == *origin);
+                watched.push(match at {
+                    Some(at) => self.watched.swap_remove(at),
+                    None => {
+                        if self.grid.streams(&spec.signal).count() > 1 {
+                            tracing::warn!(
+                                event = "second_sender",
+                                signal = %spec.signal,
+                                origin = %origin,
+                                "another controller sends this signal: judged as a stream of its own"
+                            );
+                        }
+                        Watched {
+                            signal: spec.signal.clone(),
+                            origin: origin.clone(),
+                            class: spec.class,
+                            companion: spec.companion.clone(),
+                            residuals: Residuals::default(),
+                            model_ticks: 0,
+                            abstained_ticks: 0,
+                            masked_ticks: 0,
+                        }
+                    }
+                });
+            }
+        }
+        self.watched = watched;
     }
 
     /// After a jump in the readings' clock: what was under way is not carried across it.
@@ -285,21 +447,24 @@ impl Detector {
             }
             self.model_id = model_id;
         }
-        let context_ok = self.grid.column(&self.context).is_some_and(|c| {
-            c.copy_last(
-                model.as_ref().map_or(EVIDENCE_TICKS, |m| m.card.window),
-                &mut self.scratch.context,
-            )
-        });
+        let window = model.as_ref().map_or(EVIDENCE_TICKS, |m| m.card.window);
         for i in 0..self.watched.len() {
             let w = &self.watched[i];
-            let Some(column) = self.grid.column(&w.signal) else {
+            let Some(column) = self.grid.column_from(&w.signal, &w.origin) else {
                 continue;
             };
+            // The engine speed over the window (the same controller's when it sends one),
+            // whole: a gap masks the model, never imputed.
+            let context_ok = self
+                .grid
+                .column_near(&self.context, &w.origin)
+                .is_some_and(|c| c.copy_last(window, &mut self.scratch.context))
+                && self.scratch.context.iter().all(|v| !v.is_nan());
             if column.unsupported() && self.reported_unsupported.insert(w.signal.clone()) {
                 tracing::info!(
                     event = "parameter_unsupported",
                     signal = %w.signal,
+                    origin = %w.origin,
                     "the truck says this parameter is not available since its first message: not broadcast here, never alarmed"
                 );
             }
@@ -307,8 +472,13 @@ impl Detector {
             let value = column.newest();
             column.copy_last(EVIDENCE_TICKS.min(column.len()), &mut s.evidence);
             s.judged.clear();
-            let companion = w.companion.as_ref().and_then(|c| self.grid.column(c));
-            self.rules.judge(w.class, column, companion, &mut s.judged);
+            let companion = w
+                .companion
+                .as_ref()
+                .and_then(|c| self.grid.column_near(c, &w.origin));
+            let engine = self.grid.column_near(&self.context, &w.origin);
+            self.rules
+                .judge(w.class, column, companion, engine, &mut s.judged);
             let mut point = TracePoint {
                 signal: w.signal.clone(),
                 at,
@@ -335,21 +505,35 @@ impl Detector {
                 }
                 let full = column.copy_last(model.card.window, &mut s.window)
                     && s.window.iter().all(|v| !v.is_nan());
+                // The companion's window, whole, or none: the consistency check does not
+                // run on a companion it has not seen (a truck without an oil signal).
                 let companion = spec.level.as_ref().and_then(|check| {
-                    let column = self.grid.column(&Signal::new(check.companion.as_str()))?;
-                    column
-                        .copy_last(model.card.window, &mut s.companion)
-                        .then_some(s.companion.as_slice())
+                    let column = self
+                        .grid
+                        .column_near(&Signal::new(check.companion.as_str()), &w.origin)?;
+                    (column.copy_last(model.card.window, &mut s.companion)
+                        && s.companion.iter().all(|v| !v.is_nan()))
+                    .then_some(s.companion.as_slice())
                 });
                 let mut leveled = None;
+                if full {
+                    w.model_ticks += 1;
+                }
                 if full && context_ok {
                     match model.forecast(spec, &s.window, &s.context, companion, &mut s.features) {
-                        Ok((forecast, level)) => {
-                            w.residuals.expect(tick + 1, forecast);
-                            leveled = level.map(|level| w.residuals.level_step(value, level, th));
+                        Ok(step) => {
+                            match step.forecast {
+                                Some(forecast) => w.residuals.expect(tick + 1, forecast),
+                                None => w.abstained_ticks += 1,
+                            }
+                            leveled = step
+                                .level
+                                .map(|level| w.residuals.level_step(value, level, th));
                         }
                         Err(e) => tracing::warn!(event = "model_step_failed", error = %e),
                     }
+                } else if full {
+                    w.masked_ticks += 1;
                 }
                 // Without a level this tick the consistency statistic carries over, as in
                 // training.
@@ -367,7 +551,7 @@ impl Detector {
                 };
                 let state = state_for(
                     &mut self.states,
-                    &w.signal,
+                    (&w.signal, &w.origin, None),
                     kind,
                     rule.clone(),
                     self.debounce,
@@ -381,6 +565,44 @@ impl Detector {
             }
             if let Some(trace) = &mut self.trace {
                 trace.push(point);
+            }
+        }
+        self.judge_senders(at, out);
+    }
+
+    /// Compares every later sender of a watched signal with the first one heard, tick by
+    /// tick: held apart beyond [`SENDER_TOLERANCE`] for [`SENDER_HOLD`] is a
+    /// `sender_conflict` that names both. (Each sender's own values are judged on their
+    /// own all the while: a second sender can add an alert, never hide one.)
+    fn judge_senders(&mut self, at: Timestamp, out: &mut Vec<AlertEvent>) {
+        for spec in &self.specs {
+            let mut streams = self.grid.streams(&spec.signal);
+            let Some((first, first_column)) = streams.next() else {
+                continue;
+            };
+            let reference = first_column.newest();
+            for (origin, column) in streams {
+                let value = column.newest();
+                let apart = (value - reference).abs();
+                // A gap on either side compares nothing; their dropout rules speak for it.
+                let verdict = Verdict {
+                    severity: (apart > SENDER_TOLERANCE).then_some(Severity::Warning),
+                    threshold: SENDER_TOLERANCE,
+                    clear: apart.is_nan() || apart <= SENDER_TOLERANCE,
+                    score: Some(apart).filter(|a| a.is_finite()),
+                };
+                let evidence = &mut self.scratch.evidence;
+                column.copy_last(EVIDENCE_TICKS.min(column.len()), evidence);
+                let state = state_for(
+                    &mut self.states,
+                    (&spec.signal, origin, Some(first)),
+                    AlertKind::SenderConflict,
+                    SENDERS_RULE.into(),
+                    SENDER_HOLD,
+                    self.realert,
+                );
+                let shown = if value.is_nan() { 0.0 } else { value };
+                out.extend(state.observe(at, shown, verdict, evidence, &mut self.last_id));
             }
         }
     }
@@ -424,31 +646,97 @@ impl Detector {
         self.grid.late_samples()
     }
 
+    /// How much of the time the model stood aside, over every watched signal since start.
+    pub fn model_coverage(&self) -> ModelCoverage {
+        let mut coverage = ModelCoverage::default();
+        for w in &self.watched {
+            coverage.ticks += w.model_ticks;
+            coverage.abstained += w.abstained_ticks;
+            coverage.masked += w.masked_ticks;
+        }
+        coverage
+    }
+
+    /// The next tick the detector will judge: it moves once per second of the readings'
+    /// time (or jumps with their clock).
+    pub fn next_tick(&self) -> u64 {
+        self.grid.next_tick()
+    }
+
+    /// The model's coverage and the unsupported parameters, for the status message.
+    pub fn status(&self) -> DetectStatus {
+        DetectStatus {
+            model: self.model_coverage(),
+            unsupported: self.unsupported(),
+            senders: self
+                .specs
+                .iter()
+                .filter(|spec| self.grid.streams(&spec.signal).count() > 1)
+                .map(|spec| Senders {
+                    signal: spec.signal.clone(),
+                    origins: self
+                        .grid
+                        .streams(&spec.signal)
+                        .map(|(o, _)| o.to_string())
+                        .collect(),
+                })
+                .collect(),
+            origins_refused: self.grid.origins_refused(),
+        }
+    }
+
+    /// The newest tick's value of every watched stream.
+    pub fn live(&self) -> Live {
+        Live(
+            self.watched
+                .iter()
+                .map(|w| {
+                    let value = self
+                        .grid
+                        .column_from(&w.signal, &w.origin)
+                        .map_or(f64::NAN, |c| c.newest());
+                    (w.signal.clone(), w.origin.clone(), value)
+                })
+                .collect(),
+        )
+    }
+
     /// The watched signals this truck does not send: "not available" since their first
     /// message, and never a value since.
     pub fn unsupported(&self) -> Vec<Signal> {
         let mut signals: Vec<Signal> = self
             .watched
             .iter()
-            .filter(|w| self.grid.column(&w.signal).is_some_and(|c| c.unsupported()))
+            .filter(|w| {
+                self.grid
+                    .column_from(&w.signal, &w.origin)
+                    .is_some_and(|c| c.unsupported())
+            })
             .map(|w| w.signal.clone())
             .collect();
         signals.sort();
+        signals.dedup();
         signals
     }
 }
 
+/// The state of one (signal, origin, kind), made on first use; `peer` is the other sender
+/// of a `sender_conflict`.
 fn state_for<'a>(
-    states: &'a mut HashMap<(Signal, AlertKind), AlertState>,
-    signal: &Signal,
+    states: &'a mut HashMap<(Signal, Origin, AlertKind), AlertState>,
+    (signal, origin, peer): (&Signal, &Origin, Option<&Origin>),
     kind: AlertKind,
     rule: Arc<str>,
     debounce: Duration,
     realert: Duration,
 ) -> &'a mut AlertState {
-    states.entry((signal.clone(), kind)).or_insert_with(|| {
-        AlertState::new(signal.clone(), kind, rule, debounce).with_realert(realert)
-    })
+    states
+        .entry((signal.clone(), origin.clone(), kind))
+        .or_insert_with(|| {
+            AlertState::new(signal.clone(), kind, rule, debounce)
+                .with_realert(realert)
+                .with_origins(origin.clone(), peer.cloned())
+        })
 }
 
 #[cfg(test)]
@@ -546,12 +834,18 @@ mod tests {
     #[test]
     fn an_overheating_engine_raises_a_warning_then_a_critical() {
         let mut d = default_detector(&VehicleConfig::default());
-        let events: Vec<_> = [90.0, 104.0, 106.0, 106.5, 107.0, 111.0, 112.0]
+        let (updates, events): (Vec<_>, Vec<_>) = [90.0, 104.0, 106.0, 106.5, 107.0, 111.0, 112.0]
             .iter()
             .enumerate()
             .flat_map(|(i, &v)| observe(&mut d, &coolant(i as u64, 0, v)))
             .filter(|e| e.alert().kind == AlertKind::HighLimit)
-            .collect();
+            .partition(|e| matches!(e, AlertEvent::Updated(_)));
+        // The coolant held above its normal band joins the same incident, unheard.
+        assert_eq!(updates.len(), 1, "{updates:?}");
+        assert_eq!(
+            updates[0].alert().findings,
+            [AlertKind::HighLimit, AlertKind::AboveNormal]
+        );
         assert!(
             matches!(&events[0], AlertEvent::Raised(a) if a.severity == Severity::Warning && a.threshold == 105.0)
         );

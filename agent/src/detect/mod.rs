@@ -3,7 +3,8 @@
 //! Owns the hard limits (judged per reading), the 1 Hz [`window::Grid`] of the watched
 //! signals, the rules judged per tick ([`rules`]), the forecaster's residual scoring per
 //! tick ([`score`], through the model in a [`model::ModelHandle`]), and one [`AlertState`]
-//! per (signal, kind). The [`Detector`] is a pure struct (readings in, alert events out);
+//! per (signal, origin, kind): a signal two controllers send is two streams, judged apart
+//! and against each other (`sender_conflict`). The [`Detector`] is a pure struct (readings in, alert events out);
 //! only [`run`] touches channels. Time is the readings' monotonic time, so a wall-clock
 //! jump cannot fire or stall a debounce. Never blocks on anything but its output to the
 //! alarm, which never waits on the network. Without a model the rules and limits still run.
@@ -11,6 +12,7 @@
 pub mod alert;
 mod config;
 mod detector;
+pub mod incident;
 pub mod model;
 pub(crate) mod rules;
 pub mod score;
@@ -19,7 +21,7 @@ mod tuning;
 pub mod window;
 
 pub use config::{DetectConfig, EngineLimits, Limit, RulesConfig};
-pub use detector::{Detector, TracePoint};
+pub use detector::{DetectStatus, Detector, Live, ModelCoverage, Senders, TracePoint};
 pub use model::{Model, ModelHandle, ModelUpdater};
-pub use task::run;
+pub use task::{Watches, run};
 pub use tuning::{Tuning, TuningError};

@@ -52,11 +52,44 @@ pub struct ModelCard {
     /// Names of the signal kinds, in one-hot order.
     #[serde(default)]
     pub kind_names: Vec<String>,
+    /// Where the training inputs lay, one entry per signal kind: a row outside it is one
+    /// the model never saw, and for it the model abstains (the rules keep running). A card
+    /// without one (older cards) never abstains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub envelope: Vec<Envelope>,
     /// Free-form sections for people: training data, calibration, evaluation.
     #[serde(default)]
     pub training: serde_json::Value,
     #[serde(default)]
     pub evaluation: serde_json::Value,
+}
+
+/// The bounds of every input column over one kind's training rows, already widened by the
+/// margin the training script states (`training.envelope_margin`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub low: Vec<f32>,
+    pub high: Vec<f32>,
+}
+
+impl Envelope {
+    /// Whether every column of `row` in `columns` lies within the bounds.
+    fn holds(&self, row: &[f32], columns: std::ops::Range<usize>) -> bool {
+        columns
+            .into_iter()
+            .all(|i| self.low[i] <= row[i] && row[i] <= self.high[i])
+    }
+}
+
+/// One model step for one signal: what the model says, or that it abstains.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Step {
+    /// The next tick's forecast; `None` when the inputs lie outside what the model was
+    /// trained on (it abstains).
+    pub forecast: Option<Forecast>,
+    /// The level the signal should have now (the consistency check); `None` without a
+    /// companion window or outside the envelope.
+    pub level: Option<Forecast>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -259,6 +292,20 @@ impl Model {
                 card.input.shape, card.output.shape, card.window, card.kinds
             )));
         }
+        let bad_envelope = card.envelope.iter().any(|e| {
+            e.low.len() != inputs
+                || e.high.len() != inputs
+                || e.low
+                    .iter()
+                    .zip(&e.high)
+                    .any(|(l, h)| l.partial_cmp(h).is_none_or(|o| o.is_gt()))
+        });
+        if bad_envelope || !(card.envelope.is_empty() || card.envelope.len() == card.kinds) {
+            return Err(mismatch(format!(
+                "the card's envelope must hold, for each of its {} kinds, {inputs} low and high                  bounds with low <= high",
+                card.kinds
+            )));
+        }
         if card.rate_hz != 1.0 {
             return Err(mismatch(format!(
                 "the card's rate is {} Hz; this agent resamples at 1 Hz",
@@ -320,8 +367,9 @@ impl Model {
 
     /// Forecasts the tick after `window` (oldest first, no gaps), and for a signal with a
     /// consistency check the level its newest value should have; `context` is the context
-    /// signal over the same ticks and `companion` the companion's (gaps allowed in both).
-    /// `scratch` is reused between calls.
+    /// signal over the same ticks and `companion` the companion's, both without gaps (a
+    /// missing input is masked by the caller, never imputed). Where the row lies outside
+    /// the card's envelope for the signal's kind, the part it feeds abstains.
     pub fn forecast(
         &self,
         watched: &WatchedSignal,
@@ -329,20 +377,47 @@ impl Model {
         context: &[f64],
         companion: Option<&[f64]>,
         scratch: &mut Vec<f32>,
-    ) -> TractResult<(Forecast, Option<Forecast>)> {
+    ) -> TractResult<Step> {
         self.card
             .features(watched, window, context, companion, scratch);
+        let (forecast_ok, level_ok) = self.card.within_envelope(watched, scratch);
+        let level_ok = level_ok && watched.level.is_some() && companion.is_some();
+        if !forecast_ok && !level_ok {
+            return Ok(Step {
+                forecast: None,
+                level: None,
+            });
+        }
         let [mu, log_sigma, level_mu, level_log_sigma] = self.run(scratch)?;
-        let level = watched
-            .level
-            .as_ref()
-            .and(companion)
-            .map(|_| self.card.level(watched, level_mu, level_log_sigma));
-        Ok((self.card.forecast(watched, window, mu, log_sigma), level))
+        Ok(Step {
+            forecast: forecast_ok.then(|| self.card.forecast(watched, window, mu, log_sigma)),
+            level: level_ok.then(|| self.card.level(watched, level_mu, level_log_sigma)),
+        })
     }
 }
 
 impl ModelCard {
+    /// The input columns that say whether each part knows the conditions: for the
+    /// forecaster the level, the engine speed and the kind (never the window's own
+    /// changes: a tank heating faster than any training window is what it must judge), and
+    /// for the consistency check the engine speed, the kind and the companion (it reads no
+    /// value of its own signal). `FORECAST_CONDITIONS` and `LEVEL_CONDITIONS` in train.py.
+    pub fn conditions(&self) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let forecaster = self.window..2 * self.window + 1 + self.kinds;
+        let level = self.window + 1..3 * self.window + 1 + self.kinds;
+        (forecaster, level)
+    }
+
+    /// Whether `row` lies within the training envelope of `watched`'s kind, for the
+    /// forecaster's conditions and for the consistency check's. Without an envelope, always.
+    pub fn within_envelope(&self, watched: &WatchedSignal, row: &[f32]) -> (bool, bool) {
+        let Some(envelope) = self.envelope.get(watched.kind) else {
+            return (true, true);
+        };
+        let (forecaster, level) = self.conditions();
+        (envelope.holds(row, forecaster), envelope.holds(row, level))
+    }
+
     /// The model's input row for one window; the same arithmetic as `models/train.py`.
     pub fn features(
         &self,

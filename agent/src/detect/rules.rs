@@ -47,6 +47,11 @@ pub struct Rules {
     companion_move: f64,
     thermostat_opens: f64,
     warm_stuck_ticks: usize,
+    stuck_engine_move: f64,
+    coolant_cold: f64,
+    warmup_ticks: usize,
+    warmup_rise: f64,
+    loaded_rpm: f64,
     coolant_high_normal: f64,
     coolant_high_ticks: usize,
     dropout_ticks: usize,
@@ -60,6 +65,9 @@ pub type Judged = (AlertKind, Verdict);
 
 const RISE_TICKS: usize = 10;
 
+/// Below this the engine is not running (a diesel idles at 550-750 rpm).
+const ENGINE_RUNNING_RPM: f64 = 400.0;
+
 impl Rules {
     pub fn new(config: &RulesConfig) -> Self {
         let ticks = |d: Duration| d.as_secs().max(1) as usize;
@@ -69,6 +77,11 @@ impl Rules {
             companion_move: config.stuck_companion_move,
             thermostat_opens: config.coolant_thermostat_opens,
             warm_stuck_ticks: ticks(config.coolant_warm_stuck_after),
+            stuck_engine_move: config.stuck_engine_move,
+            coolant_cold: config.coolant_cold,
+            warmup_ticks: ticks(config.coolant_warmup_after),
+            warmup_rise: config.coolant_warmup_rise,
+            loaded_rpm: config.engine_loaded_rpm,
             coolant_high_normal: config.coolant_high_normal,
             coolant_high_ticks: ticks(config.coolant_high_after),
             dropout_ticks: ticks(config.dropout_after),
@@ -80,12 +93,14 @@ impl Rules {
 
     /// Judges the newest tick of `column`; `companion` is the column whose movement shows a
     /// coarse signal should have changed (engine and coolant; an engine signal without one
-    /// is never taken for stuck), or for a tank the outside air. Verdicts go to `out`.
+    /// is never taken for stuck), or for a tank the outside air; `engine` is the engine
+    /// speed, which stands in for a coolant's missing companion. Verdicts go to `out`.
     pub fn judge(
         &self,
         class: Class,
         column: &Column,
         companion: Option<&Column>,
+        engine: Option<&Column>,
         out: &mut Vec<Judged>,
     ) {
         let c = class.limits();
@@ -184,17 +199,70 @@ impl Rules {
                     });
                 hi - lo
             });
+        let warm = newest >= self.thermostat_opens;
         let held_for = match class {
-            Class::Coolant if newest >= self.thermostat_opens => self.warm_stuck_ticks,
+            Class::Coolant if warm => self.warm_stuck_ticks,
             _ => self.stuck_ticks,
         };
-        let stuck = unchanged >= held_for
+        let mut stuck = unchanged >= held_for
             && (class == Class::Tank || companion_move >= self.companion_move);
+        // A coolant with no companion to watch (the truck sends no oil temperature) is
+        // judged against the engine instead.
+        if class == Class::Coolant
+            && !has_values(companion, unchanged.max(self.warmup_ticks))
+            && let Some(engine) = engine
+        {
+            stuck |= warm
+                && unchanged >= self.warm_stuck_ticks
+                && engine_move(engine, unchanged) >= self.stuck_engine_move;
+            stuck |= newest < self.coolant_cold && self.not_warming(column, engine);
+        }
         out.push((
             AlertKind::StuckSensor,
-            flag(stuck, unchanged <= 1, unchanged as f64),
+            flag(stuck, !stuck && unchanged <= 1, unchanged as f64),
         ));
     }
+
+    /// Whether a cold coolant rose less than it must over the warm-up window while the
+    /// engine ran under load all along.
+    fn not_warming(&self, coolant: &Column, engine: &Column) -> bool {
+        let n = self.warmup_ticks;
+        let (Some(rpm), Some(values)) = (engine.last(n), coolant.last(n)) else {
+            return false;
+        };
+        let (mut sum, mut running) = (0.0, true);
+        for r in rpm {
+            running &= r >= ENGINE_RUNNING_RPM;
+            sum += r;
+        }
+        let (lo, hi) = range(values);
+        running && sum / n as f64 >= self.loaded_rpm && hi >= lo && hi - lo < self.warmup_rise
+    }
+}
+
+/// Whether `column` has a value in at least half of its last `n` ticks.
+fn has_values(column: Option<&Column>, n: usize) -> bool {
+    column
+        .and_then(|c| c.last(n.min(c.len())))
+        .is_some_and(|w| 2 * w.filter(|v| !v.is_nan()).count() >= n.min(HISTORY))
+}
+
+/// How far the engine speed moved over its last `n` ticks (gaps skipped; 0 with none).
+fn engine_move(engine: &Column, n: usize) -> f64 {
+    engine.last(n.min(engine.len())).map_or(0.0, |w| {
+        let (lo, hi) = range(w);
+        if hi >= lo { hi - lo } else { 0.0 }
+    })
+}
+
+/// The lowest and highest of the values that are not gaps (`(inf, -inf)` for none; a gap
+/// compares false, so it never widens the range).
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values
+        .filter(|v| !v.is_nan())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        })
 }
 
 /// How fast `tank` moves toward `air` over the column's whole history: the fitted slope over
@@ -266,7 +334,7 @@ mod tests {
         let rules = Rules::new(&RulesConfig::default());
         let companion = companion.map(column);
         let mut out = Vec::new();
-        rules.judge(class, &column(values), companion.as_ref(), &mut out);
+        rules.judge(class, &column(values), companion.as_ref(), None, &mut out);
         out
     }
 
@@ -280,6 +348,77 @@ mod tests {
     /// `n` seconds of a value that moves by `step` a second from `from`.
     fn ramp(from: f64, step: f64, n: usize) -> Vec<f64> {
         (0..n).map(|i| from + step * i as f64).collect()
+    }
+
+    /// Whether the coolant's `values` are judged stuck with no oil at all, beside an
+    /// engine speed of `rpm` (one per tick, as long as `values`).
+    fn stuck_without_oil(values: &[f64], rpm: &[f64]) -> Option<Severity> {
+        let rules = Rules::new(&RulesConfig::default());
+        let mut out = Vec::new();
+        let engine = column(rpm);
+        rules.judge(
+            Class::Coolant,
+            &column(values),
+            None,
+            Some(&engine),
+            &mut out,
+        );
+        raised(&out, AlertKind::StuckSensor)
+    }
+
+    /// Town driving: the engine between 700 and 1700 rpm, a cycle every two minutes.
+    fn town(n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| 1200.0 + 500.0 * (i as f64 * std::f64::consts::TAU / 120.0).sin())
+            .collect()
+    }
+
+    #[test]
+    fn without_oil_the_coolant_is_judged_against_the_engine() {
+        // Warm and held at one reading for 9 minutes while the engine went through town
+        // driving: stuck. (A live coolant at 1 degC resolution moves a step within minutes
+        // when the load changes like this.)
+        assert_eq!(
+            stuck_without_oil(&[88.0; 541], &town(541)),
+            Some(Severity::Warning)
+        );
+        // Not yet at 8 minutes; nor through 9 minutes of steady cruising (the engine held
+        // 1300 +- 150 rpm: nothing to move a thermostat-held coolant).
+        assert_eq!(stuck_without_oil(&[88.0; 481], &town(481)), None);
+        let cruise: Vec<f64> = town(541)
+            .iter()
+            .map(|r| 1300.0 + (r - 1200.0) * 0.3)
+            .collect();
+        assert_eq!(stuck_without_oil(&[88.0; 541], &cruise), None);
+        // Cold and not warming through 10 minutes under load: failed (a heavy diesel at
+        // 1000 rpm or more warms its coolant by degrees a minute).
+        let cold = |rise: f64| ramp(20.0, rise / 600.0, 601);
+        let loaded = vec![1400.0; 601];
+        assert_eq!(
+            stuck_without_oil(&cold(1.0), &loaded),
+            Some(Severity::Warning)
+        );
+        // Warming as a live coolant does, idling in the yard, or the engine off a while:
+        // nothing.
+        assert_eq!(stuck_without_oil(&cold(5.0), &loaded), None);
+        assert_eq!(stuck_without_oil(&cold(1.0), &[650.0; 601]), None);
+        let mut stopped = loaded.clone();
+        stopped[300] = 0.0;
+        assert_eq!(stuck_without_oil(&cold(1.0), &stopped), None);
+        // With an oil signal the oil decides, as before: held 9 minutes warm while the oil
+        // barely moved is a thermostat at work.
+        let rules = Rules::new(&RulesConfig::default());
+        let mut out = Vec::new();
+        let oil = column(&ramp(95.0, 0.001, 541));
+        let engine = column(&town(541));
+        rules.judge(
+            Class::Coolant,
+            &column(&[88.0; 541]),
+            Some(&oil),
+            Some(&engine),
+            &mut out,
+        );
+        assert_eq!(raised(&out, AlertKind::StuckSensor), None);
     }
 
     #[test]
@@ -340,8 +479,8 @@ mod tests {
 
     #[test]
     fn a_coolant_held_above_its_band_raises_a_warning() {
-        let mut values = vec![95.0; 60];
-        // 95 degC is as hot as healthy driving got: nothing.
+        let mut values = vec![99.0; 60];
+        // 99 degC is inside the band (a healthy real truck runs at 96 on a warm day): nothing.
         assert_eq!(
             raised(
                 &judge(Class::Coolant, &values, None),
@@ -349,8 +488,8 @@ mod tests {
             ),
             None
         );
-        // 96 for 2 s is not yet held; for 3 s it is.
-        values.extend([96.0; 2]);
+        // 101 for 2 s is not yet held; for 3 s it is.
+        values.extend([101.0; 2]);
         assert_eq!(
             raised(
                 &judge(Class::Coolant, &values, None),
@@ -358,7 +497,7 @@ mod tests {
             ),
             None
         );
-        values.push(97.0);
+        values.push(102.0);
         assert_eq!(
             raised(
                 &judge(Class::Coolant, &values, None),

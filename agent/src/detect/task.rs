@@ -7,17 +7,27 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::alert::AlertEvent;
 use super::window::HOLD;
-use super::{Detector, Tuning};
+use super::{DetectStatus, Detector, Live, Tuning};
 use crate::reading::Reading;
 use crate::telemetry::Metrics;
 
 /// How often the task looks whether the readings have stopped.
 const SILENCE_CHECK: Duration = Duration::from_secs(1);
 
+/// What the detect stage shows besides alerts, each on a watch channel that moves at most
+/// once a tick: the model's coverage and the parameters the truck does not send (for the
+/// status message), and each stream's newest value (for the cab display).
+pub struct Watches {
+    pub status: watch::Sender<DetectStatus>,
+    pub live: watch::Sender<Live>,
+}
+
 /// The detect task: readings in until the channel closes; each alert event goes to the
 /// driver's alarm (awaited: it is local and must not miss one) and to the fleet (never
 /// awaited: a full outbound queue sheds and counts, so the fleet path cannot delay the cab).
 /// A new [`Tuning`] (from the device shadow) is taken before the next reading is judged.
+/// What the model covered, the parameters the truck does not send and each stream's newest
+/// value go to `watches` whenever a tick changes them.
 ///
 /// When no reading has come for longer than a value is held ([`HOLD`]), time still moves:
 /// the detector is advanced on this task's clock, from the newest reading's time plus the
@@ -31,12 +41,15 @@ pub async fn run(
     fleet: mpsc::Sender<AlertEvent>,
     metrics: std::sync::Arc<Metrics>,
     mut tuning: watch::Receiver<Tuning>,
+    watches: Watches,
 ) {
+    let Watches { status, live } = watches;
     let mut events = Vec::new();
     let mut silence = tokio::time::interval(SILENCE_CHECK);
     silence.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The newest reading's monotonic time, and when it came on this task's clock.
     let mut newest: Option<(Duration, Instant)> = None;
+    let mut judged = detector.next_tick();
     loop {
         tokio::select! {
             reading = readings.recv() => {
@@ -56,14 +69,37 @@ pub async fn run(
                 detector.advance(mono + quiet, &mut events);
             }
         }
+        // The status moves only when a tick was judged: at most once a second.
+        if detector.next_tick() != judged {
+            judged = detector.next_tick();
+            let now = detector.status();
+            status.send_if_modified(|shown| {
+                let changed = *shown != now;
+                if changed {
+                    *shown = now;
+                }
+                changed
+            });
+            let now = detector.live();
+            live.send_if_modified(|shown| {
+                let changed = *shown != now;
+                if changed {
+                    *shown = now;
+                }
+                changed
+            });
+        }
         for event in events.drain(..) {
             match &event {
                 AlertEvent::Raised(a) => {
                     Metrics::inc(&metrics.alerts_raised_total);
-                    tracing::warn!(event = "alert_raised", id = a.id, signal = %a.signal, kind = %a.kind, severity = %a.severity, value = a.value, threshold = a.threshold);
+                    tracing::warn!(event = "alert_raised", id = a.id, signal = %a.signal, origin = ?a.origin.as_ref().map(ToString::to_string), kind = %a.kind, severity = %a.severity, value = a.value, threshold = a.threshold);
                 }
                 AlertEvent::Escalated(a) => {
                     tracing::warn!(event = "alert_escalated", id = a.id, signal = %a.signal, severity = %a.severity, value = a.value);
+                }
+                AlertEvent::Updated(a) => {
+                    tracing::info!(event = "alert_updated", id = a.id, signal = %a.signal, findings = ?a.findings);
                 }
                 AlertEvent::Cleared { alert, .. } => {
                     Metrics::inc(&metrics.alerts_cleared_total);
@@ -103,6 +139,8 @@ mod tests {
         let vehicle = VehicleConfig::default();
         let tuning = Tuning::new(&vehicle, &detect, Duration::from_secs(10));
         let (_tuning_tx, tuning) = watch::channel(tuning);
+        let (status, _status) = watch::channel(DetectStatus::default());
+        let (live, shown) = watch::channel(Live::default());
         let task = tokio::spawn(run(
             detector,
             readings,
@@ -110,12 +148,22 @@ mod tests {
             fleet,
             Arc::default(),
             tuning,
+            Watches { status, live },
         ));
+        let coolant = Signal::new(COOLANT_TEMPERATURE);
+        let engine = Origin::Can {
+            bus: Arc::from("can0"),
+            source_address: 0,
+        };
         // Ten seconds of coolant, one a second on the agent's clock, then the bus goes
         // silent and stays so: nothing more is sent and the channel stays open.
         let start = Instant::now();
         for secs in 0..10u64 {
             tokio::time::sleep_until(start + Duration::from_secs(secs)).await;
+            if secs == 9 {
+                // The ticks so far closed with the coolant at 85: the display's value.
+                assert_eq!(shown.borrow().get(&coolant, &engine), Some(85.0));
+            }
             let at = Timestamp {
                 wall_us: 1_000_000 * secs as i64,
                 mono: Duration::from_secs(secs),
@@ -150,6 +198,8 @@ mod tests {
             stamped <= took && took - stamped <= SILENCE_CHECK,
             "stamped {stamped:?} into the silence, raised {took:?} into it"
         );
+        // Silent: the display has no value to show for it any more.
+        assert_eq!(shown.borrow().get(&coolant, &engine), None);
         drop(readings_tx);
         task.await.unwrap();
     }

@@ -1,4 +1,7 @@
-//! Windows: readings resampled onto a fixed 1 Hz grid, one column per watched signal.
+//! Windows: readings resampled onto a fixed 1 Hz grid, one column per stream: a watched
+//! signal from one origin (bus and source address, or serial port). Two controllers that
+//! send the same signal are two columns, never one: a second sender cannot overwrite, and so
+//! hide, the engine's own values.
 //!
 //! Owns the resampling rule, which the training data, the detector and the replay share so
 //! the model sees on the truck exactly what it was trained on:
@@ -16,12 +19,17 @@
 //! - [`Grid::advance`] closes ticks on a clock of the caller's when no reading comes (a
 //!   silent bus), by the same rule.
 //!
+//! - A stream's column starts with its first reading, with a gap for every tick the grid
+//!   had closed before it (up to [`HISTORY`]), as if it had been watched all along. A signal
+//!   takes at most [`MAX_ORIGINS`] origins; readings from more are counted and dropped (a
+//!   hostile bus cannot grow the grid without bound).
+//!
 //! It never reads a clock and never allocates per tick once the columns exist.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use crate::reading::{Quality, Reading, Signal};
+use crate::reading::{Origin, Quality, Reading, Signal};
 
 /// Grid spacing: the model's sample rate is 1 Hz.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -31,6 +39,9 @@ pub const HOLD: Duration = Duration::from_millis(2_500);
 pub const GRACE: Duration = Duration::from_millis(200);
 /// Ticks each column keeps (the model's 10 s window plus room for the rules).
 pub const HISTORY: usize = 600;
+/// Origins one signal may have: a truck has one sender of each temperature, a second is
+/// already worth an alert (`sender_conflict`); more are an attack or a wiring fault.
+pub const MAX_ORIGINS: usize = 4;
 
 /// One reading as the grid keeps it: a value, or the flag that stands in for one.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -74,14 +85,20 @@ pub struct Column {
 }
 
 impl Column {
-    fn new() -> Self {
+    /// A column that joins a grid which has closed `closed` ticks: those are gaps.
+    fn new(closed: u64) -> Self {
+        let mut values = VecDeque::with_capacity(HISTORY);
+        values.extend(std::iter::repeat_n(
+            f64::NAN,
+            (closed as usize).min(HISTORY),
+        ));
         Column {
             pending: VecDeque::new(),
             held: None,
             flagged: None,
             seen: false,
             valid_seen: false,
-            values: VecDeque::with_capacity(HISTORY),
+            values,
             flagged_ticks: 0,
         }
     }
@@ -203,24 +220,34 @@ impl Column {
     }
 }
 
-/// The resampled columns of every watched signal, advancing together.
+/// The resampled columns of every watched signal, one per origin, advancing together.
 #[derive(Clone, Debug)]
 pub struct Grid {
-    columns: HashMap<Signal, Column>,
+    /// Per watched signal, its streams in the order their first reading arrived.
+    streams: HashMap<Signal, Vec<(Origin, Column)>>,
     /// Ticks already closed; the next to close is `closed`.
     closed: u64,
+    /// Ticks closed since the grid started or restarted (a new column's gaps).
+    since_restart: u64,
     late_samples: u64,
     /// Times a jump in the readings' clock restarted the grid.
     restarts: u64,
+    /// Readings dropped because their signal already had [`MAX_ORIGINS`] origins.
+    origins_refused: u64,
+    /// Streams started so far (a caller watches this to learn of a new sender).
+    streams_started: u64,
 }
 
 impl Grid {
     pub fn new(watched: impl IntoIterator<Item = Signal>) -> Self {
         Grid {
-            columns: watched.into_iter().map(|s| (s, Column::new())).collect(),
+            streams: watched.into_iter().map(|s| (s, Vec::new())).collect(),
             closed: 0,
+            since_restart: 0,
             late_samples: 0,
             restarts: 0,
+            origins_refused: 0,
+            streams_started: 0,
         }
     }
 
@@ -230,14 +257,27 @@ impl Grid {
     pub fn push(&mut self, reading: &Reading) -> std::ops::Range<u64> {
         let t = reading.at.mono;
         let closed = self.advance(t);
-        if let Some(column) = self.columns.get_mut(&reading.signal) {
-            // Tick `closed - 1` is history: a sample stamped at or before it is late.
-            if self.closed > 0 && t <= Duration::from_secs(self.closed - 1) {
-                self.late_samples += 1;
-            } else {
-                column.insert(t, Sample::of(reading));
-            }
+        let Some(streams) = self.streams.get_mut(&reading.signal) else {
+            return closed;
+        };
+        // Tick `closed - 1` is history: a sample stamped at or before it is late.
+        if self.closed > 0 && t <= Duration::from_secs(self.closed - 1) {
+            self.late_samples += 1;
+            return closed;
         }
+        let at = match streams.iter().position(|(o, _)| *o == reading.origin) {
+            Some(at) => at,
+            None if streams.len() < MAX_ORIGINS => {
+                streams.push((reading.origin.clone(), Column::new(self.since_restart)));
+                self.streams_started += 1;
+                streams.len() - 1
+            }
+            None => {
+                self.origins_refused += 1;
+                return closed;
+            }
+        };
+        streams[at].1.insert(t, Sample::of(reading));
         closed
     }
 
@@ -248,10 +288,11 @@ impl Grid {
         let tick = now.as_secs();
         let history = HISTORY as u64;
         if tick > self.closed + history || tick + history < self.closed {
-            for column in self.columns.values_mut() {
+            for (_, column) in self.streams.values_mut().flatten() {
                 column.restart();
             }
             self.closed = tick;
+            self.since_restart = 0;
             self.restarts += 1;
             return tick..tick;
         }
@@ -259,8 +300,14 @@ impl Grid {
         while now >= Duration::from_secs(self.closed) + GRACE {
             self.close(Duration::from_secs(self.closed));
             self.closed += 1;
+            self.since_restart += 1;
         }
         first..self.closed
+    }
+
+    /// The next tick to close (every tick before it is closed).
+    pub fn next_tick(&self) -> u64 {
+        self.closed
     }
 
     /// How many times a jump in the readings' clock restarted the grid.
@@ -269,17 +316,51 @@ impl Grid {
     }
 
     fn close(&mut self, tick: Duration) {
-        for column in self.columns.values_mut() {
+        for (_, column) in self.streams.values_mut().flatten() {
             column.close(tick);
         }
     }
 
+    /// The signal's first stream: the origin heard first (for a truck with one sender of
+    /// each signal, its only one).
     pub fn column(&self, signal: &Signal) -> Option<&Column> {
-        self.columns.get(signal)
+        self.streams.get(signal)?.first().map(|(_, c)| c)
+    }
+
+    /// The signal's stream from `origin`, if that origin has sent it.
+    pub fn column_from(&self, signal: &Signal, origin: &Origin) -> Option<&Column> {
+        let streams = self.streams.get(signal)?;
+        streams.iter().find(|(o, _)| o == origin).map(|(_, c)| c)
+    }
+
+    /// The signal's stream from `origin`, or else its first: a companion or the engine
+    /// speed is read from the same controller when it sends one.
+    pub fn column_near(&self, signal: &Signal, origin: &Origin) -> Option<&Column> {
+        self.column_from(signal, origin)
+            .or_else(|| self.column(signal))
+    }
+
+    /// Every stream of the signal, first heard first.
+    pub fn streams(&self, signal: &Signal) -> impl Iterator<Item = (&Origin, &Column)> {
+        self.streams
+            .get(signal)
+            .into_iter()
+            .flatten()
+            .map(|(o, c)| (o, c))
     }
 
     pub fn signals(&self) -> impl Iterator<Item = &Signal> {
-        self.columns.keys()
+        self.streams.keys()
+    }
+
+    /// Streams started so far: it moves when a new origin of a watched signal is heard.
+    pub fn streams_started(&self) -> u64 {
+        self.streams_started
+    }
+
+    /// Readings dropped because their signal already had [`MAX_ORIGINS`] origins.
+    pub fn origins_refused(&self) -> u64 {
+        self.origins_refused
     }
 
     /// Samples dropped for arriving after their tick had closed.
@@ -384,5 +465,58 @@ mod tests {
         assert_eq!(grid.advance(Duration::from_millis(25_300)).count(), 5);
         let column = grid.column(&Signal::new("a")).unwrap();
         assert_eq!(column.gap_ticks(), 2, "held for HOLD, then gaps");
+    }
+
+    #[test]
+    fn each_origin_is_a_column_of_its_own_up_to_a_bound() {
+        let mut grid = Grid::new(["a"].map(Signal::new));
+        let from = |sa: u8, ms: u64, v: f64| {
+            let at = Timestamp {
+                wall_us: 0,
+                mono: Duration::from_millis(ms),
+            };
+            let origin = Origin::Can {
+                bus: Arc::from("can0"),
+                source_address: sa,
+            };
+            Reading::good(Signal::new("a"), at, v, origin)
+        };
+        let engine = Origin::Can {
+            bus: Arc::from("can0"),
+            source_address: 0,
+        };
+        for secs in 0..5 {
+            grid.push(&from(0, secs * 1_000, 120.0));
+            // A second sender 0.2 s later, from the third second on.
+            if secs >= 2 {
+                grid.push(&from(3, secs * 1_000 + 200, 90.0));
+            }
+        }
+        grid.push(&from(0, 5_000, 120.0));
+        let first = grid.column(&Signal::new("a")).unwrap();
+        assert_eq!(
+            first.newest(),
+            120.0,
+            "never overwritten by the second sender"
+        );
+        assert_eq!(
+            grid.column_from(&Signal::new("a"), &engine).unwrap().len(),
+            5
+        );
+        let streams: Vec<(String, Vec<f64>)> = grid
+            .streams(&Signal::new("a"))
+            .map(|(o, c)| (o.to_string(), c.last(c.len()).unwrap().collect()))
+            .collect();
+        assert_eq!(streams[1].0, "can0/sa03");
+        // Its column joined with gaps for the ticks before it was heard (its first sample,
+        // at 2.2 s, belongs to tick 3).
+        assert!(streams[1].1[..3].iter().all(|v| v.is_nan()), "{streams:?}");
+        assert_eq!(streams[1].1[3..], [90.0, 90.0]);
+        // A hostile bus sending the signal from every address grows nothing past the bound.
+        for sa in 10..60 {
+            grid.push(&from(sa, 5_100, 1.0));
+        }
+        assert_eq!(grid.streams(&Signal::new("a")).count(), MAX_ORIGINS);
+        assert_eq!(grid.origins_refused(), 50 - (MAX_ORIGINS as u64 - 2));
     }
 }

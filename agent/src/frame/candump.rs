@@ -1,7 +1,9 @@
-//! The can-utils `candump -l` log format: `(SECONDS.MICROS) IFACE ID#DATA`, one frame a line.
-//! This is the one parser and the one writer of it: the replay source, `vigil replay`,
-//! `vigil decode` and the simulator's recordings all go through [`LogReader`] or
-//! [`format_line`].
+//! can-utils' `candump` logs, one frame a line, in both of candump's forms: the log file
+//! (`candump -l`: `(SECONDS.MICROS) IFACE ID#DATA`) and its printed output with timestamps
+//! (`candump -ta`/`-td`/`-tz`: `(SECONDS.MICROS)  IFACE  ID   [LEN]  B0 B1 ...`, the form
+//! most public truck logs are kept in). This is the one parser and the one writer of them:
+//! the replay source, `vigil replay`, `vigil decode` and the simulator's recordings all go
+//! through [`LogReader`] or [`format_line`], which writes the log-file form.
 //!
 //! Eight hex digits of ID mean an extended (29-bit) frame, three a standard one. Remote
 //! frames (`#R`) and CAN FD (`##`) are not carried by J1939 and are rejected by name.
@@ -18,7 +20,9 @@ const LOUD_MALFORMED_LINES: u64 = 10;
 /// Why a log line is not a frame.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CandumpError {
-    #[error("expected `(SECONDS.MICROS) IFACE ID#DATA`, found {0:?}")]
+    #[error(
+        "expected `(SECONDS.MICROS) IFACE ID#DATA` or `(SECONDS.MICROS) IFACE ID [LEN] BYTES`, found {0:?}"
+    )]
     Shape(String),
     #[error("bad timestamp {0:?}: expected `(SECONDS.MICROS)`")]
     Timestamp(String),
@@ -46,21 +50,45 @@ pub fn format_line(frame: &CanFrame) -> String {
     line
 }
 
-/// Parses one `candump -l` line. `first_wall_us` is the log's first timestamp: the
-/// monotonic time of a replayed frame is its distance from the start of the log.
+/// Parses one line of a candump log, in either form. `first_wall_us` is the log's first
+/// timestamp: the monotonic time of a replayed frame is its distance from the start of the
+/// log.
 pub fn parse_line(line: &str, first_wall_us: Option<i64>) -> Result<CanFrame, CandumpError> {
     let shape = || CandumpError::Shape(line.to_owned());
     let mut parts = line.split_ascii_whitespace();
-    let (stamp, bus, body) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(s), Some(b), Some(f), None) => (s, b, f),
+    let (stamp, bus, body) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(s), Some(b), Some(f)) => (s, b, f),
         _ => return Err(shape()),
     };
     let wall_us =
         parse_timestamp(stamp).ok_or_else(|| CandumpError::Timestamp(stamp.to_owned()))?;
-    let (id_hex, data_hex) = body.split_once('#').ok_or_else(shape)?;
-    if data_hex.starts_with('#') || data_hex.starts_with('R') {
-        return Err(CandumpError::Unsupported(body.to_owned()));
-    }
+    let (id_hex, data) = match body.split_once('#') {
+        // The log-file form: `ID#DATA`, nothing after it.
+        Some((id_hex, data_hex)) => {
+            if parts.next().is_some() {
+                return Err(shape());
+            }
+            if data_hex.starts_with('#') || data_hex.starts_with('R') {
+                return Err(CandumpError::Unsupported(body.to_owned()));
+            }
+            (id_hex, Bytes::Packed(data_hex))
+        }
+        // The printed form: `ID [LEN] B0 B1 ...`.
+        None => {
+            let len = parts
+                .next()
+                .and_then(|l| l.strip_prefix('[')?.strip_suffix(']'))
+                .ok_or_else(shape)?;
+            let bytes: Vec<&str> = parts.collect();
+            if bytes.first() == Some(&"remote") {
+                return Err(CandumpError::Unsupported(line.trim().to_owned()));
+            }
+            if len.parse::<usize>().ok() != Some(bytes.len()) {
+                return Err(CandumpError::Data(bytes.join(" ")));
+            }
+            (body, Bytes::Spaced(bytes))
+        }
+    };
     let extended = match id_hex.len() {
         8 => true,
         3 => false,
@@ -70,27 +98,59 @@ pub fn parse_line(line: &str, first_wall_us: Option<i64>) -> Result<CanFrame, Ca
     if (extended && id > 0x1FFF_FFFF) || (!extended && id > 0x7FF) {
         return Err(CandumpError::Id(id_hex.to_owned()));
     }
-    let bad_data = || CandumpError::Data(data_hex.to_owned());
-    if data_hex.len() % 2 != 0 || data_hex.len() > 16 {
-        return Err(bad_data());
-    }
-    let mut data = [0u8; 8];
-    for (i, pair) in data_hex.as_bytes().chunks(2).enumerate() {
-        let text = std::str::from_utf8(pair).map_err(|_| bad_data())?;
-        data[i] = u8::from_str_radix(text, 16).map_err(|_| bad_data())?;
-    }
+    let (data, len) = data.decode()?;
     let since_start = wall_us - first_wall_us.unwrap_or(wall_us);
     Ok(CanFrame {
         bus: Arc::from(bus),
         id,
         extended,
         data,
-        len: (data_hex.len() / 2) as u8,
+        len,
         at: Timestamp {
             wall_us,
             mono: Duration::from_micros(since_start.max(0) as u64),
         },
     })
+}
+
+/// A frame's data as a line writes it.
+enum Bytes<'a> {
+    /// Hex pairs run together (`6F3F392B`).
+    Packed(&'a str),
+    /// One hex pair a word (`6F 3F 39 2B`).
+    Spaced(Vec<&'a str>),
+}
+
+impl Bytes<'_> {
+    fn decode(&self) -> Result<([u8; 8], u8), CandumpError> {
+        let mut data = [0u8; 8];
+        let pairs: Vec<&str> = match self {
+            Bytes::Packed(hex) => {
+                let bad = || CandumpError::Data((*hex).to_owned());
+                if hex.len() % 2 != 0 || hex.len() > 16 || !hex.is_ascii() {
+                    return Err(bad());
+                }
+                (0..hex.len()).step_by(2).map(|i| &hex[i..i + 2]).collect()
+            }
+            Bytes::Spaced(words) => words.clone(),
+        };
+        let bad = || {
+            CandumpError::Data(match self {
+                Bytes::Packed(hex) => (*hex).to_owned(),
+                Bytes::Spaced(words) => words.join(" "),
+            })
+        };
+        if pairs.len() > 8 {
+            return Err(bad());
+        }
+        for (i, pair) in pairs.iter().enumerate() {
+            if pair.len() != 2 {
+                return Err(bad());
+            }
+            data[i] = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+        }
+        Ok((data, pairs.len() as u8))
+    }
 }
 
 /// Reads a log line by line, as every command does: blank lines are skipped, a line that is
@@ -202,6 +262,53 @@ mod tests {
         assert!(matches!(&results[3], Ok(Some(f)) if f.at.mono == Duration::from_millis(1500)));
         assert_eq!((reader.lines(), reader.malformed()), (4, 1));
         assert_eq!(reader.first_wall_us(), Some(100_000_000));
+    }
+
+    #[test]
+    fn reads_candumps_printed_form_as_public_truck_logs_keep_it() {
+        // SystemsCyber/Truck_Sentry's datasets/normal.log (MIT), relative timestamps.
+        let line = " (000.005001)  can0  18FEDF00   [8]  8A A0 28 7D 7D FF FF F5";
+        let frame = parse_line(line, Some(0)).unwrap();
+        assert_eq!(
+            (frame.id, frame.extended, &*frame.bus),
+            (0x18FEDF00, true, "can0")
+        );
+        assert_eq!(
+            frame.payload(),
+            [0x8A, 0xA0, 0x28, 0x7D, 0x7D, 0xFF, 0xFF, 0xF5]
+        );
+        assert_eq!(frame.at.mono, Duration::from_micros(5_001));
+        // The same frame in the log-file form parses to the same frame.
+        let logged = format_line(&frame);
+        assert_eq!(logged, "(0.005001) can0 18FEDF00#8AA0287D7DFFFFF5");
+        assert_eq!(parse_line(&logged, Some(0)).unwrap(), frame);
+        // Short frames, standard ids, and what is not data.
+        let short = parse_line("(1.000000) can1 123 [2] 01 ff", None).unwrap();
+        assert_eq!(
+            (short.id, short.extended, short.payload()),
+            (0x123, false, &[1, 0xFF][..])
+        );
+        let cases = [
+            (
+                "(1.000000) can1 123 [3] 01 02",
+                CandumpError::Data("01 02".into()),
+            ),
+            (
+                "(1.000000) can1 123 [2] 01 2",
+                CandumpError::Data("01 2".into()),
+            ),
+            (
+                "(1.000000) can1 123 [0] remote request",
+                CandumpError::Unsupported("(1.000000) can1 123 [0] remote request".into()),
+            ),
+            (
+                "(1.000000) can1 123 2 01 02",
+                CandumpError::Shape("(1.000000) can1 123 2 01 02".into()),
+            ),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(parse_line(line, None), Err(expected), "{line}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::decode::dm1::{DiagnosticEvent, Dtc, Lamps};
+use crate::detect::DetectStatus;
 use crate::detect::alert::AlertEvent;
 use crate::reading::Timestamp;
 use crate::spool::{Record, RecordKind};
@@ -106,14 +107,22 @@ struct AlertMessage<'a> {
     event: &'static str,
     alert_id: u64,
     signal: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<String>,
     kind: String,
     severity: String,
     value: f64,
     threshold: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f64>,
     rule: &'a str,
     raised_at_ms: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     cleared_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    findings: Vec<String>,
 }
 
 pub fn alert_body(event: &AlertEvent) -> Vec<u8> {
@@ -121,6 +130,7 @@ pub fn alert_body(event: &AlertEvent) -> Vec<u8> {
     let (word, cleared_at_ms) = match event {
         AlertEvent::Raised(_) => ("raised", None),
         AlertEvent::Escalated(_) => ("escalated", None),
+        AlertEvent::Updated(_) => ("updated", None),
         AlertEvent::Cleared { cleared_at, .. } => ("cleared", Some(wall_ms(cleared_at))),
     };
     let message = AlertMessage {
@@ -128,13 +138,17 @@ pub fn alert_body(event: &AlertEvent) -> Vec<u8> {
         event: word,
         alert_id: a.id,
         signal: a.signal.as_str(),
+        origin: a.origin.as_ref().map(ToString::to_string),
+        peer: a.peer.as_ref().map(ToString::to_string),
         kind: a.kind.to_string(),
         severity: a.severity.to_string(),
         value: finite(a.value),
         threshold: finite(a.threshold),
+        score: a.score.filter(|s| s.is_finite()),
         rule: &a.rule,
         raised_at_ms: wall_ms(&a.raised_at),
         cleared_at_ms,
+        findings: a.findings.iter().map(ToString::to_string).collect(),
     };
     serde_json::to_vec(&message).expect("an alert always serialises")
 }
@@ -199,6 +213,10 @@ pub struct Status {
     pub model_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spool: Option<SpoolDepth>,
+    /// What the model covered (signal-ticks where it could run, abstained, was masked)
+    /// and the parameters this truck does not send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect: Option<DetectStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at_ms: Option<i64>,
 }
@@ -211,7 +229,12 @@ pub struct SpoolDepth {
 }
 
 impl Status {
-    pub fn online(thing: &str, model_version: Option<String>, spool: SpoolDepth) -> Self {
+    pub fn online(
+        thing: &str,
+        model_version: Option<String>,
+        spool: SpoolDepth,
+        detect: DetectStatus,
+    ) -> Self {
         Status {
             format: "vigil.status/1",
             thing: thing.to_owned(),
@@ -219,6 +242,7 @@ impl Status {
             agent_version: Some(env!("CARGO_PKG_VERSION")),
             model_version,
             spool: Some(spool),
+            detect: Some(detect),
             at_ms: Some(now_ms()),
         }
     }
@@ -232,6 +256,7 @@ impl Status {
             agent_version: Some(env!("CARGO_PKG_VERSION")),
             model_version: None,
             spool: None,
+            detect: None,
             at_ms: None,
         }
     }

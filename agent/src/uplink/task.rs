@@ -34,7 +34,7 @@ use super::payload::{SpoolDepth, Status, publication};
 use super::shadow::{Outcome, Shadow};
 use super::topics::Topics;
 use super::{LinkStatus, tls};
-use crate::detect::{ModelUpdater, Tuning};
+use crate::detect::{DetectStatus, ModelUpdater, Tuning};
 use crate::spool::{Seq, SpoolError, SpoolHandle, SpoolStats};
 use crate::telemetry::Metrics;
 
@@ -84,6 +84,8 @@ pub struct Uplink {
     pub spool: SpoolHandle,
     pub link: watch::Sender<LinkStatus>,
     pub tuning: watch::Sender<Tuning>,
+    /// The detect stage's coverage and unsupported parameters, for the status message.
+    pub detect: watch::Receiver<DetectStatus>,
     pub model: Arc<dyn ModelUpdater>,
     pub metrics: Arc<Metrics>,
     /// Told the sequence number of every record as its PUBACK arrives (benchmarks, tests).
@@ -512,6 +514,7 @@ impl Uplink {
                 bytes: depth.bytes(),
                 alerts: depth.alerts.records,
             },
+            self.detect.borrow().clone(),
         );
         Control {
             topic: st.topics.status.clone(),

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use vigil_agent::decode::dm1::{Dtc, LampState, Lamps};
-use vigil_agent::detect::alert::Severity;
+use vigil_agent::detect::alert::{AlertKind, Severity};
 
 /// The message ids remembered per truck to drop repeats. A repeat comes within the
 /// agent's in-flight window (100 messages), so a few times that is plenty.
@@ -52,6 +52,8 @@ impl Filter {
 pub enum FleetEvent {
     AlertRaised(AlertChange),
     AlertEscalated(AlertChange),
+    /// The incident gathered another finding (another rule or the model) at its severity.
+    AlertUpdated(AlertChange),
     AlertCleared(AlertChange),
     TruckOnline {
         truck: String,
@@ -90,6 +92,7 @@ impl FleetEvent {
         match self {
             FleetEvent::AlertRaised(a)
             | FleetEvent::AlertEscalated(a)
+            | FleetEvent::AlertUpdated(a)
             | FleetEvent::AlertCleared(a) => &a.truck,
             FleetEvent::TruckOnline { truck, .. }
             | FleetEvent::TruckOffline { truck, .. }
@@ -110,6 +113,7 @@ impl FleetEvent {
         match self {
             FleetEvent::AlertRaised(a)
             | FleetEvent::AlertEscalated(a)
+            | FleetEvent::AlertUpdated(a)
             | FleetEvent::AlertCleared(a) => Some(a.severity),
             FleetEvent::Dm1 { severity, .. } => *severity,
             FleetEvent::TruckOnline { .. } | FleetEvent::TruckOffline { .. } => None,
@@ -126,6 +130,9 @@ pub struct AlertChange {
     pub severity: Severity,
     pub value: f64,
     pub threshold: f64,
+    /// The statistic that crossed it (a rate of rise, a spread), when the alert has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
     pub alert_id: u64,
     pub boot: u64,
     /// Raised or escalated: when it was raised; cleared: when it cleared.
@@ -184,6 +191,7 @@ struct AlertMessage {
     severity: String,
     value: f64,
     threshold: f64,
+    score: Option<f64>,
     raised_at_ms: i64,
     cleared_at_ms: Option<i64>,
 }
@@ -368,6 +376,7 @@ impl FleetBoard {
             severity,
             value: m.value,
             threshold: m.threshold,
+            score: m.score,
             alert_id: m.alert_id,
             boot,
             at_ms: m.raised_at_ms,
@@ -376,6 +385,7 @@ impl FleetBoard {
             "raised" if same_alert => return Ok(Vec::new()),
             "raised" => FleetEvent::AlertRaised(change.clone()),
             "escalated" => FleetEvent::AlertEscalated(change.clone()),
+            "updated" => FleetEvent::AlertUpdated(change.clone()),
             "cleared" => {
                 change.at_ms = m.cleared_at_ms.unwrap_or(m.raised_at_ms);
                 FleetEvent::AlertCleared(change.clone())
@@ -516,7 +526,11 @@ impl FleetBoard {
                     truck: name.clone(),
                     signal: c.signal.clone(),
                     severity: Some(c.severity),
-                    value: format!("{:.1} (limit {:.1})", c.value, c.threshold),
+                    value: match AlertKind::from_name(&c.kind) {
+                        Some(kind) => kind.describe(c.value, c.threshold, c.score),
+                        // A kind newer than this watcher: the numbers as sent.
+                        None => format!("{:.1} {} {:.1}", c.value, c.kind, c.threshold),
+                    },
                     since_ms: if a.cleared { c.at_ms } else { a.raised_at_ms },
                     state: match (a.cleared, offline) {
                         (true, _) => RowState::Cleared,

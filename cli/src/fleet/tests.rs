@@ -96,13 +96,13 @@ fn an_alert_raised_escalated_and_cleared_shows_each_change_once() {
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
 truck            signal                                                         severity value                           since  state
 truck-a                                                                                  agent 0.1.0                     1m01s  online
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2 (limit 40.0)               1m00s  active
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit         1m00s  active
 {"event":"alert_escalated","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"critical","value":50.5,"threshold":50.0,"alert_id":1,"boot":7,"at_ms":1900}
 {"event":"alert_cleared","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"critical","value":50.5,"threshold":50.0,"alert_id":1,"boot":7,"at_ms":98000}
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
 truck            signal                                                         severity value                           since  state
 truck-a                                                                                  agent 0.1.0                     1m39s  online
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 50.5 (limit 50.0)                  2s  cleared
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 50.5°C, over 50°C limit            2s  cleared
 "#,
     );
 }
@@ -139,7 +139,7 @@ vigil fleet watch  broker:8883  connected  trucks 2 (1 offline)
 truck            signal                                                         severity value                           since  state
 truck-a                                                                                  agent 0.1.0                        1s  offline
 truck-b                                                                                                                     5s  online
-truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0 (limit 50.0)                  3s  active
+truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0°C, over 50°C limit            3s  active
 "#,
     );
 }
@@ -162,9 +162,9 @@ fn warning_shows_warnings_and_criticals_and_an_offline_truck_s_alerts_say_offlin
 vigil fleet watch  broker:8883  connected  trucks 2 (1 offline)
 truck            signal                                                         severity value                           since  state
 truck-a                                                                                  agent 0.1.0                        1s  offline
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.0 (limit 40.0)                  4s  offline
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.0°C, over 40°C limit            4s  offline
 truck-b                                                                                                                     5s  online
-truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0 (limit 50.0)                  3s  active
+truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0°C, over 50°C limit            3s  active
 "#,
     );
 }
@@ -184,7 +184,7 @@ fn one_vehicle_shows_nothing_of_the_others() {
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
 truck            signal                                                         severity value                           since  state
 truck-b                                                                                                                     5s  online
-truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0 (limit 50.0)                  3s  active
+truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0°C, over 50°C limit            3s  active
 "#,
     );
 }
@@ -282,14 +282,18 @@ fn the_board_reads_the_agent_s_own_messages() {
     let alert = Alert {
         id: 4,
         signal: Signal::new(TANK),
+        origin: None,
+        peer: None,
         kind: AlertKind::HighLimit,
         severity: Severity::Critical,
         value: 55.0,
         threshold: 50.0,
         raised_at: at(10_000),
+        changed_at: at(10_000),
         rule: "limits/1".into(),
         score: None,
         evidence: Vec::new(),
+        findings: Vec::new(),
     };
     let lamp = |state| Lamp {
         state,

@@ -137,9 +137,16 @@ fn run(params: TruckParams, scenario: Scenario, duration: Duration) -> Trace {
     trace
 }
 
+/// A truck whose ECU sends its temperatures without dither, so a decoded value is the
+/// truth to the bus's resolution (the dither has its own test).
 fn params(seed: u64) -> TruckParams {
     TruckParams {
         seed,
+        ecu_noise: EcuNoise {
+            coolant_c: 0.0,
+            fuel_c: 0.0,
+            oil_c: 0.0,
+        },
         ..TruckParams::default()
     }
 }
@@ -264,6 +271,42 @@ fn coolant_loss_overheats_a_steady_engine_and_every_et1_frame_decodes_to_the_tru
 }
 
 #[test]
+fn the_ecu_dithers_its_temperatures_as_configured_and_the_truth_does_not() {
+    let noise = EcuNoise::default();
+    let noisy = TruckParams {
+        seed: 7,
+        ecu_noise: noise,
+        ..TruckParams::default()
+    };
+    let trace = run(noisy, Scenario::normal(), 20 * MIN);
+    for (signal, sigma) in [
+        (COOLANT_TEMPERATURE, noise.coolant_c),
+        (FUEL_TEMPERATURE, noise.fuel_c),
+        (OIL_TEMPERATURE, noise.oil_c),
+    ] {
+        let resolution = j1939_signal(signal).unwrap().scale;
+        let errors: Vec<f64> = trace
+            .of(signal)
+            .map(|s| s.reading.value().unwrap() - s.truth)
+            .collect();
+        let n = errors.len() as f64;
+        let mean = errors.iter().sum::<f64>() / n;
+        let sd = (errors.iter().map(|e| (e - mean) * (e - mean)).sum::<f64>() / n).sqrt();
+        // The dither and the rounding to the bus's resolution, independent: their spreads
+        // add in quadrature (a uniform rounding error has resolution / sqrt(12)).
+        let expected = (sigma * sigma + resolution * resolution / 12.0).sqrt();
+        assert!(mean.abs() < 0.05, "{signal}: mean error {mean}");
+        assert!(
+            (sd / expected - 1.0).abs() < 0.1,
+            "{signal}: spread {sd}, expected {expected}"
+        );
+    }
+    // The physics is the noiseless truck's: the dither is only on the wire.
+    let quiet = run(params(7), Scenario::normal(), 20 * MIN);
+    assert_eq!(trace.truth, quiet.truth);
+}
+
+#[test]
 fn the_serial_stream_is_what_the_node_sends() {
     let compartments = 4;
     let p = TruckParams {
@@ -351,4 +394,75 @@ fn a_fault_on_a_compartment_the_truck_lacks_is_refused() {
         .targeting(Sensor::Tank(3))
         .unwrap();
     assert!(Truck::new(params(1), s).is_ok());
+}
+
+#[test]
+fn bus_quirks_do_what_real_buses_do_and_nothing_else() {
+    let quirky = TruckParams {
+        quirks: BusQuirks {
+            unsent: vec![Sensor::Oil, Sensor::Fuel],
+            coolant_step_chance: 0.05,
+            second_sender: Some((0x03, 0.4)),
+            car_engine: Some(2.2),
+        },
+        ..params(7)
+    };
+    let plain = run(params(7), Scenario::normal(), 10 * MIN);
+    let trace = run(quirky, Scenario::normal(), 10 * MIN);
+    // Oil and fuel: "not available" in every frame, from the first.
+    for signal in [OIL_TEMPERATURE, FUEL_TEMPERATURE] {
+        assert!(trace.of(signal).count() > 500);
+        assert!(
+            trace
+                .of(signal)
+                .all(|s| s.reading.quality == Quality::NotAvailable)
+        );
+    }
+    // Each engine ET1 is followed by the second sender's, a fraction of a degree away.
+    let from = |sa: u8| {
+        trace
+            .of(COOLANT_TEMPERATURE)
+            .filter(move |s| s.reading.origin.to_string() == format!("sim0/sa{sa:02X}"))
+    };
+    let (engine, second) = (from(0x00).count(), from(0x03).count());
+    assert!(
+        engine > 500 && second.abs_diff(engine) <= 1,
+        "{engine} {second}"
+    );
+    for s in from(0x03) {
+        let v = s.reading.value().unwrap();
+        assert!((v - (s.truth + 0.4)).abs() <= 1.0, "{v} vs {}", s.truth);
+    }
+    // The engine speed as a passenger car's: 800 at idle, 2.2 times the truck's above it.
+    let rpm = |t: &Trace| {
+        t.of(ENGINE_SPEED)
+            .map(|s| s.reading.value().unwrap())
+            .fold(0.0f64, f64::max)
+    };
+    let car = 800.0 + (rpm(&plain) - 600.0) * 2.2;
+    assert!((rpm(&trace) - car).abs() < 1.0, "{} vs {car}", rpm(&trace));
+    // Two-degree ticks: an engine coolant sample more than half a degree from the truth
+    // (rounding alone never is, with no dither in these trucks), about one in twenty.
+    let far = |t: &Trace| {
+        t.of(COOLANT_TEMPERATURE)
+            .filter(|s| s.reading.origin.to_string() == "sim0/sa00")
+            .filter(|s| (s.reading.value().unwrap() - s.truth).abs() > 0.5)
+            .count()
+    };
+    let n = from(0x00).count();
+    assert_eq!(far(&plain), 0);
+    assert!(
+        (n / 40..n / 10).contains(&far(&trace)),
+        "{} of {n}",
+        far(&trace)
+    );
+    // The physics is the same truck's.
+    assert_eq!(plain.truth.len(), trace.truth.len());
+    assert!(
+        plain
+            .truth
+            .iter()
+            .zip(&trace.truth)
+            .all(|(a, b)| a.coolant_c == b.coolant_c)
+    );
 }

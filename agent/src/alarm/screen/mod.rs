@@ -6,8 +6,9 @@
 //! the tests compare with the PNGs beside them.
 //!
 //! Layout, for a glance from the driver's seat: the severity in a band across the top
-//! (filled for critical), the signal's short name, the value in the largest font, then the
-//! limit and how long the alert has been active. With nothing wrong: "ALL NORMAL" and the
+//! (filled for critical), the signal's short name, the value in the largest font with how
+//! long the alert has been active beside it, then what was crossed in words ("over 40°C
+//! limit", "rising 3.3°C/min", "sensor stuck"). With nothing wrong: "ALL NORMAL" and the
 //! link and spool state.
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Alignment, Baseline, Text, TextStyleBuilder};
 
 use super::{LinkStatus, Panel};
+use crate::detect::Live;
 use crate::detect::alert::{Alert, Severity};
 use crate::reading::Signal;
 use crate::signals::{AMBIENT_TEMPERATURE, COOLANT_TEMPERATURE, FUEL_TEMPERATURE, OIL_TEMPERATURE};
@@ -47,8 +49,10 @@ pub struct AlertScreen {
     pub severity: Severity,
     /// The signal's short name, such as `COOLANT` or `TANK 2`.
     pub signal: String,
-    pub value: f64,
-    pub limit: f64,
+    /// `None` when the alert is about a sensor that sends no value (silent, flagged).
+    pub value: Option<f64>,
+    /// What was crossed, in words ([`crate::detect::alert::AlertKind::in_words`]).
+    pub crossed: String,
     /// `°C` for a temperature, empty otherwise.
     pub unit: &'static str,
     /// How long the alert has been on the panel, in whole seconds.
@@ -59,16 +63,29 @@ pub struct AlertScreen {
 }
 
 impl Screen {
-    /// The screen for `panel`; `age` says how long an alert has been on the panel.
-    pub fn of(panel: &Panel, link: LinkStatus, age: impl Fn(&Alert) -> Duration) -> Screen {
+    /// The screen for `panel`, with the shown alert's stream's value from `live` (or the
+    /// value it was raised at, before a tick has passed); `age` says how long an alert has
+    /// been on the panel.
+    pub fn of(
+        panel: &Panel,
+        link: LinkStatus,
+        live: &Live,
+        age: impl Fn(&Alert) -> Duration,
+    ) -> Screen {
         let Some(alert) = panel.shown() else {
             return Screen::Normal(link);
         };
         Screen::Alert(AlertScreen {
             severity: alert.severity,
             signal: short_name(&alert.signal),
-            value: alert.value,
-            limit: alert.threshold,
+            value: alert.kind.has_value().then(|| {
+                alert
+                    .origin
+                    .as_ref()
+                    .and_then(|o| live.get(&alert.signal, o))
+                    .unwrap_or(alert.value)
+            }),
+            crossed: alert.kind.in_words(alert.threshold, alert.score),
             unit: if alert.signal.as_str().ends_with("Temperature") {
                 "°C"
             } else {
@@ -165,17 +182,19 @@ where
     }
     band(title, &tags.join(" "), filled, target)?;
     text(&alert.signal, &FONT_9X15_BOLD, Point::new(1, 17), target)?;
-    let value = format!("{:.1}{}", alert.value, alert.unit);
+    let value = match alert.value {
+        Some(v) => format!("{v:.1}{}", alert.unit),
+        None => "--".to_owned(),
+    };
     text(&value, &FONT_10X20, Point::new(1, 32), target)?;
-    let limit = format!("limit {:.1}{}", alert.limit, alert.unit);
-    text(&limit, &FONT_6X10, Point::new(1, 54), target)?;
     right(
         &age(alert.active_for),
         &FONT_6X10,
-        Point::new(127, 54),
+        Point::new(127, 40),
         ON,
         target,
     )?;
+    text(&alert.crossed, &FONT_6X10, Point::new(1, 54), target)?;
     Ok(())
 }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 use super::frame::Frame;
 use super::*;
 use crate::alarm::tests::alert;
+use crate::detect::Live;
 use crate::detect::alert::AlertEvent;
+use crate::reading::Origin;
 use crate::signals::tank_temperature;
 
 fn png_dir() -> PathBuf {
@@ -51,14 +53,14 @@ fn alert_screen(
     severity: Severity,
     signal: &str,
     value: f64,
-    limit: f64,
+    crossed: &str,
     secs: u64,
 ) -> AlertScreen {
     AlertScreen {
         severity,
         signal: signal.into(),
-        value,
-        limit,
+        value: Some(value),
+        crossed: crossed.into(),
         unit: "°C",
         active_for: Duration::from_secs(secs),
         acknowledged: false,
@@ -68,14 +70,20 @@ fn alert_screen(
 
 #[test]
 fn critical_alert() {
-    let mut screen = alert_screen(Severity::Critical, "COOLANT", 112.4, 110.0, 133);
+    let mut screen = alert_screen(
+        Severity::Critical,
+        "COOLANT",
+        112.4,
+        "over 110°C limit",
+        133,
+    );
     screen.others = 1;
     check("critical_alert", &Screen::Alert(screen));
 }
 
 #[test]
 fn warning_alert() {
-    let screen = alert_screen(Severity::Warning, "TANK 2", 41.3, 40.0, 45);
+    let screen = alert_screen(Severity::Warning, "TANK 2", 41.3, "rising 3.3°C/min", 45);
     check("warning_alert", &Screen::Alert(screen));
 }
 
@@ -85,12 +93,19 @@ fn acknowledged_alert() {
         Severity::Critical,
         "ENGINE OIL",
         137.9,
-        135.0,
+        "over 135°C limit",
         3 * 3600 + 7 * 60,
     );
     screen.acknowledged = true;
     screen.others = 2;
     check("acknowledged_alert", &Screen::Alert(screen));
+}
+
+#[test]
+fn a_silent_sensor_shows_no_value() {
+    let mut screen = alert_screen(Severity::Warning, "TANK 1", 0.0, "no signal", 8);
+    screen.value = None;
+    check("silent_sensor", &Screen::Alert(screen));
 }
 
 #[test]
@@ -128,14 +143,14 @@ fn every_screen_differs_and_lights_the_band() {
             Severity::Critical,
             "COOLANT",
             112.4,
-            110.0,
+            "over 110°C limit",
             133,
         )),
         Screen::Alert(alert_screen(
             Severity::Warning,
             "COOLANT",
             112.4,
-            110.0,
+            "over 110°C limit",
             133,
         )),
         Screen::Normal(LinkStatus::default()),
@@ -155,16 +170,22 @@ fn every_screen_differs_and_lights_the_band() {
 
 #[test]
 fn the_longest_texts_stay_on_the_screen_and_apart() {
-    // The longest of each: a 13-character name, a value below zero, a three-digit limit,
-    // the widest age, and both tags.
-    let mut screen = alert_screen(Severity::Critical, "MMMMMMMMMMMMM", -273.1, 135.0, 3599);
+    // The longest of each: a 13-character name, a value below zero, 21 characters of
+    // words, the widest age, and both tags.
+    let mut screen = alert_screen(
+        Severity::Critical,
+        "MMMMMMMMMMMMM",
+        -273.1,
+        "MMMMMMMMMMMMMMMMMMMMM",
+        3599,
+    );
     screen.others = 12;
     screen.acknowledged = true;
     let frame = Frame::render(&Screen::Alert(screen));
     assert_eq!(frame.outside, 0, "drawn beyond the edges:\n{frame:?}");
-    // The footer's limit ends before x = 80 and its age starts after x = 88.
+    // The value ends before x = 82 and the age beside it starts after x = 90.
     assert!(
-        (80..88).all(|x| (54..HEIGHT).all(|y| !frame.is_lit(x, y))),
+        (82..90).all(|x| (32..52).all(|y| !frame.is_lit(x, y))),
         "{frame:?}"
     );
     let link = LinkStatus {
@@ -176,7 +197,7 @@ fn the_longest_texts_stay_on_the_screen_and_apart() {
         assert_eq!(frame.outside, 0, "drawn beyond the edges:\n{frame:?}");
     }
     // And the check itself sees text cut at the edge.
-    let cut = alert_screen(Severity::Critical, "MMMMMMMMMMMMMMM", 0.0, 0.0, 0);
+    let cut = alert_screen(Severity::Critical, "MMMMMMMMMMMMMMM", 0.0, "", 0);
     assert!(Frame::render(&Screen::Alert(cut)).outside > 0);
 }
 
@@ -238,7 +259,10 @@ fn the_screen_follows_the_panel() {
     };
     let mut panel = Panel::default();
     let age = |_: &Alert| Duration::from_millis(61_900);
-    assert_eq!(Screen::of(&panel, link, age), Screen::Normal(link));
+    assert_eq!(
+        Screen::of(&panel, link, &Live::default(), age),
+        Screen::Normal(link)
+    );
 
     let mut tank = alert(1, Severity::Warning);
     tank.signal = tank_temperature(2);
@@ -248,7 +272,7 @@ fn the_screen_follows_the_panel() {
     coolant.value = 111.25;
     coolant.threshold = 110.0;
     panel.apply(&AlertEvent::Raised(coolant));
-    let Screen::Alert(shown) = Screen::of(&panel, link, age) else {
+    let Screen::Alert(shown) = Screen::of(&panel, link, &Live::default(), age) else {
         panic!("an alert is active");
     };
     assert_eq!(
@@ -256,8 +280,8 @@ fn the_screen_follows_the_panel() {
         AlertScreen {
             severity: Severity::Critical,
             signal: "COOLANT".into(),
-            value: 111.25,
-            limit: 110.0,
+            value: Some(111.25),
+            crossed: "over 110°C limit".into(),
             unit: "°C",
             active_for: Duration::from_secs(61),
             acknowledged: false,
@@ -265,8 +289,27 @@ fn the_screen_follows_the_panel() {
         }
     );
     panel.acknowledge();
-    let Screen::Alert(shown) = Screen::of(&panel, link, age) else {
+    let Screen::Alert(shown) = Screen::of(&panel, link, &Live::default(), age) else {
         panic!("acknowledged alerts stay on the display");
     };
     assert!(shown.acknowledged);
+    // A tick later the coolant reads 113: the screen shows what it reads now.
+    let engine = Origin::Can {
+        bus: "can0".into(),
+        source_address: 0,
+    };
+    let live = Live::of(vec![(
+        Signal::new(COOLANT_TEMPERATURE),
+        engine.clone(),
+        113.0,
+    )]);
+    let mut coolant = alert(2, Severity::Critical);
+    coolant.origin = Some(engine);
+    coolant.signal = Signal::new(COOLANT_TEMPERATURE);
+    let mut panel = Panel::default();
+    panel.apply(&AlertEvent::Raised(coolant));
+    let Screen::Alert(shown) = Screen::of(&panel, link, &live, age) else {
+        panic!("an alert is active");
+    };
+    assert_eq!(shown.value, Some(113.0));
 }
