@@ -239,10 +239,16 @@ impl fmt::Display for AlertEvent {
             a.kind.describe(a.value, a.threshold, a.score)
         )?;
         match (&a.origin, &a.peer) {
-            (Some(origin), Some(peer)) => write!(f, " from {origin} against {peer}"),
-            (Some(origin), None) => write!(f, " from {origin}"),
-            _ => Ok(()),
+            (Some(origin), Some(peer)) => write!(f, " from {origin} against {peer}")?,
+            (Some(origin), None) => write!(f, " from {origin}")?,
+            _ => {}
         }
+        // An incident's findings, when it gathered more than its lead.
+        if a.findings.len() > 1 {
+            let kinds: Vec<String> = a.findings.iter().map(ToString::to_string).collect();
+            write!(f, " [{}]", kinds.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -266,7 +272,8 @@ enum Phase {
     Pending {
         since: Duration,
     },
-    Active(Alert),
+    /// Boxed: an alert is large beside the other phases, and states are many.
+    Active(Box<Alert>),
 }
 
 /// The state machine for one (signal, origin, kind).
@@ -361,7 +368,7 @@ impl AlertState {
                 alert.threshold = verdict.threshold;
                 alert.score = verdict.score;
                 alert.evidence = evidence.to_vec();
-                Some(AlertEvent::Escalated(alert.clone()))
+                Some(AlertEvent::Escalated((**alert).clone()))
             }
             (Phase::Active(_), _) if verdict.clear => {
                 let Phase::Active(alert) = std::mem::replace(&mut self.phase, Phase::Idle) else {
@@ -369,7 +376,7 @@ impl AlertState {
                 };
                 self.quiet_until = Some(at.mono + self.realert);
                 Some(AlertEvent::Cleared {
-                    alert,
+                    alert: *alert,
                     cleared_at: at,
                 })
             }
@@ -410,7 +417,7 @@ impl AlertState {
             evidence: evidence.to_vec(),
             findings: Vec::new(),
         };
-        self.phase = Phase::Active(alert.clone());
+        self.phase = Phase::Active(Box::new(alert.clone()));
         Some(AlertEvent::Raised(alert))
     }
 }
