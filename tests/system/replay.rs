@@ -36,11 +36,12 @@ fn run_on_a_replayed_truck_log_ends_by_itself_and_exits_0() {
     assert!(readings > 14_000, "{readings} readings from the real log");
 }
 
-/// Every alert a run or a replay raised: id -> (signal, kind, highest severity, value when
-/// raised).
+/// Every alert a run or a replay raised: id -> (signal, kind of its most severe finding,
+/// highest severity, value when raised).
 type Alerts = std::collections::BTreeMap<u64, (String, String, String, f64)>;
 
-/// The alerts `vigil run` logged (`alert_raised`, `alert_escalated` events on stderr).
+/// The alerts `vigil run` logged (`alert_raised`, `alert_escalated` events on stderr): an
+/// escalation gives the incident its new lead kind and severity.
 fn logged_alerts(stderr: &str) -> Alerts {
     let field = |line: &str, key: &str| -> String {
         let at = line
@@ -64,6 +65,7 @@ fn logged_alerts(stderr: &str) -> Alerts {
         } else if line.contains("event=\"alert_escalated\"") {
             let id: u64 = field(line, "id").parse().unwrap();
             let alert = alerts.get_mut(&id).expect("raised before escalated");
+            alert.1 = field(line, "kind");
             alert.2 = field(line, "severity");
         }
     }

@@ -96,7 +96,7 @@ pub async fn run(
                     tracing::warn!(event = "alert_raised", id = a.id, signal = %a.signal, origin = ?a.origin.as_ref().map(ToString::to_string), kind = %a.kind, severity = %a.severity, value = a.value, threshold = a.threshold);
                 }
                 AlertEvent::Escalated(a) => {
-                    tracing::warn!(event = "alert_escalated", id = a.id, signal = %a.signal, severity = %a.severity, value = a.value);
+                    tracing::warn!(event = "alert_escalated", id = a.id, signal = %a.signal, kind = %a.kind, severity = %a.severity, value = a.value);
                 }
                 AlertEvent::Updated(a) => {
                     tracing::info!(event = "alert_updated", id = a.id, signal = %a.signal, findings = ?a.findings);
