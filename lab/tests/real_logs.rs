@@ -63,14 +63,19 @@ fn start_of(log: &Path) -> f64 {
     stamp.trim_start_matches('(').parse().unwrap()
 }
 
-#[test]
-fn healthy_real_trucks_raise_nothing_and_an_attack_only_its_silence() {
-    let judge = Judge {
+/// The default config's detect stage, the built-in model included.
+fn default_judge() -> Judge {
+    Judge {
         model: Some(Arc::new(
             Model::builtin().expect("the built-in model checks out"),
         )),
         ..Judge::default()
-    };
+    }
+}
+
+#[test]
+fn healthy_real_trucks_raise_nothing_and_an_attack_only_its_silence() {
+    let judge = default_judge();
     let dir = tempfile::tempdir().unwrap();
     for expected in LOGS {
         let log = data(expected.log);
@@ -157,12 +162,7 @@ fn with_second_sender(engine: u8, second: Option<u8>) -> String {
 
 #[test]
 fn a_second_sender_neither_hides_an_overheating_engine_nor_goes_unseen() {
-    let judge = Judge {
-        model: Some(Arc::new(
-            Model::builtin().expect("the built-in model checks out"),
-        )),
-        ..Judge::default()
-    };
+    let judge = default_judge();
     let dir = tempfile::tempdir().unwrap();
     let alerts = |name: &str, engine: u8, second: Option<u8>| -> Vec<AlertLine> {
         let log = dir.path().join(name);

@@ -189,16 +189,7 @@ impl Rules {
         }
         let unchanged = column.unchanged_ticks();
         // How far the companion moved over the ticks the signal held still (gaps skipped).
-        let companion_move = companion
-            .and_then(|other| other.last(unchanged.min(other.len())))
-            .map_or(0.0, |w| {
-                let (lo, hi) = w
-                    .filter(|v| !v.is_nan())
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                        (lo.min(v), hi.max(v))
-                    });
-                hi - lo
-            });
+        let companion_move = companion.map_or(0.0, |other| moved(other, unchanged));
         let warm = newest >= self.thermostat_opens;
         let held_for = match class {
             Class::Coolant if warm => self.warm_stuck_ticks,
@@ -214,7 +205,7 @@ impl Rules {
         {
             stuck |= warm
                 && unchanged >= self.warm_stuck_ticks
-                && engine_move(engine, unchanged) >= self.stuck_engine_move;
+                && moved(engine, unchanged) >= self.stuck_engine_move;
             stuck |= newest < self.coolant_cold && self.not_warming(column, engine);
         }
         out.push((
@@ -247,9 +238,9 @@ fn has_values(column: Option<&Column>, n: usize) -> bool {
         .is_some_and(|w| 2 * w.filter(|v| !v.is_nan()).count() >= n.min(HISTORY))
 }
 
-/// How far the engine speed moved over its last `n` ticks (gaps skipped; 0 with none).
-fn engine_move(engine: &Column, n: usize) -> f64 {
-    engine.last(n.min(engine.len())).map_or(0.0, |w| {
+/// How far a column moved over its last `n` ticks (gaps skipped; 0 with no value).
+fn moved(column: &Column, n: usize) -> f64 {
+    column.last(n.min(column.len())).map_or(0.0, |w| {
         let (lo, hi) = range(w);
         if hi >= lo { hi - lo } else { 0.0 }
     })
