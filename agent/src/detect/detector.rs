@@ -174,6 +174,8 @@ pub struct Detector {
     reported_unsupported: HashSet<Signal>,
     /// Findings gathered into incidents; `None` reports the findings themselves.
     incidents: Option<Incidents>,
+    /// One step's findings, kept to spare an allocation a step.
+    found: Vec<AlertEvent>,
 }
 
 #[derive(Default)]
@@ -268,6 +270,7 @@ impl Detector {
             trace: None,
             reported_unsupported: HashSet::new(),
             incidents: Some(Incidents::default()),
+            found: Vec::new(),
         }
     }
 
@@ -295,52 +298,64 @@ impl Detector {
     /// Judges one reading; appends the alert events it causes to `out`: incidents, or the
     /// findings themselves for a detector made [`Detector::findings_only`].
     pub fn observe(&mut self, reading: &Reading, out: &mut Vec<AlertEvent>) {
-        let Some(incidents) = &mut self.incidents else {
-            return self.find(reading, out);
-        };
-        let mut found = std::mem::take(incidents.found());
-        self.find(reading, &mut found);
-        self.incident(reading.at.mono, &mut found, out);
+        self.wall_offset_us = reading.at.wall_us - reading.at.mono.as_micros() as i64;
+        let mut found = std::mem::take(&mut self.found);
+        let restarts = self.grid.restarts();
+        let ticks = self.grid.push(reading);
+        // The reading is pending in its column until its tick closes; a stream it started
+        // is judged from the first tick it has.
+        self.judge_ticks(restarts, ticks, &mut found);
+        self.add_streams();
+        self.judge_limit(reading, &mut found);
+        self.report(reading.at.mono, &mut found, out);
+        self.found = found;
     }
 
     /// Judges the ticks that have passed by `now` on the readings' monotonic clock when no
     /// reading came to close them (a silent bus): so a dropout is raised on time, stamped
     /// with the tick it was raised at.
     pub fn advance(&mut self, now: Duration, out: &mut Vec<AlertEvent>) {
-        let Some(incidents) = &mut self.incidents else {
-            return self.find_advance(now, out);
-        };
-        let mut found = std::mem::take(incidents.found());
-        self.find_advance(now, &mut found);
-        self.incident(now, &mut found, out);
+        let mut found = std::mem::take(&mut self.found);
+        let restarts = self.grid.restarts();
+        let ticks = self.grid.advance(now);
+        self.judge_ticks(restarts, ticks, &mut found);
+        self.report(now, &mut found, out);
+        self.found = found;
     }
 
-    /// The findings of one step through the incidents, and the incidents due to clear.
-    fn incident(&mut self, now: Duration, found: &mut Vec<AlertEvent>, out: &mut Vec<AlertEvent>) {
-        let incidents = self.incidents.as_mut().expect("called with incidents on");
+    /// Judges the ticks the grid just closed, after forgetting what a jump in the readings'
+    /// clock (the grid restarted since it counted `restarts`) cut short.
+    fn judge_ticks(
+        &mut self,
+        restarts: u64,
+        ticks: std::ops::Range<u64>,
+        out: &mut Vec<AlertEvent>,
+    ) {
+        if self.grid.restarts() != restarts {
+            self.restarted();
+        }
+        for tick in ticks {
+            self.tick(tick, out);
+        }
+    }
+
+    /// One step's findings to `out`: gathered into incidents (and the incidents due to
+    /// clear by `now`), or as they are. Leaves `found` empty.
+    fn report(&mut self, now: Duration, found: &mut Vec<AlertEvent>, out: &mut Vec<AlertEvent>) {
+        let Some(incidents) = &mut self.incidents else {
+            out.append(found);
+            return;
+        };
         incidents.feed(found, out);
         let now = Timestamp {
             wall_us: self.wall_offset_us + now.as_micros() as i64,
             mono: now,
         };
         incidents.advance(now, out);
-        *incidents.found() = std::mem::take(found);
     }
 
-    /// The findings of one reading, each raised and cleared on its own.
-    fn find(&mut self, reading: &Reading, out: &mut Vec<AlertEvent>) {
-        self.wall_offset_us = reading.at.wall_us - reading.at.mono.as_micros() as i64;
-        let restarts = self.grid.restarts();
-        let ticks = self.grid.push(reading);
-        if self.grid.restarts() != restarts {
-            self.restarted();
-        }
-        // The reading is pending in its column until its tick closes; a stream it started
-        // is judged from the first tick it has.
-        for tick in ticks {
-            self.tick(tick, out);
-        }
-        self.add_streams();
+    /// The hard limit on one reading, judged at once: a limit must not wait for a tick.
+    fn judge_limit(&mut self, reading: &Reading, out: &mut Vec<AlertEvent>) {
         let Some(value) = reading.value() else {
             return;
         };
@@ -361,17 +376,6 @@ impl Detector {
             self.realert,
         );
         out.extend(state.observe(reading.at, value, verdict, evidence, &mut self.last_id));
-    }
-
-    fn find_advance(&mut self, now: Duration, out: &mut Vec<AlertEvent>) {
-        let restarts = self.grid.restarts();
-        let ticks = self.grid.advance(now);
-        if self.grid.restarts() != restarts {
-            self.restarted();
-        }
-        for tick in ticks {
-            self.tick(tick, out);
-        }
     }
 
     /// Gives every stream the grid has started since the last call its [`Watched`], keeping

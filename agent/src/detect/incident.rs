@@ -70,15 +70,9 @@ struct Incident {
 pub struct Incidents {
     open: HashMap<Key, Incident>,
     last_id: u64,
-    /// The detector's buffer of one step's findings, kept to spare an allocation a step.
-    found: Vec<AlertEvent>,
 }
 
 impl Incidents {
-    pub(super) fn found(&mut self) -> &mut Vec<AlertEvent> {
-        &mut self.found
-    }
-
     /// Takes the findings' events; appends the incidents' events to `out`.
     pub fn feed(&mut self, findings: &mut Vec<AlertEvent>, out: &mut Vec<AlertEvent>) {
         for event in findings.drain(..) {
