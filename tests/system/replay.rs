@@ -149,10 +149,10 @@ fn replay_judges_a_log_exactly_as_run_does_with_the_same_config() {
 }
 
 #[test]
-fn run_on_a_log_whose_clock_steps_51_years_ends_at_once() {
+fn a_log_whose_clock_steps_51_years_replays_and_runs_at_once() {
     // The real truck log with its first 20 s stamped in 1970 (a gateway without a clock
-    // until NTP): the detect stage once walked every second in between, for hours, and
-    // held shutdown past its deadline.
+    // until NTP): the detect stage once walked every second in between, for hours (a
+    // replay's report grew to gigabytes), and held shutdown past its deadline.
     let real = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/data/j1939-truck-css.candump.log"
@@ -188,4 +188,34 @@ fn run_on_a_log_whose_clock_steps_51_years_ends_at_once() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("detect_clock_jump"), "{stderr}");
     assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    // Replayed, rules only, with a report.
+    let (alerts, html) = (dir.path().join("a.jsonl"), dir.path().join("r.html"));
+    let began = std::time::Instant::now();
+    let replay = run(&[
+        "replay",
+        "--input",
+        log.to_str().unwrap(),
+        "--model",
+        "none",
+        "--out",
+        alerts.to_str().unwrap(),
+        "--report",
+        html.to_str().unwrap(),
+    ]);
+    let took = began.elapsed();
+    let stderr = String::from_utf8_lossy(&replay.stderr);
+    assert!(replay.status.success(), "{stderr}");
+    let readings: u64 = stderr
+        .split("replayed ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary line: {stderr}"));
+    assert!(readings > 10_000, "{readings} readings");
+    let report = std::fs::metadata(&html).unwrap().len();
+    assert!(report < 2_000_000, "report of {report} bytes");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "replay took {took:?}"
+    );
 }
