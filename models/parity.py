@@ -115,21 +115,24 @@ def cases():
          COOLANT, [84 + (t % 3 == 0) for t in range(n)], rpm(n))
     n = 35
     case("oil-spikes",
-         "oil (1/32 degC) steady at 92 with +1 degC spikes at ticks 12, 19 and 26: three "
-         + "outliers in the window raise at the card's count",
-         OIL, [92 + (t % 4) / 32 + (1 if t in (12, 19, 26) else 0) for t in range(n)], rpm(n))
+         "oil (1/32 degC) steady at 92 with +2 degC spikes at ticks 12, 17, 22 and 27: the "
+         + "first is an outlier (18 sigma); with a spike in its window the model widens its "
+         + "spread, so the second (5.7) is not and the third and fourth (7.3, 6.8) are: three "
+         + "outliers, one short of the card's count, and the probe count raises at 29",
+         OIL, [92 + (t % 4) / 32 + (2 if t in (12, 17, 22, 27) else 0) for t in range(n)], rpm(n))
     n = 30
     case("oil-chatter",
-         "oil (1/32 degC) at 92 whose reading chatters +1 degC every other tick from tick 12 "
-         + "(a loose connector): past the first jump (an outlier) no residual is an outlier, "
-         + "but the score is over its card threshold from tick 22 and raises at 24",
+         "oil (1/32 degC) at 92 whose reading chatters +1 degC every other tick from tick 13 "
+         + "(a loose connector): past the first jump (an outlier) no residual is an outlier; "
+         + "the score passes the card's threshold on the falling ticks from 24 but never holds "
+         + "it for the debounce (the rising ticks score near 1), and its probe raises at 15",
          OIL, [92 + (t % 2 if t >= 12 else 0) for t in range(n)], rpm(n))
     n = 35
     case("fuel-cold-dropout",
          "fuel at -6 degC (near the bottom of its training range) with the engine idling at "
          + "600 rpm, rising 1 degC every 5 ticks; a dropout at tick 10 stops the forecasts for "
          + "a window; from tick 21 every step leans the CUSUM, which raises at its card "
-         + "threshold at tick 32",
+         + "threshold at tick 30",
          FUEL, with_gaps([-6 + t // 5 for t in range(n)], {10}), rpm(n, pattern=(600,)))
     n = 32
     case("oil-score-pending-into-dropout",
@@ -141,22 +144,21 @@ def cases():
                          for t in range(n)], {16}), rpm(n))
     n = 34
     case("fuel-drift-into-dropout",
-         "fuel (1 degC) at 35 degC climbing 1 degC a tick from tick 15: the CUSUM passes its "
-         + "probe threshold at tick 16, pending, when a dropout at ticks 17..19 leaves no "
-         + "residual; carried over it stays over, so Drift raises at 18, inside the dropout; "
-         + "once the window is whole again (tick 29) it climbs faster than any training "
-         + "window, and the forecaster still judges it (it abstains on conditions, never on "
-         + "the signal's own changes)",
+         "fuel (1 degC) at 35 degC climbing 1 degC a tick from tick 15: a dropout at ticks "
+         + "17..19 leaves no residual, the CUSUM carried at 4.5, until the window is whole "
+         + "again (tick 29); it then climbs faster than any training window, and the "
+         + "forecaster still judges it (it abstains on conditions, never on the signal's own "
+         + "changes): the CUSUM passes its probe threshold at tick 30 and raises at 32",
          FUEL, with_gaps([35 + max(0, t - 14) for t in range(n)], {17, 18, 19}), rpm(n))
     n = 36
     case("coolant-step-into-dropout",
-         "coolant at 88 against a warming oil, stepping +4 at tick 13 and +5 at tick 20 (an "
+         "coolant at 88 against a warming oil, stepping +4 at tick 13 and +7 at tick 20 (an "
          + "outlier each, the level residual jumps); a dropout at ticks 22..24 leaves no "
          + "level until tick 34 and no "
          + "residual until 35: the outlier count (at its card threshold) and the level EWMA (at "
          + "its probe threshold), over and pending from tick 20, carry over and raise at 22, "
-         + "inside the dropout; the CUSUM's probe raises at 15, on a tick without a residual",
-         COOLANT, with_gaps([88 + (4 if t >= 13 else 0) + (5 if t >= 20 else 0)
+         + "inside the dropout; the CUSUM's probe raises at 16",
+         COOLANT, with_gaps([88 + (4 if t >= 13 else 0) + (7 if t >= 20 else 0)
                              for t in range(n)], {22, 23, 24}),
          rpm(n), [90 + t / 32 for t in range(n)])
     n = 30
@@ -167,8 +169,8 @@ def cases():
     n = 30
     case("tank8-drift-no-engine-speed",
          "compartment 8 drifting 4 milli-degC a tick from tick 10, with the engine speed not "
-         + "available for ticks 5..16: the forecast is masked on every window holding a gap, "
-         + "so the first residual is at tick 27",
+         + "available for ticks 5..16: a tank's rows carry no engine speed (zeros), so the gap "
+         + "masks nothing and the forecast runs on every window",
          tank(8), [(21500 + 4 * max(0, t - 10)) / 1000 for t in range(n)],
          rpm(n, gaps=set(range(5, 17))))
     n = 30
@@ -185,14 +187,20 @@ def cases():
          + "ending at ticks 14..24 and its EWMA carried",
          COOLANT, [90 + (t % 4 == 1) for t in range(n)], rpm(n),
          with_gaps([85 + t / 16 for t in range(n)], {14, 15}))
+    n = 30
+    case("fuel-engine-speed-gap",
+         "fuel (1 degC) near 41, the engine speed missing at ticks 15 and 16: the forecast is "
+         + "masked on the windows ending at ticks 15..25, as the coolant's is, while a tank's "
+         + "runs through such a gap",
+         FUEL, [41 + (t % 6 == 0) for t in range(n)], rpm(n, gaps={15, 16}))
     n = 40
     context = rpm(n)
-    context[12] = context[13] = 2600.0
+    context[12] = context[13] = 4200.0
     case("coolant-beyond-envelope",
-         "coolant near 95 with a hot oil climbing from 120 degC; the engine speed at 2600 rpm "
+         "coolant near 95 with a hot oil climbing from 120 degC; the engine speed at 4200 rpm "
          + "at ticks 12 and 13, beyond any training row: the forecaster and the consistency "
          + "check both abstain on the windows ending at ticks 12..22; from tick 33 the oil's "
-         + "window passes 126.4 degC, beyond the consistency check's envelope, which abstains "
+         + "window passes 126.5 degC, beyond the consistency check's envelope, which abstains "
          + "while the forecaster runs",
          COOLANT, [95 + (t % 3 == 2) for t in range(n)], context,
          [120 + t / 5 for t in range(n)])
@@ -280,7 +288,7 @@ def evaluate(spec, card, joined, values, context, companion, outputs):
     fc = [None] * n
     lfc = [None] * n
     has_level = "level" in spec and comp is not None
-    ctx_whole = train.whole(ctx)
+    ctx_whole = train.context_whole(ctx, spec)
     f_state = states(forecast_ok, ctx_whole, inside[0])
     if has_level:
         l_state = states(level_ok, ctx_whole & train.whole(comp), inside[1])

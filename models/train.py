@@ -71,6 +71,10 @@ LEVEL_TAU = 120.0
 LEVEL_CLIP = 6.0
 # (signal, kind, bus resolution)
 KINDS = ["coolant", "oil", "fuel", "tank"]
+# Kinds whose rows carry no engine speed (zeros, as for a gap): a cargo tank's temperature
+# follows the air and the cargo, not the engine, so the model judges a tank the same on a
+# truck's engine, a car's, or none sending (card: the signal's "context": false).
+WITHOUT_CONTEXT = {KINDS.index("tank")}
 WATCHED = [
     ("Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature", 0, 1.0),
     ("Vehicle.Powertrain.CombustionEngine.EngineOil.Temperature", 1, 0.03125),
@@ -119,6 +123,8 @@ def features(w, ctx, comp, spec, context_norm):
     rel = (w - last) / spec["scale"]
     level = (last - spec["center"]) / spec["level_scale"]
     c = np.where(np.isnan(ctx), 0.0, (ctx - context_norm["center"]) / context_norm["scale"])
+    if not spec.get("context", True):
+        c = np.zeros_like(c)
     onehot = np.zeros((len(w), len(KINDS)))
     onehot[:, kind] = 1.0
     if comp is None or "level" not in spec:
@@ -147,6 +153,11 @@ def whole(windows_or_none):
     return ~np.isnan(windows_or_none).any(axis=1)
 
 
+def context_whole(ctx, spec):
+    """Per row: the engine speed the row needs is whole (always, for a kind without it)."""
+    return whole(ctx) if spec.get("context", True) else np.ones(len(ctx), bool)
+
+
 def samples(run_list, specs, context_norm, with_kinds=False):
     """The forecaster's training rows: windows whose engine speed is whole (a gap masks the
     model, never imputed) and whose next value exists."""
@@ -158,7 +169,7 @@ def samples(run_list, specs, context_norm, with_kinds=False):
             s = run[spec["signal"]]
             idx, w, ctx, comp = signal_windows(run, spec)
             nxt = np.append(s[1:], np.nan)[idx]
-            ok = ~np.isnan(nxt) & whole(ctx)
+            ok = ~np.isnan(nxt) & context_whole(ctx, spec)
             x = features(w[ok], ctx[ok], None if comp is None else comp[ok], spec, context_norm)
             y = ((nxt[ok] - w[ok, -1]) / spec["scale"]).astype(np.float32)
             xs.append(x)
@@ -258,6 +269,7 @@ def normalisation(run_list):
             "center": float(np.mean(levels)),
             "level_scale": float(max(np.std(levels), 1.0)),
             "sigma_floor": float(resolution / np.sqrt(12.0)),
+            "context": kind not in WITHOUT_CONTEXT,
         })
         _ = series
     by_signal = {s["signal"]: s for s in specs}
@@ -376,7 +388,7 @@ def masks(x, ctx, comp, spec, env):
     """Per window: whether the forecast runs (the engine speed whole, the conditions it
     reads in the envelope) and whether the consistency check does (also the companion
     whole and in the envelope)."""
-    ctx_whole = whole(ctx)
+    ctx_whole = context_whole(ctx, spec)
     comp_whole = np.zeros(len(x), bool) if comp is None else whole(comp)
     forecast_ok = ctx_whole & within(env, spec["kind"], x, FORECAST_CONDITIONS)
     level_ok = ctx_whole & comp_whole & within(env, spec["kind"], x, LEVEL_CONDITIONS)
@@ -536,7 +548,7 @@ def main():
     train_hours = sum(len(next(iter(run.values()))) for _, run in train_runs) / 3600.0
     card = {
         "name": "vigil-forecaster",
-        "version": "2.2.0",
+        "version": "2.3.0",
         "onnx": "forecaster.onnx",
         "sha256": sha,
         "input": {"name": "x", "shape": [1, n_in]},
@@ -561,9 +573,11 @@ def main():
         "training": {
             "script": "models/train.py",
             "seed": SEED,
-            "data": f"normal simulated drives, seeds {train_runs[0][0]}..{train_runs[-1][0]}, each "
+            "data": f"normal simulated drives ({', '.join(name for name, _ in train_runs)}), each "
                     "vehicle's ECU dithering its temperatures as a real one does (oil 0.04-0.16, "
-                    "coolant and fuel 0.1-0.4 degC standard deviation before the bus rounds them)",
+                    "coolant and fuel 0.1-0.4 degC standard deviation before the bus rounds them); "
+                    "seeds 25-32 (and calibration seeds 1501-1700) with a passenger car's engine "
+                    "speeds (800 rpm idle, 2000-3100 cruising)",
             "envelope_margin": ENVELOPE_MARGIN,
             "drives": len(train_runs),
             "hours": round(train_hours, 2),

@@ -371,12 +371,26 @@ fn the_fixture_is_of_the_committed_model_and_covers_every_signal_kind() {
     ] {
         assert!(any_window(gates, why), "no window with {what}");
     }
-    // A signal without a consistency check is masked by a gap in the engine speed too.
-    assert!(
-        fixture.cases.iter().any(|c| (0..c.values.len())
-            .any(|t| c.consistency[t].is_none() && c.forecaster[t] == Some(Gate::Masked))),
-        "no window of a signal without a consistency check masked by the engine speed"
-    );
+    // A signal without a consistency check is masked by a gap in the engine speed too,
+    // unless its rows carry none (a tank), which runs through the gap.
+    let context_of = |c: &Case| {
+        card.signals
+            .iter()
+            .find(|s| s.signal == c.signal)
+            .is_some_and(|s| s.context)
+    };
+    for (carries, gate, what) in [
+        (true, Gate::Masked, "masked by a gap in the engine speed"),
+        (false, Gate::Ran, "run through a gap in the engine speed"),
+    ] {
+        assert!(
+            fixture.cases.iter().any(|c| context_of(c) == carries
+                && (0..c.values.len()).any(|t| c.consistency[t].is_none()
+                    && c.forecaster[t] == Some(gate)
+                    && gap(&c.context, t))),
+            "no window of a signal without a consistency check {what}"
+        );
+    }
 }
 
 #[test]
@@ -548,10 +562,11 @@ fn features_forecasts_and_statistics_match_train_py() {
                 );
             }
             // Detector::tick: the model runs only on a whole engine-speed window (a gap
-            // masks it, never imputed), and gets the companion's window only when it is
-            // whole; Model::forecast abstains outside the envelope.
+            // masks it, never imputed) for a signal whose rows carry one (a tank's do not),
+            // and gets the companion's window only when it is whole; Model::forecast
+            // abstains outside the envelope.
             let companion_whole = comp.filter(|c| whole(c));
-            let step = whole(ctx).then(|| {
+            let step = (whole(ctx) || !spec.context).then(|| {
                 model
                     .forecast(spec, own, ctx, companion_whole, &mut scratch)
                     .expect("the model runs")

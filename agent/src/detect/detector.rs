@@ -523,7 +523,8 @@ impl Detector {
                 if full {
                     w.model_ticks += 1;
                 }
-                if full && context_ok {
+                // A signal whose rows carry no engine speed (a tank) needs none whole.
+                if full && (context_ok || !spec.context) {
                     match model.forecast(spec, &s.window, &s.context, companion, &mut s.features) {
                         Ok(step) => {
                             match step.forecast {
@@ -867,6 +868,47 @@ mod tests {
         assert_eq!(observe(&mut d, &coolant(0, 0, 108.0)), []);
         assert_eq!(observe(&mut d, &coolant(1, 86_400_000_000, 108.0)), []);
         assert_eq!(observe(&mut d, &coolant(2, 86_400_000_000, 108.0)).len(), 1);
+    }
+
+    #[test]
+    fn a_tank_is_forecast_without_an_engine_speed_and_a_coolant_is_not() {
+        // A serial node's compartment and an ECU's coolant for a minute, and no engine
+        // speed on the bus at all.
+        let serial: Origin = Origin::Serial {
+            port: Arc::from("/dev/ttyUSB0"),
+        };
+        let mut d = default_detector(&VehicleConfig::default());
+        for secs in 0..60 {
+            let at = Timestamp {
+                wall_us: 0,
+                mono: Duration::from_secs(secs),
+            };
+            let tank = 14.0 + (secs % 3) as f64 * 0.001;
+            observe(
+                &mut d,
+                &Reading::good(tank_temperature(1), at, tank, serial.clone()),
+            );
+            observe(&mut d, &coolant(secs, 0, 85.0));
+        }
+        let (mut tank, mut coolant) = (None, None);
+        for w in &d.watched {
+            let counts = (w.model_ticks, w.masked_ticks, w.abstained_ticks);
+            match w.signal.as_str() {
+                COOLANT_TEMPERATURE => coolant = Some(counts),
+                s if s == tank_temperature(1).as_str() => tank = Some(counts),
+                _ => {}
+            }
+        }
+        // The tank's rows carry no engine speed: the model runs on every whole window.
+        let (ticks, masked, abstained) = tank.expect("the tank is watched");
+        assert!(ticks >= 45, "{ticks} model ticks");
+        assert_eq!((masked, abstained), (0, 0));
+        // The coolant's need it: without one the model is masked, never imputed.
+        let (ticks, masked, _) = coolant.expect("the coolant is watched");
+        assert!(
+            ticks >= 45 && masked == ticks,
+            "{ticks} ticks, {masked} masked"
+        );
     }
 
     #[test]

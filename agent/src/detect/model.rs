@@ -124,6 +124,16 @@ pub struct WatchedSignal {
     /// The consistency check, for a signal whose level a companion tells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<LevelCheck>,
+    /// Whether the signal's rows carry the engine speed. A cargo tank's do not: its
+    /// temperature follows the air and the cargo, not the engine, so its rows hold zeros
+    /// there and the model judges it the same on any engine, or with none sending.
+    #[serde(default = "carries_context")]
+    pub context: bool,
+}
+
+/// Cards older than the `context` field fed the engine speed to every signal.
+fn carries_context() -> bool {
+    true
 }
 
 /// What a signal's level should be, from its companion's window (and the engine speed):
@@ -367,9 +377,10 @@ impl Model {
 
     /// Forecasts the tick after `window` (oldest first, no gaps), and for a signal with a
     /// consistency check the level its newest value should have; `context` is the context
-    /// signal over the same ticks and `companion` the companion's, both without gaps (a
-    /// missing input is masked by the caller, never imputed). Where the row lies outside
-    /// the card's envelope for the signal's kind, the part it feeds abstains.
+    /// signal over the same ticks (unread for a signal without it) and `companion` the
+    /// companion's, both without gaps (a missing input is masked by the caller, never
+    /// imputed). Where the row lies outside the card's envelope for the signal's kind, the
+    /// part it feeds abstains.
     pub fn forecast(
         &self,
         watched: &WatchedSignal,
@@ -432,13 +443,17 @@ impl ModelCard {
         out.extend(window.iter().map(|v| ((v - last) / watched.scale) as f32));
         out.push(((last - watched.center) / watched.level_scale) as f32);
         let ctx = &self.context;
-        out.extend(context.iter().map(|c| {
-            if c.is_nan() {
-                0.0
-            } else {
-                ((c - ctx.center) / ctx.scale) as f32
-            }
-        }));
+        if watched.context {
+            out.extend(context.iter().map(|c| {
+                if c.is_nan() {
+                    0.0
+                } else {
+                    ((c - ctx.center) / ctx.scale) as f32
+                }
+            }));
+        } else {
+            out.extend(std::iter::repeat_n(0.0, self.window));
+        }
         out.extend((0..self.kinds).map(|k| if k == watched.kind { 1.0 } else { 0.0 }));
         match (&watched.level, companion) {
             (Some(check), Some(values)) => out.extend(values.iter().map(|c| {
