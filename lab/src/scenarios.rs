@@ -81,7 +81,7 @@ const CAUGHT: &[(&str, &[AlertKind], Option<u64>)] = {
         ("insulation-loss", &[Forecast, Drift, RateOfRise, HighLimit, HeatLeak], Some(300)),
         ("stuck-sensor", &[StuckSensor, Inconsistent, Forecast, Drift], Some(180)),
         ("dropout", &[Dropout], Some(10)),
-        ("spikes", &[Outliers, Forecast], Some(120)),
+        ("spikes", &[Spikes, Outliers, Forecast], Some(120)),
         // The coolant leaves its 100 degC normal band (about 2480 s at 0.3 degC a minute;
         // 1050 s when the band ended at the simulator's 95.5, or by the consistency check
         // before the model learnt the ECU's dither).

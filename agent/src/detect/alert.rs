@@ -49,6 +49,10 @@ pub enum AlertKind {
     AboveNormal,
     /// A cargo tank trades heat with the air faster than its insulation lets it.
     HeatLeak,
+    /// Single-tick jumps away from both neighbours and straight back keep recurring (a
+    /// loose connector, EMI): a rule on the values themselves, so spikes are caught while
+    /// the model abstains or is off.
+    Spikes,
     /// The forecaster's standardised residual is beyond its threshold.
     Forecast,
     /// The forecaster's residuals lean one way for long (CUSUM): a slow drift.
@@ -65,7 +69,7 @@ pub enum AlertKind {
 
 impl AlertKind {
     /// Every kind, in declaration order.
-    pub const ALL: [AlertKind; 13] = [
+    pub const ALL: [AlertKind; 14] = [
         AlertKind::HighLimit,
         AlertKind::RateOfRise,
         AlertKind::StuckSensor,
@@ -74,6 +78,7 @@ impl AlertKind {
         AlertKind::OutOfRange,
         AlertKind::AboveNormal,
         AlertKind::HeatLeak,
+        AlertKind::Spikes,
         AlertKind::Forecast,
         AlertKind::Drift,
         AlertKind::Outliers,
@@ -103,6 +108,7 @@ impl AlertKind {
                 None => "rising too fast".into(),
             },
             AlertKind::HeatLeak => "tank taking in heat".into(),
+            AlertKind::Spikes => "readings spiking".into(),
             AlertKind::Forecast => "unexpected change".into(),
             AlertKind::Drift => "drifting from normal".into(),
             AlertKind::Outliers => "erratic readings".into(),
@@ -146,6 +152,7 @@ impl fmt::Display for AlertKind {
             AlertKind::OutOfRange => "out_of_range",
             AlertKind::AboveNormal => "above_normal",
             AlertKind::HeatLeak => "heat_leak",
+            AlertKind::Spikes => "spikes",
             AlertKind::Forecast => "forecast",
             AlertKind::Inconsistent => "inconsistent",
             AlertKind::Drift => "drift",
@@ -441,6 +448,9 @@ mod tests {
             "rising 3.3°C/min"
         );
         assert_eq!(AlertKind::HighLimit.in_words(40.0, None), "over 40°C limit");
+        // The spike rule is a rule: it runs, and names itself, with no model at all.
+        assert_eq!(AlertKind::from_name("spikes"), Some(AlertKind::Spikes));
+        assert!(!AlertKind::Spikes.is_model());
     }
 
     fn at(secs: u64) -> Timestamp {

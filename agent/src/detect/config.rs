@@ -83,6 +83,16 @@ pub struct RulesConfig {
     pub tank_exchange_per_hour: f64,
     /// ...judged only while the air is at least this many degC away, on average.
     pub tank_exchange_gap: f64,
+    /// A spike is one tick that departs from both its neighbours by at least this many
+    /// degC the same way while they agree within half of it: a loose connector or EMI, not
+    /// a temperature (a real step stays there, a fast steady rise passes between its
+    /// neighbours)...
+    pub spike_jump: f64,
+    /// ...and this many spikes within the last `spike_window` raise a warning, which clears
+    /// once none is left in the window.
+    pub spikes_to_raise: u32,
+    #[serde(with = "duration")]
+    pub spike_window: Duration,
 }
 
 impl Default for RulesConfig {
@@ -106,6 +116,9 @@ impl Default for RulesConfig {
             tank_range: [-40.0, 90.0],
             tank_exchange_per_hour: 0.3,
             tank_exchange_gap: 5.0,
+            spike_jump: 10.0,
+            spikes_to_raise: 2,
+            spike_window: Duration::from_secs(600),
         }
     }
 }
@@ -176,6 +189,7 @@ impl DetectConfig {
                 "detect.rules.coolant_warmup_after",
                 rules.coolant_warmup_after,
             ),
+            ("detect.rules.spike_window", rules.spike_window),
         ] {
             if after > window {
                 return Err((
@@ -253,6 +267,28 @@ impl DetectConfig {
                 format!(
                     "expected dropout_after >= 2s and stuck_after >= 10s (the window ticks at 1 Hz), found {:?} and {:?}",
                     rules.dropout_after, rules.stuck_after
+                ),
+            ));
+        }
+        if !(rules.spike_jump.is_finite() && rules.spike_jump > 0.0) {
+            return Err((
+                "detect.rules.spike_jump",
+                format!("expected degC > 0, found {}", rules.spike_jump),
+            ));
+        }
+        if rules.spikes_to_raise < 1 {
+            return Err((
+                "detect.rules.spikes_to_raise",
+                format!("expected at least 1 spike, found {}", rules.spikes_to_raise),
+            ));
+        }
+        // A spike needs its two neighbours: a window under 3 ticks could never hold one.
+        if rules.spike_window < Duration::from_secs(3) {
+            return Err((
+                "detect.rules.spike_window",
+                format!(
+                    "expected at least 3s (a spike and its two neighbours at 1 Hz), found {:?}",
+                    rules.spike_window
                 ),
             ));
         }

@@ -46,6 +46,7 @@ impl Cause {
             | AlertKind::Dropout
             | AlertKind::SensorFault
             | AlertKind::OutOfRange
+            | AlertKind::Spikes
             | AlertKind::Outliers
             | AlertKind::Inconsistent => Cause::Sensor,
             AlertKind::SenderConflict => Cause::Senders,

@@ -1,7 +1,7 @@
 //! Rules beside the model, judged once per tick on a signal's resampled column: rate of
 //! rise, stuck sensor, dropout (silent or flagged), out of range, a coolant held above its
-//! normal band, and a cargo tank that trades heat with the air faster than its insulation
-//! lets it. Hard limits stay per
+//! normal band, a cargo tank that trades heat with the air faster than its insulation
+//! lets it, and recurring single-tick spikes. Hard limits stay per
 //! reading in the detector, because a limit must not wait for a tick.
 //!
 //! Pure functions of the columns: no state of their own, so a swap of the model or a gap
@@ -58,6 +58,9 @@ pub struct Rules {
     range: [[f64; 2]; 2],
     tank_exchange_per_hour: f64,
     tank_exchange_gap: f64,
+    spike_jump: f64,
+    spikes_to_raise: usize,
+    spike_ticks: usize,
 }
 
 /// One rule's verdict on one tick.
@@ -88,6 +91,9 @@ impl Rules {
             range: [config.engine_range, config.tank_range],
             tank_exchange_per_hour: config.tank_exchange_per_hour,
             tank_exchange_gap: config.tank_exchange_gap,
+            spike_jump: config.spike_jump,
+            spikes_to_raise: config.spikes_to_raise as usize,
+            spike_ticks: ticks(config.spike_window),
         }
     }
 
@@ -187,6 +193,18 @@ impl Rules {
                 },
             ));
         }
+        // Spikes, for every class: the model's outlier count catches them too, but only
+        // while it runs (not when it abstains, nor without a model).
+        let spikes = spikes(column, self.spike_ticks, self.spike_jump);
+        out.push((
+            AlertKind::Spikes,
+            Verdict {
+                severity: (spikes >= self.spikes_to_raise).then_some(Severity::Warning),
+                threshold: self.spikes_to_raise as f64,
+                clear: spikes == 0,
+                score: Some(spikes as f64),
+            },
+        ));
         let unchanged = column.unchanged_ticks();
         // How far the companion moved over the ticks the signal held still (gaps skipped).
         let companion_move = companion.map_or(0.0, |other| moved(other, unchanged));
@@ -236,6 +254,28 @@ fn has_values(column: Option<&Column>, n: usize) -> bool {
     column
         .and_then(|c| c.last(n.min(c.len())))
         .is_some_and(|w| 2 * w.filter(|v| !v.is_nan()).count() >= n.min(HISTORY))
+}
+
+/// How many spikes the last `n` ticks of `column` hold (all of them when it has fewer), in
+/// one pass and without allocating: ticks whose value departs from both neighbours by at
+/// least `jump` the same way while the neighbours agree within `jump / 2`, the three of
+/// them inside the window. A gap at the tick or beside it is no spike (a gap compares
+/// false); nor is a real step (the value stays) or a fast steady rise (each tick lies
+/// between its neighbours).
+fn spikes(column: &Column, n: usize, jump: f64) -> usize {
+    let Some(values) = column.last(n.min(column.len())) else {
+        return 0;
+    };
+    let (mut before, mut at, mut count) = (f64::NAN, f64::NAN, 0);
+    for after in values {
+        let (rise, fall) = (at - before, at - after);
+        let out_and_back = (rise >= jump && fall >= jump) || (rise <= -jump && fall <= -jump);
+        if out_and_back && (after - before).abs() <= jump / 2.0 {
+            count += 1;
+        }
+        (before, at) = (at, after);
+    }
+    count
 }
 
 /// How far a column moved over its last `n` ticks (gaps skipped; 0 with no value).
@@ -523,6 +563,134 @@ mod tests {
         assert_eq!(
             raised(&judge(Class::Tank, &tank, Some(&air)), AlertKind::HeatLeak),
             None
+        );
+    }
+
+    /// The spike rule's verdict on the newest tick of `values` (default config but for
+    /// `window`): the severity and the count.
+    fn spikes_in(class: Class, values: &[f64], window: Option<u64>) -> (Option<Severity>, f64) {
+        let mut config = RulesConfig::default();
+        if let Some(secs) = window {
+            config.spike_window = Duration::from_secs(secs);
+        }
+        let mut out = Vec::new();
+        Rules::new(&config).judge(class, &column(values), None, None, &mut out);
+        let (_, verdict) = out
+            .iter()
+            .find(|(k, _)| *k == AlertKind::Spikes)
+            .expect("the spike rule judges every class");
+        (verdict.severity, verdict.score.unwrap())
+    }
+
+    #[test]
+    fn two_spikes_on_a_steady_coolant_raise_spikes_and_one_does_not() {
+        // A coolant held at 88 by its thermostat; a loose connector throws it 25 degC up
+        // for one tick and, later, 25 down.
+        let mut values = vec![88.0; 120];
+        values[40] = 113.0;
+        assert_eq!(spikes_in(Class::Coolant, &values, None), (None, 1.0));
+        values[80] = 63.0;
+        assert_eq!(
+            spikes_in(Class::Coolant, &values, None),
+            (Some(Severity::Warning), 2.0)
+        );
+        // Every class is judged; the verdict's threshold is the count to raise.
+        for class in [Class::Engine, Class::Tank] {
+            assert_eq!(
+                spikes_in(class, &values, None),
+                (Some(Severity::Warning), 2.0)
+            );
+        }
+        let mut out = Vec::new();
+        Rules::new(&RulesConfig::default()).judge(
+            Class::Coolant,
+            &column(&values),
+            None,
+            None,
+            &mut out,
+        );
+        let (_, verdict) = out.iter().find(|(k, _)| *k == AlertKind::Spikes).unwrap();
+        assert_eq!(verdict.threshold, 2.0);
+        assert!(!verdict.clear);
+    }
+
+    #[test]
+    fn spikes_leave_the_count_with_the_window_and_then_it_clears() {
+        let mut values = vec![88.0; 200];
+        values[40] = 113.0;
+        values[80] = 113.0;
+        // A 60 s window no longer holds either: nothing, and clear.
+        assert_eq!(spikes_in(Class::Coolant, &values, Some(60)), (None, 0.0));
+        // 130 s holds the one at 80 only; the default 600 s both (longer than the column).
+        assert_eq!(spikes_in(Class::Coolant, &values, Some(130)), (None, 1.0));
+        assert_eq!(
+            spikes_in(Class::Coolant, &values, None),
+            (Some(Severity::Warning), 2.0)
+        );
+        // Columns too short to hold a spike and its neighbours count none.
+        assert_eq!(spikes_in(Class::Coolant, &[88.0, 113.0], None), (None, 0.0));
+        assert_eq!(
+            spikes_in(Class::Coolant, &[88.0, 113.0, 88.0], Some(3)),
+            (None, 1.0)
+        );
+    }
+
+    #[test]
+    fn two_degree_coolant_ticks_out_and_back_are_not_spikes() {
+        // A real 1 Hz coolant at 2 degC resolution dithers a step out and back, often.
+        let values: Vec<f64> = (0..HISTORY)
+            .map(|i| if i % 7 == 3 { 90.0 } else { 88.0 })
+            .collect();
+        assert_eq!(spikes_in(Class::Coolant, &values, None), (None, 0.0));
+    }
+
+    #[test]
+    fn a_fast_steady_rise_is_not_a_spike() {
+        // A tank fire: the cargo heats 1 degC a second for a minute, after a still hour.
+        let mut values = vec![20.0; 60];
+        values.extend(ramp(21.0, 1.0, 60));
+        assert_eq!(spikes_in(Class::Tank, &values, None), (None, 0.0));
+        // Even 15 degC a second: each tick is above one neighbour and below the other.
+        let mut values = vec![20.0; 60];
+        values.extend(ramp(35.0, 15.0, 5));
+        values.extend([95.0; 5]);
+        assert_eq!(spikes_in(Class::Tank, &values, None), (None, 0.0));
+    }
+
+    #[test]
+    fn a_real_step_is_not_a_spike() {
+        // Jump 30 degC and stay; jump and come back two ticks later; a step down and back
+        // up whose ends are far apart.
+        let mut values = vec![88.0; 60];
+        values.extend([118.0; 60]);
+        assert_eq!(spikes_in(Class::Coolant, &values, None), (None, 0.0));
+        let mut values = vec![88.0; 60];
+        values.extend([118.0, 118.0]);
+        values.extend([88.0; 60]);
+        assert_eq!(spikes_in(Class::Coolant, &values, None), (None, 0.0));
+        let mut values = vec![60.0; 60];
+        values.extend([40.0, 80.0, 80.0]);
+        assert_eq!(spikes_in(Class::Coolant, &values, None), (None, 0.0));
+    }
+
+    #[test]
+    fn a_spike_beside_a_gap_does_not_count() {
+        // A gap before the first spike and after the second: neither has both neighbours.
+        let mut values = vec![88.0; 120];
+        values[39] = f64::NAN;
+        values[40] = 113.0;
+        values[80] = 113.0;
+        values[81] = f64::NAN;
+        let column = column(&values);
+        assert!(column.last(120).unwrap().nth(39).unwrap().is_nan());
+        assert_eq!(spikes_in(Class::Coolant, &values, None), (None, 0.0));
+        // With the gaps away from them, both count.
+        values[39] = 88.0;
+        values[81] = 88.0;
+        values[60] = f64::NAN;
+        assert_eq!(
+            spikes_in(Class::Coolant, &values, None),
+            (Some(Severity::Warning), 2.0)
         );
     }
 

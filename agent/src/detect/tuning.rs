@@ -175,6 +175,22 @@ mod tests {
             (json!({"detect": {"hysteresis": -1.0}}), "detect.hysteresis"),
             (json!([1, 2]), "(document)"),
             (json!({"batch_max_age": "0s"}), "batch_max_age"),
+            (
+                json!({"detect": {"rules": {"spike_jump": 0.0}}}),
+                "detect.rules.spike_jump",
+            ),
+            (
+                json!({"detect": {"rules": {"spikes_to_raise": 0}}}),
+                "detect.rules.spikes_to_raise",
+            ),
+            (
+                json!({"detect": {"rules": {"spike_window": "2s"}}}),
+                "detect.rules.spike_window",
+            ),
+            (
+                json!({"detect": {"rules": {"spike_window": "11m"}}}),
+                "detect.rules.spike_window",
+            ),
         ];
         for (patch, key) in cases {
             let e = running.patched(&patch).unwrap_err();
