@@ -155,24 +155,33 @@ fn json_number(x: f64) -> String {
     serde_json::to_string(&x).unwrap_or_else(|_| "null".into())
 }
 
+/// The most readings one message can hold: a message is at most a few hundred KB and every
+/// reading takes at least two bytes of it. A decoder never expands more (a hostile `count`).
+pub const MAX_DECODED: usize = 200_000;
+
 /// Decodes a readings message back to (signal, origin, wall ms, value or quality): what a
-/// consumer does, kept here so tests can check the round trip.
+/// consumer does (the fleet watch, the round-trip tests). At most [`MAX_DECODED`] readings.
 pub fn decode(body: &serde_json::Value) -> Result<Vec<Decoded>, String> {
     let t0 = body["t0"].as_i64().ok_or("t0")?;
     let res = body["res"].as_f64().ok_or("res")?;
     let mut out = Vec::new();
+    let mut points = 0usize;
     for series in body["series"].as_array().ok_or("series")? {
         let signal = series["s"].as_str().ok_or("s")?;
         let origin = series["o"].as_str().ok_or("o")?;
         let mut times = Vec::new();
         for run in series["t"].as_array().ok_or("t")? {
             let r = run.as_array().ok_or("run")?;
-            let (start, step, count) = (
-                r[0].as_i64().ok_or("start")?,
-                r[1].as_i64().ok_or("step")?,
-                r[2].as_i64().ok_or("count")?,
-            );
-            times.extend((0..count).map(|k| t0 + start + step * k));
+            let number = |i: usize, what| r.get(i).and_then(|v| v.as_i64()).ok_or(what);
+            let (start, step, count) =
+                (number(0, "start")?, number(1, "step")?, number(2, "count")?);
+            points = usize::try_from(count)
+                .ok()
+                .and_then(|n| points.checked_add(n))
+                .filter(|&n| n <= MAX_DECODED)
+                .ok_or("count")?;
+            let base = t0.saturating_add(start);
+            times.extend((0..count).map(|k| base.saturating_add(step.saturating_mul(k))));
         }
         let flags: HashMap<usize, String> = series["f"]
             .as_array()
@@ -287,5 +296,25 @@ mod tests {
         }
         assert_eq!(all.len(), 3000);
         assert!(all.windows(2).all(|w| w[0].wall_ms < w[1].wall_ms));
+    }
+
+    #[test]
+    fn a_hostile_message_is_an_error_never_a_panic_or_a_huge_allocation() {
+        let series = |t: &str| {
+            serde_json::from_str(&format!(
+                r#"{{"t0":9223372036854775000,"res":0.1,"series":[{{"s":"x","o":"y","t":{t},"v":[1]}}]}}"#
+            ))
+            .unwrap()
+        };
+        assert_eq!(
+            decode(&series("[[0,0,1000000000000]]")),
+            Err("count".into())
+        );
+        assert_eq!(decode(&series("[[0,0,-1]]")), Err("count".into()));
+        assert_eq!(decode(&series("[[0,0]]")), Err("count".into()));
+        assert_eq!(decode(&series("[[]]")), Err("start".into()));
+        // Times that would overflow saturate.
+        let far = decode(&series("[[9223372036854775000,0,1]]")).unwrap();
+        assert_eq!(far[0].wall_ms, i64::MAX);
     }
 }

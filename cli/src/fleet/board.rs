@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use vigil_agent::decode::dm1::{Dtc, LampState, Lamps};
 use vigil_agent::detect::alert::{AlertKind, Severity};
+use vigil_agent::uplink::readings;
 
 /// The message ids remembered per truck to drop repeats. A repeat comes within the
 /// agent's in-flight window (100 messages), so a few times that is plenty.
@@ -142,7 +143,7 @@ pub struct AlertChange {
 /// Why a message changed nothing; the task logs it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Ignored {
-    #[error("not a vigil topic (expected dt/vigil/<truck>/alerts|status|dm1)")]
+    #[error("not a vigil topic (expected dt/vigil/<truck>/alerts|status|dm1|readings)")]
     Topic,
     #[error("unreadable {what} payload: {reason}")]
     Payload { what: &'static str, reason: String },
@@ -187,6 +188,8 @@ struct AlertMessage {
     event: String,
     alert_id: u64,
     signal: String,
+    /// The sender of the reading (`can0/sa00`), when the agent names one.
+    origin: Option<String>,
     kind: String,
     severity: String,
     value: f64,
@@ -218,8 +221,16 @@ struct Dm1Message {
 #[derive(Clone, Debug)]
 struct AlertState {
     change: AlertChange,
+    origin: Option<String>,
     raised_at_ms: i64,
     cleared: bool,
+}
+
+/// The newest good value of one (signal, origin) from the truck's readings, and when.
+#[derive(Clone, Copy, Debug)]
+struct Live {
+    value: f64,
+    at_ms: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -243,6 +254,8 @@ struct Truck {
     alerts: BTreeMap<(String, String), AlertState>,
     /// The latest DM1 per controller.
     dm1: BTreeMap<String, Dm1State>,
+    /// The newest reading per (signal, origin), for the value of an active alert.
+    live: BTreeMap<(String, String), Live>,
     seen: HashSet<(u64, u64)>,
     seen_order: VecDeque<(u64, u64)>,
 }
@@ -267,6 +280,17 @@ impl Truck {
 
     fn offline(&self) -> bool {
         self.presence.as_ref().is_some_and(|p| !p.online)
+    }
+
+    /// The newest reading of `signal` from `origin` (from any sender when the alert names
+    /// none) that is newer than `after_ms`.
+    fn live(&self, signal: &str, origin: Option<&str>, after_ms: i64) -> Option<Live> {
+        self.live
+            .iter()
+            .filter(|((s, o), _)| s == signal && origin.is_none_or(|origin| origin == o))
+            .map(|(_, live)| *live)
+            .filter(|live| live.at_ms > after_ms)
+            .max_by_key(|live| live.at_ms)
     }
 }
 
@@ -342,6 +366,7 @@ impl FleetBoard {
             "alerts" => self.alert(truck, payload("alert", bytes)?)?,
             "status" => self.status(truck, payload("status", bytes)?, retained, received_ms)?,
             "dm1" => self.dm1(truck, payload("DM1", bytes)?),
+            "readings" => self.readings(truck, payload("readings", bytes)?)?,
             _ => return Err(Ignored::Topic),
         };
         Ok(events
@@ -402,11 +427,40 @@ impl FleetBoard {
             key,
             AlertState {
                 change,
+                origin: m.origin,
                 raised_at_ms: m.raised_at_ms,
                 cleared,
             },
         );
         Ok(vec![event])
+    }
+
+    /// A batch of readings: no event, but the newest value of each series, which the table
+    /// shows for an active alert on it (the alert message carries the value at its raise).
+    fn readings(
+        &mut self,
+        name: &str,
+        body: serde_json::Value,
+    ) -> Result<Vec<FleetEvent>, Ignored> {
+        let decoded = readings::decode(&body).map_err(|field| Ignored::Payload {
+            what: "readings",
+            reason: format!("bad or missing {field}"),
+        })?;
+        let truck = self.truck(name);
+        for r in decoded {
+            let Ok(value) = r.value else { continue };
+            let live = truck.live.entry((r.signal, r.origin)).or_insert(Live {
+                value,
+                at_ms: r.wall_ms,
+            });
+            if r.wall_ms >= live.at_ms {
+                *live = Live {
+                    value,
+                    at_ms: r.wall_ms,
+                };
+            }
+        }
+        Ok(Vec::new())
     }
 
     fn status(
@@ -522,14 +576,21 @@ impl FleetBoard {
             let mut alerts = Vec::new();
             for a in truck.alerts.values() {
                 let c = &a.change;
+                // While it is active, the newest reading since the alert's last message;
+                // the value the message carried before any comes, and once it cleared.
+                let value = match a.cleared {
+                    false => truck.live(&c.signal, a.origin.as_deref(), c.at_ms),
+                    true => None,
+                }
+                .map_or(c.value, |live| live.value);
                 alerts.push(Row {
                     truck: name.clone(),
                     signal: c.signal.clone(),
                     severity: Some(c.severity),
                     value: match AlertKind::from_name(&c.kind) {
-                        Some(kind) => kind.describe(c.value, c.threshold, c.score),
+                        Some(kind) => kind.describe(value, c.threshold, c.score),
                         // A kind newer than this watcher: the numbers as sent.
-                        None => format!("{:.1} {} {:.1}", c.value, c.kind, c.threshold),
+                        None => format!("{:.1} {} {:.1}", value, c.kind, c.threshold),
                     },
                     since_ms: if a.cleared { c.at_ms } else { a.raised_at_ms },
                     state: match (a.cleared, offline) {

@@ -2,7 +2,7 @@
 //! of the fleet module that does I/O.
 //!
 //! ```text
-//! CONNACK          -> subscribe (QoS 1) to alerts, status and dm1 of one truck or all
+//! CONNACK          -> subscribe (QoS 1) to alerts, status, dm1 and readings of one truck or all
 //! SUBACK           -> refused filters are an error the user must fix (the broker's policy)
 //! PUBLISH          -> board.apply -> JSON lines, or the table redrawn
 //! error            -> say why, wait for the backoff (1 s doubling to 60 s, jittered), poll again
@@ -59,7 +59,7 @@ pub enum WatchError {
 /// The topic filters for one truck or all of them.
 pub fn subscriptions(vehicle: Option<&str>) -> Vec<String> {
     let t = Topics::new(vehicle.unwrap_or("+"));
-    vec![t.alerts, t.status, t.dm1]
+    vec![t.alerts, t.status, t.dm1, t.readings]
 }
 
 fn options(config: &WatchConfig) -> MqttOptions {
@@ -102,7 +102,9 @@ impl<W: Write> Watcher<W> {
                             .map_err(WatchError::Output)?;
                     }
                     out.flush().map_err(WatchError::Output)?;
-                } else if !events.is_empty() {
+                } else {
+                    // A readings batch is no event but may move an active alert's value;
+                    // the table is written only when it changed.
                     self.redraw()?;
                 }
             }
@@ -277,14 +279,20 @@ mod tests {
     fn one_truck_or_all() {
         assert_eq!(
             subscriptions(None),
-            ["dt/vigil/+/alerts", "dt/vigil/+/status", "dt/vigil/+/dm1"]
+            [
+                "dt/vigil/+/alerts",
+                "dt/vigil/+/status",
+                "dt/vigil/+/dm1",
+                "dt/vigil/+/readings"
+            ]
         );
         assert_eq!(
             subscriptions(Some("truck-7")),
             [
                 "dt/vigil/truck-7/alerts",
                 "dt/vigil/truck-7/status",
-                "dt/vigil/truck-7/dm1"
+                "dt/vigil/truck-7/dm1",
+                "dt/vigil/truck-7/readings"
             ]
         );
     }

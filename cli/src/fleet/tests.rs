@@ -107,6 +107,41 @@ truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    
     );
 }
 
+/// While an alert is active the table shows its signal's newest reading from the truck's
+/// readings batches, from the alert's own sender (never a second sender's), and never one
+/// older than the alert; once cleared, the value the alert message carried.
+#[test]
+fn an_active_alert_shows_the_live_value_of_its_own_sender() {
+    let script = format!(
+        r#"
+        2000 dt/vigil/truck-a/alerts {{"thing":"truck-a","boot":7,"seq":10,"format":"vigil.alert/1","event":"raised","alert_id":1,"signal":"{TANK}","origin":"can0/sa00","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"rule":"limits/1","raised_at_ms":1900}}
+        2100 dt/vigil/truck-a/readings {{"format":"vigil.readings/1","t0":1000,"res":0.001,"series":[{{"s":"{TANK}","o":"can0/sa00","t":[[0,0,1]],"v":[39000]}}]}}
+        table 2200
+        7000 dt/vigil/truck-a/readings {{"format":"vigil.readings/1","t0":5000,"res":0.001,"series":[{{"s":"{TANK}","o":"can0/sa00","t":[[0,1000,2]],"v":[43000,500]}},{{"s":"{TANK}","o":"can0/sa03","t":[[1500,0,1]],"v":[90000]}}]}}
+        table 7000
+        9000 dt/vigil/truck-a/alerts {{"thing":"truck-a","boot":7,"seq":12,"format":"vigil.alert/1","event":"cleared","alert_id":1,"signal":"{TANK}","origin":"can0/sa00","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"rule":"limits/1","raised_at_ms":1900,"cleared_at_ms":8900}}
+        table 9000
+        "#
+    );
+    check(
+        Filter::default(),
+        &script,
+        r#"
+{"event":"alert_raised","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":7,"at_ms":1900}
+vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
+truck            signal                                                         severity value                           since  state
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            0s  active
+vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
+truck            signal                                                         severity value                           since  state
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  43.5°C, over 40°C limit            5s  active
+{"event":"alert_cleared","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":7,"at_ms":8900}
+vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
+truck            signal                                                         severity value                           since  state
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            0s  cleared
+"#,
+    );
+}
+
 /// Truck B raises a warning that escalates; truck A only ever warns.
 fn two_trucks() -> String {
     format!(
@@ -261,8 +296,8 @@ fn unreadable_messages_are_ignored_with_the_reason() {
         1000 dt/vigil/truck-a/status {"state":"sleeping"}
         "#,
         r#"
-ignored: not a vigil topic (expected dt/vigil/<truck>/alerts|status|dm1)
-ignored: not a vigil topic (expected dt/vigil/<truck>/alerts|status|dm1)
+ignored: unreadable readings payload: bad or missing t0
+ignored: not a vigil topic (expected dt/vigil/<truck>/alerts|status|dm1|readings)
 ignored: unreadable alert payload: expected ident at line 1 column 2
 ignored: unreadable alert payload: unknown severity "info"
 ignored: unreadable status payload: unknown state "sleeping"
