@@ -103,10 +103,10 @@ def cases():
     n = 60
     case("coolant-disagrees-with-oil",
          "coolant stuck at 97 while a cold oil (45 degC) warms: the level residual is clipped "
-         + "and its EWMA climbs; from tick 40 it reads 122, above any coolant in training "
-         + "(the card's envelope ends at 118): the forecaster abstains there, while the "
+         + "and its EWMA climbs; from tick 40 it reads 127, above any coolant in training "
+         + "(the card's envelope ends at 122): the forecaster abstains there, while the "
          + "consistency check (which never sees the coolant's own values) runs on",
-         COOLANT, [97 + (25 if t >= 40 else 0) for t in range(n)],
+         COOLANT, [97 + (30 if t >= 40 else 0) for t in range(n)],
          rpm(n, pattern=(700, 900, 1500, 1700, 1400)), [45 + t / 16 for t in range(n)])
     n = 20
     case("coolant-without-oil",
@@ -116,23 +116,23 @@ def cases():
     n = 35
     case("oil-spikes",
          "oil (1/32 degC) steady at 92 with +2 degC spikes at ticks 12, 17, 22 and 27: the "
-         + "first is an outlier (18 sigma); with a spike in its window the model widens its "
-         + "spread, so the second (5.7) is not and the third and fourth (7.3, 6.8) are: three "
+         + "first is an outlier (19 sigma); with a spike in its window the model widens its "
+         + "spread, so the second and third (5.3, 5.6) are not and the fourth (6.02) is: two "
          + "outliers, one short of the card's count, and the probe count raises at 29",
          OIL, [92 + (t % 4) / 32 + (2 if t in (12, 17, 22, 27) else 0) for t in range(n)], rpm(n))
     n = 30
     case("oil-chatter",
          "oil (1/32 degC) at 92 whose reading chatters +1 degC every other tick from tick 13 "
-         + "(a loose connector): past the first jump (an outlier) no residual is an outlier; "
-         + "the score passes the card's threshold on the falling ticks from 24 but never holds "
-         + "it for the debounce (the rising ticks score near 1), and its probe raises at 15",
+         + "(a loose connector): past the first jump (an outlier, 9.9 sigma) no residual is an "
+         + "outlier and the score stays near 2, under the card's threshold; its probe raises "
+         + "at 15",
          OIL, [92 + (t % 2 if t >= 12 else 0) for t in range(n)], rpm(n))
     n = 35
     case("fuel-cold-dropout",
          "fuel at -6 degC (near the bottom of its training range) with the engine idling at "
          + "600 rpm, rising 1 degC every 5 ticks; a dropout at tick 10 stops the forecasts for "
          + "a window; from tick 21 every step leans the CUSUM, which raises at its card "
-         + "threshold at tick 30",
+         + "threshold at tick 32",
          FUEL, with_gaps([-6 + t // 5 for t in range(n)], {10}), rpm(n, pattern=(600,)))
     n = 32
     case("oil-score-pending-into-dropout",
@@ -145,7 +145,7 @@ def cases():
     n = 34
     case("fuel-drift-into-dropout",
          "fuel (1 degC) at 35 degC climbing 1 degC a tick from tick 15: a dropout at ticks "
-         + "17..19 leaves no residual, the CUSUM carried at 4.5, until the window is whole "
+         + "17..19 leaves no residual, the CUSUM carried at 4.6, until the window is whole "
          + "again (tick 29); it then climbs faster than any training window, and the "
          + "forecaster still judges it (it abstains on conditions, never on the signal's own "
          + "changes): the CUSUM passes its probe threshold at tick 30 and raises at 32",
@@ -197,13 +197,13 @@ def cases():
     context = rpm(n)
     context[12] = context[13] = 4200.0
     case("coolant-beyond-envelope",
-         "coolant near 95 with a hot oil climbing from 120 degC; the engine speed at 4200 rpm "
+         "coolant near 95 with a hot oil climbing from 124 degC; the engine speed at 4200 rpm "
          + "at ticks 12 and 13, beyond any training row: the forecaster and the consistency "
          + "check both abstain on the windows ending at ticks 12..22; from tick 33 the oil's "
-         + "window passes 126.5 degC, beyond the consistency check's envelope, which abstains "
+         + "window passes 130.5 degC, beyond the consistency check's envelope, which abstains "
          + "while the forecaster runs",
          COOLANT, [95 + (t % 3 == 2) for t in range(n)], context,
-         [120 + t / 5 for t in range(n)])
+         [124 + t / 5 for t in range(n)])
     return c
 
 

@@ -577,7 +577,8 @@ def main():
                     "vehicle's ECU dithering its temperatures as a real one does (oil 0.04-0.16, "
                     "coolant and fuel 0.1-0.4 degC standard deviation before the bus rounds them); "
                     "seeds 25-32 (and calibration seeds 1501-1700) with a passenger car's engine "
-                    "speeds (800 rpm idle, 2000-3100 cruising)",
+                    "speeds (800 rpm idle, 2000-3100 cruising), seeds 33-40 (and 1701-1900) on "
+                    "cold days (-15 to 2 degC; the others 2 to 30)",
             "envelope_margin": ENVELOPE_MARGIN,
             "drives": len(train_runs),
             "hours": round(train_hours, 2),

@@ -2,8 +2,9 @@
 //!
 //! Usage: `cargo run -p vigil-lab --example training_data -- OUT_DIR [HOURS]`
 //! writes `OUT_DIR/train-SEED.csv` for the training seeds and `OUT_DIR/calib-SEED.csv` for
-//! the calibration seeds (normal drives only; faults are for `vigil eval`), trucks and a
-//! few vehicles with a passenger car's engine speeds (`dataset::car_params`). A file that
+//! the calibration seeds (normal drives only; faults are for `vigil eval`): trucks, and a
+//! few vehicles with a passenger car's engine speeds (`dataset::car_params`) or on cold
+//! days (`dataset::cold_params`). A file that
 //! exists is kept: after a change to the simulator, delete the folder to write it again.
 
 use std::fs::File;
@@ -22,11 +23,14 @@ fn main() -> anyhow::Result<()> {
     let duration = Duration::from_secs_f64(hours * 3600.0);
     let truck: fn(u64) -> TruckParams = dataset::truck_params;
     let car: fn(u64) -> TruckParams = dataset::car_params;
+    let cold: fn(u64) -> TruckParams = dataset::cold_params;
     let sets = [
         ("train", dataset::TRAINING_SEEDS, truck),
         ("train", dataset::CAR_TRAINING_SEEDS, car),
+        ("train", dataset::COLD_TRAINING_SEEDS, cold),
         ("calib", dataset::CALIBRATION_SEEDS, truck),
         ("calib", dataset::CAR_CALIBRATION_SEEDS, car),
+        ("calib", dataset::COLD_CALIBRATION_SEEDS, cold),
     ];
     for (prefix, seeds, vehicle) in sets {
         for seed in seeds {

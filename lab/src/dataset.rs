@@ -30,6 +30,12 @@ pub const EVALUATION_SEEDS: std::ops::Range<u64> = 3001..3301;
 /// than one it abstains on. `vigil eval --quirks car-rpm` tests on other seeds.
 pub const CAR_TRAINING_SEEDS: std::ops::Range<u64> = 25..33;
 pub const CAR_CALIBRATION_SEEDS: std::ops::Range<u64> = 1501..1701;
+/// Vehicles on cold days ([`cold_params`], -15 to 2 degC) that the model trains and
+/// calibrates on beside the rest: a cold start on a freezing morning warms the coolant
+/// more slowly than any 2 to 30 degC day, and the model must know it. The
+/// `cold_days` example tests on other seeds (40001 and up).
+pub const COLD_TRAINING_SEEDS: std::ops::Range<u64> = 33..41;
+pub const COLD_CALIBRATION_SEEDS: std::ops::Range<u64> = 1701..1901;
 
 /// The truck a seed stands for: its weather, cargo and drive all follow from the seed.
 pub fn truck_params(seed: u64) -> TruckParams {
@@ -71,6 +77,16 @@ pub fn car_params(seed: u64) -> TruckParams {
             ..params.quirks.clone()
         },
         ..params
+    }
+}
+
+/// Vehicle `seed` on a cold day: a mean from -15 to 2 degC (below [`truck_params`]' 2 to
+/// 30), the rest as [`truck_params`].
+pub fn cold_params(seed: u64) -> TruckParams {
+    let draw = (seed.wrapping_mul(0x9FB2_1C65_1E98_DF25) >> 11) as f64 / (1u64 << 53) as f64;
+    TruckParams {
+        ambient_mean_c: -15.0 + 17.0 * draw,
+        ..truck_params(seed)
     }
 }
 
