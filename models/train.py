@@ -6,11 +6,12 @@
 Steps, all seeded (the same inputs give the same bytes):
 1. Data: `cargo run --profile tools -p vigil-lab --example training_data -- models/data` writes
    1 Hz CSVs of normal simulated drives, one per seed: training seeds and calibration seeds
-   are different vehicles (see lab/src/dataset.rs).
+   are different vehicles, trucks and some with a car's engine speeds or on cold days (see
+   lab/src/dataset.rs).
 2. Features: for each watched signal and tick k with a full 10 s window, the same row the
    agent builds (agent/src/detect/model.rs, ModelCard::features): the window less its last
-   value over the signal's scale, the last value's level, the engine speed over the window,
-   a one-hot of the signal's kind, and the companion's window as levels (zeros for a
+   value over the signal's scale, the last value's level, the engine speed over the window
+   (zeros for a tank: WITHOUT_CONTEXT), a one-hot of the signal's kind, and the companion's window as levels (zeros for a
    signal without one). Targets: the next tick's change over the scale (the forecast), and
    for a signal with a companion its own level now (the consistency check).
 3. Model: two MLPs trained apart by Gaussian negative log-likelihood (the spread adds the
@@ -26,7 +27,7 @@ Steps, all seeded (the same inputs give the same bytes):
 5. Output: models/forecaster.onnx (Gemm, Relu, Gemm; opset 13), models/forecaster.card.json
    with golden input/output vectors, models/MODEL_CARD.md.
 
-Needs numpy and onnx (models/requirements.txt). Runs in about a minute on 2 cores once
+Needs numpy and onnx (models/requirements.txt). Runs in about two minutes on 2 cores once
 the data exists.
 """
 
@@ -615,7 +616,8 @@ def write_markdown(card):
         "",
         "## What it does",
         (f"From the last {card['window']} s of one temperature signal, resampled at {card['rate_hz']:g} Hz, "
-        "and the engine speed over the same ticks, it forecasts the next tick's value and its spread. "
+        "and the engine speed over the same ticks (not for a cargo tank, whose temperature follows the "
+        "air and the cargo: its rows hold zeros there), it forecasts the next tick's value and its spread. "
         "The agent scores each tick by the standardised residual (actual - mean) / spread."),
         "",
         ("For a signal with a companion (the coolant, whose companion is the oil) it also says what the "
@@ -625,7 +627,8 @@ def write_markdown(card):
         "",
         "## Input and output",
         (f"- input `x` [1, {card['input']['shape'][1]}]: 10 window values less the last, over the signal's scale; "
-        "the last value's level ((last - center) / level_scale); 10 engine speeds ((rpm - center) / scale, gaps 0); "
+        "the last value's level ((last - center) / level_scale); 10 engine speeds ((rpm - center) / scale, gaps 0; "
+        "zeros for a signal whose `context` is false); "
         f"one-hot kind ({', '.join(card['kind_names'])}); "
         "10 companion values ((value - companion center) / companion scale; zeros without a companion)."),
         ("- output `y` [1, 4]: the change's mean over the scale, and the log of its spread over the scale; "

@@ -117,7 +117,7 @@ impl Default for RulesConfig {
             tank_exchange_per_hour: 0.3,
             tank_exchange_gap: 5.0,
             spike_jump: 10.0,
-            spikes_to_raise: 2,
+            spikes_to_raise: 1,
             spike_window: Duration::from_secs(600),
         }
     }

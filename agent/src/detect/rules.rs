@@ -567,9 +567,12 @@ mod tests {
     }
 
     /// The spike rule's verdict on the newest tick of `values` (default config but for
-    /// `window`): the severity and the count.
+    /// `window`, and two spikes to raise): the severity and the count.
     fn spikes_in(class: Class, values: &[f64], window: Option<u64>) -> (Option<Severity>, f64) {
-        let mut config = RulesConfig::default();
+        let mut config = RulesConfig {
+            spikes_to_raise: 2,
+            ..RulesConfig::default()
+        };
         if let Some(secs) = window {
             config.spike_window = Duration::from_secs(secs);
         }
@@ -610,8 +613,31 @@ mod tests {
             &mut out,
         );
         let (_, verdict) = out.iter().find(|(k, _)| *k == AlertKind::Spikes).unwrap();
-        assert_eq!(verdict.threshold, 2.0);
+        assert_eq!(verdict.threshold, 1.0);
         assert!(!verdict.clear);
+    }
+
+    #[test]
+    fn by_default_one_spike_raises_as_the_model_s_outliers_did() {
+        let mut values = vec![88.0; 120];
+        values[118] = 120.0;
+        let judged = |values: &[f64]| {
+            let mut out = Vec::new();
+            Rules::new(&RulesConfig::default()).judge(
+                Class::Coolant,
+                &column(values),
+                None,
+                None,
+                &mut out,
+            );
+            out.into_iter()
+                .find(|(k, _)| *k == AlertKind::Spikes)
+                .map(|(_, v)| v.severity)
+        };
+        // The spike is the newest tick: not yet known to come back.
+        assert_eq!(judged(&values[..119]), Some(None));
+        // Back the next tick: a spike, raised.
+        assert_eq!(judged(&values), Some(Some(Severity::Warning)));
     }
 
     #[test]
