@@ -27,13 +27,18 @@ fn run_on_a_replayed_truck_log_ends_by_itself_and_exits_0() {
     assert!(stderr.contains("tasks_left=0"), "{stderr}");
     // The summary line counts what the decoder made of the log: it must be most of its
     // 14,245 frames of the mapped parameter groups, not nothing.
-    let readings: u64 = stderr
-        .split("0 left; ")
+    let readings = count_after(&stderr, "0 left; ");
+    assert!(readings > 14_000, "{readings} readings from the real log");
+}
+
+/// The number that follows `marker` in a summary line of `stderr` (`replayed 12345 readings`).
+fn count_after(stderr: &str, marker: &str) -> u64 {
+    stderr
+        .split(marker)
         .nth(1)
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no summary line: {stderr}"));
-    assert!(readings > 14_000, "{readings} readings from the real log");
+        .unwrap_or_else(|| panic!("no summary line with {marker:?}: {stderr}"))
 }
 
 /// Every alert a run or a replay raised: id -> (signal, kind of its most severe finding,
@@ -205,12 +210,7 @@ fn a_log_whose_clock_steps_51_years_replays_and_runs_at_once() {
     let took = began.elapsed();
     let stderr = String::from_utf8_lossy(&replay.stderr);
     assert!(replay.status.success(), "{stderr}");
-    let readings: u64 = stderr
-        .split("replayed ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no summary line: {stderr}"));
+    let readings = count_after(&stderr, "replayed ");
     assert!(readings > 10_000, "{readings} readings");
     let report = std::fs::metadata(&html).unwrap().len();
     assert!(report < 2_000_000, "report of {report} bytes");
