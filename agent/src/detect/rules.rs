@@ -566,8 +566,18 @@ mod tests {
         );
     }
 
-    /// The spike rule's verdict on the newest tick of `values` (default config but for
-    /// `window`, and two spikes to raise): the severity and the count.
+    /// The spike rule's verdict on the newest tick of `values` under `config`.
+    fn spike_verdict(config: &RulesConfig, class: Class, values: &[f64]) -> Verdict {
+        let mut out = Vec::new();
+        Rules::new(config).judge(class, &column(values), None, None, &mut out);
+        out.into_iter()
+            .find(|(k, _)| *k == AlertKind::Spikes)
+            .map(|(_, verdict)| verdict)
+            .expect("the spike rule judges every class")
+    }
+
+    /// The spike rule's severity and count on the newest tick of `values` (default config
+    /// but for `window`, and two spikes to raise).
     fn spikes_in(class: Class, values: &[f64], window: Option<u64>) -> (Option<Severity>, f64) {
         let mut config = RulesConfig {
             spikes_to_raise: 2,
@@ -576,12 +586,7 @@ mod tests {
         if let Some(secs) = window {
             config.spike_window = Duration::from_secs(secs);
         }
-        let mut out = Vec::new();
-        Rules::new(&config).judge(class, &column(values), None, None, &mut out);
-        let (_, verdict) = out
-            .iter()
-            .find(|(k, _)| *k == AlertKind::Spikes)
-            .expect("the spike rule judges every class");
+        let verdict = spike_verdict(&config, class, values);
         (verdict.severity, verdict.score.unwrap())
     }
 
@@ -604,15 +609,7 @@ mod tests {
                 (Some(Severity::Warning), 2.0)
             );
         }
-        let mut out = Vec::new();
-        Rules::new(&RulesConfig::default()).judge(
-            Class::Coolant,
-            &column(&values),
-            None,
-            None,
-            &mut out,
-        );
-        let (_, verdict) = out.iter().find(|(k, _)| *k == AlertKind::Spikes).unwrap();
+        let verdict = spike_verdict(&RulesConfig::default(), Class::Coolant, &values);
         assert_eq!(verdict.threshold, 1.0);
         assert!(!verdict.clear);
     }
@@ -622,22 +619,12 @@ mod tests {
         let mut values = vec![88.0; 120];
         values[118] = 120.0;
         let judged = |values: &[f64]| {
-            let mut out = Vec::new();
-            Rules::new(&RulesConfig::default()).judge(
-                Class::Coolant,
-                &column(values),
-                None,
-                None,
-                &mut out,
-            );
-            out.into_iter()
-                .find(|(k, _)| *k == AlertKind::Spikes)
-                .map(|(_, v)| v.severity)
+            spike_verdict(&RulesConfig::default(), Class::Coolant, values).severity
         };
         // The spike is the newest tick: not yet known to come back.
-        assert_eq!(judged(&values[..119]), Some(None));
+        assert_eq!(judged(&values[..119]), None);
         // Back the next tick: a spike, raised.
-        assert_eq!(judged(&values), Some(Some(Severity::Warning)));
+        assert_eq!(judged(&values), Some(Severity::Warning));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `vigil fleet watch`: the fleet team's live view of every truck's alerts, DM1 trouble codes
 //! and online/offline state, from the same broker the trucks publish to (DESIGN.md, "Uplink":
-//! `dt/vigil/{thing}/alerts|dm1|status`).
+//! `dt/vigil/{thing}/alerts|dm1|status`), with the live value of an active alert's signal
+//! from the truck's `readings`.
 //!
 //! # Invariants
 //!
