@@ -56,6 +56,11 @@ metrics! {
     /// Transport-protocol frames refused: bad announcements, packets out of sequence or
     /// outside any transfer (a listener joining mid-transfer sees a few), too many sessions.
     tp_errors_total,
+    /// Transport-protocol announcements refused for capacity: their sender already held its
+    /// share of a bus, the bus was full of senders standing better, or too many buses.
+    tp_sessions_refused_total,
+    /// Transport-protocol sessions ended to make room for a sender standing better.
+    tp_sessions_evicted_total,
     /// DM1 diagnostic messages decoded into events.
     diagnostics_total,
     /// DM1 messages too short to read.

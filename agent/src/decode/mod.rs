@@ -27,6 +27,7 @@ use dm1::{DiagnosticEvent, PGN_DM1};
 use j1939::J1939Id;
 use table::SignalTable;
 use tp::Reassembler;
+pub use tp::{Refusal, TransportRefusal};
 
 /// Everything one input decodes to.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34,16 +35,19 @@ pub struct Decoded {
     pub readings: Vec<Reading>,
     /// DM1 messages, one event per message a controller sent.
     pub diagnostics: Vec<DiagnosticEvent>,
+    /// Transport-protocol announcements refused for capacity, for the bus's watcher.
+    pub transport: Vec<TransportRefusal>,
 }
 
 impl Decoded {
     pub fn clear(&mut self) {
         self.readings.clear();
         self.diagnostics.clear();
+        self.transport.clear();
     }
 
     pub fn is_empty(&self) -> bool {
-        self.readings.is_empty() && self.diagnostics.is_empty()
+        self.readings.is_empty() && self.diagnostics.is_empty() && self.transport.is_empty()
     }
 }
 
@@ -127,6 +131,7 @@ impl Decoder {
             self.decode_into(input, &mut out.readings, &mut out.diagnostics, &mut tally);
         }
         tally.publish(&self.metrics);
+        self.transport.take_refusals(&mut out.transport);
     }
 
     /// Decodes one input, appending its readings to `out`. Diagnostic events are decoded
@@ -138,6 +143,9 @@ impl Decoder {
         tally.publish(&self.metrics);
         discarded.clear();
         self.discarded = discarded;
+        // Refusals are counted; only a caller that watches the bus takes them.
+        let mut refusals = Vec::new();
+        self.transport.take_refusals(&mut refusals);
     }
 
     fn decode_into(
@@ -191,6 +199,7 @@ impl Decoder {
             }
             return;
         }
+        self.transport.note_sender(&frame.bus, id.source_address);
         if !self.decode_group(
             id.pgn,
             frame.payload(),

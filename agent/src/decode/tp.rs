@@ -13,8 +13,15 @@
 //!   global address 0xFF) and one connection per sender/receiver pair, as J1939-21 allows.
 //!   A new announcement on a key replaces the old session (counted as an abort).
 //! - A completed message is exactly as long as its announcement said, never longer.
-//! - At most [`MAX_SESSIONS`] sessions are open, each holding at most 1785 bytes, whatever
-//!   the bus sends; announcements beyond that are refused and counted.
+//! - Capacity is shared fairly, whatever the bus sends: a sender holds at most
+//!   [`SESSIONS_PER_SENDER`] sessions on a bus, a bus at most [`SESSIONS_PER_BUS`], and at
+//!   most [`MAX_BUSES`] buses are followed, each session holding at most 1785 bytes. On a full
+//!   bus a newcomer takes the place of the session whose sender stands worst: a sender that
+//!   has sent nothing but transport frames (a spoofed address is one) before a sender the
+//!   bus knows, then the sender holding the most sessions, then the longest idle. A newcomer
+//!   that stands no better is refused. So one sender, or a crowd of addresses that send
+//!   nothing else, cannot take the capacity the engine needs for its DM1. Every refusal is
+//!   counted and handed to the caller ([`Reassembler::take_refusals`]), which reports it.
 //! - A session that waits longer than the J1939-21 timeout for its next frame is dropped
 //!   and counted: T1 (750 ms) between data packets, T2 (1250 ms) from a CTS to its data,
 //!   T3 (1250 ms) from an RTS or the end of a window to the next CTS, T4 (1050 ms) after a
@@ -34,8 +41,12 @@ pub const PGN_TP_DT: u32 = 0xEB00;
 
 /// Longest message the transport protocol carries: 255 packets of 7 bytes.
 pub const MAX_SIZE: usize = 1785;
-/// Sessions held at once; a bus that announces more is misbehaving.
-pub const MAX_SESSIONS: usize = 64;
+/// Sessions one sender may hold on one bus: a broadcast and three connections.
+pub const SESSIONS_PER_SENDER: usize = 4;
+/// Sessions held on one bus; a bus that announces more is misbehaving.
+pub const SESSIONS_PER_BUS: usize = 32;
+/// Buses followed (a gateway has a handful); transfers on further buses are refused.
+pub const MAX_BUSES: usize = 8;
 
 /// J1939-21 timeouts.
 pub const T1: Duration = Duration::from_millis(750);
@@ -85,6 +96,8 @@ struct Session {
     next: u8,
     data: Vec<u8>,
     deadline: Duration,
+    /// When its last frame came: the longest idle session goes first on a full bus.
+    last: Duration,
     mode: Mode,
 }
 
@@ -94,18 +107,164 @@ impl Session {
     }
 }
 
+/// Why an announcement got no session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its sender already held [`SESSIONS_PER_SENDER`] sessions on the bus.
+    OverShare,
+    /// The bus held [`SESSIONS_PER_BUS`] sessions, none of a sender standing worse.
+    BusFull,
+    /// [`MAX_BUSES`] other buses are followed already.
+    TooManyBuses,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::OverShare => "over_share",
+            Refusal::BusFull => "bus_full",
+            Refusal::TooManyBuses => "too_many_buses",
+        }
+    }
+}
+
+/// An announcement the reassembler refused, for whoever watches the bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportRefusal {
+    pub bus: Arc<str>,
+    pub source_address: u8,
+    pub at: Timestamp,
+    pub refusal: Refusal,
+}
+
+/// What the reassembler knows of one bus: which addresses have sent something other than
+/// transport frames.
+#[derive(Debug)]
+struct BusSenders {
+    name: Arc<str>,
+    known: [u64; 4],
+}
+
+impl BusSenders {
+    fn knows(&self, sa: u8) -> bool {
+        self.known[sa as usize / 64] & (1 << (sa % 64)) != 0
+    }
+}
+
 /// Follows every transport-protocol transfer on the buses it is fed.
 #[derive(Debug)]
 pub struct Reassembler {
     sessions: Vec<Session>,
+    buses: Vec<BusSenders>,
+    /// Refusals not yet taken by the caller; bounded, as the caller takes them each batch.
+    refusals: Vec<TransportRefusal>,
     metrics: Arc<Metrics>,
+}
+
+/// Refusals kept between two [`Reassembler::take_refusals`]: a flood past this is still
+/// counted, only not handed on one by one.
+const MAX_PENDING_REFUSALS: usize = 256;
+
+/// Why a TP.CM frame opened nothing.
+enum Problem {
+    /// Not what J1939-21 allows.
+    Protocol(&'static str),
+    /// Well formed, but over the capacity its sender or bus may have.
+    Refused(Refusal),
+}
+
+impl From<&'static str> for Problem {
+    fn from(problem: &'static str) -> Self {
+        Problem::Protocol(problem)
+    }
 }
 
 impl Reassembler {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Reassembler {
             sessions: Vec::new(),
+            buses: Vec::new(),
+            refusals: Vec::new(),
             metrics,
+        }
+    }
+
+    /// Notes that `sa` sent a frame other than a transport frame on `bus`: such a sender
+    /// stands before one that sends nothing else when a bus is full.
+    pub fn note_sender(&mut self, bus: &Arc<str>, sa: u8) {
+        if let Some(b) = self.bus(bus) {
+            self.buses[b].known[sa as usize / 64] |= 1 << (sa % 64);
+        }
+    }
+
+    /// The refusals since the last call, oldest first.
+    pub fn take_refusals(&mut self, out: &mut Vec<TransportRefusal>) {
+        out.append(&mut self.refusals);
+    }
+
+    /// The index of `bus` in the bus table, added if there is room.
+    fn bus(&mut self, bus: &Arc<str>) -> Option<usize> {
+        if let Some(b) = self
+            .buses
+            .iter()
+            .position(|b| Arc::ptr_eq(&b.name, bus) || *b.name == **bus)
+        {
+            return Some(b);
+        }
+        if self.buses.len() >= MAX_BUSES {
+            return None;
+        }
+        self.buses.push(BusSenders {
+            name: bus.clone(),
+            known: [0; 4],
+        });
+        Some(self.buses.len() - 1)
+    }
+
+    /// Makes room on bus `b` for a new session of `sa`, or says why there is none.
+    fn admit(&mut self, b: usize, sa: u8) -> Result<(), Refusal> {
+        let bus = &self.buses[b];
+        let mut held = [0u8; 256];
+        let mut on_bus = 0;
+        for s in self.sessions.iter().filter(|s| *s.bus == *bus.name) {
+            held[s.source as usize] += 1;
+            on_bus += 1;
+        }
+        if held[sa as usize] as usize >= SESSIONS_PER_SENDER {
+            return Err(Refusal::OverShare);
+        }
+        if on_bus < SESSIONS_PER_BUS {
+            return Ok(());
+        }
+        // Worse standing compares greater: unknown before known, then more sessions held.
+        let standing = |source: u8, held: u8| (!bus.knows(source), held);
+        let newcomer = standing(sa, held[sa as usize] + 1);
+        let victim = self
+            .sessions
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| *s.bus == *bus.name)
+            .max_by_key(|(_, s)| {
+                (
+                    standing(s.source, held[s.source as usize]),
+                    std::cmp::Reverse(s.last),
+                )
+            })
+            .filter(|(_, s)| standing(s.source, held[s.source as usize]) > newcomer)
+            .map(|(i, _)| i);
+        match victim {
+            Some(i) => {
+                let gone = self.sessions.swap_remove(i);
+                Metrics::inc(&self.metrics.tp_sessions_evicted_total);
+                tracing::debug!(
+                    event = "tp_session_evicted",
+                    bus = &*gone.bus,
+                    sa = gone.source,
+                    for_sa = sa
+                );
+                Ok(())
+            }
+            None => Err(Refusal::BusFull),
         }
     }
 
@@ -137,12 +296,30 @@ impl Reassembler {
         self.expire(at.mono);
         let result = match id.pgn {
             PGN_TP_CM => self.on_cm(bus, id, data, at.mono).map(|()| None),
-            PGN_TP_DT => self.on_dt(bus, id, data, at),
+            PGN_TP_DT => self.on_dt(bus, id, data, at).map_err(Problem::Protocol),
             _ => Ok(None),
         };
         match result {
             Ok(message) => message,
-            Err(problem) => {
+            Err(Problem::Refused(refusal)) => {
+                Metrics::inc(&self.metrics.tp_sessions_refused_total);
+                tracing::debug!(
+                    event = "tp_session_refused",
+                    bus = &**bus,
+                    sa = id.source_address,
+                    refusal = refusal.as_str()
+                );
+                if self.refusals.len() < MAX_PENDING_REFUSALS {
+                    self.refusals.push(TransportRefusal {
+                        bus: bus.clone(),
+                        source_address: id.source_address,
+                        at,
+                        refusal,
+                    });
+                }
+                None
+            }
+            Err(Problem::Protocol(problem)) => {
                 Metrics::inc(&self.metrics.tp_errors_total);
                 tracing::debug!(
                     event = "tp_frame_rejected",
@@ -167,7 +344,7 @@ impl Reassembler {
         id: J1939Id,
         data: &[u8],
         now: Duration,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), Problem> {
         let data: &[u8; 8] = data.try_into().map_err(|_| "TP.CM is not 8 bytes long")?;
         let sa = id.source_address;
         let da = id.destination.unwrap_or(GLOBAL);
@@ -176,20 +353,23 @@ impl Reassembler {
             CM_BAM | CM_RTS => {
                 let bam = data[0] == CM_BAM;
                 if bam != (da == GLOBAL) {
-                    return Err("BAM must go to the global address and RTS to one node");
+                    return Err("BAM must go to the global address and RTS to one node".into());
                 }
                 let size = u16::from_le_bytes([data[1], data[2]]) as usize;
                 let packets = data[3];
                 if !(9..=MAX_SIZE).contains(&size) || packets as usize != size.div_ceil(7) {
-                    return Err("announced size and packet count disagree or are out of range");
+                    return Err(
+                        "announced size and packet count disagree or are out of range".into(),
+                    );
                 }
                 if let Some(i) = self.find(bus, sa, da) {
                     self.sessions.swap_remove(i);
                     Metrics::inc(&self.metrics.tp_aborts_total);
                 }
-                if self.sessions.len() >= MAX_SESSIONS {
-                    return Err("too many transport sessions open");
-                }
+                let b = self
+                    .bus(bus)
+                    .ok_or(Problem::Refused(Refusal::TooManyBuses))?;
+                self.admit(b, sa).map_err(Problem::Refused)?;
                 let (mode, deadline) = if bam {
                     (Mode::Bam, now + T1)
                 } else {
@@ -205,6 +385,7 @@ impl Reassembler {
                     next: 1,
                     data: Vec::with_capacity(size),
                     deadline,
+                    last: now,
                     mode,
                 });
                 Ok(())
@@ -216,8 +397,9 @@ impl Reassembler {
                 let (count, next) = (data[1], data[2]);
                 if s.pgn != pgn || matches!(s.mode, Mode::Bam) {
                     self.sessions.swap_remove(i);
-                    return Err("CTS for another PGN than the connection's");
+                    return Err("CTS for another PGN than the connection's".into());
                 }
+                s.last = now;
                 if count == 0 {
                     s.mode = Mode::Connection { window_end: 0 };
                     s.deadline = now + T4;
@@ -226,7 +408,7 @@ impl Reassembler {
                 // A CTS may ask to resend from an earlier packet, never skip one.
                 if next == 0 || next > s.next || next > s.packets {
                     self.sessions.swap_remove(i);
-                    return Err("CTS asks for a packet out of sequence");
+                    return Err("CTS asks for a packet out of sequence".into());
                 }
                 s.next = next;
                 s.data.truncate((next as usize - 1) * 7);
@@ -242,7 +424,7 @@ impl Reassembler {
                 match self.find(bus, da, sa) {
                     Some(i) => {
                         self.sessions.swap_remove(i);
-                        Err("end-of-message acknowledgement before the last packet")
+                        Err("end-of-message acknowledgement before the last packet".into())
                     }
                     None => Ok(()),
                 }
@@ -259,7 +441,7 @@ impl Reassembler {
                 }
                 Ok(())
             }
-            _ => Err("unknown TP.CM control byte"),
+            _ => Err("unknown TP.CM control byte".into()),
         }
     }
 
@@ -308,6 +490,7 @@ impl Reassembler {
             }));
         }
         s.next += 1;
+        s.last = at.mono;
         s.deadline = at.mono
             + match s.mode {
                 Mode::Connection { window_end } if seq == window_end => T3,
@@ -519,28 +702,136 @@ mod tests {
         assert_eq!(m.tp_errors_total, 1);
     }
 
+    /// A BAM announcement of 18 bytes (3 packets) from `sa` on `bus`.
+    fn announce(r: &mut Reassembler, bus: &Arc<str>, sa: u8, ms: u64) {
+        r.on_frame(
+            bus,
+            J1939Id::from_can_id(0x1CECFF00 | sa as u32),
+            BAM[0].2,
+            at_ms(ms),
+        );
+    }
+
+    fn at_ms(ms: u64) -> Timestamp {
+        Timestamp {
+            wall_us: ms as i64 * 1000,
+            mono: Duration::from_millis(ms),
+        }
+    }
+
+    /// Feeds the engine's real DM1 broadcast (SA 0x00) starting at `start` ms, with
+    /// `between` called before each of its frames; returns what it completed.
+    fn engine_dm1(
+        r: &mut Reassembler,
+        bus: &Arc<str>,
+        start: u64,
+        mut between: impl FnMut(&mut Reassembler, u64),
+    ) -> Vec<TpMessage> {
+        let mut out = Vec::new();
+        for &(ms, id, data) in &BAM {
+            between(r, start + ms);
+            out.extend(r.on_frame(bus, J1939Id::from_can_id(id), data, at_ms(start + ms)));
+        }
+        out
+    }
+
     #[test]
-    fn sessions_are_bounded() {
+    fn one_sender_holds_its_share_and_the_engine_still_gets_its_dm1_through() {
         let metrics = Arc::new(Metrics::default());
         let mut r = Reassembler::new(metrics.clone());
         let bus: Arc<str> = Arc::from("can1");
-        let at = Timestamp {
-            wall_us: 0,
-            mono: Duration::ZERO,
+        r.note_sender(&bus, 0x00);
+        // A service tool at 0xF9 opens a connection to every address (one RTS each).
+        let rts = |r: &mut Reassembler, ms: u64| {
+            for da in 0..=0xFEu8 {
+                r.on_frame(
+                    &bus,
+                    J1939Id::from_can_id(0x1CEC00F9 | (da as u32) << 8),
+                    &[16, 20, 0, 3, 2, 0xCA, 0xFE, 0x00],
+                    at_ms(ms),
+                );
+            }
         };
-        for sa in 0..=254u8 {
-            r.on_frame(
-                &bus,
-                J1939Id::from_can_id(0x1CECFF00 | sa as u32),
-                BAM[0].2,
-                at,
-            );
-        }
-        assert_eq!(r.open_sessions(), MAX_SESSIONS);
-        assert_eq!(
-            metrics.snapshot().tp_errors_total,
-            255 - MAX_SESSIONS as u64
+        rts(&mut r, 0);
+        assert_eq!(r.open_sessions(), SESSIONS_PER_SENDER);
+        let mut refusals = Vec::new();
+        r.take_refusals(&mut refusals);
+        assert_eq!(refusals.len(), 255 - SESSIONS_PER_SENDER);
+        assert!(
+            refusals
+                .iter()
+                .all(|f| f.refusal == Refusal::OverShare && f.source_address == 0xF9)
         );
+        // It keeps re-sending all of them while the engine broadcasts its DM1.
+        let out = engine_dm1(&mut r, &bus, 100, |r, ms| rts(r, ms));
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].pgn, out[0].source_address), (65226, 0x00));
+        assert_eq!(metrics.snapshot().tp_sessions_evicted_total, 0);
+    }
+
+    #[test]
+    fn spoofed_addresses_that_send_nothing_else_give_way_to_the_engine() {
+        let metrics = Arc::new(Metrics::default());
+        let mut r = Reassembler::new(metrics.clone());
+        let bus: Arc<str> = Arc::from("can1");
+        r.note_sender(&bus, 0x00);
+        // 64 addresses that send nothing but 1785-byte announcements, each every 500 ms
+        // (one every 7 ms, as in the attack this was measured with).
+        let flood = |r: &mut Reassembler, from: u64, to: u64| {
+            for ms in from..to {
+                let slot = ms % 500;
+                if slot % 7 == 0 && slot / 7 < 64 {
+                    let sa = 0x80 + (slot / 7) as u8;
+                    r.on_frame(
+                        &bus,
+                        J1939Id::from_can_id(0x1CECFF00 | sa as u32),
+                        &[0x20, 0xF9, 0x06, 0xFF, 0xFF, 0xCA, 0xFE, 0x00],
+                        at_ms(ms),
+                    );
+                }
+            }
+        };
+        flood(&mut r, 0, 1000);
+        assert_eq!(r.open_sessions(), SESSIONS_PER_BUS);
+        let mut last = 1000;
+        let out = engine_dm1(&mut r, &bus, 1000, |r, ms| {
+            flood(r, last, ms);
+            last = ms;
+        });
+        assert_eq!(out.len(), 1, "the engine's DM1 got through the flood");
+        assert!(r.open_sessions() <= SESSIONS_PER_BUS);
+        let s = metrics.snapshot();
+        assert!(s.tp_sessions_evicted_total >= 1);
+        assert!(s.tp_sessions_refused_total > 0);
+    }
+
+    #[test]
+    fn a_full_bus_refuses_a_stranger_and_another_bus_keeps_its_own_capacity() {
+        let metrics = Arc::new(Metrics::default());
+        let mut r = Reassembler::new(metrics.clone());
+        let (can0, can1): (Arc<str>, Arc<str>) = (Arc::from("can0"), Arc::from("can1"));
+        // can1 full of broadcasts from 32 senders it knows.
+        for sa in 0..SESSIONS_PER_BUS as u8 {
+            r.note_sender(&can1, 0x40 + sa);
+            announce(&mut r, &can1, 0x40 + sa, 0);
+        }
+        announce(&mut r, &can1, 0x90, 1);
+        let mut refusals = Vec::new();
+        r.take_refusals(&mut refusals);
+        assert_eq!(
+            refusals.iter().map(|f| f.refusal).collect::<Vec<_>>(),
+            [Refusal::BusFull]
+        );
+        // can0's engine is not affected by can1's crowd.
+        r.note_sender(&can0, 0x00);
+        assert_eq!(engine_dm1(&mut r, &can0, 2, |_, _| {}).len(), 1);
+        // Buses past the table are refused, by name.
+        for n in 0..MAX_BUSES {
+            announce(&mut r, &Arc::from(format!("vcan{n}")), 0x00, 3);
+        }
+        r.take_refusals(&mut refusals);
+        assert_eq!(refusals.last().unwrap().refusal, Refusal::TooManyBuses);
+        assert_eq!(metrics.snapshot().tp_sessions_refused_total, 1 + 2);
     }
 }
 
@@ -643,7 +934,7 @@ mod properties {
                     prop_assert_eq!(m.data.len(), size);
                     prop_assert!(m.data.len() <= MAX_SIZE);
                 }
-                prop_assert!(r.open_sessions() <= MAX_SESSIONS);
+                prop_assert!(r.open_sessions() <= SESSIONS_PER_BUS);
             }
         }
     }
