@@ -13,6 +13,7 @@ pub mod duration;
 pub mod frame;
 pub mod pipeline;
 pub mod reading;
+pub mod security;
 pub mod signals;
 pub mod source;
 pub mod spool;

@@ -61,6 +61,12 @@ metrics! {
     tp_sessions_refused_total,
     /// Transport-protocol sessions ended to make room for a sender standing better.
     tp_sessions_evicted_total,
+    /// Findings of the bus's intrusion monitor, reported or held back as repeats.
+    security_findings_total,
+    /// Security events reported (published, written by replay).
+    security_events_total,
+    /// Frames on buses beyond those the intrusion monitor watches.
+    security_frames_unwatched_total,
     /// DM1 diagnostic messages decoded into events.
     diagnostics_total,
     /// DM1 messages too short to read.
