@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! sources ─inputs─> decode+route ─┬─> detect ─alerts─> alarm ─panel─> display (never waits on the network)
-//!                                 │            └─────> outbound alerts
+//!       (security monitor inline) │            └─────> outbound alerts
+//!                                 ├─> security events, DM1 ─> outbound
 //!                                 ├─> batch ──batches─> outbound
 //!                                 └─> taps (the demo's view; lossy)
 //!
@@ -52,6 +53,7 @@ use crate::detect::{
 use crate::duration;
 use crate::frame::Input;
 use crate::reading::{Clock, Reading};
+use crate::security::{Monitor, SecurityConfig, SecurityEvent};
 use crate::source::{Source, SourceContext};
 use crate::spool::{RecordKind, Seq, Spool, SpoolConfig, SpoolError, SpoolHandle, SpoolTask};
 use crate::systemd::Notifier;
@@ -83,6 +85,7 @@ pub struct Taps {
     pub alerts: Option<mpsc::Sender<AlertEvent>>,
     pub batches: Option<mpsc::Sender<Batch>>,
     pub diagnostics: Option<mpsc::Sender<DiagnosticEvent>>,
+    pub security: Option<mpsc::Sender<SecurityEvent>>,
 }
 
 /// What a caller plugs in instead of what the config names: tests, benchmarks and tools.
@@ -127,6 +130,8 @@ pub struct Stages {
     pub vehicle: VehicleConfig,
     /// The decoder's signal table: the DBC, read and checked.
     pub decode: SignalTable,
+    /// The bus's intrusion monitor, run by the decode stage on every frame.
+    pub security: SecurityConfig,
     pub detect: DetectConfig,
     /// The forecaster, verified against its card; `None` runs the rules and limits alone.
     pub model: Option<Model>,
@@ -155,6 +160,7 @@ impl Stages {
             decode: crate::decode::dbc::DbcConfig::default()
                 .load()
                 .expect("the built-in DBC decodes"),
+            security: SecurityConfig::default(),
             detect: DetectConfig::default(),
             model: Some(Model::builtin().expect("the built-in model checks out")),
             batch: BatchConfig::default(),
@@ -290,6 +296,7 @@ impl Pipeline {
         let Stages {
             vehicle,
             decode,
+            security,
             detect,
             model,
             batch,
@@ -322,9 +329,12 @@ impl Pipeline {
         let (detect_tx, detect_rx) = mpsc::channel(DETECT_CAPACITY);
         let (batch_tx, batch_rx) = mpsc::channel(BATCH_CAPACITY);
         let (diagnostics_tx, diagnostics_rx) = mpsc::channel(OUTBOUND_ALERTS_CAPACITY);
+        let (security_tx, security_rx) = mpsc::channel(OUTBOUND_ALERTS_CAPACITY);
         let router = Router {
             decoder: Decoder::with_signal_table(decode, metrics.clone()),
+            monitor: Monitor::new(security, metrics.clone()),
             diagnostics: diagnostics_tx,
+            security: security_tx,
             detect: detect_tx,
             batch: batch_tx,
             tap: taps.readings.clone(),
@@ -451,7 +461,16 @@ impl Pipeline {
         };
         tasks.spawn(
             "outbound",
-            outbound(outbound_alerts_rx, batches_rx, diagnostics_rx, taps, sink),
+            outbound(
+                Outgoing {
+                    alerts: outbound_alerts_rx,
+                    batches: batches_rx,
+                    diagnostics: diagnostics_rx,
+                    security: security_rx,
+                },
+                taps,
+                sink,
+            ),
         );
 
         tasks.tracker.close();
@@ -576,12 +595,16 @@ impl Health {
 }
 
 /// Decodes inputs and hands each reading to detect, batch and the taps, and each J1939
-/// diagnostic (DM1) event to the fleet path.
+/// diagnostic (DM1) event to the fleet path; watches every frame for the bus's intrusion
+/// monitor (inline: a hand-off per frame would cost more than the watching) and hands its
+/// events to the fleet path.
 struct Router {
     decoder: Decoder,
+    monitor: Monitor,
     detect: mpsc::Sender<Reading>,
     batch: mpsc::Sender<Reading>,
     diagnostics: mpsc::Sender<DiagnosticEvent>,
+    security: mpsc::Sender<SecurityEvent>,
     tap: Option<mpsc::Sender<Reading>>,
     metrics: Arc<Metrics>,
 }
@@ -595,13 +618,27 @@ impl Router {
     async fn run(mut self, mut inputs: mpsc::Receiver<Input>) {
         let mut batch = Vec::with_capacity(DECODE_BATCH);
         let mut decoded = Decoded::default();
+        let mut findings = Vec::new();
         while inputs.recv_many(&mut batch, DECODE_BATCH).await > 0 {
             self.decoder.decode_batch(&batch, &mut decoded);
             // Transport sessions time out on the frames' own clock, never the wall clock.
             if let Some(now) = batch.iter().filter_map(Input::mono).max() {
                 self.decoder.expire(now);
             }
+            for input in &batch {
+                if let Input::Can(frame) = input {
+                    self.monitor.observe(frame, &mut findings);
+                }
+            }
+            for refusal in decoded.transport.drain(..) {
+                self.monitor.refused(&refusal, &mut findings);
+            }
             batch.clear();
+            for event in findings.drain(..) {
+                if self.security.try_send(event).is_err() {
+                    Metrics::inc(&self.metrics.alerts_shed_total);
+                }
+            }
             for event in decoded.diagnostics.drain(..) {
                 if self.diagnostics.try_send(event).is_err() {
                     Metrics::inc(&self.metrics.alerts_shed_total);
@@ -652,22 +689,26 @@ impl Sink {
     }
 }
 
+/// What outbound takes in, one receiver a stream.
+struct Outgoing {
+    alerts: mpsc::Receiver<AlertEvent>,
+    batches: mpsc::Receiver<Batch>,
+    diagnostics: mpsc::Receiver<DiagnosticEvent>,
+    security: mpsc::Receiver<SecurityEvent>,
+}
+
 /// Takes what leaves the truck: alerts at once (one message each), sealed reading batches
-/// in the compact encoding (split to fit a message), DM1 events when they change; each is
-/// appended to the spool, and a copy offered to the taps.
-async fn outbound(
-    mut alerts: mpsc::Receiver<AlertEvent>,
-    mut batches: mpsc::Receiver<Batch>,
-    mut diagnostics: mpsc::Receiver<DiagnosticEvent>,
-    taps: Taps,
-    mut sink: Option<Sink>,
-) {
-    let (mut alerts_open, mut batches_open, mut diagnostics_open) = (true, true, true);
-    while alerts_open || batches_open || diagnostics_open {
+/// in the compact encoding (split to fit a message), DM1 events when they change, security
+/// events as the monitor reports them; each is appended to the spool, and a copy offered
+/// to the taps.
+async fn outbound(mut from: Outgoing, taps: Taps, mut sink: Option<Sink>) {
+    let (mut alerts_open, mut batches_open, mut diagnostics_open, mut security_open) =
+        (true, true, true, true);
+    while alerts_open || batches_open || diagnostics_open || security_open {
         // Alerts first when several inputs are ready: they are what the fleet waits for.
         tokio::select! {
             biased;
-            alert = alerts.recv(), if alerts_open => match alert {
+            alert = from.alerts.recv(), if alerts_open => match alert {
                 Some(alert) => {
                     if let Some(sink) = &sink {
                         sink.append(Stream::Alerts, &payload::alert_body(&alert)).await;
@@ -676,7 +717,16 @@ async fn outbound(
                 }
                 None => alerts_open = false,
             },
-            event = diagnostics.recv(), if diagnostics_open => match event {
+            event = from.security.recv(), if security_open => match event {
+                Some(event) => {
+                    if let Some(sink) = &sink {
+                        sink.append(Stream::Security, &payload::security_body(&event)).await;
+                    }
+                    tap(&taps.security, event);
+                }
+                None => security_open = false,
+            },
+            event = from.diagnostics.recv(), if diagnostics_open => match event {
                 Some(event) => {
                     if let Some(sink) = &mut sink {
                         if sink.dm1.is_new(&event) {
@@ -689,7 +739,7 @@ async fn outbound(
                 }
                 None => diagnostics_open = false,
             },
-            batch = batches.recv(), if batches_open => match batch {
+            batch = from.batches.recv(), if batches_open => match batch {
                 Some(batch) => {
                     if let Some(sink) = &sink {
                         for body in readings::encode(&batch.readings, sink.resolution, sink.budget) {

@@ -85,7 +85,8 @@ metrics! {
     alerts_raised_total,
     /// Alerts cleared.
     alerts_cleared_total,
-    /// Alert events the fleet path could not take (its queue was full); the cab still got them.
+    /// Alert, DM1 or security events the fleet path could not take (its queue was full); the
+    /// cab still got every alert.
     alerts_shed_total,
     /// Records appended to the spool.
     spool_appended_total,

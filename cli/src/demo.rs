@@ -130,6 +130,8 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
         batches: Some(batches_tx),
         // The simulated truck sends no DM1; the view has nothing to show of them.
         diagnostics: None,
+        // A healthy simulated bus gives no security event; the closing line counts them.
+        security: None,
     };
     let pipeline = Pipeline::start(resolved.stages, resolved.sources, shutdown.clone(), taps)?;
     let vehicle = &config.vehicle;
@@ -165,9 +167,10 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
     let summary = summary.map_err(|e: RunError| anyhow::anyhow!(e))?;
     let m = &summary.metrics;
     eprintln!(
-        "vigil demo: {} readings, {} alerts raised, {} batches sealed; {} records spooled, {} published, {} acknowledged; shutdown complete, {} tasks drained",
+        "vigil demo: {} readings, {} alerts raised, {} security events, {} batches sealed; {} records spooled, {} published, {} acknowledged; shutdown complete, {} tasks drained",
         m.readings_total,
         m.alerts_raised_total,
+        m.security_events_total,
         m.batches_sealed_total,
         m.spool_appended_total,
         m.uplink_published_total,

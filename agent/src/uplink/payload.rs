@@ -23,6 +23,7 @@ use crate::decode::dm1::{DiagnosticEvent, Dtc, Lamps};
 use crate::detect::DetectStatus;
 use crate::detect::alert::AlertEvent;
 use crate::reading::Timestamp;
+use crate::security::SecurityEvent;
 use crate::spool::{Record, RecordKind};
 
 use super::topics::Topics;
@@ -33,6 +34,7 @@ pub enum Stream {
     Alerts = 1,
     Readings = 2,
     Dm1 = 3,
+    Security = 4,
 }
 
 impl Stream {
@@ -41,15 +43,16 @@ impl Stream {
             1 => Some(Stream::Alerts),
             2 => Some(Stream::Readings),
             3 => Some(Stream::Dm1),
+            4 => Some(Stream::Security),
             _ => None,
         }
     }
 
-    /// The spool's kind: DM1 events are rare (one per change) and go with the alerts, ahead
-    /// of any readings backlog.
+    /// The spool's kind: DM1 events (one per change) and security events (held back to one
+    /// a minute per finding) are rare and go with the alerts, ahead of any readings backlog.
     pub fn record_kind(self) -> RecordKind {
         match self {
-            Stream::Alerts | Stream::Dm1 => RecordKind::Alert,
+            Stream::Alerts | Stream::Dm1 | Stream::Security => RecordKind::Alert,
             Stream::Readings => RecordKind::Readings,
         }
     }
@@ -59,6 +62,7 @@ impl Stream {
             Stream::Alerts => &topics.alerts,
             Stream::Readings => &topics.readings,
             Stream::Dm1 => &topics.dm1,
+            Stream::Security => &topics.security,
         }
     }
 }
@@ -180,6 +184,41 @@ pub fn dm1_body(event: &DiagnosticEvent) -> Vec<u8> {
         dtcs: &event.dtcs,
     })
     .expect("a DM1 event always serialises")
+}
+
+/// `vigil.security/1`: one finding of the bus's intrusion monitor
+/// (deploy/schemas/security.schema.json).
+#[derive(Serialize)]
+struct SecurityMessage<'a> {
+    format: &'static str,
+    at_ms: i64,
+    kind: &'static str,
+    severity: String,
+    bus: &'a str,
+    /// The senders involved (`can0/saF9`), the suspect first.
+    origins: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pgn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    can_id: Option<u32>,
+    count: u64,
+    detail: &'a str,
+}
+
+pub fn security_body(event: &SecurityEvent) -> Vec<u8> {
+    serde_json::to_vec(&SecurityMessage {
+        format: "vigil.security/1",
+        at_ms: wall_ms(&event.at),
+        kind: event.kind.as_str(),
+        severity: event.severity.to_string(),
+        bus: &event.bus,
+        origins: event.origins().iter().map(ToString::to_string).collect(),
+        pgn: event.pgn,
+        can_id: event.can_id,
+        count: event.count,
+        detail: &event.detail,
+    })
+    .expect("a security event always serialises")
 }
 
 /// Passes a controller's DM1 on only when what it says changed: a controller repeats its

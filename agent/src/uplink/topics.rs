@@ -8,6 +8,7 @@ pub struct Topics {
     pub readings: String,
     pub alerts: String,
     pub dm1: String,
+    pub security: String,
     pub status: String,
     shadow: String,
     jobs: String,
@@ -24,6 +25,7 @@ impl Topics {
             readings: format!("{dt}/readings"),
             alerts: format!("{dt}/alerts"),
             dm1: format!("{dt}/dm1"),
+            security: format!("{dt}/security"),
             status: format!("{dt}/status"),
             shadow: format!("$aws/things/{thing}/shadow/name/{SHADOW_NAME}"),
             jobs: format!("$aws/things/{thing}/jobs"),
@@ -62,7 +64,7 @@ mod tests {
     fn topics_stay_within_aws_limits() {
         // AWS IoT Core: a topic is at most 256 bytes and 7 slashes (reserved topics aside).
         let t = Topics::new(&"x".repeat(128));
-        for topic in [&t.readings, &t.alerts, &t.dm1, &t.status] {
+        for topic in [&t.readings, &t.alerts, &t.dm1, &t.security, &t.status] {
             assert!(topic.len() <= 256, "{topic}");
             assert!(topic.matches('/').count() <= 7, "{topic}");
         }

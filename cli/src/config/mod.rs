@@ -21,6 +21,7 @@ use vigil_agent::decode::dbc::DbcConfig;
 use vigil_agent::detect::DetectConfig;
 use vigil_agent::detect::model::{self, Model, ModelError};
 use vigil_agent::pipeline::{Outbound, ShutdownConfig, Stages};
+use vigil_agent::security::SecurityConfig;
 use vigil_agent::source::{CanConfig, ReplayConfig, SerialConfig, Source};
 use vigil_agent::spool::SpoolSection;
 use vigil_agent::uplink::UplinkConfig;
@@ -39,6 +40,8 @@ pub struct Config {
     pub source: SourceConfig,
     /// The DBC that drives J1939 decoding, and its signal names in VSS.
     pub dbc: DbcConfig,
+    /// The bus's intrusion monitor.
+    pub security: SecurityConfig,
     pub detect: DetectConfig,
     pub batch: BatchConfig,
     pub alarm: AlarmConfig,
@@ -188,6 +191,7 @@ impl Config {
         if let Some(sim) = &self.source.simulator {
             sim.check()?;
         }
+        self.security.check()?;
         self.detect.check(self.vehicle.cargo)?;
         self.batch.check()?;
         self.alarm.check()?;
@@ -241,6 +245,7 @@ impl Config {
             stages: Stages {
                 vehicle: self.vehicle.clone(),
                 decode,
+                security: self.security.clone(),
                 detect: self.detect.clone(),
                 model,
                 batch: self.batch.clone(),
