@@ -73,6 +73,7 @@ async fn an_overheating_truck_sounds_the_buzzer_with_the_uplink_cut() {
         alerts: Some(fleet_alerts),
         batches: Some(fleet_batches),
         diagnostics: None,
+        security: None,
     };
     let (rose_tx, rose) = oneshot::channel();
     let levels = Arc::new(Mutex::new(vec![]));
