@@ -86,6 +86,19 @@ pub enum FleetEvent {
         lamps_on: Vec<&'static str>,
         dtcs: Vec<Dtc>,
     },
+    /// A finding of the truck's bus intrusion monitor.
+    Security {
+        truck: String,
+        at_ms: i64,
+        kind: String,
+        severity: Severity,
+        bus: String,
+        /// The senders involved, the suspect first.
+        origins: Vec<String>,
+        /// Findings the message covers (repeats are sent once a minute).
+        count: u64,
+        detail: String,
+    },
 }
 
 impl FleetEvent {
@@ -97,7 +110,8 @@ impl FleetEvent {
             | FleetEvent::AlertCleared(a) => &a.truck,
             FleetEvent::TruckOnline { truck, .. }
             | FleetEvent::TruckOffline { truck, .. }
-            | FleetEvent::Dm1 { truck, .. } => truck,
+            | FleetEvent::Dm1 { truck, .. }
+            | FleetEvent::Security { truck, .. } => truck,
         }
     }
 
@@ -117,6 +131,7 @@ impl FleetEvent {
             | FleetEvent::AlertUpdated(a)
             | FleetEvent::AlertCleared(a) => Some(a.severity),
             FleetEvent::Dm1 { severity, .. } => *severity,
+            FleetEvent::Security { severity, .. } => Some(*severity),
             FleetEvent::TruckOnline { .. } | FleetEvent::TruckOffline { .. } => None,
         }
     }
@@ -143,7 +158,7 @@ pub struct AlertChange {
 /// Why a message changed nothing; the task logs it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Ignored {
-    #[error("not a vigil topic (expected dt/vigil/<truck>/alerts|status|dm1|readings)")]
+    #[error("not a vigil topic (expected dt/vigil/<truck>/alerts|status|dm1|security|readings)")]
     Topic,
     #[error("unreadable {what} payload: {reason}")]
     Payload { what: &'static str, reason: String },
@@ -218,6 +233,31 @@ struct Dm1Message {
     dtcs: Vec<Dtc>,
 }
 
+#[derive(Deserialize)]
+struct SecurityMessage {
+    boot: Option<u64>,
+    seq: Option<u64>,
+    at_ms: i64,
+    kind: String,
+    severity: String,
+    bus: String,
+    origins: Vec<String>,
+    count: u64,
+    detail: String,
+}
+
+/// The newest finding of one kind about one suspect, and how many there were.
+#[derive(Clone, Debug)]
+struct SecurityState {
+    at_ms: i64,
+    severity: Severity,
+    count: u64,
+    detail: String,
+}
+
+/// Security lines kept per truck; the oldest go first (a fuzzed bus makes many kinds).
+const SECURITY_KEPT: usize = 16;
+
 #[derive(Clone, Debug)]
 struct AlertState {
     change: AlertChange,
@@ -254,6 +294,8 @@ struct Truck {
     alerts: BTreeMap<(String, String), AlertState>,
     /// The latest DM1 per controller.
     dm1: BTreeMap<String, Dm1State>,
+    /// The latest security finding per (kind, suspect or bus).
+    security: BTreeMap<(String, String), SecurityState>,
     /// The newest reading per (signal, origin), for the value of an active alert.
     live: BTreeMap<(String, String), Live>,
     seen: HashSet<(u64, u64)>,
@@ -366,6 +408,7 @@ impl FleetBoard {
             "alerts" => self.alert(truck, payload("alert", bytes)?)?,
             "status" => self.status(truck, payload("status", bytes)?, retained, received_ms)?,
             "dm1" => self.dm1(truck, payload("DM1", bytes)?),
+            "security" => self.security(truck, payload("security", bytes)?)?,
             "readings" => self.readings(truck, payload("readings", bytes)?)?,
             _ => return Err(Ignored::Topic),
         };
@@ -541,8 +584,46 @@ impl FleetBoard {
         }]
     }
 
-    /// The table: per truck (by name) its own line, then its alerts and DM1s, those the
-    /// filter shows.
+    fn security(&mut self, name: &str, m: SecurityMessage) -> Result<Vec<FleetEvent>, Ignored> {
+        let severity = parse_severity(&m.severity)?;
+        let truck = self.truck(name);
+        if !truck.first_time(m.boot, m.seq) {
+            return Ok(Vec::new());
+        }
+        let suspect = m.origins.first().cloned().unwrap_or_else(|| m.bus.clone());
+        let key = (m.kind.clone(), suspect);
+        let count = truck.security.get(&key).map_or(0, |s| s.count) + m.count;
+        truck.security.insert(
+            key,
+            SecurityState {
+                at_ms: m.at_ms,
+                severity,
+                count,
+                detail: m.detail.clone(),
+            },
+        );
+        while truck.security.len() > SECURITY_KEPT {
+            let oldest = truck
+                .security
+                .iter()
+                .min_by_key(|(_, s)| s.at_ms)
+                .map(|(k, _)| k.clone());
+            oldest.map(|k| truck.security.remove(&k));
+        }
+        Ok(vec![FleetEvent::Security {
+            truck: name.to_owned(),
+            at_ms: m.at_ms,
+            kind: m.kind,
+            severity,
+            bus: m.bus,
+            origins: m.origins,
+            count: m.count,
+            detail: m.detail,
+        }])
+    }
+
+    /// The table: per truck (by name) its own line, then its alerts, DM1s and security
+    /// findings, those the filter shows.
     pub fn rows(&self) -> Vec<Row> {
         let mut rows = Vec::new();
         for (name, truck) in &self.trucks {
@@ -620,6 +701,25 @@ impl FleetBoard {
                         (true, _) => RowState::Cleared,
                         (false, true) => RowState::Offline,
                         (false, false) => RowState::Active,
+                    },
+                });
+            }
+            for ((kind, suspect), f) in &truck.security {
+                alerts.push(Row {
+                    truck: name.clone(),
+                    signal: format!("security {kind} {suspect}"),
+                    severity: Some(f.severity),
+                    value: if f.count > 1 {
+                        format!("x{} {}", f.count, f.detail)
+                    } else {
+                        f.detail.clone()
+                    },
+                    since_ms: f.at_ms,
+                    // A finding is an event, not a state: it stays on the board as seen.
+                    state: if offline {
+                        RowState::Offline
+                    } else {
+                        RowState::Active
                     },
                 });
             }

@@ -2,8 +2,10 @@
 //! of the fleet module that does I/O.
 //!
 //! ```text
-//! CONNACK          -> subscribe (QoS 1) to alerts, status, dm1 and readings of one truck or all
-//! SUBACK           -> refused filters are an error the user must fix (the broker's policy)
+//! CONNACK          -> subscribe (QoS 1) to alerts, status, dm1, security and readings of one
+//!                     truck or all
+//! SUBACK           -> a refused alerts filter is an error the user must fix (the broker's
+//!                     policy); another refused stream is warned of, and the rest shown
 //! PUBLISH          -> board.apply -> JSON lines, or the table redrawn
 //! error            -> say why, wait for the backoff (1 s doubling to 60 s, jittered), poll again
 //! every second     -> the table again (its "since" column moves)
@@ -59,7 +61,7 @@ pub enum WatchError {
 /// The topic filters for one truck or all of them.
 pub fn subscriptions(vehicle: Option<&str>) -> Vec<String> {
     let t = Topics::new(vehicle.unwrap_or("+"));
-    vec![t.alerts, t.status, t.dm1, t.readings]
+    vec![t.alerts, t.status, t.dm1, t.security, t.readings]
 }
 
 fn options(config: &WatchConfig) -> MqttOptions {
@@ -218,8 +220,13 @@ async fn watch<W: Write>(
                 }
                 Ok(Event::Incoming(Incoming::SubAck(ack))) => {
                     for (filter, code) in filters.iter().zip(&ack.return_codes) {
-                        if *code == SubscribeReasonCode::Failure {
+                        // Without alerts the watcher has no purpose; without another
+                        // stream (a policy older than the stream) it shows the rest.
+                        if *code == SubscribeReasonCode::Failure && filter.ends_with("/alerts") {
                             return Err(WatchError::SubscriptionRefused(filter.clone()));
+                        }
+                        if *code == SubscribeReasonCode::Failure {
+                            tracing::warn!(event = "fleet_subscription_refused", filter = %filter, "the broker refused this stream; check that the watcher's policy allows iot:Subscribe and iot:Receive on it (deploy/aws/vigil-fleet.yaml); watching the others");
                         }
                     }
                     tracing::info!(event = "fleet_subscribed", topics = ?filters);
@@ -283,6 +290,7 @@ mod tests {
                 "dt/vigil/+/alerts",
                 "dt/vigil/+/status",
                 "dt/vigil/+/dm1",
+                "dt/vigil/+/security",
                 "dt/vigil/+/readings"
             ]
         );
@@ -292,6 +300,7 @@ mod tests {
                 "dt/vigil/truck-7/alerts",
                 "dt/vigil/truck-7/status",
                 "dt/vigil/truck-7/dm1",
+                "dt/vigil/truck-7/security",
                 "dt/vigil/truck-7/readings"
             ]
         );

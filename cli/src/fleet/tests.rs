@@ -15,8 +15,11 @@ use vigil_agent::decode::dm1::{
 };
 use vigil_agent::detect::alert::{Alert, AlertEvent, AlertKind, Severity};
 use vigil_agent::reading::{Origin, Signal, Timestamp};
+use vigil_agent::security::{SecurityEvent, SecurityKind};
 use vigil_agent::spool::{Record, RecordKind};
-use vigil_agent::uplink::payload::{Status, Stream, alert_body, dm1_body, publication, stored};
+use vigil_agent::uplink::payload::{
+    Status, Stream, alert_body, dm1_body, publication, security_body, stored,
+};
 use vigil_agent::uplink::topics::Topics;
 
 fn run(filter: Filter, script: &str) -> String {
@@ -297,7 +300,7 @@ fn unreadable_messages_are_ignored_with_the_reason() {
         "#,
         r#"
 ignored: unreadable readings payload: bad or missing t0
-ignored: not a vigil topic (expected dt/vigil/<truck>/alerts|status|dm1|readings)
+ignored: not a vigil topic (expected dt/vigil/<truck>/alerts|status|dm1|security|readings)
 ignored: unreadable alert payload: expected ident at line 1 column 2
 ignored: unreadable alert payload: unknown severity "info"
 ignored: unreadable status payload: unknown state "sleeping"
@@ -400,5 +403,58 @@ fn the_board_reads_the_agent_s_own_messages() {
                 r#"{{"event":"alert_cleared","truck":"truck-7","signal":"{TANK}","kind":"high_limit","severity":"critical","value":55.0,"threshold":50.0,"alert_id":4,"boot":9,"at_ms":12000}}"#
             ),
         ]
+    );
+}
+
+/// A security finding as the agent publishes it reaches the board: one JSON line, and a
+/// table line per (kind, suspect) that adds up the counts of its messages.
+#[test]
+fn security_findings_show_with_their_suspect_and_count() {
+    let topics = Topics::new("truck-7");
+    let hijack = |seq: u64, ms: i64, count: u64| {
+        let event = SecurityEvent {
+            at: Timestamp {
+                wall_us: ms * 1000,
+                mono: Duration::from_millis(ms as u64),
+            },
+            bus: Arc::from("can0"),
+            kind: SecurityKind::AddressHijack,
+            severity: Severity::Critical,
+            sources: vec![0x00],
+            pgn: Some(60928),
+            can_id: None,
+            count,
+            detail: "NAME 0x0000000000000000 claimed address 0x00".to_owned(),
+        };
+        let record = Record {
+            seq,
+            kind: RecordKind::Alert,
+            boot_id: 9,
+            created_ms: 0,
+            payload: stored(Stream::Security, &security_body(&event)),
+        };
+        let (topic, bytes) = publication(&record, &topics).unwrap();
+        format!("{ms} {topic} {}", String::from_utf8(bytes).unwrap())
+    };
+    let script = format!(
+        "{}\n{}\n{}\ntable 80000",
+        hijack(1, 15_000, 1),
+        // QoS 1 may deliver it twice: the second is dropped by its (boot, seq).
+        hijack(1, 15_000, 1),
+        hijack(2, 75_000, 3)
+    );
+    check(
+        Filter {
+            vehicle: None,
+            min_severity: Some(Severity::Critical),
+        },
+        &script,
+        r#"
+{"event":"security","truck":"truck-7","at_ms":15000,"kind":"address_hijack","severity":"critical","bus":"can0","origins":["can0/sa00"],"count":1,"detail":"NAME 0x0000000000000000 claimed address 0x00"}
+{"event":"security","truck":"truck-7","at_ms":75000,"kind":"address_hijack","severity":"critical","bus":"can0","origins":["can0/sa00"],"count":3,"detail":"NAME 0x0000000000000000 claimed address 0x00"}
+vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
+truck            signal                                                         severity value                           since  state
+truck-7          security address_hijack can0/sa00                              critical x4 NAME 0x0000000000000000 claimed address 0x00       5s  active
+"#,
     );
 }
