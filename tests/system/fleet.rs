@@ -315,3 +315,54 @@ fn the_fleet_watch_reconnects_by_itself_and_says_so() {
     assert_eq!(dm1["severity"], "critical", "{dm1}");
     assert_eq!(dm1["dtcs"][0]["spn"], 110, "{dm1}");
 }
+
+/// A truck replays the real address-claim attack (Truck_Sentry's `address_claim.log`, MIT):
+/// its intrusion monitor's findings reach the fleet watch over TLS, valid against their
+/// schema, and the coolant's silence after the attack is the one alert.
+#[test]
+fn a_hijacked_engine_address_reaches_the_fleet_watch_as_security_findings() {
+    let pki = Pki::new();
+    let broker = Mosquitto::start(&pki);
+    let fleet = Fleet::connect(
+        &pki,
+        broker.port,
+        "security-subscriber",
+        &["dt/vigil/+/security"],
+    );
+    let mut watcher = Watcher::start(&pki, broker.port, "vigil-fleet-sec", &[]);
+    let thing = "truck-s";
+    let id = pki.client(thing, None, false);
+    let log = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/j1939-truck-sentry-address-claim.candump.txt");
+    let config = write_file(
+        pki.dir.path(),
+        "truck-s.toml",
+        &format!(
+            "[vehicle]\nid = \"{thing}\"\n\n[source.replay]\npath = \"{}\"\nspeed = 0.0\n\n\
+             [spool]\npath = \"{}\"\n\n\
+             [uplink]\nendpoint = \"localhost\"\nport = {}\nca_file = \"{}\"\n\
+             cert_file = \"{}\"\nkey_file = \"{}\"\nkeep_alive = \"30s\"\n",
+            log.display(),
+            pki.dir.path().join("spool-s").display(),
+            broker.port,
+            pki.ca.pem.display(),
+            id.cert.display(),
+            id.key.display()
+        ),
+    );
+    let (child, _log) = start_truck(&config);
+    let _child = crate::broker::KillOnDrop(Some(child));
+    let seen = fleet.until("the hijack and the lost address", |seen| seen.len() >= 2);
+    let kinds: Vec<Value> = seen
+        .iter()
+        .map(|(_, p)| crate::schema::assert_valid("security.schema.json", p)["kind"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("address_hijack"), json!("address_lost")]);
+    let events = watcher.events_until("the lost address", |e| {
+        is(e, "security", thing) && e["kind"] == "address_lost"
+    });
+    let security: Vec<&Value> = events.iter().filter(|e| is(e, "security", thing)).collect();
+    assert_eq!(security.len(), 2, "{events:#?}");
+    assert_eq!(security[0]["origins"], json!(["can0/sa00"]));
+    assert_eq!(security[1]["severity"], "critical");
+}
