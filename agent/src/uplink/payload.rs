@@ -256,8 +256,33 @@ pub struct Status {
     /// and the parameters this truck does not send.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detect: Option<DetectStatus>,
+    /// What the bus's intrusion monitor found since the agent started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at_ms: Option<i64>,
+}
+
+/// The intrusion monitor's counters, as the status reports them.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct SecurityCounts {
+    /// Security events reported (each published on the security topic).
+    pub events: u64,
+    /// Findings, reported or held back as repeats.
+    pub findings: u64,
+    /// Transport-protocol announcements refused for capacity.
+    pub tp_sessions_refused: u64,
+}
+
+impl SecurityCounts {
+    pub fn from_metrics(m: &crate::telemetry::Metrics) -> Self {
+        let s = m.snapshot();
+        SecurityCounts {
+            events: s.security_events_total,
+            findings: s.security_findings_total,
+            tp_sessions_refused: s.tp_sessions_refused_total,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -273,6 +298,7 @@ impl Status {
         model_version: Option<String>,
         spool: SpoolDepth,
         detect: DetectStatus,
+        security: SecurityCounts,
     ) -> Self {
         Status {
             format: "vigil.status/1",
@@ -282,6 +308,7 @@ impl Status {
             model_version,
             spool: Some(spool),
             detect: Some(detect),
+            security: Some(security),
             at_ms: Some(now_ms()),
         }
     }
@@ -296,6 +323,7 @@ impl Status {
             model_version: None,
             spool: None,
             detect: None,
+            security: None,
             at_ms: None,
         }
     }

@@ -30,7 +30,7 @@ use super::config::UplinkConfig;
 use super::inflight::{InFlight, Resolved, Sent};
 use super::jobs::{self, Taken};
 use super::pacer::Pacer;
-use super::payload::{SpoolDepth, Status, publication};
+use super::payload::{SecurityCounts, SpoolDepth, Status, publication};
 use super::shadow::{Outcome, Shadow};
 use super::topics::Topics;
 use super::{LinkStatus, tls};
@@ -515,6 +515,7 @@ impl Uplink {
                 alerts: depth.alerts.records,
             },
             self.detect.borrow().clone(),
+            SecurityCounts::from_metrics(&self.metrics),
         );
         Control {
             topic: st.topics.status.clone(),
