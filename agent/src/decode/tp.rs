@@ -207,6 +207,7 @@ impl Reassembler {
                     deadline,
                     mode,
                 });
+                Metrics::inc(&self.metrics.tp_sessions_opened_total);
                 Ok(())
             }
             CM_CTS => {
