@@ -500,6 +500,58 @@ mod tests {
         assert!(good.readings >= s.readings);
     }
 
+    /// The real log as candump prints it (`-ta`) and as Vector ASC (bus `can1` is channel 2),
+    /// written here from its `candump -l` lines.
+    fn printed_and_asc(candump: &str) -> (String, String) {
+        let mut printed = String::new();
+        let mut asc =
+            String::from("date Mon Oct 25 07:00:55.000 pm 2021\nbase hex  timestamps absolute\n");
+        for line in candump.lines() {
+            let (stamp, rest) = line.split_once(") ").unwrap();
+            let (bus, frame) = rest.split_once(' ').unwrap();
+            let (id, data) = frame.split_once('#').unwrap();
+            let bytes: Vec<&str> = (0..data.len())
+                .step_by(2)
+                .map(|i| &data[i..i + 2])
+                .collect();
+            let (n, spaced) = (bytes.len(), bytes.join(" "));
+            let _ = writeln!(printed, " {stamp})  {bus}  {id}   [{n}]  {spaced}");
+            let (secs, micros) = stamp[1..].split_once('.').unwrap();
+            let offset = secs.parse::<i64>().unwrap() - 1_635_188_455;
+            let channel = bus[3..].parse::<u32>().unwrap() + 1;
+            let x = if id.len() == 8 { "x" } else { "" };
+            let _ = writeln!(
+                asc,
+                "   {offset}.{micros} {channel}  {id}{x}  Rx   d {n} {spaced}"
+            );
+        }
+        (printed, asc)
+    }
+
+    #[test]
+    fn the_real_log_decodes_to_the_same_rows_printed_by_candump_and_as_vector_asc() {
+        let text = std::fs::read_to_string(LOG).unwrap();
+        assert!(
+            text.starts_with("(1635188455."),
+            "the ASC date line is this second"
+        );
+        let (rows, clean) = decode_bytes(text.as_bytes()).unwrap();
+        assert!(clean.readings > 14_000, "{}", clean.readings);
+        let (printed, asc) = printed_and_asc(&text);
+        for (form, log) in [(Form::CandumpPrinted, printed), (Form::VectorAsc, asc)] {
+            let (same, s) = decode_bytes(log.as_bytes()).unwrap();
+            assert_eq!(
+                (s.log.form, s.log.frames, s.log.skipped()),
+                (Some(form), 57_849, 0)
+            );
+            assert_eq!(
+                (s.readings, s.flagged, s.diagnostics),
+                (clean.readings, clean.flagged, clean.diagnostics)
+            );
+            assert!(same == rows, "{form}: the rows differ");
+        }
+    }
+
     #[test]
     fn a_missing_log_names_itself() {
         let cmd = DecodeCommand {
