@@ -158,3 +158,32 @@ fn a_file_without_frames_exits_1_and_a_missing_replay_log_exits_2() {
     );
     assert!(!stderr.contains("pipeline_started"), "{stderr}");
 }
+
+#[test]
+fn replay_reads_a_saleae_capture_from_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = dir.path().join("a.jsonl");
+    let mut child = vigil()
+        .args(["replay", "--input", "-", "--model", "none", "--out"])
+        .arg(&alerts)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/j1939-truck-sentry-connection-exhaustion.saleae.csv"
+    ))
+    .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || stdin.write_all(&log));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let summary = last_line(&out.stderr);
+    assert!(
+        summary.starts_with("replayed ")
+            && summary.contains("30 frames (Saleae CSV)")
+            && summary.contains("12 bus errors"),
+        "{summary}"
+    );
+}

@@ -268,6 +268,49 @@ mod tests {
         assert!(rx.recv().await.is_none(), "no frame after shutdown");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_bad_byte_and_an_endless_line_cost_one_line_each() {
+        // The log above with, after its first frame, a line with a byte that is not UTF-8
+        // and a 1 MiB line: both skipped and counted, every frame still arrives.
+        let mut log = LOG.as_bytes().to_vec();
+        let first = LOG.find('\n').unwrap() + 1;
+        let mut bad = b"(1635188455.500000) can1 18FEEE00#\xFF\n".to_vec();
+        bad.extend(vec![b'7'; 1 << 20]);
+        bad.push(b'\n');
+        log.splice(first..first, bad);
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&log).unwrap();
+        let config = ReplayConfig {
+            path: file.path().to_owned(),
+            speed: 0.0,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (tx, mut rx) = mpsc::channel(4);
+        let (cx, _shutdown) = context(tx, metrics.clone());
+        let task = tokio::spawn(Box::new(config).run(cx));
+        let mut frames = 0;
+        while rx.recv().await.is_some() {
+            frames += 1;
+        }
+        task.await.unwrap().unwrap();
+        assert_eq!(frames, 3);
+        assert_eq!(metrics.snapshot().replay_lines_malformed_total, 2 + 2);
+    }
+
+    #[tokio::test]
+    async fn a_log_without_a_frame_ends_the_source_with_an_error() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(b"no frame here\n").unwrap();
+        let config = ReplayConfig {
+            path: file.path().to_owned(),
+            speed: 0.0,
+        };
+        let (tx, _rx) = mpsc::channel(1);
+        let (cx, _shutdown) = context(tx, Arc::default());
+        let err = Box::new(config).run(cx).await.unwrap_err();
+        assert!(err.to_string().contains("holds no CAN frame"), "{err}");
+    }
+
     #[tokio::test]
     async fn a_missing_file_names_itself() {
         let config = ReplayConfig {
