@@ -51,7 +51,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  vigil replay --input drive.log --config /etc/vigil/vigil.toml --out alerts.jsonl --report report.html\n  \
                             vigil replay --input drive.log --model models/forecaster.card.json --out alerts.jsonl\n  \
-                            vigil replay --input history.csv --model none --out alerts.jsonl\n\
+                            vigil replay --input history.csv --model none --out alerts.jsonl\n  \
                             cat drive.log | vigil replay --input - --out alerts.jsonl\n\
                             Logs: candump -l or printed (CAN FD too), Vector ASC, Saleae Logic 2 CAN CSV.\n\
                             A CSV of readings has a `timestamp` column (Unix seconds) then one column per VSS signal."

@@ -33,6 +33,7 @@ pub mod asc;
 pub mod candump;
 pub mod lines;
 pub mod saleae;
+mod time;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use lines::{LineSplitter, MAX_LINE, Piece, next_line};
+pub(crate) use time::{seconds_to_micros, unix_micros};
 
 use super::CanFrame;
 use crate::reading::Timestamp;
@@ -254,9 +256,12 @@ impl LogReader {
                 return Ok(None);
             }
         };
-        if self.counts.lines == 1 {
-            self.check_container(bytes)?;
-        }
+        self.check_container(bytes)?;
+        // Windows tools may open a text export with a byte-order mark.
+        let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+            Some(rest) if self.counts.lines == 1 => rest,
+            _ => bytes,
+        };
         let text = match std::str::from_utf8(bytes) {
             Ok(text) => text,
             Err(e) => {
@@ -378,7 +383,7 @@ impl LogReader {
         tracing::debug!(event = "log_form_detected", log = self.name, %form, line = self.counts.lines);
     }
 
-    /// Refuses the binary forms by their first bytes.
+    /// Refuses the binary forms by the first bytes of the file (its first line).
     fn check_container(&mut self, start: &[u8]) -> Result<(), LogError> {
         if self.counts.lines != 1 {
             return Ok(());
@@ -483,60 +488,6 @@ fn candump_skip(error: candump::CandumpError) -> Outcome<'static> {
         E::Shape(_) | E::Timestamp(_) | E::Id(_) | E::Data(_) => SkipCause::Malformed,
     };
     Outcome::Skip(cause, error.to_string().into())
-}
-
-/// Microseconds since the Unix epoch of a UTC date and time; `None` out of range.
-pub(crate) fn unix_micros(y: i64, m: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<i64> {
-    if !(1..=12).contains(&m)
-        || !(1..=31).contains(&d)
-        || !(0..24).contains(&h)
-        || !(0..60).contains(&mi)
-        || !(0..=60).contains(&s)
-        || !(0..=9999).contains(&y)
-    {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + h) * 60 + mi) * 60_000_000 + s * 1_000_000)
-}
-
-/// Decimal seconds (`0.004000`, `12`, `1.2e-05`) to microseconds, truncated; exact for plain
-/// decimals, whatever their length.
-pub(crate) fn seconds_to_micros(text: &str) -> Option<i64> {
-    if text.contains(['e', 'E']) {
-        let secs: f64 = text.parse().ok()?;
-        return (secs.is_finite() && secs.abs() < 1e12).then_some((secs * 1e6) as i64);
-    }
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if whole.is_empty() && fraction.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !fraction.bytes().all(|b| b.is_ascii_digit())
-        || whole.len() > 12
-    {
-        return None;
-    }
-    let whole: i64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let mut micros = 0i64;
-    for (i, b) in fraction.bytes().take(6).enumerate() {
-        micros += i64::from(b - b'0') * 10i64.pow(5 - i as u32);
-    }
-    let total = whole * 1_000_000 + micros;
-    Some(if negative { -total } else { total })
 }
 
 #[cfg(test)]

@@ -117,6 +117,9 @@ fn a_saleae_export_in_either_column_order_and_either_time() {
     let (frames, got, _) = read(iso.as_bytes());
     assert_eq!(frames, ["(1692941231.752721) can0 0CF00400#FE"]);
     assert_eq!(got.frames, 1);
+    // The same export saved with a byte-order mark.
+    let (bom, _, _) = read(&[&b"\xEF\xBB\xBF"[..], iso.as_bytes()].concat());
+    assert_eq!(bom, frames);
 }
 
 /// Two excerpts of SystemsCyber/Truck_Sentry's Saleae exports (MIT; tests/data/README.md):
