@@ -322,7 +322,7 @@ impl Pipeline {
         let cx = SourceContext::new(Clock::start(), inputs_tx, shutdown.clone(), metrics.clone());
         for source in sources {
             let name = source.name();
-            tasks.spawn(name, logged(name, source.run(cx.clone())));
+            tasks.spawn(name, logged(name, metrics.clone(), source.run(cx.clone())));
         }
         drop(cx);
 
@@ -659,13 +659,16 @@ impl Router {
     }
 }
 
-/// Runs a source, logging how it ended: a failed source is reported, and the rest of the
-/// agent keeps running on the other sources.
-async fn logged(task: &'static str, source: crate::source::SourceTask) {
+/// Runs a source, logging how it ended: a failed source is reported and counted, and the
+/// rest of the agent keeps running on the other sources.
+async fn logged(task: &'static str, metrics: Arc<Metrics>, source: crate::source::SourceTask) {
     let name = task.trim_start_matches("source:");
     match source.await {
         Ok(()) => tracing::info!(event = "source_ended", source = name),
-        Err(error) => tracing::error!(event = "source_failed", source = name, %error),
+        Err(error) => {
+            Metrics::inc(&metrics.sources_failed_total);
+            tracing::error!(event = "source_failed", source = name, %error)
+        }
     }
 }
 

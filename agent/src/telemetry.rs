@@ -47,6 +47,8 @@ metrics! {
     serial_protocol_errors_total,
     /// Serial messages missing according to the node's sequence numbers.
     serial_sequence_gaps_total,
+    /// J1939 transport-protocol sessions opened by an announcement (BAM or RTS).
+    tp_sessions_opened_total,
     /// J1939 transport-protocol messages reassembled (BAM or RTS/CTS).
     tp_messages_total,
     /// Transport-protocol transfers dropped because a packet came later than J1939-21 allows.
@@ -73,6 +75,8 @@ metrics! {
     diagnostics_malformed_total,
     /// Lines of a replayed log that are not frames (skipped, the replay carries on).
     replay_lines_malformed_total,
+    /// Sources that ended with an error (`source_failed`): `vigil run` then exits 1.
+    sources_failed_total,
     /// Times a serial port or CAN interface was reopened after it failed.
     source_reopens_total,
     /// Readings produced by the decoders, good or flagged.

@@ -46,16 +46,19 @@ enum Command {
                             writes drive.log (candump -l), drive.serial (raw node bytes) and drive.labels.csv"
     )]
     Simulate(vigil::demo::SimulateOptions),
-    /// Run the detect stage over a recorded candump log (with its .serial companion) or CSV,
+    /// Run the detect stage over a recorded CAN log (with its .serial companion) or CSV,
     /// judging exactly as `vigil run` with the same config would.
     #[command(
         after_help = "Examples:\n  vigil replay --input drive.log --config /etc/vigil/vigil.toml --out alerts.jsonl --report report.html\n  \
                             vigil replay --input drive.log --model models/forecaster.card.json --out alerts.jsonl\n  \
-                            vigil replay --input history.csv --model none --out alerts.jsonl\n\
-                            A CSV has a `timestamp` column (Unix seconds) then one column per VSS signal."
+                            vigil replay --input history.csv --model none --out alerts.jsonl\n  \
+                            cat drive.log | vigil replay --input - --out alerts.jsonl\n\
+                            Logs: candump -l or printed (CAN FD too), Vector ASC, Saleae Logic 2 CAN CSV.\n\
+                            A CSV of readings has a `timestamp` column (Unix seconds) then one column per VSS signal."
     )]
     Replay {
-        /// A candump -l log (a .serial file beside it is merged in) or a .csv file.
+        /// A CAN log (candump, Vector ASC, Saleae CSV; a .serial file beside it is merged
+        /// in), `-` for standard input, or a CSV of readings.
         #[arg(long)]
         input: PathBuf,
         /// The model instead of the config's `[detect] model`: a model card (JSON, the
@@ -117,17 +120,19 @@ enum Command {
         /// The TOML config file to check.
         file: PathBuf,
     },
-    /// Decode a candump log with a DBC to rows of timestamp, VSS signal and value.
+    /// Decode a CAN log with a DBC to rows of timestamp, VSS signal, origin and value.
     #[command(
         after_help = "Example:\n  vigil decode --dbc deploy/dbc/vigil-j1939.dbc --input tests/data/j1939-truck-css.candump.log --format csv\n\
+                            Logs: candump -l or printed (CAN FD too), Vector ASC, Saleae Logic 2 CAN CSV; `--input -` reads stdin.\n\
                             Rows whose value is flagged (not available, error) give the flag instead of a number;\n\
-                            DM1 diagnostic messages give one row each."
+                            DM1 diagnostic messages give one row each. The last line on stderr counts frames,\n\
+                            skipped lines by cause, unknown PGNs and transport sessions."
     )]
     Decode {
         /// The DBC file.
         #[arg(long)]
         dbc: PathBuf,
-        /// The `candump -l` log.
+        /// The CAN log (candump, Vector ASC, Saleae CSV), or `-` for standard input.
         #[arg(long)]
         input: PathBuf,
         #[arg(long, value_enum, default_value_t)]
@@ -256,7 +261,10 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     "vigil: shutdown complete, {} tasks drained, 0 left; {} readings, {} alerts raised",
                     summary.tasks_drained, summary.metrics.readings_total, summary.metrics.alerts_raised_total
                 );
-                anyhow::Ok(())
+                match summary.metrics.sources_failed_total {
+                    0 => anyhow::Ok(()),
+                    n => Err(anyhow::anyhow!("{n} source(s) failed; see `source_failed` above")),
+                }
             })?;
         }
         Command::Demo(options) => {
@@ -278,14 +286,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 out,
                 signals: vigil_agent::decode::dbc::default_signal_names(),
             })?;
-            eprintln!(
-                "decoded {} frames into {} readings ({} flagged) and {} DM1 events; {} malformed lines skipped",
-                summary.frames,
-                summary.readings,
-                summary.flagged,
-                summary.diagnostics,
-                summary.malformed_lines
-            );
+            eprintln!("{}", summary.line());
         }
         Command::Spool(SpoolCommand::Inspect { path, json }) => {
             let report = vigil_agent::spool::inspect(&path)?;
@@ -354,19 +355,8 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             };
             let summary =
                 vigil_lab::replay::replay(&judge, signals, &input, &out, report.as_deref())?;
-            eprintln!(
-                "replayed {} readings from {} with {}: {} alerts to {}{}",
-                summary.readings,
-                input.display(),
-                summary.model.as_deref().unwrap_or("rules only"),
-                summary.alerts.len(),
-                out.display(),
-                match summary.malformed_lines {
-                    0 => String::new(),
-                    n => format!(" ({n} lines that were not frames skipped)"),
-                }
-            );
             eprintln!("{}", vigil_lab::report::coverage(&summary.detect));
+            eprintln!("{}", summary.line(&input, &out));
         }
         Command::Eval {
             model,

@@ -1,38 +1,43 @@
-//! `vigil decode --dbc FILE --input LOG [--format csv|jsonl] [--out FILE]`: decodes a
-//! candump log with a DBC into rows, the tool engineers use to check a DBC against a real
-//! log. The CLI only parses arguments and calls [`decode_command`].
+//! `vigil decode --dbc FILE --input LOG [--format csv|jsonl] [--out FILE]`: decodes a CAN
+//! log with a DBC into rows, the tool engineers use to check a DBC against a real log. The
+//! CLI only parses arguments and calls [`decode_command`].
 //!
 //! Every signal of the DBC is decoded: those the mapping names under their VSS name, the
 //! others under their DBC name. A row with a quality flag says the flag instead of a value.
-//! DM1 diagnostic messages become rows too, one per trouble code. The log is read by the
-//! agent's own recording reader: a `.serial` file beside it (the tank node) is merged in,
-//! and malformed log lines are skipped, logged and counted in the summary.
+//! DM1 diagnostic messages become rows too, one per trouble code. The log (any form the
+//! agent's [`LogReader`](vigil_agent::frame::log::LogReader) reads; `-` for standard input)
+//! is read by the agent's own recording reader: a `.serial` file beside it (the tank node)
+//! is merged in, and lines that give no frame are skipped, logged and counted by cause in
+//! the summary, beside the decoder's own counters ([`DecodeSummary`]).
 //!
 //! # Rows
 //!
-//! CSV, with a header: `timestamp,signal,value`, the timestamp in wall-clock seconds with
-//! microseconds as candump writes it:
+//! CSV, with a header: `timestamp,signal,origin,value`, the timestamp in wall-clock seconds
+//! with microseconds as candump writes it, the origin the sender (`can1/sa00`: bus and
+//! source address; the serial port for the tank node), so two senders of one signal are
+//! told apart:
 //!
 //! ```text
-//! 1635188455.410900,Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature,71
-//! 1635188455.410900,EngTurboOilTemp,not_available
-//! 1635188455.718900,DM1/can1/sa00,spn=980 fmi=9 oc=126 cm=0 mil=on rsl=off awl=off pl=not_available
+//! 1635188455.410900,Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature,can1/sa00,71
+//! 1635188455.410900,EngTurboOilTemp,can1/sa00,not_available
+//! 1635188455.718900,DM1,can1/sa00,spn=980 fmi=9 oc=126 cm=0 mil=on rsl=off awl=off pl=not_available
 //! ```
 //!
 //! JSON lines: `{"timestamp":..,"signal":..,"origin":..,"value":..}` (or `"quality":..`
-//! instead of `"value"`), and `{"timestamp":..,"dm1":{..}}` with the whole
+//! instead of `"value"`), and `{"timestamp":..,"origin":..,"dm1":{..}}` with the whole
 //! [`DiagnosticEvent`](super::dm1::DiagnosticEvent).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use vigil_agent::decode::dbc::{self, DbcError, SignalNames};
 use vigil_agent::decode::dm1::{DiagnosticEvent, LampState, SpnConversion};
 use vigil_agent::decode::table::SignalTable;
 use vigil_agent::decode::{Decoded, Decoder};
+use vigil_agent::frame::log::{LineSplitter, LogCounts, LogError, next_line};
 use vigil_agent::frame::recording::{Recording, serial_companion};
 use vigil_agent::reading::{Reading, Timestamp};
 use vigil_agent::telemetry::{Metrics, MetricsSnapshot};
@@ -49,6 +54,7 @@ pub enum OutputFormat {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecodeCommand {
     pub dbc: PathBuf,
+    /// The log; `-` for standard input.
     pub input: PathBuf,
     pub format: OutputFormat,
     /// Standard output when `None`.
@@ -57,18 +63,47 @@ pub struct DecodeCommand {
     pub signals: BTreeMap<String, String>,
 }
 
-/// What a decode run did, for the CLI to print.
+/// What a decode run did, for the CLI to print ([`DecodeSummary::line`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DecodeSummary {
-    pub lines: u64,
-    pub malformed_lines: u64,
-    pub frames: u64,
+    /// The log's form, its frames and the lines skipped by cause.
+    pub log: LogCounts,
     pub readings: u64,
     /// Readings with a quality flag instead of a value.
     pub flagged: u64,
     pub diagnostics: u64,
-    /// The decoder's counters (unknown PGNs, bad lengths, transport errors...).
+    /// The decoder's counters (unknown PGNs, bad lengths, transport sessions...).
     pub metrics: MetricsSnapshot,
+}
+
+impl DecodeSummary {
+    /// The one summary line `vigil decode` ends with.
+    pub fn line(&self) -> String {
+        format!(
+            "decoded {} into {} readings ({} flagged) and {} DM1 events; {}; {}",
+            self.log.frames_text(),
+            self.readings,
+            self.flagged,
+            self.diagnostics,
+            self.log.skipped_text(),
+            decoder_counts(&self.metrics)
+        )
+    }
+}
+
+/// What the decoder counted: unknown PGNs, bad lengths, transport-protocol sessions.
+pub fn decoder_counts(m: &MetricsSnapshot) -> String {
+    format!(
+        "{} frames of unknown PGNs, {} of bad length; TP sessions {} opened, {} completed, \
+         {} timed out, {} aborted, {} frames rejected",
+        m.can_frames_unknown_total,
+        m.can_frames_bad_length_total,
+        m.tp_sessions_opened_total,
+        m.tp_messages_total,
+        m.tp_timeouts_total,
+        m.tp_aborts_total,
+        m.tp_errors_total
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +116,8 @@ pub enum DecodeCommandError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Log(#[from] LogError),
     #[error("cannot write the rows{}: {source}", .path.as_ref().map(|p| format!(" to {}", p.display())).unwrap_or_default())]
     Output {
         path: Option<PathBuf>,
@@ -94,23 +131,28 @@ pub fn decode_command(cmd: &DecodeCommand) -> Result<DecodeSummary, DecodeComman
     let text = dbc::read_dbc(&cmd.dbc)?;
     let origin = cmd.dbc.display().to_string();
     let table = dbc::table_from_dbc(&text, &origin, &SignalNames::All(&cmd.signals))?;
-    let input = std::fs::File::open(&cmd.input).map_err(|source| DecodeCommandError::Input {
-        path: cmd.input.clone(),
-        source,
-    })?;
-    let input = std::io::BufReader::new(input);
-    let serial_path = serial_companion(&cmd.input);
-    let serial = match std::fs::read(&serial_path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => {
-            return Err(DecodeCommandError::Input {
-                path: serial_path,
-                source,
-            });
-        }
+    let input_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DecodeCommandError::Input { path, source }
     };
-    let name = cmd.input.display().to_string();
+    let from_stdin = cmd.input.as_os_str() == "-";
+    let (input, recording): (Box<dyn BufRead>, Recording) = if from_stdin {
+        let stdin = std::io::BufReader::new(std::io::stdin());
+        (Box::new(stdin), Recording::new("standard input", &[]))
+    } else {
+        let file = std::fs::File::open(&cmd.input).map_err(input_error(&cmd.input))?;
+        let serial_path = serial_companion(&cmd.input);
+        let serial = match std::fs::read(&serial_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => return Err(input_error(&serial_path)(source)),
+        };
+        let name = cmd.input.display().to_string();
+        (
+            Box::new(std::io::BufReader::new(file)),
+            Recording::new(name, &serial),
+        )
+    };
     let output_error = |source| DecodeCommandError::Output {
         path: cmd.out.clone(),
         source,
@@ -118,34 +160,24 @@ pub fn decode_command(cmd: &DecodeCommand) -> Result<DecodeSummary, DecodeComman
     match &cmd.out {
         Some(path) => {
             let file = std::fs::File::create(path).map_err(output_error)?;
-            decode_log(
-                table,
-                Recording::new(name, &serial),
-                input,
-                cmd.format,
-                std::io::BufWriter::new(file),
-            )
+            let out = std::io::BufWriter::new(file);
+            decode_log(table, recording, input, cmd.format, out)
         }
-        None => decode_log(
-            table,
-            Recording::new(name, &serial),
-            input,
-            cmd.format,
-            std::io::BufWriter::new(std::io::stdout().lock()),
-        ),
+        None => {
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            decode_log(table, recording, input, cmd.format, out)
+        }
     }
     .map_err(|e| match e {
         DecodeCommandError::Output { source, .. } => output_error(source),
-        DecodeCommandError::Input { source, .. } => DecodeCommandError::Input {
-            path: cmd.input.clone(),
-            source,
-        },
+        DecodeCommandError::Input { source, .. } => input_error(&cmd.input)(source),
         other => other,
     })
 }
 
-/// Decodes a candump log read from `input` (through `recording`, which holds the log's
-/// serial companion, if any) into rows written to `out`.
+/// Decodes a CAN log read from `input` (through `recording`, which holds the log's serial
+/// companion, if any) into rows written to `out`. A log that cannot be read at all (a
+/// binary form, no frame in it) is an error once its rows, if any, are written.
 pub fn decode_log<R: BufRead, W: Write>(
     table: SignalTable,
     mut recording: Recording,
@@ -159,30 +191,29 @@ pub fn decode_log<R: BufRead, W: Write>(
     let mut summary = DecodeSummary::default();
     let mut decoded = Decoded::default();
     let mut row = String::new();
-    let (mut line, mut inputs) = (Vec::new(), Vec::new());
+    let (mut lines, mut inputs) = (LineSplitter::new(), Vec::new());
     if format == OutputFormat::Csv {
-        out.write_all(b"timestamp,signal,value\n")
+        out.write_all(b"timestamp,signal,origin,value\n")
             .map_err(write_error)?;
     }
-    loop {
-        line.clear();
-        let read =
-            input
-                .read_until(b'\n', &mut line)
-                .map_err(|source| DecodeCommandError::Input {
-                    path: PathBuf::new(),
-                    source,
-                })?;
-        if read == 0 {
-            recording.finish(&mut inputs);
-        } else {
-            let text = String::from_utf8_lossy(&line);
-            let _ = recording.line(text.trim_end_matches(['\n', '\r']), &mut inputs);
-        }
+    let ended = loop {
+        let piece =
+            next_line(&mut input, &mut lines).map_err(|source| DecodeCommandError::Input {
+                path: PathBuf::new(),
+                source,
+            })?;
+        let more = piece.is_some();
+        let read = match piece {
+            Some(piece) => recording.piece(piece, &mut inputs),
+            None => recording.finish(&mut inputs),
+        };
         for input in inputs.drain(..) {
-            summary.frames += matches!(input, vigil_agent::frame::Input::Can(_)) as u64;
             decoded.clear();
             decoder.decode_full(&input, &mut decoded);
+            // Transport sessions time out on the frames' own clock, as in the agent.
+            if let Some(now) = input.mono() {
+                decoder.expire(now);
+            }
             row.clear();
             for reading in &decoded.readings {
                 summary.readings += 1;
@@ -201,13 +232,13 @@ pub fn decode_log<R: BufRead, W: Write>(
             }
             out.write_all(row.as_bytes()).map_err(write_error)?;
         }
-        if read == 0 {
-            break;
+        if read.is_err() || !more {
+            break read;
         }
-    }
+    };
     out.flush().map_err(write_error)?;
-    summary.lines = recording.log().lines();
-    summary.malformed_lines = recording.log().malformed();
+    ended?;
+    summary.log = recording.log().counts().clone();
     summary.metrics = metrics.snapshot();
     Ok(summary)
 }
@@ -222,8 +253,8 @@ fn write_timestamp(row: &mut String, at: Timestamp) {
 fn csv_reading(row: &mut String, r: &Reading) {
     write_timestamp(row, r.at);
     let _ = match r.value() {
-        Some(v) => writeln!(row, ",{},{v}", r.signal),
-        None => writeln!(row, ",{},{}", r.signal, r.quality),
+        Some(v) => writeln!(row, ",{},{},{v}", r.signal, r.origin),
+        None => writeln!(row, ",{},{},{}", r.signal, r.origin, r.quality),
     };
 }
 
@@ -246,7 +277,7 @@ fn csv_diagnostic(row: &mut String, e: &DiagnosticEvent) {
     );
     if e.dtcs.is_empty() {
         write_timestamp(row, e.at);
-        let _ = writeln!(row, ",DM1/{},no_active_dtc {lamps}", e.origin);
+        let _ = writeln!(row, ",DM1,{},no_active_dtc {lamps}", e.origin);
     }
     for dtc in &e.dtcs {
         write_timestamp(row, e.at);
@@ -256,7 +287,7 @@ fn csv_diagnostic(row: &mut String, e: &DiagnosticEvent) {
         let cm = (dtc.conversion != SpnConversion::Version4) as u8;
         let _ = writeln!(
             row,
-            ",DM1/{},spn={} fmi={} oc={oc} cm={cm} {lamps}",
+            ",DM1,{},spn={} fmi={} oc={oc} cm={cm} {lamps}",
             e.origin, dtc.spn, dtc.fmi
         );
     }
@@ -285,12 +316,14 @@ fn jsonl_diagnostic(row: &mut String, e: &DiagnosticEvent) {
     row.push_str("{\"timestamp\":");
     write_timestamp(row, e.at);
     let event = serde_json::to_string(e).unwrap_or_else(|_| "null".to_owned());
-    let _ = writeln!(row, ",\"dm1\":{event}}}");
+    let origin = json_string(&e.origin.to_string());
+    let _ = writeln!(row, ",\"origin\":{origin},\"dm1\":{event}}}");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigil_agent::frame::log::Form;
     use vigil_agent::signals::COOLANT_TEMPERATURE;
 
     const LOG: &str = concat!(
@@ -316,25 +349,29 @@ mod tests {
     fn the_real_log_decodes_to_csv_rows() {
         let (csv, s) = run(OutputFormat::Csv);
         let rows: Vec<&str> = csv.lines().collect();
-        assert_eq!(rows[0], "timestamp,signal,value");
-        assert_eq!((s.lines, s.frames, s.malformed_lines), (57_849, 57_849, 0));
+        assert_eq!(rows[0], "timestamp,signal,origin,value");
+        assert_eq!(
+            (s.log.lines, s.log.frames, s.log.skipped()),
+            (57_849, 57_849, 0)
+        );
+        assert_eq!(s.log.form, Some(Form::CandumpLog));
         // EEC1 1 + ET1 5 + CCVS1 1 + AMB 2 readings per frame; 4 codes per DM1.
         assert_eq!(s.readings, 12_719 + 127 * 5 + 1_272 + 127 * 2);
         assert_eq!(s.flagged, 127 * 3);
         assert_eq!(s.diagnostics, 127);
         assert_eq!(rows.len() as u64, 1 + s.readings + 4 * s.diagnostics);
-        let coolant = format!("1635188455.410900,{COOLANT_TEMPERATURE},71");
+        let coolant = format!("1635188455.410900,{COOLANT_TEMPERATURE},can1/sa00,71");
         assert!(rows.contains(&coolant.as_str()), "{coolant}");
         assert!(rows.contains(
-            &"1635188455.410900,Vehicle.Powertrain.CombustionEngine.EngineOil.Temperature,72.78125"
+            &"1635188455.410900,Vehicle.Powertrain.CombustionEngine.EngineOil.Temperature,can1/sa00,72.78125"
         ));
-        assert!(rows.contains(&"1635188455.410900,EngTurboOilTemp,not_available"));
+        assert!(rows.contains(&"1635188455.410900,EngTurboOilTemp,can1/sa00,not_available"));
         assert!(rows.contains(
-            &"1635188455.718900,DM1/can1/sa00,spn=3216 fmi=20 oc=2 cm=0 mil=on rsl=off awl=off pl=not_available"
+            &"1635188455.718900,DM1,can1/sa00,spn=3216 fmi=20 oc=2 cm=0 mil=on rsl=off awl=off pl=not_available"
         ));
         assert!(
-            rows[1..].iter().all(|r| r.split(',').count() == 3),
-            "three columns everywhere"
+            rows[1..].iter().all(|r| r.split(',').count() == 4),
+            "four columns everywhere"
         );
     }
 
@@ -348,6 +385,7 @@ mod tests {
             assert!(row["timestamp"].as_f64().unwrap() > 1.6e9);
             if let Some(event) = row.get("dm1") {
                 dm1 += 1;
+                assert_eq!(row["origin"], "can1/sa00");
                 assert_eq!(event["dtcs"][0]["spn"], 980);
                 assert_eq!(event["lamps"]["malfunction"]["state"], "on");
             } else if row.get("value").is_some() {
@@ -364,23 +402,154 @@ mod tests {
     #[test]
     fn malformed_lines_are_skipped_and_counted() {
         let log = "(1.000000) can1 18FEEE00#6F3F392BFFFFFFFF\nnot a frame\n(2.000000) can1 18FEEE00#FF3F392B\n";
-        let table = dbc::DbcConfig::default().load().unwrap();
-        let mut out = Vec::new();
-        let recording = Recording::new("log", &[]);
-        let s = decode_log(
-            table,
-            recording,
-            log.as_bytes(),
-            OutputFormat::Csv,
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!((s.frames, s.malformed_lines, s.flagged), (2, 1, 1));
-        let text = String::from_utf8(out).unwrap();
+        let (text, s) = decode_bytes(log.as_bytes()).unwrap();
+        assert_eq!((s.log.frames, s.log.malformed, s.flagged), (2, 1, 1));
         assert!(
-            text.contains(&format!("2.000000,{COOLANT_TEMPERATURE},not_available")),
+            text.contains(&format!(
+                "2.000000,{COOLANT_TEMPERATURE},can1/sa00,not_available"
+            )),
             "{text}"
         );
+    }
+
+    /// Decodes a log given as bytes to CSV with the built-in table.
+    fn decode_bytes(log: &[u8]) -> Result<(String, DecodeSummary), DecodeCommandError> {
+        let table = dbc::DbcConfig::default().load().unwrap();
+        let mut out = Vec::new();
+        let s = decode_log(
+            table,
+            Recording::new("log", &[]),
+            log,
+            OutputFormat::Csv,
+            &mut out,
+        )?;
+        Ok((String::from_utf8(out).unwrap(), s))
+    }
+
+    #[test]
+    fn two_senders_of_one_signal_are_told_apart_by_their_origin() {
+        let log = "(1.000000) can1 18FEEE00#6F3F392BFFFFFFFF\n(1.100000) can1 18FEEE03#703F392BFFFFFFFF\n";
+        let (text, _) = decode_bytes(log.as_bytes()).unwrap();
+        assert!(
+            text.contains(&format!("1.000000,{COOLANT_TEMPERATURE},can1/sa00,71")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("1.100000,{COOLANT_TEMPERATURE},can1/sa03,72")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_summary_line_shows_every_counter() {
+        let log = "(1.000000) can1 18FEEE00#6F3F392BFFFFFFFF\n\
+                   (1.000100) can1 18FEEE00#6F3F\n\
+                   (1.000200) can1 18FFFF00#00\n\
+                   (1.000300) can1 18ECFF00#20120003FFCAFE00\n\
+                   (1.000400) can1 123#R\n\
+                   (3.000000) can1 18FFFF00#00\n";
+        let (_, s) = decode_bytes(log.as_bytes()).unwrap();
+        let line = s.line();
+        assert_eq!(
+            line,
+            "decoded 5 frames (candump -l) into 5 readings (0 flagged) and 0 DM1 events; \
+             lines skipped: 0 too long, 0 bad bytes, 0 malformed, 1 unsupported, 0 bus errors; \
+             2 frames of unknown PGNs, 1 of bad length; TP sessions 1 opened, 0 completed, \
+             1 timed out, 0 aborted, 0 frames rejected"
+        );
+    }
+
+    #[test]
+    fn a_log_without_a_frame_is_an_error_naming_the_forms_read() {
+        let err = decode_bytes(b"hello\nworld\n").unwrap_err().to_string();
+        assert!(err.contains("holds no CAN frame"), "{err}");
+        assert!(
+            err.contains("Vector ASC") && err.contains("Saleae"),
+            "{err}"
+        );
+        let err = decode_bytes(b"LOGG\x90\x00\x00\x00binary")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Vector BLF") && err.contains("can.logconvert"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn one_bad_byte_in_line_2_costs_line_2_only() {
+        // D5: the 1,000 first lines of the real log with one byte of line 2 not UTF-8.
+        let text = std::fs::read_to_string(LOG).unwrap();
+        let clean: Vec<&str> = text.lines().take(1000).collect();
+        let mut bad = clean.join("\n").into_bytes();
+        let second = clean[0].len() + 1;
+        bad[second + 5] = 0xFF;
+        let (good_rows, good) = decode_bytes(clean.join("\n").as_bytes()).unwrap();
+        let (bad_rows, s) = decode_bytes(&bad).unwrap();
+        assert_eq!(
+            (s.log.frames, s.log.bad_bytes, s.log.skipped()),
+            (999, 1, 1)
+        );
+        // Everything else decodes as before: the rows of line 2's frame alone are missing.
+        let line2 = clean[1].split(')').next().unwrap().trim_start_matches('(');
+        let without: Vec<&str> = good_rows
+            .lines()
+            .filter(|r| !r.starts_with(line2))
+            .collect();
+        assert_eq!(bad_rows.lines().collect::<Vec<_>>(), without);
+        assert!(good.readings >= s.readings);
+    }
+
+    /// The real log as candump prints it (`-ta`) and as Vector ASC (bus `can1` is channel 2),
+    /// written here from its `candump -l` lines.
+    fn printed_and_asc(candump: &str) -> (String, String) {
+        let mut printed = String::new();
+        let mut asc =
+            String::from("date Mon Oct 25 07:00:55.000 pm 2021\nbase hex  timestamps absolute\n");
+        for line in candump.lines() {
+            let (stamp, rest) = line.split_once(") ").unwrap();
+            let (bus, frame) = rest.split_once(' ').unwrap();
+            let (id, data) = frame.split_once('#').unwrap();
+            let bytes: Vec<&str> = (0..data.len())
+                .step_by(2)
+                .map(|i| &data[i..i + 2])
+                .collect();
+            let (n, spaced) = (bytes.len(), bytes.join(" "));
+            let _ = writeln!(printed, " {stamp})  {bus}  {id}   [{n}]  {spaced}");
+            let (secs, micros) = stamp[1..].split_once('.').unwrap();
+            let offset = secs.parse::<i64>().unwrap() - 1_635_188_455;
+            let channel = bus[3..].parse::<u32>().unwrap() + 1;
+            let x = if id.len() == 8 { "x" } else { "" };
+            let _ = writeln!(
+                asc,
+                "   {offset}.{micros} {channel}  {id}{x}  Rx   d {n} {spaced}"
+            );
+        }
+        (printed, asc)
+    }
+
+    #[test]
+    fn the_real_log_decodes_to_the_same_rows_printed_by_candump_and_as_vector_asc() {
+        let text = std::fs::read_to_string(LOG).unwrap();
+        assert!(
+            text.starts_with("(1635188455."),
+            "the ASC date line is this second"
+        );
+        let (rows, clean) = decode_bytes(text.as_bytes()).unwrap();
+        assert!(clean.readings > 14_000, "{}", clean.readings);
+        let (printed, asc) = printed_and_asc(&text);
+        for (form, log) in [(Form::CandumpPrinted, printed), (Form::VectorAsc, asc)] {
+            let (same, s) = decode_bytes(log.as_bytes()).unwrap();
+            assert_eq!(
+                (s.log.form, s.log.frames, s.log.skipped()),
+                (Some(form), 57_849, 0)
+            );
+            assert_eq!(
+                (s.readings, s.flagged, s.diagnostics),
+                (clean.readings, clean.flagged, clean.diagnostics)
+            );
+            assert!(same == rows, "{form}: the rows differ");
+        }
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! `vigil replay`: the detect stage over a recorded log, as fast as it can go.
 //!
-//! Input is a `candump -l` log with the tank node's `.serial` companion when there is one,
+//! Input is a CAN log in any form the agent's log reader reads (candump, Vector ASC, Saleae
+//! CSV; `-` for standard input) with the tank node's `.serial` companion when there is one,
 //! read by the agent's own [`Recording`] reader and decoded by the same [`Decoder`] the
-//! agent runs, or a CSV with a `timestamp` column (Unix seconds) then VSS names. Output is
-//! one JSON line per alert and, if asked, a single-file HTML report. The I/O is here; the
-//! judging is the detect stage built as the agent builds it ([`Judge`]).
+//! agent runs, or a CSV whose header starts with `timestamp` (Unix seconds) then VSS names.
+//! Output is one JSON line per alert and, if asked, a single-file HTML report; the summary
+//! ([`ReplaySummary::line`]) counts the log's frames and skipped lines and the decoder's
+//! counters. The I/O is here; the judging is the detect stage built as the agent builds it
+//! ([`Judge`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -17,8 +20,10 @@ use vigil_agent::decode::Decoder;
 use vigil_agent::decode::table::SignalTable;
 use vigil_agent::detect::DetectStatus;
 use vigil_agent::detect::alert::{Alert, AlertEvent, AlertKind, Severity};
+use vigil_agent::frame::log::{LineSplitter, LogCounts, LogError, next_line};
 use vigil_agent::frame::recording::{Recording, serial_companion};
 use vigil_agent::reading::{Reading, Signal};
+use vigil_agent::telemetry::{Metrics, MetricsSnapshot};
 
 use crate::Judge;
 use crate::dataset::{self, CsvError};
@@ -38,6 +43,8 @@ pub enum ReplayError {
         #[source]
         source: CsvError,
     },
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 /// One alert as a JSON line.
@@ -98,10 +105,33 @@ pub struct ReplaySummary {
     pub alerts: Vec<AlertLine>,
     pub model: Option<Arc<str>>,
     pub late_samples: u64,
-    /// Lines of a candump log that were not frames: skipped, each logged.
-    pub malformed_lines: u64,
+    /// A CAN log's form, frames and skipped lines by cause (`None` for a CSV of readings).
+    pub log: Option<LogCounts>,
+    /// The decoder's counters: unknown PGNs, bad lengths, transport sessions.
+    pub decoder: MetricsSnapshot,
     /// What the model covered, and the parameters the log's truck does not send.
     pub detect: DetectStatus,
+}
+
+impl ReplaySummary {
+    /// The one summary line `vigil replay` ends with.
+    pub fn line(&self, input: &Path, out: &Path) -> String {
+        let mut line = format!(
+            "replayed {} readings from {} with {}: {} alerts to {}",
+            self.readings,
+            input.display(),
+            self.model.as_deref().unwrap_or("rules only"),
+            self.alerts.len(),
+            out.display()
+        );
+        if let Some(log) = &self.log {
+            line.push_str(&format!(
+                "; {log}; {}",
+                crate::decode::decoder_counts(&self.decoder)
+            ));
+        }
+        line
+    }
 }
 
 /// Replays `input` through the detect stage `judge` builds, decoding a candump log with
@@ -146,18 +176,16 @@ pub fn replay(
             }
         }
     };
-    let mut malformed_lines = 0;
-    let is_csv = input
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if is_csv {
+    let (mut log, mut decoder) = (None, MetricsSnapshot::default());
+    if is_readings_csv(input)? {
         let file = open(input)?;
         dataset::read_csv(BufReader::new(file), &mut each).map_err(|source| ReplayError::Csv {
             path: input.to_owned(),
             source,
         })?;
     } else {
-        malformed_lines = read_candump(input, signals, &mut each)?;
+        let (counts, metrics) = read_log(input, signals, &mut each)?;
+        (log, decoder) = (Some(counts), metrics);
     }
     let alerts: Vec<AlertLine> = lines.into_values().collect();
     let write_err = |source| ReplayError::Io {
@@ -189,7 +217,8 @@ pub fn replay(
         alerts,
         model: model_id,
         late_samples: detector.late_samples(),
-        malformed_lines,
+        log,
+        decoder,
         detect,
     })
 }
@@ -201,44 +230,74 @@ fn open(path: &Path) -> Result<File, ReplayError> {
     })
 }
 
-/// Decodes a candump log and its `.serial` companion (if present) in time order, the CAN
-/// frames by `table`. Returns how many lines were not frames (skipped).
-fn read_candump(
+/// Whether `path` is a CSV of readings (its header starts with `timestamp`) rather than a
+/// CAN log (a Saleae export is a CSV too).
+fn is_readings_csv(path: &Path) -> Result<bool, ReplayError> {
+    if !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        return Ok(false);
+    }
+    let mut start = [0u8; 9];
+    let mut file = open(path)?;
+    let n = std::io::Read::read(&mut file, &mut start).map_err(|source| ReplayError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(start[..n].eq_ignore_ascii_case(b"timestamp"))
+}
+
+/// Decodes a CAN log (`-`: standard input) and its `.serial` companion (if present) in time
+/// order, the CAN frames by `table`. Returns what the log reader and the decoder counted.
+fn read_log(
     path: &Path,
     table: SignalTable,
     each: &mut impl FnMut(&Reading),
-) -> Result<u64, ReplayError> {
+) -> Result<(LogCounts, MetricsSnapshot), ReplayError> {
     let io_error = |path: &Path| {
         let path = path.to_owned();
         move |source| ReplayError::Io { path, source }
     };
-    let serial_path = serial_companion(path);
-    let serial = match std::fs::read(&serial_path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(io_error(&serial_path)(e)),
+    let (mut log, mut recording): (Box<dyn BufRead>, Recording) = if path.as_os_str() == "-" {
+        let stdin = BufReader::new(std::io::stdin());
+        (Box::new(stdin), Recording::new("standard input", &[]))
+    } else {
+        let serial_path = serial_companion(path);
+        let serial = match std::fs::read(&serial_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_error(&serial_path)(e)),
+        };
+        let name = path.display().to_string();
+        (
+            Box::new(BufReader::new(open(path)?)),
+            Recording::new(name, &serial),
+        )
     };
-    let mut recording = Recording::new(path.display().to_string(), &serial);
-    let mut decoder = Decoder::with_signal_table(table, Arc::default());
-    let mut log = BufReader::new(open(path)?);
-    let (mut line, mut inputs, mut readings) = (Vec::new(), Vec::new(), Vec::new());
+    let metrics = Arc::new(Metrics::default());
+    let mut decoder = Decoder::with_signal_table(table, metrics.clone());
+    let (mut lines, mut inputs, mut readings) = (LineSplitter::new(), Vec::new(), Vec::new());
     loop {
-        line.clear();
-        if log.read_until(b'\n', &mut line).map_err(io_error(path))? == 0 {
-            recording.finish(&mut inputs);
-        } else {
-            let text = String::from_utf8_lossy(&line);
-            // Counted and logged by the reader; the replay goes on.
-            let _ = recording.line(text.trim_end_matches(['\n', '\r']), &mut inputs);
-        }
+        let piece = next_line(&mut log, &mut lines).map_err(io_error(path))?;
+        let more = piece.is_some();
+        // A line that gives no frame is counted and logged by the reader; the replay goes on.
+        let read = match piece {
+            Some(piece) => recording.piece(piece, &mut inputs),
+            None => recording.finish(&mut inputs),
+        };
         for input in inputs.drain(..) {
             decoder.decode(&input, &mut readings);
+            if let Some(now) = input.mono() {
+                decoder.expire(now);
+            }
             for r in readings.drain(..) {
                 each(&r);
             }
         }
-        if line.is_empty() {
-            return Ok(recording.log().malformed());
+        read?;
+        if !more {
+            return Ok((recording.log().counts().clone(), metrics.snapshot()));
         }
     }
 }
@@ -302,7 +361,7 @@ mod tests {
         let judge = judge(Some(&committed_card()));
         let summary = replay(&judge, builtin_dbc(), &log, &out, Some(&html)).unwrap();
         assert!(summary.readings > 1000, "{} readings", summary.readings);
-        assert_eq!(summary.malformed_lines, 0);
+        assert_eq!(summary.log.as_ref().unwrap().skipped(), 0);
         let alerts = lines(&out);
         // The first line of the labels: the fault's start, wall-clock seconds.
         let labels = std::fs::read_to_string(log.with_extension("labels.csv")).unwrap();
@@ -366,7 +425,7 @@ mod tests {
         .unwrap();
         let bad_out = dir.path().join("damaged.jsonl");
         let bad = replay(&judge, builtin_dbc(), &bad_log, &bad_out, None).unwrap();
-        assert_eq!(bad.malformed_lines, 2);
+        assert_eq!(bad.log.as_ref().unwrap().malformed, 2);
         assert_eq!(bad.readings, clean.readings);
         assert_eq!(lines(&bad_out), lines(&clean_out));
     }
@@ -438,7 +497,7 @@ mod tests {
         let mut detector = judge.detector().findings_only();
         let mut events = Vec::new();
         let mut raised = 0;
-        read_candump(&log, builtin_dbc(), &mut |r: &Reading| {
+        read_log(&log, builtin_dbc(), &mut |r: &Reading| {
             detector.observe(r, &mut events);
             raised += events
                 .drain(..)

@@ -3,6 +3,7 @@
 mod alarm;
 mod broker;
 mod config_errors;
+mod decode;
 mod demo;
 mod fleet;
 mod replay;

@@ -388,6 +388,7 @@ impl Reassembler {
                     last: now,
                     mode,
                 });
+                Metrics::inc(&self.metrics.tp_sessions_opened_total);
                 Ok(())
             }
             CM_CTS => {

@@ -1,13 +1,16 @@
 //! The ground floor: what a source receives, before anything is decoded. A [`CanFrame`] from
 //! a bus or a log, a [`NodeMessage`] from the serial tank node, and the [`Input`] that
-//! carries either to the decoder; and the one reader and writer of candump logs
-//! ([`candump`]) and of recorded drives ([`recording`]) that every command uses.
+//! carries either to the decoder; and the one reader of CAN logs in every form Vigil reads
+//! ([`log`]: candump, Vector ASC, Saleae CSV), the candump writer ([`candump`]) and the
+//! reader of recorded drives ([`recording`]) that every command uses.
 //!
 //! Nothing here decodes a signal or does I/O of its own: the readers are handed lines and
 //! bytes by whoever opened the file.
 
-pub mod candump;
+pub mod log;
 pub mod recording;
+
+pub use log::candump;
 
 use std::sync::Arc;
 

@@ -8,7 +8,8 @@
 //! an [`Input::NodeError`] where it stood, so it is counted exactly as a live port counts it.
 //! Node messages after the log's last frame come out at [`Recording::finish`].
 //!
-//! Pure: the caller reads the files and hands over the companion's bytes and the log's lines.
+//! Pure: the caller reads the files and hands over the companion's bytes and the log's lines
+//! (bounded, through [`next_line`](super::log::next_line)).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use vigil_wire::{FrameDecoder, FrameError, Message};
 
-use super::candump::{CandumpError, LogReader};
+use super::log::{LogError, LogReader, Piece};
 use super::{Input, NodeMessage};
 use crate::reading::Timestamp;
 
@@ -35,6 +36,8 @@ pub struct Recording {
     log: LogReader,
     /// The node's messages (by node time) and rejected frames, in the order they were sent.
     node: VecDeque<Result<Message, FrameError>>,
+    /// Whether the companion held any message: then a log without frames is no error.
+    any_node_message: bool,
     port: Arc<str>,
 }
 
@@ -43,31 +46,55 @@ impl Recording {
     /// there is none).
     pub fn new(name: impl Into<String>, serial: &[u8]) -> Recording {
         let mut decoder = FrameDecoder::new();
+        let node: VecDeque<_> = serial.iter().filter_map(|&b| decoder.push(b)).collect();
         Recording {
             log: LogReader::new(name),
-            node: serial.iter().filter_map(|&b| decoder.push(b)).collect(),
+            any_node_message: node.iter().any(Result::is_ok),
+            node,
             port: Arc::from(RECORDED_NODE_PORT),
         }
     }
 
     /// The inputs one line of the log gives, appended to `out`: the node messages due by
-    /// its frame's time, then the frame. A line that is not a frame gives nothing and its
-    /// reason (counted and logged by the log reader).
-    pub fn line(&mut self, line: &str, out: &mut Vec<Input>) -> Result<(), CandumpError> {
-        let Some(frame) = self.log.line(line)? else {
-            return Ok(());
-        };
-        self.node_until(Some(frame.at.mono), out);
-        out.push(Input::Can(frame));
+    /// its frame's time, then the frame. A line that is not a frame gives nothing (the log
+    /// reader counted and logged it); the error is for a file that cannot be read at all.
+    pub fn piece(&mut self, piece: Piece<'_>, out: &mut Vec<Input>) -> Result<(), LogError> {
+        let frame = self.log.piece(piece)?;
+        self.push(frame, out);
         Ok(())
     }
 
-    /// The node messages left after the log's last frame.
-    pub fn finish(&mut self, out: &mut Vec<Input>) {
-        self.node_until(None, out);
+    /// [`Recording::piece`] for a line in hand.
+    pub fn line(&mut self, line: &[u8], out: &mut Vec<Input>) -> Result<(), LogError> {
+        let frame = self.log.line(line)?;
+        self.push(frame, out);
+        Ok(())
     }
 
-    /// The log's reader: lines read, lines that were not frames.
+    /// The end of the log: a frame its form held back, then the node messages left after
+    /// the log's last frame. A log that gave no frame (and no node message) is an error.
+    pub fn finish(&mut self, out: &mut Vec<Input>) -> Result<(), LogError> {
+        let last = self.log.finish();
+        self.push(last, out);
+        self.node_until(None, out);
+        match self.log.no_frames() {
+            Some(error)
+                if !self.any_node_message || matches!(error, LogError::Container { .. }) =>
+            {
+                Err(error)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn push(&mut self, frame: Option<super::CanFrame>, out: &mut Vec<Input>) {
+        if let Some(frame) = frame {
+            self.node_until(Some(frame.at.mono), out);
+            out.push(Input::Can(frame));
+        }
+    }
+
+    /// The log's reader: its form, lines read, frames, lines skipped by cause.
     pub fn log(&self) -> &LogReader {
         &self.log
     }
@@ -150,9 +177,9 @@ mod tests {
             "(11.000000) can0 18FEEE00#6F",
             "(12.000000) can0 18FEEE00#6F",
         ] {
-            let _ = recording.line(line, &mut out);
+            recording.line(line.as_bytes(), &mut out).unwrap();
         }
-        recording.finish(&mut out);
+        recording.finish(&mut out).unwrap();
         assert_eq!(
             kinds(&out),
             [
@@ -167,6 +194,6 @@ mod tests {
         );
         let Input::Node(late) = &out[6] else { panic!() };
         assert_eq!(late.at.wall_us, 15_000_000, "log start + node time");
-        assert_eq!(recording.log().malformed(), 1);
+        assert_eq!(recording.log().counts().malformed, 1);
     }
 }

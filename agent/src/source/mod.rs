@@ -24,4 +24,7 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    /// A replayed log that cannot be read at all (a binary form, no frame in it).
+    #[error(transparent)]
+    Log(#[from] crate::frame::log::LogError),
 }

@@ -1,21 +1,25 @@
 //! Replays a recorded drive as if the truck were sending it: in real time, faster or
 //! slower by a factor, or as fast as the pipeline takes it. The log is read through the one
-//! recording reader ([`Recording`]): a candump log and, when there is one beside it, the
-//! tank node's `.serial` file, merged in time order.
+//! recording reader ([`Recording`]): a CAN log in any form the frame module reads (path `-`:
+//! standard input) and, when there is one beside it, the tank node's `.serial` file, merged
+//! in time order.
 //!
 //! Pacing follows the inputs' own timestamps on tokio's clock, so tests run it on paused
-//! time and a sped-up replay is exact. A malformed line is counted
-//! (`replay_lines_malformed_total`), logged with its line number and skipped; the replay
-//! carries on. Replayed frames keep the log's wall time, and their monotonic time is their
-//! distance from the log's first frame.
+//! time and a sped-up replay is exact. Lines are read as bytes, bounded
+//! ([`LineSplitter`]); a line that gives no frame (too long, not UTF-8, malformed,
+//! unsupported) is counted (`replay_lines_malformed_total`), logged with its line number and
+//! skipped; the replay carries on. A log that cannot be read at all (a binary form, or no
+//! frame in it) ends the source with an error. Replayed frames keep the log's wall time, and
+//! their monotonic time is their distance from the log's first frame.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead};
 use tokio::time::Instant;
 
 use super::{Source, SourceContext, SourceError, SourceTask};
+use crate::frame::log::LineSplitter;
 use crate::frame::recording::{Recording, serial_companion};
 use crate::telemetry::Metrics;
 
@@ -23,7 +27,8 @@ use crate::telemetry::Metrics;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayConfig {
-    /// The `candump -l` log file; a `.serial` file beside it is merged in.
+    /// The log file (candump, Vector ASC or Saleae CSV; `-` for standard input); a
+    /// `.serial` file beside it is merged in.
     pub path: PathBuf,
     /// Times real time; 0 means as fast as the pipeline takes it.
     #[serde(default = "real_time")]
@@ -69,37 +74,46 @@ async fn run(config: &ReplayConfig, cx: SourceContext) -> Result<(), SourceError
         let what = format!("replay log {}", path.display());
         move |source| SourceError::Io { what, source }
     };
-    let file = tokio::fs::File::open(&config.path)
-        .await
-        .map_err(io_error(&config.path))?;
-    let serial_path = serial_companion(&config.path);
-    let serial = match tokio::fs::read(&serial_path).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(io_error(&serial_path)(e)),
+    let from_stdin = config.path.as_os_str() == "-";
+    let (input, serial): (Box<dyn AsyncRead + Unpin + Send>, Vec<u8>) = if from_stdin {
+        (Box::new(tokio::io::stdin()), Vec::new())
+    } else {
+        let file = tokio::fs::File::open(&config.path)
+            .await
+            .map_err(io_error(&config.path))?;
+        let serial_path = serial_companion(&config.path);
+        let serial = match tokio::fs::read(&serial_path).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_error(&serial_path)(e)),
+        };
+        (Box::new(file), serial)
     };
-    let mut recording = Recording::new(config.path.display().to_string(), &serial);
-    let mut log = tokio::io::BufReader::new(file);
+    let name = if from_stdin {
+        "standard input".to_owned()
+    } else {
+        config.path.display().to_string()
+    };
+    let mut recording = Recording::new(name, &serial);
+    let mut log = tokio::io::BufReader::new(input);
+    let mut lines = LineSplitter::new();
     let started = Instant::now();
-    let mut line = Vec::new();
     let mut inputs = Vec::new();
     loop {
-        line.clear();
-        let read = tokio::select! {
+        let more = tokio::select! {
             _ = cx.shutdown.cancelled() => return Ok(()),
-            read = log.read_until(b'\n', &mut line) => read.map_err(io_error(&config.path))?,
+            read = next_line(&mut log, &mut lines) => read.map_err(io_error(&config.path))?,
         };
-        if read == 0 {
-            recording.finish(&mut inputs);
+        let skipped = recording.log().skipped();
+        let read = if more {
+            recording.piece(lines.piece(), &mut inputs)
         } else {
-            let text = String::from_utf8_lossy(&line);
-            if recording
-                .line(text.trim_end_matches(['\n', '\r']), &mut inputs)
-                .is_err()
-            {
-                Metrics::inc(&cx.metrics.replay_lines_malformed_total);
-            }
-        }
+            recording.finish(&mut inputs)
+        };
+        Metrics::add(
+            &cx.metrics.replay_lines_malformed_total,
+            recording.log().skipped() - skipped,
+        );
         for input in inputs.drain(..) {
             if let (Some(mono), true) = (input.mono(), config.speed > 0.0)
                 && !cx.sleep_until(started + mono.div_f64(config.speed)).await
@@ -110,10 +124,29 @@ async fn run(config: &ReplayConfig, cx: SourceContext) -> Result<(), SourceError
                 return Ok(());
             }
         }
-        if read == 0 {
-            let log = recording.log();
-            tracing::info!(event = "replay_finished", path = %config.path.display(), lines = log.lines(), malformed = log.malformed());
+        read?;
+        if !more {
+            let counts = recording.log().counts();
+            tracing::info!(event = "replay_finished", path = %config.path.display(), %counts);
             return Ok(());
+        }
+    }
+}
+
+/// Reads the next line into `lines`, bounded; false at the end of the input.
+async fn next_line(
+    input: &mut (impl AsyncBufRead + Unpin),
+    lines: &mut LineSplitter,
+) -> std::io::Result<bool> {
+    loop {
+        let chunk = input.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(lines.end_of_input());
+        }
+        let (taken, ended) = lines.feed(chunk);
+        input.consume(taken);
+        if ended {
+            return Ok(true);
         }
     }
 }
@@ -233,6 +266,49 @@ mod tests {
         shutdown.cancel();
         task.await.unwrap().unwrap();
         assert!(rx.recv().await.is_none(), "no frame after shutdown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bad_byte_and_an_endless_line_cost_one_line_each() {
+        // The log above with, after its first frame, a line with a byte that is not UTF-8
+        // and a 1 MiB line: both skipped and counted, every frame still arrives.
+        let mut log = LOG.as_bytes().to_vec();
+        let first = LOG.find('\n').unwrap() + 1;
+        let mut bad = b"(1635188455.500000) can1 18FEEE00#\xFF\n".to_vec();
+        bad.extend(vec![b'7'; 1 << 20]);
+        bad.push(b'\n');
+        log.splice(first..first, bad);
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&log).unwrap();
+        let config = ReplayConfig {
+            path: file.path().to_owned(),
+            speed: 0.0,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (tx, mut rx) = mpsc::channel(4);
+        let (cx, _shutdown) = context(tx, metrics.clone());
+        let task = tokio::spawn(Box::new(config).run(cx));
+        let mut frames = 0;
+        while rx.recv().await.is_some() {
+            frames += 1;
+        }
+        task.await.unwrap().unwrap();
+        assert_eq!(frames, 3);
+        assert_eq!(metrics.snapshot().replay_lines_malformed_total, 2 + 2);
+    }
+
+    #[tokio::test]
+    async fn a_log_without_a_frame_ends_the_source_with_an_error() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(b"no frame here\n").unwrap();
+        let config = ReplayConfig {
+            path: file.path().to_owned(),
+            speed: 0.0,
+        };
+        let (tx, _rx) = mpsc::channel(1);
+        let (cx, _shutdown) = context(tx, Arc::default());
+        let err = Box::new(config).run(cx).await.unwrap_err();
+        assert!(err.to_string().contains("holds no CAN frame"), "{err}");
     }
 
     #[tokio::test]

@@ -59,7 +59,7 @@ pub struct Config {
 pub struct SourceConfig {
     /// The simulated truck; `None` when the table is absent.
     pub simulator: Option<SimulatorConfig>,
-    /// A candump log replayed as if it were the bus.
+    /// A CAN log replayed as if it were the bus.
     pub replay: Option<ReplayConfig>,
     /// SocketCAN interfaces.
     pub can: Option<CanConfig>,
@@ -228,6 +228,17 @@ impl Config {
         };
         let mut sources: Vec<Box<dyn Source>> = Vec::new();
         if let Some(replay) = &self.source.replay {
+            // A log that is not there fails the start, as a missing DBC does; its lines are
+            // read when the source runs. `-` is standard input.
+            if replay.path.as_os_str() != "-"
+                && let Err(e) = std::fs::File::open(&replay.path)
+            {
+                return Err(ConfigError::invalid(
+                    file,
+                    "source.replay.path",
+                    format!("cannot open the log {}: {e}", replay.path.display()),
+                ));
+            }
             sources.push(Box::new(replay.clone()));
         }
         if let Some(can) = &self.source.can {

@@ -1,0 +1,159 @@
+//! Lines of a log, read as bytes and bounded: a line longer than [`MAX_LINE`] is never
+//! held whole; its first bytes are kept to say what it was, the rest is read past and only
+//! counted. Pure: [`LineSplitter::feed`] takes whatever bytes the caller's reader has
+//! buffered, so the same splitter serves a blocking reader ([`next_line`]) and the replay
+//! source's async one.
+
+use std::io::BufRead;
+
+/// The longest line a log may have, in bytes without its line ending. The longest candump
+/// line (CAN FD, 64 bytes, `-x`) is under 300; an ASC CAN FD line with its bit timings about
+/// 400.
+pub const MAX_LINE: usize = 512;
+
+/// One line of a log, without its line ending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Line(&'a [u8]),
+    /// A line over [`MAX_LINE`]: its first bytes and its whole length.
+    TooLong {
+        start: &'a [u8],
+        len: u64,
+    },
+}
+
+/// Gathers one line at a time from chunks of bytes, holding at most [`MAX_LINE`] + 1 bytes.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    line: Vec<u8>,
+    /// Bytes of the current line beyond what `line` holds.
+    dropped: u64,
+    ended: bool,
+}
+
+impl LineSplitter {
+    pub fn new() -> LineSplitter {
+        LineSplitter {
+            line: Vec::with_capacity(MAX_LINE + 1),
+            dropped: 0,
+            ended: false,
+        }
+    }
+
+    /// Takes bytes of `chunk` up to and including the first newline. Returns how many it
+    /// took and whether they ended a line (then [`LineSplitter::piece`] gives it).
+    pub fn feed(&mut self, chunk: &[u8]) -> (usize, bool) {
+        if self.ended {
+            self.line.clear();
+            self.dropped = 0;
+            self.ended = false;
+        }
+        let (taken, ended) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (chunk.len(), false),
+        };
+        let body = &chunk[..taken - ended as usize];
+        let room = (MAX_LINE + 1).saturating_sub(self.line.len());
+        let kept = body.len().min(room);
+        self.line.extend_from_slice(&body[..kept]);
+        self.dropped += (body.len() - kept) as u64;
+        self.ended = ended;
+        (taken, ended)
+    }
+
+    /// Ends the last line of a stream that does not end with a newline; false if there was
+    /// none.
+    pub fn end_of_input(&mut self) -> bool {
+        if self.ended || (self.line.is_empty() && self.dropped == 0) {
+            return false;
+        }
+        self.ended = true;
+        true
+    }
+
+    /// The line just ended, without its `\n` or `\r\n`.
+    pub fn piece(&self) -> Piece<'_> {
+        let len = self.line.len() as u64 + self.dropped;
+        let mut line = &self.line[..];
+        if len as usize <= MAX_LINE + 1 && line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        if line.len() > MAX_LINE {
+            Piece::TooLong {
+                start: &line[..32],
+                len,
+            }
+        } else {
+            Piece::Line(line)
+        }
+    }
+}
+
+/// The next line of `input`, or `None` at its end. Reads at most what `input` buffers
+/// beyond the line; never holds more than [`MAX_LINE`] + 1 bytes of it.
+pub fn next_line<'s>(
+    input: &mut impl BufRead,
+    lines: &'s mut LineSplitter,
+) -> std::io::Result<Option<Piece<'s>>> {
+    loop {
+        let chunk = match input.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(lines.end_of_input().then(|| lines.piece()));
+        }
+        let (taken, ended) = lines.feed(chunk);
+        input.consume(taken);
+        if ended {
+            return Ok(Some(lines.piece()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(bytes: &[u8], chunk: usize) -> Vec<String> {
+        let mut input = std::io::BufReader::with_capacity(chunk, bytes);
+        let mut lines = LineSplitter::new();
+        let mut out = Vec::new();
+        while let Some(piece) = next_line(&mut input, &mut lines).unwrap() {
+            out.push(match piece {
+                Piece::Line(l) => String::from_utf8_lossy(l).into_owned(),
+                Piece::TooLong { start, len } => {
+                    format!("too long: {len} from {}", String::from_utf8_lossy(start))
+                }
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn lines_end_at_newlines_whatever_the_chunks() {
+        let mut text = b"a\r\n\nbb\n".to_vec();
+        text.extend(vec![b'x'; 2000]);
+        text.extend(b"\nlast");
+        for chunk in [1, 3, 64, 8192] {
+            assert_eq!(
+                all(&text, chunk),
+                [
+                    "a",
+                    "",
+                    "bb",
+                    &format!("too long: 2000 from {}", "x".repeat(32)),
+                    "last"
+                ],
+                "chunks of {chunk}"
+            );
+        }
+        // Exactly the bound is a line; one more is not; a `\r` is not counted.
+        let at_bound = [vec![b'y'; MAX_LINE], b"\r\n".to_vec()].concat();
+        assert_eq!(all(&at_bound, 7)[0].len(), MAX_LINE);
+        let over = [vec![b'y'; MAX_LINE + 1], b"\n".to_vec()].concat();
+        assert!(all(&over, 7)[0].starts_with("too long: 513"));
+        assert!(all(b"", 4).is_empty());
+    }
+}
