@@ -353,8 +353,14 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 detect: config.detect.clone(),
                 model: load_model(config.detect.model.as_deref())?.map(Arc::new),
             };
-            let summary =
-                vigil_lab::replay::replay(&judge, signals, &input, &out, report.as_deref())?;
+            let summary = vigil_lab::replay::replay(
+                &judge,
+                signals,
+                &config.security,
+                &input,
+                &out,
+                report.as_deref(),
+            )?;
             eprintln!("{}", vigil_lab::report::coverage(&summary.detect));
             eprintln!("{}", summary.line(&input, &out));
         }

@@ -4,7 +4,9 @@
 //! CSV; `-` for standard input) with the tank node's `.serial` companion when there is one,
 //! read by the agent's own [`Recording`] reader and decoded by the same [`Decoder`] the
 //! agent runs, or a CSV whose header starts with `timestamp` (Unix seconds) then VSS names.
-//! Output is one JSON line per alert and, if asked, a single-file HTML report; the summary
+//! Output is one JSON line per alert (`"category":"alert"`), then one per finding of the
+//! bus's intrusion monitor (`"category":"security"`, run on the frames exactly as the
+//! agent's decode stage runs it) and, if asked, a single-file HTML report; the summary
 //! ([`ReplaySummary::line`]) counts the log's frames and skipped lines and the decoder's
 //! counters. The I/O is here; the judging is the detect stage built as the agent builds it
 //! ([`Judge`]).
@@ -16,13 +18,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
-use vigil_agent::decode::Decoder;
 use vigil_agent::decode::table::SignalTable;
+use vigil_agent::decode::{Decoded, Decoder};
 use vigil_agent::detect::DetectStatus;
 use vigil_agent::detect::alert::{Alert, AlertEvent, AlertKind, Severity};
+use vigil_agent::frame::Input;
 use vigil_agent::frame::log::{LineSplitter, LogCounts, LogError, next_line};
 use vigil_agent::frame::recording::{Recording, serial_companion};
 use vigil_agent::reading::{Reading, Signal};
+use vigil_agent::security::{Monitor, SecurityConfig, SecurityEvent, SecurityKind};
 use vigil_agent::telemetry::{Metrics, MetricsSnapshot};
 
 use crate::Judge;
@@ -50,6 +54,8 @@ pub enum ReplayError {
 /// One alert as a JSON line.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AlertLine {
+    /// `"alert"`: a replay's output also holds `"security"` lines.
+    pub category: &'static str,
     pub id: u64,
     pub signal: Signal,
     /// The sender whose values raised it (`can0/sa00`, a serial port).
@@ -76,6 +82,7 @@ pub struct AlertLine {
 impl AlertLine {
     fn new(a: &Alert) -> Self {
         AlertLine {
+            category: "alert",
             id: a.id,
             signal: a.signal.clone(),
             origin: a.origin.as_ref().map(ToString::to_string),
@@ -98,11 +105,50 @@ impl AlertLine {
     }
 }
 
+/// One finding of the bus's intrusion monitor as a JSON line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SecurityLine {
+    /// `"security"`.
+    pub category: &'static str,
+    pub kind: SecurityKind,
+    pub severity: Severity,
+    /// Unix seconds.
+    pub at: f64,
+    pub bus: String,
+    /// The senders involved (`can0/saF9`), the suspect first.
+    pub origins: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub can_id: Option<u32>,
+    pub count: u64,
+    pub detail: String,
+}
+
+impl SecurityLine {
+    fn new(e: &SecurityEvent) -> Self {
+        SecurityLine {
+            category: "security",
+            kind: e.kind,
+            severity: e.severity,
+            at: e.at.wall_secs(),
+            bus: e.bus.to_string(),
+            origins: e.origins().iter().map(ToString::to_string).collect(),
+            pgn: e.pgn,
+            can_id: e.can_id,
+            count: e.count,
+            detail: e.detail.clone(),
+        }
+    }
+}
+
 /// What a replay found.
 #[derive(Debug)]
 pub struct ReplaySummary {
     pub readings: u64,
     pub alerts: Vec<AlertLine>,
+    /// The intrusion monitor's findings (none for a CSV of readings).
+    pub security: Vec<SecurityLine>,
     pub model: Option<Arc<str>>,
     pub late_samples: u64,
     /// A CAN log's form, frames and skipped lines by cause (`None` for a CSV of readings).
@@ -117,11 +163,12 @@ impl ReplaySummary {
     /// The one summary line `vigil replay` ends with.
     pub fn line(&self, input: &Path, out: &Path) -> String {
         let mut line = format!(
-            "replayed {} readings from {} with {}: {} alerts to {}",
+            "replayed {} readings from {} with {}: {} alerts and {} security findings to {}",
             self.readings,
             input.display(),
             self.model.as_deref().unwrap_or("rules only"),
             self.alerts.len(),
+            self.security.len(),
             out.display()
         );
         if let Some(log) = &self.log {
@@ -135,11 +182,13 @@ impl ReplaySummary {
 }
 
 /// Replays `input` through the detect stage `judge` builds, decoding a candump log with
-/// `signals` (the config's DBC). Writes the alerts to `out` and, if asked, the report. A
-/// log line that is not a frame is skipped, logged and counted.
+/// `signals` (the config's DBC) and watching its frames with the intrusion monitor
+/// `security` configures. Writes the alerts, then the security findings, to `out` and, if
+/// asked, the report. A log line that is not a frame is skipped, logged and counted.
 pub fn replay(
     judge: &Judge,
     signals: SignalTable,
+    security: &SecurityConfig,
     input: &Path,
     out: &Path,
     report: Option<&Path>,
@@ -176,7 +225,7 @@ pub fn replay(
             }
         }
     };
-    let (mut log, mut decoder) = (None, MetricsSnapshot::default());
+    let (mut log, mut decoder, mut findings) = (None, MetricsSnapshot::default(), Vec::new());
     if is_readings_csv(input)? {
         let file = open(input)?;
         dataset::read_csv(BufReader::new(file), &mut each).map_err(|source| ReplayError::Csv {
@@ -184,9 +233,10 @@ pub fn replay(
             source,
         })?;
     } else {
-        let (counts, metrics) = read_log(input, signals, &mut each)?;
+        let (counts, metrics) = read_log(input, signals, security, &mut findings, &mut each)?;
         (log, decoder) = (Some(counts), metrics);
     }
+    let security: Vec<SecurityLine> = findings.iter().map(SecurityLine::new).collect();
     let alerts: Vec<AlertLine> = lines.into_values().collect();
     let write_err = |source| ReplayError::Io {
         path: out.to_owned(),
@@ -195,6 +245,10 @@ pub fn replay(
     let mut file = BufWriter::new(File::create(out).map_err(write_err)?);
     for line in &alerts {
         let json = serde_json::to_string(line).expect("an alert line always serialises");
+        writeln!(file, "{json}").map_err(write_err)?;
+    }
+    for line in &security {
+        let json = serde_json::to_string(line).expect("a security line always serialises");
         writeln!(file, "{json}").map_err(write_err)?;
     }
     file.flush().map_err(write_err)?;
@@ -215,6 +269,7 @@ pub fn replay(
     Ok(ReplaySummary {
         readings,
         alerts,
+        security,
         model: model_id,
         late_samples: detector.late_samples(),
         log,
@@ -249,10 +304,14 @@ fn is_readings_csv(path: &Path) -> Result<bool, ReplayError> {
 }
 
 /// Decodes a CAN log (`-`: standard input) and its `.serial` companion (if present) in time
-/// order, the CAN frames by `table`. Returns what the log reader and the decoder counted.
+/// order, the CAN frames by `table`, and watches the frames as the agent's decode stage
+/// does, appending the monitor's findings to `findings`. Returns what the log reader and the
+/// decoder counted.
 fn read_log(
     path: &Path,
     table: SignalTable,
+    security: &SecurityConfig,
+    findings: &mut Vec<SecurityEvent>,
     each: &mut impl FnMut(&Reading),
 ) -> Result<(LogCounts, MetricsSnapshot), ReplayError> {
     let io_error = |path: &Path| {
@@ -277,7 +336,10 @@ fn read_log(
     };
     let metrics = Arc::new(Metrics::default());
     let mut decoder = Decoder::with_signal_table(table, metrics.clone());
-    let (mut lines, mut inputs, mut readings) = (LineSplitter::new(), Vec::new(), Vec::new());
+    let mut monitor = Monitor::new(security.clone(), metrics.clone());
+    let mut decoded = Decoded::default();
+    let mut last = None;
+    let (mut lines, mut inputs) = (LineSplitter::new(), Vec::new());
     loop {
         let piece = next_line(&mut log, &mut lines).map_err(io_error(path))?;
         let more = piece.is_some();
@@ -287,16 +349,27 @@ fn read_log(
             None => recording.finish(&mut inputs),
         };
         for input in inputs.drain(..) {
-            decoder.decode(&input, &mut readings);
+            decoder.decode_full(&input, &mut decoded);
             if let Some(now) = input.mono() {
                 decoder.expire(now);
             }
-            for r in readings.drain(..) {
+            if let Input::Can(frame) = &input {
+                monitor.observe(frame, findings);
+                last = Some(frame.at);
+            }
+            for refusal in decoded.transport.drain(..) {
+                monitor.refused(&refusal, findings);
+            }
+            for r in decoded.readings.drain(..) {
                 each(&r);
             }
+            decoded.clear();
         }
         read?;
         if !more {
+            if let Some(at) = last {
+                monitor.finish(at, findings);
+            }
             return Ok((recording.log().counts().clone(), metrics.snapshot()));
         }
     }
@@ -359,7 +432,15 @@ mod tests {
         let log = recorded_drive(dir.path());
         let (out, html) = (dir.path().join("alerts.jsonl"), dir.path().join("r.html"));
         let judge = judge(Some(&committed_card()));
-        let summary = replay(&judge, builtin_dbc(), &log, &out, Some(&html)).unwrap();
+        let summary = replay(
+            &judge,
+            builtin_dbc(),
+            &SecurityConfig::default(),
+            &log,
+            &out,
+            Some(&html),
+        )
+        .unwrap();
         assert!(summary.readings > 1000, "{} readings", summary.readings);
         assert_eq!(summary.log.as_ref().unwrap().skipped(), 0);
         let alerts = lines(&out);
@@ -409,7 +490,15 @@ mod tests {
         let log = recorded_drive(dir.path());
         let judge = judge(None);
         let clean_out = dir.path().join("clean.jsonl");
-        let clean = replay(&judge, builtin_dbc(), &log, &clean_out, None).unwrap();
+        let clean = replay(
+            &judge,
+            builtin_dbc(),
+            &SecurityConfig::default(),
+            &log,
+            &clean_out,
+            None,
+        )
+        .unwrap();
         // Garbage in the middle of the same log, beside its serial file.
         let text = std::fs::read_to_string(&log).unwrap();
         let mut damaged: Vec<&str> = text.lines().collect();
@@ -424,7 +513,15 @@ mod tests {
         )
         .unwrap();
         let bad_out = dir.path().join("damaged.jsonl");
-        let bad = replay(&judge, builtin_dbc(), &bad_log, &bad_out, None).unwrap();
+        let bad = replay(
+            &judge,
+            builtin_dbc(),
+            &SecurityConfig::default(),
+            &bad_log,
+            &bad_out,
+            None,
+        )
+        .unwrap();
         assert_eq!(bad.log.as_ref().unwrap().malformed, 2);
         assert_eq!(bad.readings, clean.readings);
         assert_eq!(lines(&bad_out), lines(&clean_out));
@@ -436,7 +533,15 @@ mod tests {
         let log = recorded_drive(dir.path());
         let out = dir.path().join("alerts.jsonl");
         let judge = judge(None);
-        let builtin = replay(&judge, builtin_dbc(), &log, &out, None).unwrap();
+        let builtin = replay(
+            &judge,
+            builtin_dbc(),
+            &SecurityConfig::default(),
+            &log,
+            &out,
+            None,
+        )
+        .unwrap();
         // The built-in DBC from a file decodes the same readings...
         let dbc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dbc/vigil-j1939.dbc");
         let mut config = DbcConfig {
@@ -444,18 +549,32 @@ mod tests {
             ..DbcConfig::default()
         };
         assert_eq!(
-            replay(&judge, config.load().unwrap(), &log, &out, None)
-                .unwrap()
-                .readings,
+            replay(
+                &judge,
+                config.load().unwrap(),
+                &SecurityConfig::default(),
+                &log,
+                &out,
+                None
+            )
+            .unwrap()
+            .readings,
             builtin.readings
         );
         // ...a table that maps only the coolant decodes fewer (the tank node's stay)...
         config
             .signals
             .retain(|_, vss| vss == vigil_agent::signals::COOLANT_TEMPERATURE);
-        let fewer = replay(&judge, config.load().unwrap(), &log, &out, None)
-            .unwrap()
-            .readings;
+        let fewer = replay(
+            &judge,
+            config.load().unwrap(),
+            &SecurityConfig::default(),
+            &log,
+            &out,
+            None,
+        )
+        .unwrap()
+        .readings;
         assert!(fewer < builtin.readings, "{fewer} of {}", builtin.readings);
         // ...and a DBC that is not there names itself.
         config.path = Some(dir.path().join("nowhere.dbc"));
@@ -478,7 +597,15 @@ mod tests {
         let heated = "Vehicle.Cargo.Tank.Compartment1.Temperature";
         let judge = judge(Some(&committed_card()));
         let out = dir.path().join("alerts.jsonl");
-        let summary = replay(&judge, builtin_dbc(), &log, &out, None).unwrap();
+        let summary = replay(
+            &judge,
+            builtin_dbc(),
+            &SecurityConfig::default(),
+            &log,
+            &out,
+            None,
+        )
+        .unwrap();
         let on_tank: Vec<&AlertLine> = summary
             .alerts
             .iter()
@@ -497,13 +624,20 @@ mod tests {
         let mut detector = judge.detector().findings_only();
         let mut events = Vec::new();
         let mut raised = 0;
-        read_log(&log, builtin_dbc(), &mut |r: &Reading| {
-            detector.observe(r, &mut events);
-            raised += events
-                .drain(..)
-                .filter(|e| matches!(e, AlertEvent::Raised(a) if a.signal.as_str() == heated))
-                .count();
-        })
+        let security = SecurityConfig::default();
+        read_log(
+            &log,
+            builtin_dbc(),
+            &security,
+            &mut Vec::new(),
+            &mut |r: &Reading| {
+                detector.observe(r, &mut events);
+                raised += events
+                    .drain(..)
+                    .filter(|e| matches!(e, AlertEvent::Raised(a) if a.signal.as_str() == heated))
+                    .count();
+            },
+        )
         .unwrap();
         assert!(
             raised >= fire.findings.len() && raised > 1,

@@ -19,16 +19,19 @@ use std::sync::Arc;
 
 use vigil_agent::decode::dbc::DbcConfig;
 use vigil_agent::detect::Model;
+use vigil_agent::security::SecurityConfig;
 use vigil_agent::signals::{COOLANT_TEMPERATURE, FUEL_TEMPERATURE, OIL_TEMPERATURE};
 use vigil_lab::Judge;
 use vigil_lab::replay::{AlertLine, replay};
 
 /// One log's expectation: the alerts (signal, kind, earliest raise in seconds from the
-/// log's start) and the parameters it lists as not sent.
+/// log's start), the parameters it lists as not sent, and the intrusion monitor's findings
+/// (kind, severity, seconds from the log's start, to the millisecond).
 struct Expected {
     log: &'static str,
     alerts: &'static [(&'static str, &'static str, f64)],
     unsupported: &'static [&'static str],
+    security: &'static [(&'static str, &'static str, f64)],
 }
 
 const LOGS: &[Expected] = &[
@@ -36,16 +39,24 @@ const LOGS: &[Expected] = &[
         log: "j1939-truck-css.candump.log",
         alerts: &[],
         unsupported: &[],
+        security: &[],
     },
     Expected {
         log: "j1939-truck-sentry-normal.candump.txt",
         alerts: &[],
         unsupported: &[OIL_TEMPERATURE, FUEL_TEMPERATURE],
+        security: &[],
     },
     Expected {
         log: "j1939-truck-sentry-address-claim.candump.txt",
         alerts: &[(COOLANT_TEMPERATURE, "dropout", 15.5)],
         unsupported: &[OIL_TEMPERATURE, FUEL_TEMPERATURE],
+        // NAME 0 claims the engine's address 0x00, in use and never claimed in the log, and
+        // the engine answers that it cannot claim one.
+        security: &[
+            ("address_hijack", "warning", 15.498),
+            ("address_lost", "critical", 15.513),
+        ],
     },
 ];
 
@@ -81,14 +92,48 @@ fn healthy_real_trucks_raise_nothing_and_an_attack_only_its_silence() {
         let log = data(expected.log);
         let out = dir.path().join("alerts.jsonl");
         let signals = DbcConfig::default().load().unwrap();
-        let summary = replay(&judge, signals, &log, &out, None).unwrap();
+        let summary = replay(
+            &judge,
+            signals,
+            &SecurityConfig::default(),
+            &log,
+            &out,
+            None,
+        )
+        .unwrap();
+        let start = start_of(&log);
+        let security: Vec<(String, String, f64)> = summary
+            .security
+            .iter()
+            .map(|s| {
+                (
+                    s.kind.to_string(),
+                    s.severity.to_string(),
+                    ((s.at - start) * 1000.0).round() / 1000.0,
+                )
+            })
+            .collect();
+        let want: Vec<(String, String, f64)> = expected
+            .security
+            .iter()
+            .map(|&(k, s, t)| (k.to_owned(), s.to_owned(), t))
+            .collect();
+        assert_eq!(security, want, "{}: security findings", expected.log);
+        // The output holds them after the alerts, one JSON line each.
+        let written = std::fs::read_to_string(&out).unwrap();
+        let categories: Vec<String> = written
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["category"].to_string())
+            .collect();
+        let mut want_categories = vec!["\"alert\"".to_owned(); expected.alerts.len()];
+        want_categories.extend(vec!["\"security\"".to_owned(); expected.security.len()]);
+        assert_eq!(categories, want_categories, "{}", expected.log);
         assert!(
             summary.readings > 1000,
             "{}: {} readings",
             expected.log,
             summary.readings
         );
-        let start = start_of(&log);
         let got: Vec<(String, String, f64)> = summary
             .alerts
             .iter()
@@ -169,7 +214,16 @@ fn a_second_sender_neither_hides_an_overheating_engine_nor_goes_unseen() {
         std::fs::write(&log, with_second_sender(engine, second)).unwrap();
         let signals = DbcConfig::default().load().unwrap();
         let out = dir.path().join(format!("{name}.jsonl"));
-        replay(&judge, signals, &log, &out, None).unwrap().alerts
+        replay(
+            &judge,
+            signals,
+            &SecurityConfig::default(),
+            &log,
+            &out,
+            None,
+        )
+        .unwrap()
+        .alerts
     };
     let coolant = |a: &AlertLine| a.signal.as_str() == COOLANT_TEMPERATURE;
     let raised = |alerts: &[AlertLine], kind: &str, origin: &str| {
