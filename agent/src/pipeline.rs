@@ -626,8 +626,10 @@ impl Router {
                 self.decoder.expire(now);
             }
             for input in &batch {
-                if let Input::Can(frame) = input {
-                    self.monitor.observe(frame, &mut findings);
+                match input {
+                    Input::Can(frame) => self.monitor.observe(frame, &mut findings),
+                    Input::BusError(error) => self.monitor.bus_error(error, &mut findings),
+                    Input::Node(_) | Input::NodeError { .. } => {}
                 }
             }
             for refusal in decoded.transport.drain(..) {

@@ -35,6 +35,8 @@ metrics! {
     can_frames_total,
     /// CAN frames whose PGN no configured signal uses (not an error: buses carry much more).
     can_frames_unknown_total,
+    /// Error frames: frames the bus broke off, as a log recorded them.
+    can_bus_errors_total,
     /// CAN frames too short for a signal they should carry.
     can_frames_bad_length_total,
     /// Serial-node messages decoded with a good checksum.

@@ -353,9 +353,13 @@ fn read_log(
             if let Some(now) = input.mono() {
                 decoder.expire(now);
             }
-            if let Input::Can(frame) = &input {
-                monitor.observe(frame, findings);
-                last = Some(frame.at);
+            match &input {
+                Input::Can(frame) => {
+                    monitor.observe(frame, findings);
+                    last = Some(frame.at);
+                }
+                Input::BusError(error) => monitor.bus_error(error, findings),
+                Input::Node(_) | Input::NodeError { .. } => {}
             }
             for refusal in decoded.transport.drain(..) {
                 monitor.refused(&refusal, findings);

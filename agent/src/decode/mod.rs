@@ -160,6 +160,7 @@ impl Decoder {
             Input::Can(frame) => self.decode_can(frame, readings, diagnostics, tally),
             Input::Node(node) => self.decode_node(node, readings),
             Input::NodeError { port, error } => self.count_node_error(port, *error),
+            Input::BusError(_) => Metrics::inc(&self.metrics.can_bus_errors_total),
         }
         tally.readings += (readings.len() - before) as u64;
     }

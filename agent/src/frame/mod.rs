@@ -46,6 +46,16 @@ pub struct NodeMessage {
     pub at: Timestamp,
 }
 
+/// A frame the bus broke off (an error frame), as a log recorded it: no data, but when, on
+/// which bus, and the identifier it started with when the recorder saw one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusError {
+    pub bus: Arc<str>,
+    pub at: Timestamp,
+    /// The broken frame's identifier, with whether it is extended.
+    pub id: Option<(u32, bool)>,
+}
+
 /// What the sources hand to the decoder.
 #[derive(Clone, Debug)]
 pub enum Input {
@@ -56,6 +66,8 @@ pub enum Input {
         port: Arc<str>,
         error: FrameError,
     },
+    /// An error frame on a bus; counted, and watched by the intrusion monitor.
+    BusError(BusError),
 }
 
 impl Input {
@@ -65,6 +77,7 @@ impl Input {
             Input::Can(frame) => Some(frame.at.mono),
             Input::Node(node) => Some(node.at.mono),
             Input::NodeError { .. } => None,
+            Input::BusError(e) => Some(e.at.mono),
         }
     }
 }

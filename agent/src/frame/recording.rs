@@ -92,6 +92,10 @@ impl Recording {
             self.node_until(Some(frame.at.mono), out);
             out.push(Input::Can(frame));
         }
+        if let Some(error) = self.log.take_bus_error() {
+            self.node_until(Some(error.at.mono), out);
+            out.push(Input::BusError(error));
+        }
     }
 
     /// The log's reader: its form, lines read, frames, lines skipped by cause.
@@ -160,6 +164,7 @@ mod tests {
                 Input::Can(f) => format!("can@{}", f.at.mono.as_millis()),
                 Input::Node(n) => format!("node@{}", n.at.mono.as_millis()),
                 Input::NodeError { .. } => "error".into(),
+                Input::BusError(e) => format!("bus-error@{}", e.at.mono.as_millis()),
             })
             .collect()
     }

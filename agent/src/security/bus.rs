@@ -164,6 +164,10 @@ pub(super) struct BusWatch {
     request_target: Option<u8>,
     tp_cm: PerSender,
     refused: PerSender,
+    /// Error frames this second, by the sender of the broken frame when it is known.
+    errors: PerSender,
+    /// The identifier of the last broken frame whose identifier is known.
+    error_id: Option<u32>,
 }
 
 impl BusWatch {
@@ -188,6 +192,8 @@ impl BusWatch {
             request_target: None,
             tp_cm: PerSender::default(),
             refused: PerSender::default(),
+            errors: PerSender::default(),
+            error_id: None,
         }
     }
 
@@ -258,6 +264,24 @@ impl BusWatch {
         self.roll(refusal.at.mono, config, out);
         if refusal.refusal == Refusal::OverShare {
             self.refused.add(refusal.source_address);
+        }
+    }
+
+    /// An error frame: a frame the bus broke off, with its identifier when known.
+    pub fn bus_error(
+        &mut self,
+        id: Option<(u32, bool)>,
+        now: Duration,
+        config: &SecurityConfig,
+        out: &mut Vec<Finding>,
+    ) {
+        self.roll(now, config, out);
+        match id {
+            Some((id, true)) => {
+                self.errors.add((id & 0xFF) as u8);
+                self.error_id = Some(id);
+            }
+            _ => self.errors.total += 1,
         }
     }
 
@@ -586,9 +610,29 @@ impl BusWatch {
                 )
             });
         }
+        if self.errors.total > config.bus_errors {
+            let mut detail = format!(
+                "{} frames broken off by the bus in one second on {} (limit {})",
+                self.errors.total, self.name, config.bus_errors
+            );
+            let busiest = self.errors.busiest();
+            if let (Some((sa, n)), Some(id)) = (busiest, self.error_id) {
+                let _ = write!(
+                    detail,
+                    "; {n} of them from 0x{sa:02X}, the last with identifier {id:08X}"
+                );
+            }
+            out.push(Finding {
+                sources: busiest.map(|(sa, _)| vec![sa]).unwrap_or_default(),
+                can_id: self.error_id,
+                ..Finding::warning(SecurityKind::BusErrors, u32::MAX, detail)
+            });
+        }
         self.requests.clear();
         self.tp_cm.clear();
         self.refused.clear();
+        self.errors.clear();
+        self.error_id = None;
     }
 }
 

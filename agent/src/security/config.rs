@@ -39,6 +39,9 @@ pub struct SecurityConfig {
     pub tp_cm_per_sender: u32,
     /// TP.CM frames on one bus in one second that abuse the transport protocol.
     pub tp_cm_per_bus: u32,
+    /// Error frames (frames the bus broke off) on one bus in one second that make a
+    /// finding. A healthy bus has none.
+    pub bus_errors: u32,
 }
 
 impl Default for SecurityConfig {
@@ -54,6 +57,7 @@ impl Default for SecurityConfig {
             requests: 20,
             tp_cm_per_sender: 10,
             tp_cm_per_bus: 50,
+            bus_errors: 20,
         }
     }
 }
@@ -80,6 +84,7 @@ impl SecurityConfig {
             ("security.requests", self.requests),
             ("security.tp_cm_per_sender", self.tp_cm_per_sender),
             ("security.tp_cm_per_bus", self.tp_cm_per_bus),
+            ("security.bus_errors", self.bus_errors),
         ] {
             if limit == 0 {
                 return Err((key, "expected at least 1 a second, found 0".to_owned()));

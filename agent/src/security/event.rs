@@ -34,6 +34,9 @@ pub enum SecurityKind {
     SelfAddressed,
     /// More requests (PGN 59904) in one second than the limit.
     RequestOverload,
+    /// More error frames (frames the bus broke off) in one second than the limit: a
+    /// sender the bus cannot take, a forced bus-off, or failing wiring.
+    BusErrors,
     /// TP.CM frames faster than the limit, from one sender or on the bus, or transport
     /// announcements refused because a sender wanted more than its share.
     TransportAbuse,
@@ -51,6 +54,7 @@ impl SecurityKind {
             SecurityKind::Fuzzing => "fuzzing",
             SecurityKind::SelfAddressed => "self_addressed",
             SecurityKind::RequestOverload => "request_overload",
+            SecurityKind::BusErrors => "bus_errors",
             SecurityKind::TransportAbuse => "transport_abuse",
         }
     }

@@ -8,7 +8,7 @@ use super::bus::{BusWatch, Finding};
 use super::config::SecurityConfig;
 use super::event::{SecurityEvent, SecurityKind};
 use crate::decode::TransportRefusal;
-use crate::frame::CanFrame;
+use crate::frame::{BusError, CanFrame};
 use crate::reading::Timestamp;
 use crate::telemetry::Metrics;
 
@@ -71,6 +71,20 @@ impl Monitor {
             &mut findings,
         );
         self.report(b, frame.at, &mut findings, out);
+        self.findings = findings;
+    }
+
+    /// Watches an error frame a log recorded.
+    pub fn bus_error(&mut self, error: &BusError, out: &mut Vec<SecurityEvent>) {
+        if !self.config.enabled {
+            return;
+        }
+        let Some(b) = self.bus(&error.bus, error.at.mono) else {
+            return;
+        };
+        let mut findings = std::mem::take(&mut self.findings);
+        self.buses[b].bus_error(error.id, error.at.mono, &self.config, &mut findings);
+        self.report(b, error.at, &mut findings, out);
         self.findings = findings;
     }
 

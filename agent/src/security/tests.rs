@@ -335,3 +335,49 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_burst_of_error_frames_names_the_sender_of_the_broken_frames() {
+    use crate::frame::BusError;
+
+    let mut monitor = Monitor::new(SecurityConfig::default(), Arc::default());
+    let mut events = Vec::new();
+    for f in background(0, 20_000) {
+        monitor.observe(&f, &mut events);
+    }
+    // 100 broken frames of 0xF9's a second for 3 s.
+    for ms in (20_000..23_000).step_by(10) {
+        let at = frame(ms, 0, &[]).at;
+        let id = Some((0x18EC00F9, true));
+        monitor.bus_error(
+            &BusError {
+                bus: Arc::from("can0"),
+                at,
+                id,
+            },
+            &mut events,
+        );
+    }
+    monitor.finish(frame(23_000, 0, &[]).at, &mut events);
+    assert_eq!(
+        kinds(&events),
+        [(SecurityKind::BusErrors, Severity::Warning, vec![0xF9])]
+    );
+    assert!(
+        events[0].detail.starts_with("100 frames broken off"),
+        "{}",
+        events[0].detail
+    );
+    // A few errors a second (a noisy connector) are not a finding.
+    let mut quiet = Monitor::new(SecurityConfig::default(), Arc::default());
+    let mut none = Vec::new();
+    for ms in (20_000..23_000).step_by(100) {
+        let error = BusError {
+            bus: Arc::from("can0"),
+            at: frame(ms, 0, &[]).at,
+            id: None,
+        };
+        quiet.bus_error(&error, &mut none);
+    }
+    assert!(none.is_empty());
+}

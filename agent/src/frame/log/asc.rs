@@ -97,7 +97,15 @@ impl Asc {
             .take(4)
             .any(|w| w.eq_ignore_ascii_case("errorframe"))
         {
-            return Outcome::Skip(SkipCause::BusError, "an ASC error frame".into());
+            let Some(wall_us) = self.wall(offset) else {
+                return malformed("a time out of range");
+            };
+            return Outcome::BusError {
+                bus: Cow::Owned(format!("can{}", channel.saturating_sub(1))),
+                id: None,
+                wall_us,
+                reason: "an ASC error frame",
+            };
         }
         if rest.get(1).is_some_and(|w| w.ends_with(':')) {
             return Outcome::Skip(
@@ -282,6 +290,7 @@ mod tests {
             },
             Outcome::Nothing => panic!("nothing from {line}"),
             Outcome::Skip(cause, reason) => panic!("{cause}: {reason} from {line}"),
+            Outcome::BusError { reason, .. } => panic!("{reason} from {line}"),
         }
     }
 
@@ -338,6 +347,14 @@ mod tests {
         ] {
             match asc.line(line) {
                 Outcome::Skip(got, _) => assert_eq!(got, cause, "{line}"),
+                // An error frame is skipped as a bus error and handed on, on its channel.
+                Outcome::BusError { bus, id, .. } => {
+                    assert_eq!(
+                        (SkipCause::BusError, &*bus, id),
+                        (cause, "can0", None),
+                        "{line}"
+                    )
+                }
                 _ => panic!("{line} not skipped"),
             }
         }

@@ -43,7 +43,7 @@ use std::time::Duration;
 pub use lines::{LineSplitter, MAX_LINE, Piece, next_line};
 pub(crate) use time::{seconds_to_micros, unix_micros};
 
-use super::CanFrame;
+use super::{BusError, CanFrame};
 use crate::reading::Timestamp;
 
 /// Lines skipped that are logged at `warn`, per log, before the rest go to `debug`.
@@ -204,6 +204,14 @@ pub(crate) enum Outcome<'a> {
     Nothing,
     Frame(Parsed<'a>),
     Skip(SkipCause, Cow<'static, str>),
+    /// A frame the bus broke off: counted as a skipped line (a bus error) and handed on as
+    /// a [`BusError`] for the intrusion monitor.
+    BusError {
+        bus: Cow<'a, str>,
+        id: Option<(u32, bool)>,
+        wall_us: i64,
+        reason: &'static str,
+    },
 }
 
 /// The form's state once it is known.
@@ -226,6 +234,8 @@ pub struct LogReader {
     first_wall_us: Option<i64>,
     /// The last bus name, shared by the frames that name it.
     bus: Option<Arc<str>>,
+    /// The bus error the last line gave, until the caller takes it.
+    bus_error: Option<BusError>,
 }
 
 impl LogReader {
@@ -237,7 +247,13 @@ impl LogReader {
             counts: LogCounts::default(),
             first_wall_us: None,
             bus: None,
+            bus_error: None,
         }
+    }
+
+    /// The error frame the last line (or [`LogReader::finish`]) gave, if any.
+    pub fn take_bus_error(&mut self) -> Option<BusError> {
+        self.bus_error.take()
     }
 
     /// The next line: a frame, `None` (a blank line, a header, a skipped line: counted and
@@ -423,6 +439,18 @@ impl LogReader {
                 self.skip(cause, reason, bytes);
                 None
             }
+            Outcome::BusError {
+                bus,
+                id,
+                wall_us,
+                reason,
+            } => {
+                self.skip(SkipCause::BusError, reason.into(), bytes);
+                let bus = self.intern(&bus);
+                let at = self.timestamp(wall_us);
+                self.bus_error = Some(BusError { bus, at, id });
+                None
+            }
             Outcome::Frame(parsed) => {
                 self.counts.fd_frames += parsed.fd as u64;
                 if parsed.len > 8 {
@@ -440,12 +468,8 @@ impl LogReader {
     }
 
     fn frame(&mut self, parsed: Parsed<'_>) -> CanFrame {
-        let bus = match &self.bus {
-            Some(bus) if **bus == *parsed.bus => bus.clone(),
-            _ => self.bus.insert(Arc::from(parsed.bus.as_ref())).clone(),
-        };
-        let first = *self.first_wall_us.get_or_insert(parsed.wall_us);
-        let since_start = parsed.wall_us.saturating_sub(first).max(0);
+        let bus = self.intern(&parsed.bus);
+        let at = self.timestamp(parsed.wall_us);
         let mut data = [0u8; 8];
         data.copy_from_slice(&parsed.data[..8]);
         CanFrame {
@@ -454,10 +478,25 @@ impl LogReader {
             extended: parsed.extended,
             data,
             len: parsed.len,
-            at: Timestamp {
-                wall_us: parsed.wall_us,
-                mono: Duration::from_micros(since_start as u64),
-            },
+            at,
+        }
+    }
+
+    /// The bus name, shared with the frames before that named it.
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        match &self.bus {
+            Some(bus) if **bus == *name => bus.clone(),
+            _ => self.bus.insert(Arc::from(name)).clone(),
+        }
+    }
+
+    /// A wall time, with its monotonic time since the log's first frame.
+    fn timestamp(&mut self, wall_us: i64) -> Timestamp {
+        let first = *self.first_wall_us.get_or_insert(wall_us);
+        let since_start = wall_us.saturating_sub(first).max(0);
+        Timestamp {
+            wall_us,
+            mono: Duration::from_micros(since_start as u64),
         }
     }
 

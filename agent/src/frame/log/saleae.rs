@@ -160,6 +160,14 @@ impl Saleae {
             return Outcome::Nothing;
         };
         if let Some((cause, reason)) = p.broken {
+            if (cause, reason) == BUS_ERROR {
+                return Outcome::BusError {
+                    bus: Cow::Borrowed(BUS),
+                    id: Some((p.id, p.extended)),
+                    wall_us: p.wall_us,
+                    reason,
+                };
+            }
             return Outcome::Skip(cause, reason.into());
         }
         if p.len != Some(p.count) {

@@ -405,3 +405,31 @@ proptest! {
         prop_assert!(counts.frames <= counts.lines);
     }
 }
+
+/// The frames a Saleae capture's `can_error` broke off reach the decoder as bus errors, with
+/// the identifier they started with, for the intrusion monitor: the DoS excerpt's four are
+/// the attacker's identifier 0.
+#[test]
+fn broken_off_frames_are_handed_on_as_bus_errors_with_their_identifier() {
+    use crate::frame::Input;
+    use crate::frame::recording::Recording;
+
+    let log = std::fs::read(format!("{DATA}j1939-truck-sentry-dos.saleae.csv")).unwrap();
+    let mut recording = Recording::new("dos", &[]);
+    let mut inputs = Vec::new();
+    for line in log.split(|&b| b == b'\n') {
+        recording.line(line, &mut inputs).unwrap();
+    }
+    recording.finish(&mut inputs).unwrap();
+    let errors: Vec<_> = inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::BusError(e) => Some((e.id, &*e.bus)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors, vec![(Some((0, true)), "can0"); 4]);
+    // In time order with the frames around them.
+    let times: Vec<_> = inputs.iter().filter_map(Input::mono).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
