@@ -47,6 +47,13 @@ metrics! {
     serial_protocol_errors_total,
     /// Serial messages missing according to the node's sequence numbers.
     serial_sequence_gaps_total,
+    /// NMEA sentences from a GPS receiver with a good checksum (with a fix or not).
+    gps_sentences_total,
+    /// GPS position fixes read (RMC or GGA with a fix).
+    gps_fixes_total,
+    /// NMEA lines refused: no `$...*hh` framing, longer than NMEA allows, a checksum that
+    /// does not match, or a position field that cannot be read.
+    gps_sentences_rejected_total,
     /// J1939 transport-protocol messages reassembled (BAM or RTS/CTS).
     tp_messages_total,
     /// Transport-protocol transfers dropped because a packet came later than J1939-21 allows.

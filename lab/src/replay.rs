@@ -64,6 +64,20 @@ pub struct AlertLine {
     pub evidence: Vec<Option<f64>>,
     /// The kinds of every finding the incident gathered, first first.
     pub findings: Vec<AlertKind>,
+    /// Where the truck was when it was raised: the last known position and its age
+    /// (`null` when the log carried no position before it).
+    pub position: Option<PositionLine>,
+}
+
+/// The last known position of an alert line.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct PositionLine {
+    pub latitude: f64,
+    pub longitude: f64,
+    /// Unix seconds of the fix.
+    pub at: f64,
+    /// Seconds from the fix to the raise, on the log's monotonic clock.
+    pub age_s: f64,
 }
 
 impl AlertLine {
@@ -87,6 +101,12 @@ impl AlertLine {
                 .map(|v| (!v.is_nan()).then_some(*v))
                 .collect(),
             findings: a.findings.clone(),
+            position: a.position.map(|p| PositionLine {
+                latitude: p.latitude,
+                longitude: p.longitude,
+                at: p.at.wall_secs(),
+                age_s: p.age_s,
+            }),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::alert::{AlertEvent, AlertKind, AlertState, Severity, Verdict};
 use super::incident::Incidents;
 use super::model::{Forecast, ModelHandle};
+use super::position::PositionTracker;
 use super::rules::{self, Class, Rules};
 use super::score::{self, Residuals};
 use super::window::Grid;
@@ -176,6 +177,8 @@ pub struct Detector {
     incidents: Option<Incidents>,
     /// One step's findings, kept to spare an allocation a step.
     found: Vec<AlertEvent>,
+    /// The newest position fix, which every alert event carries; never judged.
+    position: PositionTracker,
 }
 
 #[derive(Default)]
@@ -271,6 +274,7 @@ impl Detector {
             reported_unsupported: HashSet::new(),
             incidents: Some(Incidents::default()),
             found: Vec::new(),
+            position: PositionTracker::default(),
         }
     }
 
@@ -307,8 +311,12 @@ impl Detector {
         self.judge_ticks(restarts, ticks, &mut found);
         self.add_streams();
         self.judge_limit(reading, &mut found);
+        let first = out.len();
         self.report(reading.at.mono, &mut found, out);
         self.found = found;
+        // Events this reading caused carry the position known before it came.
+        self.position.stamp(&mut out[first..]);
+        self.position.observe(reading);
     }
 
     /// Judges the ticks that have passed by `now` on the readings' monotonic clock when no
@@ -319,8 +327,10 @@ impl Detector {
         let restarts = self.grid.restarts();
         let ticks = self.grid.advance(now);
         self.judge_ticks(restarts, ticks, &mut found);
+        let first = out.len();
         self.report(now, &mut found, out);
         self.found = found;
+        self.position.stamp(&mut out[first..]);
     }
 
     /// Judges the ticks the grid just closed, after forgetting what a jump in the readings'
@@ -798,6 +808,80 @@ mod tests {
         } else {
             Reading::flagged(signal, at, quality, origin)
         }
+    }
+
+    #[test]
+    fn position_is_never_judged_and_every_alert_carries_the_last_fix_and_its_age() {
+        use crate::signals::{LATITUDE, LONGITUDE};
+        let mut d = default_detector(&VehicleConfig::default());
+        let receiver = Origin::Can {
+            bus: Arc::from("can0"),
+            source_address: 0x1C,
+        };
+        let fix = |secs: u64, lat: f64, lon: f64| {
+            let at = Timestamp {
+                wall_us: secs as i64 * 1_000_000,
+                mono: Duration::from_secs(secs),
+            };
+            [
+                Reading::good(Signal::new(LATITUDE), at, lat, receiver.clone()),
+                Reading::good(Signal::new(LONGITUDE), at, lon, receiver.clone()),
+            ]
+        };
+        let mut events = Vec::new();
+        // Ten minutes of coolant at 85 and a truck that jumps about wildly, stops sending
+        // its position (not available) and then sends out-of-band values: no position is
+        // ever a finding.
+        for secs in 0..600 {
+            events.extend(observe(
+                &mut d,
+                &coolant(secs, secs as i64 * 1_000_000, 85.0),
+            ));
+            let (lat, lon) = match secs {
+                0..200 => (48.0 + secs as f64 * 0.01, 11.0),
+                200..400 => (if secs % 2 == 0 { -90.0 } else { 90.0 }, 200.0),
+                _ => (48.0, 11.0),
+            };
+            if !(300..310).contains(&secs) {
+                for r in fix(secs, lat, lon) {
+                    events.extend(observe(&mut d, &r));
+                }
+            }
+        }
+        assert!(events.is_empty(), "position was judged: {events:?}");
+        assert!(
+            d.live().get(&Signal::new(LATITUDE), &receiver).is_none(),
+            "position is not a watched stream"
+        );
+        // The last fix came at 599 s; from 600 s the coolant is over its limit.
+        let mut raised = Vec::new();
+        for secs in 600..606 {
+            raised.extend(observe(
+                &mut d,
+                &coolant(secs, secs as i64 * 1_000_000, 120.0),
+            ));
+        }
+        let alert = raised
+            .iter()
+            .find(|e| matches!(e, AlertEvent::Raised(a) if a.kind == AlertKind::HighLimit))
+            .unwrap_or_else(|| panic!("the coolant over its limit is raised: {raised:?}"))
+            .alert();
+        let position = alert.position.expect("the last fix");
+        assert_eq!((position.latitude, position.longitude), (48.0, 11.0));
+        assert_eq!(position.at.mono, Duration::from_secs(599));
+        let age = alert.changed_at.mono - Duration::from_secs(599);
+        assert!(
+            age >= Duration::from_secs(3),
+            "debounced for 2 s from 600 s: {age:?}"
+        );
+        assert_eq!(position.age_s, age.as_secs_f64());
+
+        // A detector that never saw a position says none.
+        let mut blind = default_detector(&VehicleConfig::default());
+        let mut events = observe(&mut blind, &coolant(0, 0, 120.0));
+        events.extend(observe(&mut blind, &coolant(3, 3_000_000, 120.0)));
+        assert!(!events.is_empty());
+        assert!(events.iter().all(|e| e.alert().position.is_none()));
     }
 
     /// The alert kinds a minute of coolant at 85 and oil as `good` says raises on the oil.

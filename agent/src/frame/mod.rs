@@ -1,12 +1,13 @@
 //! The ground floor: what a source receives, before anything is decoded. A [`CanFrame`] from
-//! a bus or a log, a [`NodeMessage`] from the serial tank node, and the [`Input`] that
-//! carries either to the decoder; and the one reader and writer of candump logs
+//! a bus or a log, a [`NodeMessage`] from the serial tank node, a [`GpsFix`] from a GPS
+//! receiver's NMEA sentences ([`nmea`]), and the [`Input`] that carries each to the decoder; and the one reader and writer of candump logs
 //! ([`candump`]) and of recorded drives ([`recording`]) that every command uses.
 //!
 //! Nothing here decodes a signal or does I/O of its own: the readers are handed lines and
 //! bytes by whoever opened the file.
 
 pub mod candump;
+pub mod nmea;
 pub mod recording;
 
 use std::sync::Arc;
@@ -43,6 +44,14 @@ pub struct NodeMessage {
     pub at: Timestamp,
 }
 
+/// One position fix from a GPS receiver on a serial port, with when the agent received it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpsFix {
+    pub port: Arc<str>,
+    pub fix: nmea::Fix,
+    pub at: Timestamp,
+}
+
 /// What the sources hand to the decoder.
 #[derive(Clone, Debug)]
 pub enum Input {
@@ -53,6 +62,7 @@ pub enum Input {
         port: Arc<str>,
         error: FrameError,
     },
+    Gps(GpsFix),
 }
 
 impl Input {
@@ -61,6 +71,7 @@ impl Input {
         match self {
             Input::Can(frame) => Some(frame.at.mono),
             Input::Node(node) => Some(node.at.mono),
+            Input::Gps(gps) => Some(gps.at.mono),
             Input::NodeError { .. } => None,
         }
     }

@@ -133,6 +133,7 @@ mod tests {
                 Input::Can(f) => format!("can@{}", f.at.mono.as_millis()),
                 Input::Node(n) => format!("node@{}", n.at.mono.as_millis()),
                 Input::NodeError { .. } => "error".into(),
+                Input::Gps(_) => "gps".into(),
             })
             .collect()
     }
