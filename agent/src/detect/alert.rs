@@ -266,6 +266,13 @@ impl fmt::Display for AlertEvent {
             let kinds: Vec<String> = a.findings.iter().map(ToString::to_string).collect();
             write!(f, " [{}]", kinds.join(", "))?;
         }
+        if let Some(p) = &a.position {
+            write!(
+                f,
+                " at {:.5},{:.5} (fix {:.0} s old)",
+                p.latitude, p.longitude, p.age_s
+            )?;
+        }
         Ok(())
     }
 }
