@@ -232,7 +232,8 @@ struct AlertMessage {
     score: Option<f64>,
     raised_at_ms: i64,
     cleared_at_ms: Option<i64>,
-    position: Option<Whereabouts>,
+    /// Read on its own: an alert whose position cannot be read is still an alert.
+    position: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -456,7 +457,9 @@ impl FleetBoard {
             alert_id: m.alert_id,
             boot,
             at_ms: m.raised_at_ms,
-            position: m.position,
+            position: m
+                .position
+                .and_then(|p| serde_json::from_value::<Whereabouts>(p).ok()),
         };
         let event = match m.event.as_str() {
             "raised" if same_alert => return Ok(Vec::new()),

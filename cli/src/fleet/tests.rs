@@ -405,8 +405,9 @@ fn the_board_reads_the_agent_s_own_messages() {
 }
 
 /// An alert says where the truck was (its last fix and how much older it was than the
-/// alert); the truck's own line shows its newest position from the readings batches, a
-/// latitude and longitude of one sender and time.
+/// alert); an alert whose position cannot be read is shown without one; the truck's own
+/// line shows its newest position from the readings batches, a latitude and longitude of
+/// one sender and time.
 #[test]
 fn an_alert_shows_where_the_truck_was_and_the_truck_where_it_is() {
     let lat = "Vehicle.CurrentLocation.Latitude";
@@ -415,7 +416,7 @@ fn an_alert_shows_where_the_truck_was_and_the_truck_where_it_is() {
         r#"
         1000 retained dt/vigil/truck-a/status {{"format":"vigil.status/1","thing":"truck-a","state":"online","agent_version":"0.1.0","at_ms":500}}
         2000 dt/vigil/truck-a/alerts {{"thing":"truck-a","boot":7,"seq":10,"format":"vigil.alert/1","event":"raised","alert_id":1,"signal":"{TANK}","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"rule":"limits/1","raised_at_ms":1900,"position":{{"latitude":48.1371543,"longitude":-11.5753821,"at_ms":1500,"age_s":0.4}}}}
-        2100 dt/vigil/truck-b/alerts {{"thing":"truck-b","boot":1,"seq":1,"format":"vigil.alert/1","event":"raised","alert_id":1,"signal":"{TANK}","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"rule":"limits/1","raised_at_ms":2000}}
+        2100 dt/vigil/truck-b/alerts {{"thing":"truck-b","boot":1,"seq":1,"format":"vigil.alert/1","event":"raised","alert_id":1,"signal":"{TANK}","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"rule":"limits/1","raised_at_ms":2000,"position":{{"latitude":"north"}}}}
         table 3000
         7000 dt/vigil/truck-a/readings {{"format":"vigil.readings/1","t0":5000,"res":0.1,"series":[{{"s":"{lat}","o":"/dev/ttyACM0","r":1e-7,"t":[[0,1000,2]],"v":[481371543,200000]}},{{"s":"{lon}","o":"/dev/ttyACM0","r":1e-7,"t":[[0,1000,2]],"v":[-115753821,-10]}}]}}
         80000 dt/vigil/truck-a/alerts {{"thing":"truck-a","boot":7,"seq":11,"format":"vigil.alert/1","event":"cleared","alert_id":1,"signal":"{TANK}","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"rule":"limits/1","raised_at_ms":1900,"cleared_at_ms":79000,"position":{{"latitude":48.1571543,"longitude":-11.5753831,"at_ms":6000,"age_s":73.0}}}}
