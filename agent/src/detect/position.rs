@@ -116,8 +116,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::detect::alert::AlertKind;
+    use crate::detect::{DetectConfig, Detector, Model, ModelHandle};
     use crate::reading::{Quality, Signal};
     use crate::signals::COOLANT_TEMPERATURE;
+    use crate::vehicle::VehicleConfig;
 
     fn at(secs: f64) -> Timestamp {
         Timestamp {
@@ -239,5 +242,106 @@ mod tests {
             10.0,
             Some((48.1, 11.5, 0.0)),
         );
+    }
+
+    /// The detect stage of the default config, the built-in model beside the rules.
+    fn default_detector() -> Detector {
+        let model = Model::builtin().expect("the built-in model checks out");
+        Detector::new(
+            &VehicleConfig::default(),
+            &DetectConfig::default(),
+            ModelHandle::new(Some(model)),
+        )
+    }
+
+    fn observe(d: &mut Detector, r: &Reading) -> Vec<AlertEvent> {
+        let mut out = Vec::new();
+        d.observe(r, &mut out);
+        out
+    }
+
+    fn coolant(secs: u64, wall_us: i64, value: f64) -> Reading {
+        Reading::good(
+            Signal::new(COOLANT_TEMPERATURE),
+            Timestamp {
+                wall_us,
+                mono: Duration::from_secs(secs),
+            },
+            value,
+            can(0),
+        )
+    }
+
+    #[test]
+    fn position_is_never_judged_and_every_alert_carries_the_last_fix_and_its_age() {
+        let mut d = default_detector();
+        let receiver = Origin::Can {
+            bus: Arc::from("can0"),
+            source_address: 0x1C,
+        };
+        let fix = |secs: u64, lat: f64, lon: f64| {
+            let at = Timestamp {
+                wall_us: secs as i64 * 1_000_000,
+                mono: Duration::from_secs(secs),
+            };
+            [
+                Reading::good(Signal::new(LATITUDE), at, lat, receiver.clone()),
+                Reading::good(Signal::new(LONGITUDE), at, lon, receiver.clone()),
+            ]
+        };
+        let mut events = Vec::new();
+        // Ten minutes of coolant at 85 and a truck that jumps about wildly, stops sending
+        // its position (not available) and then sends out-of-band values: no position is
+        // ever a finding.
+        for secs in 0..600 {
+            events.extend(observe(
+                &mut d,
+                &coolant(secs, secs as i64 * 1_000_000, 85.0),
+            ));
+            let (lat, lon) = match secs {
+                0..200 => (48.0 + secs as f64 * 0.01, 11.0),
+                200..400 => (if secs % 2 == 0 { -90.0 } else { 90.0 }, 200.0),
+                _ => (48.0, 11.0),
+            };
+            if !(300..310).contains(&secs) {
+                for r in fix(secs, lat, lon) {
+                    events.extend(observe(&mut d, &r));
+                }
+            }
+        }
+        assert!(events.is_empty(), "position was judged: {events:?}");
+        assert!(
+            d.live().get(&Signal::new(LATITUDE), &receiver).is_none(),
+            "position is not a watched stream"
+        );
+        // The last fix came at 599 s; from 600 s the coolant is over its limit.
+        let mut raised = Vec::new();
+        for secs in 600..606 {
+            raised.extend(observe(
+                &mut d,
+                &coolant(secs, secs as i64 * 1_000_000, 120.0),
+            ));
+        }
+        let alert = raised
+            .iter()
+            .find(|e| matches!(e, AlertEvent::Raised(a) if a.kind == AlertKind::HighLimit))
+            .unwrap_or_else(|| panic!("the coolant over its limit is raised: {raised:?}"))
+            .alert();
+        let position = alert.position.expect("the last fix");
+        assert_eq!((position.latitude, position.longitude), (48.0, 11.0));
+        assert_eq!(position.at.mono, Duration::from_secs(599));
+        let age = alert.changed_at.mono - Duration::from_secs(599);
+        assert!(
+            age >= Duration::from_secs(3),
+            "debounced for 2 s from 600 s: {age:?}"
+        );
+        assert_eq!(position.age_s, age.as_secs_f64());
+
+        // A detector that never saw a position says none.
+        let mut blind = default_detector();
+        let mut events = observe(&mut blind, &coolant(0, 0, 120.0));
+        events.extend(observe(&mut blind, &coolant(3, 3_000_000, 120.0)));
+        assert!(!events.is_empty());
+        assert!(events.iter().all(|e| e.alert().position.is_none()));
     }
 }
