@@ -268,5 +268,6 @@ fn sample_alert() -> vigil_agent::detect::alert::AlertEvent {
         score: None,
         evidence: Vec::new(),
         findings: Vec::new(),
+        position: None,
     })
 }

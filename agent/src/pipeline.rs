@@ -629,7 +629,7 @@ impl Router {
                 match input {
                     Input::Can(frame) => self.monitor.observe(frame, &mut findings),
                     Input::BusError(error) => self.monitor.bus_error(error, &mut findings),
-                    Input::Node(_) | Input::NodeError { .. } => {}
+                    Input::Node(_) | Input::NodeError { .. } | Input::Gps(_) => {}
                 }
             }
             for refusal in decoded.transport.drain(..) {

@@ -14,6 +14,10 @@ pub const FUEL_TEMPERATURE: &str = "Vehicle.Powertrain.FuelSystem.Temperature";
 pub const AMBIENT_TEMPERATURE: &str = "Vehicle.Exterior.AirTemperature";
 pub const SPEED: &str = "Vehicle.Speed";
 pub const ENGINE_SPEED: &str = "Vehicle.Powertrain.CombustionEngine.Speed";
+/// The truck's position, WGS 84 degrees (north and east positive). Never judged as a
+/// temperature: detect only keeps the newest fix to tell each alert where the truck was.
+pub const LATITUDE: &str = "Vehicle.CurrentLocation.Latitude";
+pub const LONGITUDE: &str = "Vehicle.CurrentLocation.Longitude";
 
 /// The VSS name of a cargo-tank compartment's temperature (compartments count from 1).
 pub fn tank_temperature(compartment: u8) -> Signal {
@@ -32,6 +36,8 @@ pub mod pgn {
     pub const CCVS1: u32 = 65265;
     /// Ambient Conditions.
     pub const AMB: u32 = 65269;
+    /// Vehicle Position.
+    pub const VP: u32 = 65267;
     /// Active Diagnostic Trouble Codes.
     pub const DM1: u32 = 65226;
 }
@@ -44,7 +50,7 @@ pub struct J1939Signal {
     pub spn: u32,
     /// First byte of the value, counted from 0.
     pub start_byte: usize,
-    /// Length in bytes (1 or 2, little endian).
+    /// Length in bytes (1, 2 or 4, little endian).
     pub len: usize,
     /// Physical units per bit.
     pub scale: f64,
@@ -55,12 +61,13 @@ pub struct J1939Signal {
 
 impl J1939Signal {
     /// The largest raw value J1939 counts as valid data for this length
-    /// (`0xFA` for one byte, `0xFAFF` for two); above it lie reserved, error and
-    /// not-available.
+    /// (`0xFA` for one byte, `0xFAFF` for two, `0xFAFF_FFFF` for four); above it lie
+    /// reserved, error and not-available.
     pub fn max_valid_raw(&self) -> u32 {
         match self.len {
             1 => 0xFA,
-            _ => 0xFAFF,
+            2 => 0xFAFF,
+            _ => 0xFAFF_FFFF,
         }
     }
 
@@ -135,6 +142,28 @@ pub const J1939_SIGNALS: &[J1939Signal] = &[
         offset: 0.0,
         unit: "rpm",
     },
+    // SPN 584 and 585 (Vehicle Position, bytes 1-4 and 5-8): 1e-7 deg/bit, offset -210
+    // for both, so the data range is -210 to +211.1081215 degrees.
+    J1939Signal {
+        vss: LATITUDE,
+        pgn: pgn::VP,
+        spn: 584,
+        start_byte: 0,
+        len: 4,
+        scale: 1e-7,
+        offset: -210.0,
+        unit: "deg",
+    },
+    J1939Signal {
+        vss: LONGITUDE,
+        pgn: pgn::VP,
+        spn: 585,
+        start_byte: 4,
+        len: 4,
+        scale: 1e-7,
+        offset: -210.0,
+        unit: "deg",
+    },
 ];
 
 /// The table row for a VSS name, if the signal comes from J1939.
@@ -155,6 +184,14 @@ mod tests {
         let oil = j1939_signal(OIL_TEMPERATURE).unwrap().range();
         assert_eq!(oil.0, -273.0);
         assert!((oil.1 - 1734.96875).abs() < 1e-9);
+    }
+
+    #[test]
+    fn position_spans_the_j1939_71_range() {
+        let (min, max) = j1939_signal(LATITUDE).unwrap().range();
+        assert_eq!(min, -210.0);
+        assert!((max - 211.108_121_5).abs() < 1e-9, "{max}");
+        assert_eq!(j1939_signal(LONGITUDE).unwrap().start_byte, 4);
     }
 
     #[test]

@@ -51,6 +51,13 @@ metrics! {
     serial_sequence_gaps_total,
     /// J1939 transport-protocol sessions opened by an announcement (BAM or RTS).
     tp_sessions_opened_total,
+    /// NMEA sentences from a GPS receiver with a good checksum (with a fix or not).
+    gps_sentences_total,
+    /// GPS position fixes read (RMC or GGA with a fix).
+    gps_fixes_total,
+    /// NMEA lines refused: no `$...*hh` framing, longer than NMEA allows, a checksum that
+    /// does not match, or a position field that cannot be read.
+    gps_sentences_rejected_total,
     /// J1939 transport-protocol messages reassembled (BAM or RTS/CTS).
     tp_messages_total,
     /// Transport-protocol transfers dropped because a packet came later than J1939-21 allows.

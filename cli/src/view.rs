@@ -17,6 +17,7 @@ use vigil_agent::alarm::{Buzzer, Panel};
 use vigil_agent::batch::Batch;
 use vigil_agent::detect::alert::AlertEvent;
 use vigil_agent::reading::{Reading, Signal};
+use vigil_agent::signals;
 use vigil_agent::telemetry::Metrics;
 use vigil_agent::uplink::LinkStatus;
 
@@ -127,7 +128,13 @@ impl View {
                         if duration.is_some_and(|d| self.sim_time >= d) {
                             shutdown.cancel();
                         }
-                        let line = format!("reading {r}");
+                        let line = match (r.signal.as_str(), r.value()) {
+                            // To J1939's 1e-7 degree: hundredths would be a kilometre.
+                            (signals::LATITUDE | signals::LONGITUDE, Some(v)) => {
+                                format!("reading {:.3} {} = {v:.7}", r.at.wall_secs(), r.signal)
+                            }
+                            _ => format!("reading {r}"),
+                        };
                         self.latest.insert(r.signal.clone(), r);
                         Some(line)
                     }
@@ -189,8 +196,13 @@ impl View {
             "signal (VSS)", "value"
         );
         for r in self.latest.values() {
+            // A position in hundredths of a degree would be a kilometre off: metres here.
+            let decimals = match r.signal.as_str() {
+                signals::LATITUDE | signals::LONGITUDE => 5,
+                _ => 2,
+            };
             let value = match r.value() {
-                Some(v) => format!("{v:>10.2}"),
+                Some(v) => format!("{v:>10.decimals$}"),
                 None => format!("{:>10}", format!("[{}]", r.quality)),
             };
             let _ = writeln!(s, "{:<66} {value}  {}\x1b[K", r.signal.as_str(), r.origin);

@@ -77,6 +77,20 @@ pub struct AlertLine {
     pub evidence: Vec<Option<f64>>,
     /// The kinds of every finding the incident gathered, first first.
     pub findings: Vec<AlertKind>,
+    /// Where the truck was when it was raised: the last known position and its age
+    /// (`null` when the log carried no position before it).
+    pub position: Option<PositionLine>,
+}
+
+/// The last known position of an alert line.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct PositionLine {
+    pub latitude: f64,
+    pub longitude: f64,
+    /// Unix seconds of the fix.
+    pub at: f64,
+    /// Seconds from the fix to the raise, on the log's monotonic clock.
+    pub age_s: f64,
 }
 
 impl AlertLine {
@@ -101,6 +115,12 @@ impl AlertLine {
                 .map(|v| (!v.is_nan()).then_some(*v))
                 .collect(),
             findings: a.findings.clone(),
+            position: a.position.map(|p| PositionLine {
+                latitude: p.latitude,
+                longitude: p.longitude,
+                at: p.at.wall_secs(),
+                age_s: p.age_s,
+            }),
         }
     }
 }
@@ -359,7 +379,7 @@ fn read_log(
                     last = Some(frame.at);
                 }
                 Input::BusError(error) => monitor.bus_error(error, findings),
-                Input::Node(_) | Input::NodeError { .. } => {}
+                Input::Node(_) | Input::NodeError { .. } | Input::Gps(_) => {}
             }
             for refusal in decoded.transport.drain(..) {
                 monitor.refused(&refusal, findings);
@@ -473,6 +493,48 @@ mod tests {
         for key in ["kind", "severity", "score", "rule"] {
             assert!(!first[key].is_null(), "{key} missing: {first}");
         }
+        // The simulated truck sends its position once a second: the alert says where it
+        // was, from a fix at most a second and a bit older than the raise.
+        let position = &first["position"];
+        let (lat, lon) = (
+            position["latitude"].as_f64(),
+            position["longitude"].as_f64(),
+        );
+        assert!(
+            lat.is_some_and(|l| (47.0..53.0).contains(&l))
+                && lon.is_some_and(|l| (6.0..15.0).contains(&l)),
+            "{first}"
+        );
+        let age = position["age_s"].as_f64().unwrap();
+        assert!((0.0..=1.5).contains(&age), "{first}");
+        let fix_at = position["at"].as_f64().unwrap();
+        assert!((raised - fix_at - age).abs() < 0.01, "{first}");
+        // A log without a position: every line says so, as null.
+        let no_vp: String = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains(" can0 18FEF300#") && !l.contains(" sim0 18FEF300#"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let blind = dir.path().join("blind.log");
+        std::fs::write(&blind, no_vp).unwrap();
+        std::fs::copy(log.with_extension("serial"), blind.with_extension("serial")).unwrap();
+        let blind_out = dir.path().join("blind.jsonl");
+        replay(
+            &judge,
+            builtin_dbc(),
+            &SecurityConfig::default(),
+            &blind,
+            &blind_out,
+            None,
+        )
+        .unwrap();
+        let blind_alerts = lines(&blind_out);
+        assert!(!blind_alerts.is_empty());
+        assert!(
+            blind_alerts.iter().all(|a| a["position"].is_null()),
+            "{blind_alerts:?}"
+        );
         assert!(first.get("cleared_at").is_some(), "{first}");
         assert!(
             alerts

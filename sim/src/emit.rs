@@ -1,8 +1,8 @@
 //! Emission: what the truck's controllers put on the CAN bus and what the tank sensor
 //! node sends down its UART, and when.
 //!
-//! Owns the broadcast timetable (EEC1 20 Hz, CCVS1 10 Hz, ET1 and AMB 1 Hz, one tank
-//! reading per compartment per second, a node heartbeat every 10 s), the frame layouts
+//! Owns the broadcast timetable (EEC1 20 Hz, CCVS1 10 Hz, ET1, AMB and the Vehicle Position
+//! 1 Hz, one tank reading per compartment per second, a node heartbeat every 10 s), the frame layouts
 //! (from the shared signal table, so a simulated frame decodes back exactly) and the node's
 //! sequence counter. It must never invent a byte layout of its own: CAN payloads go
 //! through [`encode_value`], serial frames through [`Message::encode`].
@@ -25,6 +25,9 @@ pub const CCVS1_ID: u32 = 0x18FE_F100;
 pub const ET1_ID: u32 = 0x18FE_EE00;
 /// Ambient Conditions (priority 6, SA 0x00).
 pub const AMB_ID: u32 = 0x18FE_F500;
+/// Vehicle Position (priority 6, SA 0x00: the simulated truck's engine controller
+/// relays its GPS, as many trucks' telematics gateways do).
+pub const VP_ID: u32 = 0x18FE_F300;
 
 /// The firmware version the simulated node reports in its heartbeat.
 pub const NODE_FIRMWARE: u16 = 0x0100;
@@ -36,6 +39,8 @@ pub(crate) enum Slot {
     Ccvs1,
     Et1,
     Amb,
+    /// Vehicle Position.
+    Vp,
     /// One compartment's reading from the tank node (1-based).
     Tank(u8),
     Heartbeat,
@@ -80,6 +85,9 @@ impl Timetable {
             entries.push(entry(Slot::Tank(n), 1_000_000, phase, false));
         }
         entries.push(entry(Slot::Heartbeat, 10_000_000, 950_000, false));
+        // Last, and without jitter: the position takes no draw from the jitter stream and
+        // wins no tie, so every other message keeps the time it had before it existed.
+        entries.push(entry(Slot::Vp, 1_000_000, 890_000, false));
         let mut table = Timetable {
             entries,
             rng: Rng::new(seed, Stream::Jitter),
@@ -224,6 +232,7 @@ mod tests {
         assert_eq!(id(6, pgn::CCVS1), CCVS1_ID);
         assert_eq!(id(6, pgn::ET1), ET1_ID);
         assert_eq!(id(6, pgn::AMB), AMB_ID);
+        assert_eq!(id(6, pgn::VP), VP_ID);
     }
 
     #[test]
@@ -246,6 +255,7 @@ mod tests {
             (Slot::Ccvs1, 600),
             (Slot::Et1, 60),
             (Slot::Amb, 60),
+            (Slot::Vp, 60),
             (Slot::Tank(1), 60),
             (Slot::Tank(3), 60),
             (Slot::Heartbeat, 6),
@@ -253,7 +263,7 @@ mod tests {
         for (slot, n) in expect {
             assert_eq!(counts.get(&slot), Some(&n), "{slot:?}");
         }
-        assert_eq!(counts.len(), 4 + compartments as usize + 1);
+        assert_eq!(counts.len(), 5 + compartments as usize + 1);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! into the agent's pipeline as one more source. A test tool and the demo's truck: nothing
 //! on the truck uses this crate.
 //!
-//! Owns the model (drive cycle, engine heat, cooling loop, weather, cargo: [`physics`]),
+//! Owns the model (drive cycle, engine heat, cooling loop, weather, cargo: [`physics`];
+//! the route, a seeded path of road segments walked by the distance driven: `route`),
 //! the fault scenarios ([`faults`]), the broadcast timetable ([`emit`]) and the recording
 //! of a run to files ([`record`]). It must never read a clock or the operating system's
 //! entropy (a run is a function of [`TruckParams`] and [`Scenario`] alone, byte for byte),
@@ -23,6 +24,7 @@ pub mod source;
 
 mod drive;
 mod rng;
+mod route;
 mod sensors;
 mod thermal;
 
@@ -377,6 +379,14 @@ impl Truck {
                     signals::AMBIENT_TEMPERATURE,
                     self.measure(Sensor::Ambient, t, air),
                 )],
+            ),
+            // The GPS is not one of the sensors faults act on: it always has a fix.
+            Slot::Vp => (
+                emit::VP_ID,
+                vec![
+                    (signals::LATITUDE, Measured::Value(truth.latitude)),
+                    (signals::LONGITUDE, Measured::Value(truth.longitude)),
+                ],
             ),
             Slot::Tank(n) => return self.emit_tank(n, t).map(Emitted::Serial),
             Slot::Heartbeat => {

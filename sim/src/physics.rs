@@ -12,6 +12,7 @@ use super::TruckParams;
 use super::drive::Drive;
 use super::faults::{FaultKind, Scenario};
 use super::rng::{Rng, Stream};
+use super::route::Route;
 use super::thermal::{CoolingFaults, CoolingLoop, Duty, TankExposure, Weather, step_compartment};
 
 /// The physics step. Every emission period (50 ms EEC1 and up) is a multiple of it.
@@ -47,6 +48,11 @@ pub struct TruthState {
     pub coolant_level: f64,
     /// Cargo temperature per compartment; index 0 is compartment 1.
     pub tanks_c: Vec<f64>,
+    /// Distance driven since the start, metres.
+    pub odometer_m: f64,
+    /// Where the truck is on its route, WGS 84 degrees.
+    pub latitude: f64,
+    pub longitude: f64,
 }
 
 /// Everything that moves, stepped together.
@@ -57,6 +63,7 @@ pub(crate) struct Physics {
     drive: Drive,
     cooling: CoolingLoop,
     weather: Weather,
+    route: Route,
     truth: TruthState,
 }
 
@@ -79,6 +86,8 @@ impl Physics {
             .collect();
         let cooling = CoolingLoop::cold(ambient_c);
         let drive = Drive::new(params.seed);
+        let route = Route::new(params.seed);
+        let (latitude, longitude) = route.position();
         let truth = TruthState {
             elapsed: Duration::ZERO,
             speed_kmh: 0.0,
@@ -95,6 +104,9 @@ impl Physics {
             fan_engaged: 0.0,
             coolant_level: 1.0,
             tanks_c,
+            odometer_m: 0.0,
+            latitude,
+            longitude,
         };
         Physics {
             start_wall_us: params.start_wall_us,
@@ -102,6 +114,7 @@ impl Physics {
             drive,
             cooling,
             weather,
+            route,
             truth,
         }
     }
@@ -169,6 +182,9 @@ impl Physics {
         let c = &self.cooling;
         let truth = &mut self.truth;
         truth.elapsed = t;
+        truth.odometer_m += d.speed_ms * dt;
+        self.route.drive_to(truth.odometer_m);
+        (truth.latitude, truth.longitude) = self.route.position();
         truth.speed_kmh = d.speed_kmh();
         truth.engine_rpm = d.rpm;
         truth.engine_running = running;

@@ -23,6 +23,7 @@ pub(crate) enum Stream {
     Node = 8,
     EcuNoise = 9,
     Quirks = 10,
+    Route = 11,
 }
 
 /// SplitMix64, used only to spread a seed over xoshiro's 256 bits of state (the

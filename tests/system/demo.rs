@@ -42,6 +42,16 @@ fn demo_prints_readings_and_the_overheating_alert_then_exits_0() {
         raised.contains("Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"),
         "{raised}"
     );
+    // The simulated truck drives a route and sends its position: the alert says where.
+    let (_, at) = raised
+        .split_once(" at ")
+        .unwrap_or_else(|| panic!("no position in {raised}"));
+    let (lat, lon) = at.split_once(' ').unwrap().0.split_once(',').unwrap();
+    let (lat, lon): (f64, f64) = (lat.parse().unwrap(), lon.parse().unwrap());
+    assert!(
+        (47.0..53.0).contains(&lat) && (6.0..15.0).contains(&lon),
+        "{raised}"
+    );
     for signal in [
         "Vehicle.Speed",
         "Vehicle.Exterior.AirTemperature",

@@ -13,7 +13,8 @@ use std::process::{Child, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::broker::{Fleet, LIMIT, Mosquitto, Pki};
+use crate::broker::{Fleet, KillOnDrop, LIMIT, Mosquitto, Pki};
+use crate::schema::assert_valid;
 use crate::{Lines, vigil, wait_with_limit, write_file};
 
 /// A simulated truck whose cargo tank is over its limits from the first seconds (the
@@ -365,4 +366,77 @@ fn a_hijacked_engine_address_reaches_the_fleet_watch_as_security_findings() {
     assert_eq!(security.len(), 2, "{events:#?}");
     assert_eq!(security[0]["origins"], json!(["can0/sa00"]));
     assert_eq!(security[1]["severity"], "critical");
+}
+
+/// Issue 17's "where is the truck": a simulated truck (`vigil run`, which sends J1939
+/// Vehicle Position once a simulated second) raises an alert, and `vigil fleet watch`,
+/// over Mosquitto with TLS and client certificates, shows it with the last known position
+/// and its age, as the alert message carried it.
+#[test]
+fn an_alert_reaches_the_fleet_watch_with_where_the_truck_was() {
+    let pki = Pki::new();
+    let broker = Mosquitto::start(&pki);
+    let seen = Fleet::connect(&pki, broker.port, "fleet-position", &["dt/vigil/#"]);
+    let mut watcher = Watcher::start(&pki, broker.port, "watch-position", &[]);
+    let (truck, _log) = start_truck(&truck_config(&pki, "truck-p", broker.port, (5.0, 90.0)));
+    let _truck = KillOnDrop(Some(truck));
+
+    let raised = |v: &Value| is(v, "alert_raised", "truck-p");
+    let events = watcher.events_until("truck P's alert", raised);
+    let alert = events.iter().find(|v| raised(v)).unwrap();
+    let position = &alert["position"];
+    let (lat, lon) = (
+        position["latitude"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no position: {alert}")),
+        position["longitude"].as_f64().unwrap(),
+    );
+    // The simulator's depots lie between 47.5 and 52 N, 7 and 14 E.
+    assert!(
+        (47.0..53.0).contains(&lat) && (6.0..15.0).contains(&lon),
+        "{alert}"
+    );
+    // A fix once a simulated second: at most a second and a bit before the raise.
+    let age = position["age_s"].as_f64().unwrap();
+    assert!((0.0..=1.5).contains(&age), "{alert}");
+    let fix_ms = position["at_ms"].as_i64().unwrap();
+    let behind = alert["at_ms"].as_i64().unwrap() - fix_ms;
+    assert!((behind as f64 - age * 1000.0).abs() <= 2.0, "{alert}");
+
+    // What the watcher shows is what the truck published, and the position also went out
+    // as readings (its own step, 1e-7 degree), which the schema accepts.
+    let msgs = seen.until("the alert and a readings batch with the position", |msgs| {
+        let alert = msgs.iter().any(|(t, _)| t == "dt/vigil/truck-p/alerts");
+        let readings = msgs.iter().any(|(t, p)| {
+            t == "dt/vigil/truck-p/readings"
+                && String::from_utf8_lossy(p).contains("Vehicle.CurrentLocation.Latitude")
+        });
+        alert && readings
+    });
+    let published = msgs
+        .iter()
+        .filter(|(t, _)| t == "dt/vigil/truck-p/alerts")
+        .map(|(_, p)| assert_valid("alert.schema.json", p))
+        .find(|v| v["alert_id"] == alert["alert_id"] && v["event"] == "raised")
+        .expect("the raised alert was published");
+    assert_eq!(published["position"], *position);
+    let (_, batch) = msgs
+        .iter()
+        .find(|(t, p)| {
+            t == "dt/vigil/truck-p/readings"
+                && String::from_utf8_lossy(p).contains("Vehicle.CurrentLocation.Latitude")
+        })
+        .unwrap();
+    let batch = assert_valid("readings.schema.json", batch);
+    let readings = vigil_agent::uplink::readings::decode(&batch).unwrap();
+    let latitudes: Vec<f64> = readings
+        .iter()
+        .filter(|r| r.signal == "Vehicle.CurrentLocation.Latitude")
+        .filter_map(|r| r.value.clone().ok())
+        .collect();
+    assert!(!latitudes.is_empty());
+    assert!(
+        latitudes.iter().all(|l| (l - lat).abs() < 0.1),
+        "{latitudes:?} far from {lat}"
+    );
 }

@@ -196,3 +196,76 @@ fn the_checker_refuses_what_the_schemas_refuse() {
     extra["colour"] = "red".into();
     assert!(check("status.schema.json", &extra).is_err());
 }
+
+/// The alert payload with and without a position, as the agent encodes it and publishes it
+/// (identity added), against `alert.schema.json`; and what the schema refuses of a position.
+#[test]
+fn an_alert_carries_its_position_as_the_schema_says() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use vigil_agent::detect::alert::{Alert, AlertEvent, AlertKind, Severity};
+    use vigil_agent::detect::position::AlertPosition;
+    use vigil_agent::reading::{Signal, Timestamp};
+    use vigil_agent::spool::{Record, RecordKind};
+    use vigil_agent::uplink::payload::{Stream, alert_body, publication, stored};
+    use vigil_agent::uplink::topics::Topics;
+
+    let at = |secs: u64| Timestamp {
+        wall_us: 1_781_503_200_000_000 + secs as i64 * 1_000_000,
+        mono: Duration::from_secs(secs),
+    };
+    let alert = |position| Alert {
+        id: 3,
+        signal: Signal::new("Vehicle.Cargo.Tank.Compartment1.Temperature"),
+        origin: None,
+        peer: None,
+        kind: AlertKind::HighLimit,
+        severity: Severity::Warning,
+        value: 41.0,
+        threshold: 40.0,
+        score: None,
+        raised_at: at(100),
+        changed_at: at(100),
+        rule: Arc::from("limits/1"),
+        evidence: Vec::new(),
+        findings: Vec::new(),
+        position,
+    };
+    let published = |a: Alert| {
+        let record = Record {
+            seq: 1,
+            kind: RecordKind::Alert,
+            boot_id: 9,
+            created_ms: 0,
+            payload: stored(Stream::Alerts, &alert_body(&AlertEvent::Raised(a))),
+        };
+        publication(&record, &Topics::new("truck-7")).unwrap().1
+    };
+    let none = assert_valid("alert.schema.json", &published(alert(None)));
+    assert!(none.get("position").is_none(), "{none}");
+    let fix = AlertPosition {
+        latitude: 48.137_154_3,
+        longitude: -11.575_382_1,
+        at: at(93),
+        age_s: 7.000_4,
+    };
+    let v = assert_valid("alert.schema.json", &published(alert(Some(fix))));
+    assert_eq!(
+        v["position"],
+        serde_json::json!({"latitude": 48.137_154_3, "longitude": -11.575_382_1,
+                           "at_ms": 1_781_503_293_000i64, "age_s": 7.0})
+    );
+    for (field, bad) in [
+        ("latitude", serde_json::json!(95.0)),
+        ("longitude", serde_json::json!(-181.0)),
+        ("age_s", serde_json::json!(-1.0)),
+        ("at_ms", serde_json::json!("yesterday")),
+    ] {
+        let mut wrong = v.clone();
+        wrong["position"][field] = bad;
+        assert!(check("alert.schema.json", &wrong).is_err(), "{field}");
+    }
+    let mut missing = v;
+    missing["position"].as_object_mut().unwrap().remove("age_s");
+    assert!(check("alert.schema.json", &missing).is_err());
+}

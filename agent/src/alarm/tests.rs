@@ -35,6 +35,7 @@ pub(crate) fn alert(id: u64, severity: Severity) -> Alert {
         score: None,
         evidence: Vec::new(),
         findings: Vec::new(),
+        position: None,
     }
 }
 

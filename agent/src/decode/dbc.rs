@@ -68,6 +68,8 @@ pub fn default_signal_names() -> BTreeMap<String, String> {
         ("AmbientAirTemp", signals::AMBIENT_TEMPERATURE),
         ("WheelBasedVehicleSpeed", signals::SPEED),
         ("EngSpeed", signals::ENGINE_SPEED),
+        ("Latitude", signals::LATITUDE),
+        ("Longitude", signals::LONGITUDE),
     ]
     .into_iter()
     .map(|(dbc, vss)| (dbc.to_owned(), vss.to_owned()))
@@ -277,7 +279,7 @@ mod tests {
         let mut names = default_signal_names();
         names.remove("EngSpeed");
         let table = table_from_dbc(&dbc, "test", &SignalNames::All(&names)).unwrap();
-        assert_eq!(table.layouts().len(), 8);
+        assert_eq!(table.layouts().len(), 10);
     }
 
     #[test]

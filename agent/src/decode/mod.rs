@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use vigil_wire::{Body, FrameError};
 
-use crate::frame::{CanFrame, Input, NodeMessage};
+use crate::frame::{CanFrame, GpsFix, Input, NodeMessage};
 use crate::reading::{Origin, Quality, Reading, Signal, Timestamp};
-use crate::signals::{J1939_SIGNALS, J1939Signal, tank_temperature};
+use crate::signals::{J1939_SIGNALS, J1939Signal, LATITUDE, LONGITUDE, tank_temperature};
 use crate::telemetry::Metrics;
 use dm1::{DiagnosticEvent, PGN_DM1};
 use j1939::J1939Id;
@@ -80,6 +80,9 @@ pub struct Decoder {
     table: SignalTable,
     /// Tank compartment names, interned, indexed by compartment number.
     tanks: Vec<Signal>,
+    /// The position's names, interned, for GPS fixes.
+    latitude: Signal,
+    longitude: Signal,
     /// Last sequence number seen per serial port, to count gaps.
     last_seq: Vec<(Arc<str>, u16)>,
     /// Multi-packet J1939 transfers in progress.
@@ -105,6 +108,8 @@ impl Decoder {
         Decoder {
             table,
             tanks: (0..=u8::MAX).map(tank_temperature).collect(),
+            latitude: Signal::new(LATITUDE),
+            longitude: Signal::new(LONGITUDE),
             last_seq: Vec::new(),
             transport: Reassembler::new(metrics.clone()),
             discarded: Vec::new(),
@@ -161,6 +166,7 @@ impl Decoder {
             Input::Node(node) => self.decode_node(node, readings),
             Input::NodeError { port, error } => self.count_node_error(port, *error),
             Input::BusError(_) => Metrics::inc(&self.metrics.can_bus_errors_total),
+            Input::Gps(gps) => self.decode_gps(gps, readings),
         }
         tally.readings += (readings.len() - before) as u64;
     }
@@ -287,6 +293,25 @@ impl Decoder {
         } else {
             Reading::flagged(signal, node.at, Quality::Error, origin)
         });
+    }
+
+    /// A GPS fix is the position's two readings, as a J1939 Vehicle Position frame is.
+    fn decode_gps(&mut self, gps: &GpsFix, out: &mut Vec<Reading>) {
+        let origin = Origin::Serial {
+            port: gps.port.clone(),
+        };
+        out.push(Reading::good(
+            self.latitude.clone(),
+            gps.at,
+            gps.fix.latitude,
+            origin.clone(),
+        ));
+        out.push(Reading::good(
+            self.longitude.clone(),
+            gps.at,
+            gps.fix.longitude,
+            origin,
+        ));
     }
 
     fn check_sequence(&mut self, port: &Arc<str>, seq: u16) {
@@ -438,6 +463,64 @@ mod tests {
     }
 
     #[test]
+    fn vehicle_position_decodes_to_degrees_and_not_available_stays_a_flag() {
+        use crate::signals::{LATITUDE, LONGITUDE};
+        let mut d =
+            Decoder::with_signal_table(dbc::DbcConfig::default().load().unwrap(), Arc::default());
+        // 48.1173 N, 11.5167 E: raw = (deg + 210) * 1e7, little endian.
+        let raw = |deg: f64| (((deg + 210.0) * 1e7).round() as u32).to_le_bytes();
+        let mut data = raw(48.1173).to_vec();
+        data.extend(raw(-11.5167));
+        let r = decode(&mut d, Input::Can(frame(0x18FEF300, &data)));
+        let value = |name: &str| {
+            r.iter()
+                .find(|r| r.signal.as_str() == name)
+                .unwrap()
+                .value()
+        };
+        assert!((value(LATITUDE).unwrap() - 48.1173).abs() < 1e-7);
+        assert!((value(LONGITUDE).unwrap() + 11.5167).abs() < 1e-7);
+        // A receiver without a fix sends "not available": flags, never -210 + something.
+        let mut na = vec![0xFF; 4];
+        na.extend([0xFF, 0xFF, 0xFF, 0xFE]);
+        let r = decode(&mut d, Input::Can(frame(0x18FEF300, &na)));
+        assert_eq!(
+            r.iter().map(|r| (r.quality, r.value())).collect::<Vec<_>>(),
+            [(Quality::NotAvailable, None), (Quality::Error, None)]
+        );
+    }
+
+    #[test]
+    fn a_gps_fix_is_the_same_two_readings_from_its_port() {
+        use crate::frame::nmea::Fix;
+        let mut d = Decoder::new(Arc::default());
+        let port: Arc<str> = Arc::from("/dev/ttyACM0");
+        let r = decode(
+            &mut d,
+            Input::Gps(GpsFix {
+                port: port.clone(),
+                fix: Fix {
+                    latitude: -33.5,
+                    longitude: 151.25,
+                },
+                at: at(),
+            }),
+        );
+        let got: Vec<_> = r
+            .iter()
+            .map(|r| (r.signal.as_str(), r.value(), &r.origin))
+            .collect();
+        let origin = Origin::Serial { port };
+        assert_eq!(
+            got,
+            [
+                (LATITUDE, Some(-33.5), &origin),
+                (LONGITUDE, Some(151.25), &origin)
+            ]
+        );
+    }
+
+    #[test]
     fn node_messages_become_tank_readings_and_gaps_are_counted() {
         let metrics = Arc::new(Metrics::default());
         let mut d = Decoder::new(metrics.clone());
@@ -480,6 +563,7 @@ mod properties {
                 prop::sample::select(vec![
                     0x18FEEE00u32,
                     0x18FEF500,
+                    0x18FEF300,
                     0x0CFEF100,
                     0x0CF00400,
                     0x18FECA00,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::position::AlertPosition;
 use crate::reading::{Origin, Signal, Timestamp};
 
 /// How bad it is; the buzzer pattern and the fleet's routing follow it.
@@ -192,6 +193,9 @@ pub struct Alert {
     /// For an incident, the kinds of every finding that joined it, first first (its `kind`
     /// is the most severe one's); empty for a finding.
     pub findings: Vec<AlertKind>,
+    /// Where the truck was: the last known position when the event left the detector,
+    /// aged to the event's time; `None` when no position was ever seen.
+    pub position: Option<AlertPosition>,
 }
 
 /// A change the detect stage reports.
@@ -226,6 +230,13 @@ impl AlertEvent {
             AlertEvent::Cleared { alert, .. } => alert,
         }
     }
+
+    pub fn alert_mut(&mut self) -> &mut Alert {
+        match self {
+            AlertEvent::Raised(a) | AlertEvent::Escalated(a) | AlertEvent::Updated(a) => a,
+            AlertEvent::Cleared { alert, .. } => alert,
+        }
+    }
 }
 
 impl fmt::Display for AlertEvent {
@@ -254,6 +265,13 @@ impl fmt::Display for AlertEvent {
         if a.findings.len() > 1 {
             let kinds: Vec<String> = a.findings.iter().map(ToString::to_string).collect();
             write!(f, " [{}]", kinds.join(", "))?;
+        }
+        if let Some(p) = &a.position {
+            write!(
+                f,
+                " at {:.5},{:.5} (fix {:.0} s old)",
+                p.latitude, p.longitude, p.age_s
+            )?;
         }
         Ok(())
     }
@@ -423,6 +441,7 @@ impl AlertState {
             rule: self.rule.clone(),
             evidence: evidence.to_vec(),
             findings: Vec::new(),
+            position: None,
         };
         self.phase = Phase::Active(Box::new(alert.clone()));
         Some(AlertEvent::Raised(alert))

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::alert::{AlertEvent, AlertKind, AlertState, Severity, Verdict};
 use super::incident::Incidents;
 use super::model::{Forecast, ModelHandle};
+use super::position::PositionTracker;
 use super::rules::{self, Class, Rules};
 use super::score::{self, Residuals};
 use super::window::Grid;
@@ -176,6 +177,8 @@ pub struct Detector {
     incidents: Option<Incidents>,
     /// One step's findings, kept to spare an allocation a step.
     found: Vec<AlertEvent>,
+    /// The newest position fix, which every alert event carries; never judged.
+    position: PositionTracker,
 }
 
 #[derive(Default)]
@@ -271,6 +274,7 @@ impl Detector {
             reported_unsupported: HashSet::new(),
             incidents: Some(Incidents::default()),
             found: Vec::new(),
+            position: PositionTracker::default(),
         }
     }
 
@@ -307,8 +311,12 @@ impl Detector {
         self.judge_ticks(restarts, ticks, &mut found);
         self.add_streams();
         self.judge_limit(reading, &mut found);
+        let first = out.len();
         self.report(reading.at.mono, &mut found, out);
         self.found = found;
+        // Events this reading caused carry the position known before it came.
+        self.position.stamp(&mut out[first..]);
+        self.position.observe(reading);
     }
 
     /// Judges the ticks that have passed by `now` on the readings' monotonic clock when no
@@ -319,8 +327,10 @@ impl Detector {
         let restarts = self.grid.restarts();
         let ticks = self.grid.advance(now);
         self.judge_ticks(restarts, ticks, &mut found);
+        let first = out.len();
         self.report(now, &mut found, out);
         self.found = found;
+        self.position.stamp(&mut out[first..]);
     }
 
     /// Judges the ticks the grid just closed, after forgetting what a jump in the readings'

@@ -193,6 +193,7 @@ mod tests {
             rule: "rules/1".into(),
             evidence: Vec::new(),
             findings: Vec::new(),
+            position: None,
         }
     }
 

@@ -8,12 +8,15 @@
 //! only [`run`] touches channels. Time is the readings' monotonic time, so a wall-clock
 //! jump cannot fire or stall a debounce. Never blocks on anything but its output to the
 //! alarm, which never waits on the network. Without a model the rules and limits still run.
+//! Position readings are never judged: [`position`] keeps the newest fix, and every alert
+//! event leaves the detector carrying it and its age.
 
 pub mod alert;
 mod config;
 mod detector;
 pub mod incident;
 pub mod model;
+pub mod position;
 pub(crate) mod rules;
 pub mod score;
 mod task;

@@ -1,13 +1,15 @@
 //! The ground floor: what a source receives, before anything is decoded. A [`CanFrame`] from
-//! a bus or a log, a [`NodeMessage`] from the serial tank node, and the [`Input`] that
-//! carries either to the decoder; and the one reader of CAN logs in every form Vigil reads
-//! ([`log`]: candump, Vector ASC, Saleae CSV), the candump writer ([`candump`]) and the
-//! reader of recorded drives ([`recording`]) that every command uses.
+//! a bus or a log, a [`NodeMessage`] from the serial tank node, a [`GpsFix`] from a GPS
+//! receiver's NMEA sentences ([`nmea`]), and the [`Input`] that carries each to the
+//! decoder; and the one reader of CAN logs in every form Vigil reads ([`log`]: candump,
+//! Vector ASC, Saleae CSV), the candump writer ([`candump`]) and the reader of recorded
+//! drives ([`recording`]) that every command uses.
 //!
 //! Nothing here decodes a signal or does I/O of its own: the readers are handed lines and
 //! bytes by whoever opened the file.
 
 pub mod log;
+pub mod nmea;
 pub mod recording;
 
 pub use log::candump;
@@ -56,6 +58,14 @@ pub struct BusError {
     pub id: Option<(u32, bool)>,
 }
 
+/// One position fix from a GPS receiver on a serial port, with when the agent received it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpsFix {
+    pub port: Arc<str>,
+    pub fix: nmea::Fix,
+    pub at: Timestamp,
+}
+
 /// What the sources hand to the decoder.
 #[derive(Clone, Debug)]
 pub enum Input {
@@ -68,6 +78,8 @@ pub enum Input {
     },
     /// An error frame on a bus; counted, and watched by the intrusion monitor.
     BusError(BusError),
+    /// A position fix from a GPS receiver.
+    Gps(GpsFix),
 }
 
 impl Input {
@@ -76,6 +88,7 @@ impl Input {
         match self {
             Input::Can(frame) => Some(frame.at.mono),
             Input::Node(node) => Some(node.at.mono),
+            Input::Gps(gps) => Some(gps.at.mono),
             Input::NodeError { .. } => None,
             Input::BusError(e) => Some(e.at.mono),
         }

@@ -165,6 +165,7 @@ mod tests {
                 Input::Node(n) => format!("node@{}", n.at.mono.as_millis()),
                 Input::NodeError { .. } => "error".into(),
                 Input::BusError(e) => format!("bus-error@{}", e.at.mono.as_millis()),
+                Input::Gps(_) => "gps".into(),
             })
             .collect()
     }

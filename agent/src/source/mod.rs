@@ -1,17 +1,19 @@
 //! Sources: where frames and node messages come from on the truck (SocketCAN, the serial
-//! tank node, a candump log replayed as if it were the bus). Each is a [`Source`] given the
+//! tank node, an NMEA GPS receiver, a candump log replayed as if it were the bus). Each is a [`Source`] given the
 //! same [`SourceContext`]; each hands [`Input`](crate::frame::Input)s to the decoder through
 //! it and none of them decodes. A source's config sits beside it and builds it. The
 //! simulated truck is a source of the same kind, from the `vigil-sim` crate.
 
 pub mod can;
 mod context;
+pub mod gps;
 pub mod replay;
 mod retry;
 pub mod serial;
 
 pub use can::CanConfig;
 pub use context::{Injected, Source, SourceContext, SourceTask};
+pub use gps::GpsConfig;
 pub use replay::ReplayConfig;
 pub use serial::SerialConfig;
 

@@ -1,6 +1,6 @@
 //! Reopening a device that went away (a USB serial adapter unplugged, a CAN interface
 //! taken down): exponential backoff from 1 s to 30 s, reset once the device works again.
-//! Shared by the serial and SocketCAN sources.
+//! Shared by the serial (tank node and GPS) and SocketCAN sources.
 
 use std::time::Duration;
 

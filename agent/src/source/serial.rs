@@ -230,7 +230,7 @@ mod tests {
                 match rx.recv().await.expect("the source keeps running") {
                     Input::Node(m) => good.push(m.message.seq),
                     Input::NodeError { error, .. } => bad.push(error),
-                    Input::Can(_) | Input::BusError(_) => unreachable!(),
+                    Input::Can(_) | Input::BusError(_) | Input::Gps(_) => unreachable!(),
                 }
             }
         };

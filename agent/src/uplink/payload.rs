@@ -127,6 +127,19 @@ struct AlertMessage<'a> {
     cleared_at_ms: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     findings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<PositionMessage>,
+}
+
+/// Where the truck was: the last known fix and its age at the event.
+#[derive(Serialize)]
+struct PositionMessage {
+    latitude: f64,
+    longitude: f64,
+    /// The fix's wall time, for the record.
+    at_ms: i64,
+    /// Seconds from the fix to the event, on the agent's monotonic clock, to the millisecond.
+    age_s: f64,
 }
 
 pub fn alert_body(event: &AlertEvent) -> Vec<u8> {
@@ -153,6 +166,15 @@ pub fn alert_body(event: &AlertEvent) -> Vec<u8> {
         raised_at_ms: wall_ms(&a.raised_at),
         cleared_at_ms,
         findings: a.findings.iter().map(ToString::to_string).collect(),
+        position: a
+            .position
+            .filter(|p| p.latitude.is_finite() && p.longitude.is_finite())
+            .map(|p| PositionMessage {
+                latitude: p.latitude,
+                longitude: p.longitude,
+                at_ms: wall_ms(&p.at),
+                age_s: (p.age_s * 1000.0).round() / 1000.0,
+            }),
     };
     serde_json::to_vec(&message).expect("an alert always serialises")
 }

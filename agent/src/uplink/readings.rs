@@ -6,13 +6,28 @@
 //! one run); values as integers in steps of `res`, the first absolute and the rest as
 //! differences from the previous good value (slowly changing temperatures give 1-2 digits
 //! each); flagged readings (not available, error, out of range) as `[index, quality]` pairs
-//! with no value. A batch whose encoding is larger than the byte budget is split in time
+//! with no value. A series whose signal needs a finer step than the message's `res` (the
+//! position: 0.1 degree is 11 km) carries its own, `r`. A batch whose encoding is larger than the byte budget is split in time
 //! order until every part fits, so a message never grows past the billing unit it targets.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::reading::{Quality, Reading};
+use crate::signals::{LATITUDE, LONGITUDE};
+
+/// The value step of a position series: J1939's own resolution for SPN 584/585, about a
+/// centimetre, whatever `res` the message has.
+pub const POSITION_RESOLUTION: f64 = 1e-7;
+
+/// The step `signal`'s series is written in, and whether it differs from the message's.
+fn series_resolution(signal: &str, resolution: f64) -> (f64, bool) {
+    if signal == LATITUDE || signal == LONGITUDE {
+        (POSITION_RESOLUTION, true)
+    } else {
+        (resolution, false)
+    }
+}
 
 /// The format name and version every readings message carries.
 pub const FORMAT: &str = "vigil.readings/1";
@@ -82,10 +97,15 @@ fn encode_one(readings: &[Reading], resolution: f64) -> String {
         }
         let _ = write!(
             s,
-            "{{\"s\":{},\"o\":{},\"t\":[",
+            "{{\"s\":{},\"o\":{},",
             json_string(series.signal),
             json_string(&series.origin)
         );
+        let (resolution, own) = series_resolution(series.signal, resolution);
+        if own {
+            let _ = write!(s, "\"r\":{},", json_number(resolution));
+        }
+        s.push_str("\"t\":[");
         write_runs(&mut s, series.points.iter().map(|(t, _)| t - t0));
         s.push_str("],\"v\":[");
         let mut previous: Option<i64> = None;
@@ -169,6 +189,10 @@ pub fn decode(body: &serde_json::Value) -> Result<Vec<Decoded>, String> {
     for series in body["series"].as_array().ok_or("series")? {
         let signal = series["s"].as_str().ok_or("s")?;
         let origin = series["o"].as_str().ok_or("o")?;
+        let res = match series.get("r") {
+            Some(r) => r.as_f64().filter(|r| *r > 0.0).ok_or("r")?,
+            None => res,
+        };
         let mut times = Vec::new();
         for run in series["t"].as_array().ok_or("t")? {
             let r = run.as_array().ok_or("run")?;
@@ -279,6 +303,41 @@ mod tests {
             ]
         );
         assert_eq!(decoded[4].wall_ms, 1_700_000_000_450);
+    }
+
+    #[test]
+    fn position_keeps_its_centimetres_beside_tenths_of_a_degree() {
+        let (lat, lon) = (Signal::new(LATITUDE), Signal::new(LONGITUDE));
+        let coolant = Signal::new("Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature");
+        let gps = Origin::Serial {
+            port: Arc::from("/dev/ttyACM0"),
+        };
+        let readings = vec![
+            Reading::good(lat.clone(), at(0), 48.137_154_3, gps.clone()),
+            Reading::good(lon.clone(), at(0), -11.575_382_1, gps.clone()),
+            Reading::good(coolant.clone(), at(0), 90.04, can()),
+            Reading::good(lat.clone(), at(1000), 48.137_354_3, gps.clone()),
+            Reading::flagged(lon.clone(), at(1000), Quality::NotAvailable, gps.clone()),
+        ];
+        let body = encode(&readings, 0.1, 5000).remove(0);
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains("\"res\":0.1"), "{text}");
+        assert!(text.contains("\"r\":1e-7"), "{text}");
+        assert!(text.contains("\"v\":[481371543,2000]"), "{text}");
+        let decoded = decode(&serde_json::from_str(&text).unwrap()).unwrap();
+        let value = |signal: &Signal, ms: i64| {
+            decoded
+                .iter()
+                .find(|d| d.signal == signal.as_str() && d.wall_ms == 1_700_000_000_000 + ms)
+                .unwrap()
+                .value
+                .clone()
+        };
+        assert!((value(&lat, 0).unwrap() - 48.137_154_3).abs() < 1e-9);
+        assert!((value(&lat, 1000).unwrap() - 48.137_354_3).abs() < 1e-9);
+        assert!((value(&lon, 0).unwrap() + 11.575_382_1).abs() < 1e-9);
+        assert_eq!(value(&lon, 1000), Err("not_available".into()));
+        assert!((value(&coolant, 0).unwrap() - 90.0).abs() < 1e-9);
     }
 
     #[test]

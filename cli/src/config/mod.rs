@@ -22,7 +22,7 @@ use vigil_agent::detect::DetectConfig;
 use vigil_agent::detect::model::{self, Model, ModelError};
 use vigil_agent::pipeline::{Outbound, ShutdownConfig, Stages};
 use vigil_agent::security::SecurityConfig;
-use vigil_agent::source::{CanConfig, ReplayConfig, SerialConfig, Source};
+use vigil_agent::source::{CanConfig, GpsConfig, ReplayConfig, SerialConfig, Source};
 use vigil_agent::spool::SpoolSection;
 use vigil_agent::uplink::UplinkConfig;
 use vigil_agent::vehicle::VehicleConfig;
@@ -65,6 +65,9 @@ pub struct SourceConfig {
     pub can: Option<CanConfig>,
     /// Serial ports with a tank sensor node, one `[[source.serial]]` table each.
     pub serial: Vec<SerialConfig>,
+    /// An NMEA 0183 GPS receiver on a serial port: the truck's position when the bus does
+    /// not carry it. It only adds the position: alone it is not enough to run on.
+    pub gps: Option<GpsConfig>,
 }
 
 impl SourceConfig {
@@ -178,7 +181,7 @@ impl Config {
             return Err((
                 "source",
                 "expected at least one source ([source.simulator], [source.replay], [source.can] \
-                 or [[source.serial]]), found none"
+                 or [[source.serial]]; [source.gps] only adds the position), found none"
                     .into(),
             ));
         }
@@ -190,6 +193,9 @@ impl Config {
         }
         if let Some(sim) = &self.source.simulator {
             sim.check()?;
+        }
+        if let Some(gps) = &self.source.gps {
+            gps.check()?;
         }
         self.security.check()?;
         self.detect.check(self.vehicle.cargo)?;
@@ -246,6 +252,9 @@ impl Config {
         }
         for serial in &self.source.serial {
             sources.push(Box::new(serial.clone()));
+        }
+        if let Some(gps) = &self.source.gps {
+            sources.push(Box::new(gps.clone()));
         }
         if let Some(sim) = &self.source.simulator {
             let truck = SimulatedTruck::new(sim, &self.vehicle)
@@ -352,10 +361,26 @@ mod tests {
                 "key `alarm.button_debounce`",
                 "found 2s",
             ),
+            (
+                "[source.gps]\npath = \"/dev/ttyACM0\"\nbaud = 300\n",
+                "key `source.gps.baud`",
+                "found 300",
+            ),
+            (
+                "[source.gps]\nport = \"/dev/ttyACM0\"\n",
+                "key `source.gps.port`",
+                "unknown field `port`",
+            ),
         ];
         let broken = [
             ("[vehicle\n", "key `(document)`", "line 1"),
             ("", "key `source`", "expected at least one source"),
+            // A GPS gives the position of alerts; alone it has nothing to alert on.
+            (
+                "[source.gps]\npath = \"/dev/ttyACM0\"\n",
+                "key `source`",
+                "expected at least one source",
+            ),
         ];
         let with_a_source =
             cases.map(|(text, key, detail)| (format!("{text}[source.simulator]\n"), key, detail));

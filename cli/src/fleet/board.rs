@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use vigil_agent::decode::dm1::{Dtc, LampState, Lamps};
 use vigil_agent::detect::alert::{AlertKind, Severity};
+use vigil_agent::signals;
 use vigil_agent::uplink::readings;
 
 /// The message ids remembered per truck to drop repeats. A repeat comes within the
@@ -153,6 +154,37 @@ pub struct AlertChange {
     pub boot: u64,
     /// Raised or escalated: when it was raised; cleared: when it cleared.
     pub at_ms: i64,
+    /// Where the truck was: the last known position the agent had at this event, and its
+    /// age then; absent when the truck never had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<Whereabouts>,
+}
+
+/// A position fix as the alert message carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Whereabouts {
+    pub latitude: f64,
+    pub longitude: f64,
+    /// Wall-clock ms of the fix.
+    pub at_ms: i64,
+    /// Seconds from the fix to the alert event, on the truck's monotonic clock.
+    pub age_s: f64,
+}
+
+impl Whereabouts {
+    /// `48.13715,11.57538 +7s`: where, and how much older the fix was than the event.
+    fn describe(&self) -> String {
+        format!(
+            "{} +{}",
+            coordinates(self.latitude, self.longitude),
+            super::render::age((self.age_s * 1000.0) as i64)
+        )
+    }
+}
+
+/// Degrees to five decimals (about a metre), latitude first, as maps take them.
+fn coordinates(latitude: f64, longitude: f64) -> String {
+    format!("{latitude:.5},{longitude:.5}")
 }
 
 /// Why a message changed nothing; the task logs it.
@@ -173,6 +205,9 @@ pub struct Row {
     pub severity: Option<Severity>,
     pub value: String,
     pub since_ms: i64,
+    /// Where: an alert's position and its age at the alert; on the truck's own line its
+    /// newest position from the readings; empty when unknown.
+    pub position: String,
     pub state: RowState,
 }
 
@@ -212,6 +247,8 @@ struct AlertMessage {
     score: Option<f64>,
     raised_at_ms: i64,
     cleared_at_ms: Option<i64>,
+    /// Read on its own: an alert whose position cannot be read is still an alert.
+    position: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -322,6 +359,21 @@ impl Truck {
 
     fn offline(&self) -> bool {
         self.presence.as_ref().is_some_and(|p| !p.online)
+    }
+
+    /// The newest position in the readings: a latitude and longitude of one sender and time.
+    fn position(&self) -> Option<(f64, f64)> {
+        self.live
+            .iter()
+            .filter(|((s, _), _)| s == signals::LATITUDE)
+            .filter_map(|((_, origin), lat)| {
+                let lon = self
+                    .live
+                    .get(&(signals::LONGITUDE.to_owned(), origin.clone()))?;
+                (lon.at_ms == lat.at_ms).then_some((lat.at_ms, lat.value, lon.value))
+            })
+            .max_by_key(|(at_ms, _, _)| *at_ms)
+            .map(|(_, lat, lon)| (lat, lon))
     }
 
     /// The newest reading of `signal` from `origin` (from any sender when the alert names
@@ -448,6 +500,9 @@ impl FleetBoard {
             alert_id: m.alert_id,
             boot,
             at_ms: m.raised_at_ms,
+            position: m
+                .position
+                .and_then(|p| serde_json::from_value::<Whereabouts>(p).ok()),
         };
         let event = match m.event.as_str() {
             "raised" if same_alert => return Ok(Vec::new()),
@@ -651,6 +706,10 @@ impl FleetBoard {
                     severity: None,
                     value,
                     since_ms,
+                    position: truck
+                        .position()
+                        .map(|(lat, lon)| coordinates(lat, lon))
+                        .unwrap_or_default(),
                     state,
                 });
             }
@@ -674,6 +733,7 @@ impl FleetBoard {
                         None => format!("{:.1} {} {:.1}", value, c.kind, c.threshold),
                     },
                     since_ms: if a.cleared { c.at_ms } else { a.raised_at_ms },
+                    position: c.position.map(|p| p.describe()).unwrap_or_default(),
                     state: match (a.cleared, offline) {
                         (true, _) => RowState::Cleared,
                         (false, true) => RowState::Offline,
@@ -697,6 +757,7 @@ impl FleetBoard {
                         codes.join(", ")
                     },
                     since_ms: d.at_ms,
+                    position: String::new(),
                     state: match (d.dtcs.is_empty(), offline) {
                         (true, _) => RowState::Cleared,
                         (false, true) => RowState::Offline,
@@ -715,6 +776,8 @@ impl FleetBoard {
                         f.detail.clone()
                     },
                     since_ms: f.at_ms,
+                    // The monitor's messages carry no position; the truck's line has it.
+                    position: String::new(),
                     // A finding is an event, not a state: it stays on the board as seen.
                     state: if offline {
                         RowState::Offline

@@ -43,8 +43,8 @@ pub fn table(
     );
     let _ = writeln!(
         s,
-        "{:<16} {:<62} {:<8} {:<28} {:>8}  state",
-        "truck", "signal", "severity", "value", "since"
+        "{:<16} {:<62} {:<8} {:<28} {:>8}  {:<26} state",
+        "truck", "signal", "severity", "value", "since", "where"
     );
     if rows.is_empty() {
         let _ = writeln!(s, "(nothing to show yet)");
@@ -58,12 +58,13 @@ pub fn table(
         };
         let _ = writeln!(
             s,
-            "{:<16} {:<62} {:<8} {:<28} {:>8}  {}",
+            "{:<16} {:<62} {:<8} {:<28} {:>8}  {:<26} {}",
             r.truck,
             r.signal,
             severity,
             r.value,
             since,
+            r.position,
             r.state.as_str()
         );
     }

@@ -97,15 +97,15 @@ fn an_alert_raised_escalated_and_cleared_shows_each_change_once() {
 {"event":"truck_online","truck":"truck-a","at_ms":500,"agent_version":"0.1.0","retained":true}
 {"event":"alert_raised","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":7,"at_ms":1900}
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  state
-truck-a                                                                                  agent 0.1.0                     1m01s  online
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit         1m00s  active
+truck            signal                                                         severity value                           since  where                      state
+truck-a                                                                                  agent 0.1.0                     1m01s                             online
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit         1m00s                             active
 {"event":"alert_escalated","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"critical","value":50.5,"threshold":50.0,"alert_id":1,"boot":7,"at_ms":1900}
 {"event":"alert_cleared","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"critical","value":50.5,"threshold":50.0,"alert_id":1,"boot":7,"at_ms":98000}
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  state
-truck-a                                                                                  agent 0.1.0                     1m39s  online
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 50.5°C, over 50°C limit            2s  cleared
+truck            signal                                                         severity value                           since  where                      state
+truck-a                                                                                  agent 0.1.0                     1m39s                             online
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 50.5°C, over 50°C limit            2s                             cleared
 "#,
     );
 }
@@ -132,15 +132,15 @@ fn an_active_alert_shows_the_live_value_of_its_own_sender() {
         r#"
 {"event":"alert_raised","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":7,"at_ms":1900}
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  state
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            0s  active
+truck            signal                                                         severity value                           since  where                      state
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            0s                             active
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  state
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  43.5°C, over 40°C limit            5s  active
+truck            signal                                                         severity value                           since  where                      state
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  43.5°C, over 40°C limit            5s                             active
 {"event":"alert_cleared","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":7,"at_ms":8900}
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  state
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            0s  cleared
+truck            signal                                                         severity value                           since  where                      state
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            0s                             cleared
 "#,
     );
 }
@@ -174,10 +174,10 @@ fn critical_shows_only_criticals_but_every_truck_coming_and_going() {
 {"event":"alert_escalated","truck":"truck-b","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"critical","value":51.0,"threshold":50.0,"alert_id":3,"boot":2,"at_ms":3000}
 {"event":"truck_offline","truck":"truck-a","at_ms":5000,"retained":false}
 vigil fleet watch  broker:8883  connected  trucks 2 (1 offline)
-truck            signal                                                         severity value                           since  state
-truck-a                                                                                  agent 0.1.0                        1s  offline
-truck-b                                                                                                                     5s  online
-truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0°C, over 50°C limit            3s  active
+truck            signal                                                         severity value                           since  where                      state
+truck-a                                                                                  agent 0.1.0                        1s                             offline
+truck-b                                                                                                                     5s                             online
+truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0°C, over 50°C limit            3s                             active
 "#,
     );
 }
@@ -198,11 +198,11 @@ fn warning_shows_warnings_and_criticals_and_an_offline_truck_s_alerts_say_offlin
 {"event":"alert_escalated","truck":"truck-b","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"critical","value":51.0,"threshold":50.0,"alert_id":3,"boot":2,"at_ms":3000}
 {"event":"truck_offline","truck":"truck-a","at_ms":5000,"retained":false}
 vigil fleet watch  broker:8883  connected  trucks 2 (1 offline)
-truck            signal                                                         severity value                           since  state
-truck-a                                                                                  agent 0.1.0                        1s  offline
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.0°C, over 40°C limit            4s  offline
-truck-b                                                                                                                     5s  online
-truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0°C, over 50°C limit            3s  active
+truck            signal                                                         severity value                           since  where                      state
+truck-a                                                                                  agent 0.1.0                        1s                             offline
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.0°C, over 40°C limit            4s                             offline
+truck-b                                                                                                                     5s                             online
+truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0°C, over 50°C limit            3s                             active
 "#,
     );
 }
@@ -220,9 +220,9 @@ fn one_vehicle_shows_nothing_of_the_others() {
 {"event":"alert_raised","truck":"truck-b","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":42.0,"threshold":40.0,"alert_id":3,"boot":2,"at_ms":3000}
 {"event":"alert_escalated","truck":"truck-b","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"critical","value":51.0,"threshold":50.0,"alert_id":3,"boot":2,"at_ms":3000}
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  state
-truck-b                                                                                                                     5s  online
-truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0°C, over 50°C limit            3s  active
+truck            signal                                                         severity value                           since  where                      state
+truck-b                                                                                                                     5s                             online
+truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0°C, over 50°C limit            3s                             active
 "#,
     );
 }
@@ -262,12 +262,12 @@ fn dm1_severity_follows_the_lamps_and_a_clearing_keeps_it() {
     let expected_all = r#"
 {"event":"dm1","truck":"truck-a","at_ms":1000,"origin":"can0/sa00","pgn":65226,"severity":"warning","lamps_on":["amber_warning"],"dtcs":[{"spn":110,"fmi":0,"occurrence_count":2,"conversion":"version4"}]}
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  state
-truck-a          DM1 can0/sa00                                                  warning  SPN 110 FMI 0                      3s  active
+truck            signal                                                         severity value                           since  where                      state
+truck-a          DM1 can0/sa00                                                  warning  SPN 110 FMI 0                      3s                             active
 {"event":"dm1","truck":"truck-a","at_ms":5000,"origin":"can0/sa00","pgn":65226,"severity":"warning","lamps_on":[],"dtcs":[]}
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  state
-truck-a          DM1 can0/sa00                                                  warning  no codes                           1s  cleared
+truck            signal                                                         severity value                           since  where                      state
+truck-a          DM1 can0/sa00                                                  warning  no codes                           1s                             cleared
 "#;
     check(Filter::default(), &script, expected_all);
     check(
@@ -278,10 +278,10 @@ truck-a          DM1 can0/sa00                                                  
         &script,
         r#"
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  state
+truck            signal                                                         severity value                           since  where                      state
 (nothing to show yet)
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  state
+truck            signal                                                         severity value                           since  where                      state
 (nothing to show yet)
 "#,
     );
@@ -332,6 +332,7 @@ fn the_board_reads_the_agent_s_own_messages() {
         score: None,
         evidence: Vec::new(),
         findings: Vec::new(),
+        position: None,
     };
     let lamp = |state| Lamp {
         state,
@@ -453,8 +454,49 @@ fn security_findings_show_with_their_suspect_and_count() {
 {"event":"security","truck":"truck-7","at_ms":15000,"kind":"address_hijack","severity":"critical","bus":"can0","origins":["can0/sa00"],"count":1,"detail":"NAME 0x0000000000000000 claimed address 0x00"}
 {"event":"security","truck":"truck-7","at_ms":75000,"kind":"address_hijack","severity":"critical","bus":"can0","origins":["can0/sa00"],"count":3,"detail":"NAME 0x0000000000000000 claimed address 0x00"}
 vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  state
-truck-7          security address_hijack can0/sa00                              critical x4 NAME 0x0000000000000000 claimed address 0x00       5s  active
+truck            signal                                                         severity value                           since  where                      state
+truck-7          security address_hijack can0/sa00                              critical x4 NAME 0x0000000000000000 claimed address 0x00       5s                             active
+"#,
+    );
+}
+
+/// An alert says where the truck was (its last fix and how much older it was than the
+/// alert); an alert whose position cannot be read is shown without one; the truck's own
+/// line shows its newest position from the readings batches, a latitude and longitude of
+/// one sender and time.
+#[test]
+fn an_alert_shows_where_the_truck_was_and_the_truck_where_it_is() {
+    let lat = "Vehicle.CurrentLocation.Latitude";
+    let lon = "Vehicle.CurrentLocation.Longitude";
+    let script = format!(
+        r#"
+        1000 retained dt/vigil/truck-a/status {{"format":"vigil.status/1","thing":"truck-a","state":"online","agent_version":"0.1.0","at_ms":500}}
+        2000 dt/vigil/truck-a/alerts {{"thing":"truck-a","boot":7,"seq":10,"format":"vigil.alert/1","event":"raised","alert_id":1,"signal":"{TANK}","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"rule":"limits/1","raised_at_ms":1900,"position":{{"latitude":48.1371543,"longitude":-11.5753821,"at_ms":1500,"age_s":0.4}}}}
+        2100 dt/vigil/truck-b/alerts {{"thing":"truck-b","boot":1,"seq":1,"format":"vigil.alert/1","event":"raised","alert_id":1,"signal":"{TANK}","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"rule":"limits/1","raised_at_ms":2000,"position":{{"latitude":"north"}}}}
+        table 3000
+        7000 dt/vigil/truck-a/readings {{"format":"vigil.readings/1","t0":5000,"res":0.1,"series":[{{"s":"{lat}","o":"/dev/ttyACM0","r":1e-7,"t":[[0,1000,2]],"v":[481371543,200000]}},{{"s":"{lon}","o":"/dev/ttyACM0","r":1e-7,"t":[[0,1000,2]],"v":[-115753821,-10]}}]}}
+        80000 dt/vigil/truck-a/alerts {{"thing":"truck-a","boot":7,"seq":11,"format":"vigil.alert/1","event":"cleared","alert_id":1,"signal":"{TANK}","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"rule":"limits/1","raised_at_ms":1900,"cleared_at_ms":79000,"position":{{"latitude":48.1571543,"longitude":-11.5753831,"at_ms":6000,"age_s":73.0}}}}
+        table 80000
+        "#
+    );
+    check(
+        Filter::default(),
+        &script,
+        r#"
+{"event":"truck_online","truck":"truck-a","at_ms":500,"agent_version":"0.1.0","retained":true}
+{"event":"alert_raised","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":7,"at_ms":1900,"position":{"latitude":48.1371543,"longitude":-11.5753821,"at_ms":1500,"age_s":0.4}}
+{"event":"alert_raised","truck":"truck-b","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":1,"at_ms":2000}
+vigil fleet watch  broker:8883  connected  trucks 2 (0 offline)
+truck            signal                                                         severity value                           since  where                      state
+truck-a                                                                                  agent 0.1.0                        2s                             online
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            1s  48.13715,-11.57538 +0s     active
+truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            1s                             active
+{"event":"alert_cleared","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":7,"at_ms":79000,"position":{"latitude":48.1571543,"longitude":-11.5753831,"at_ms":6000,"age_s":73.0}}
+vigil fleet watch  broker:8883  connected  trucks 2 (0 offline)
+truck            signal                                                         severity value                           since  where                      state
+truck-a                                                                                  agent 0.1.0                     1m19s  48.15715,-11.57538         online
+truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            1s  48.15715,-11.57538 +1m13s  cleared
+truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit         1m18s                             active
 "#,
     );
 }

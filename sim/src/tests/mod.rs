@@ -11,8 +11,8 @@ use vigil_agent::decode::Decoder;
 use vigil_agent::frame::{Input, NodeMessage};
 use vigil_agent::reading::{Quality, Reading};
 use vigil_agent::signals::{
-    AMBIENT_TEMPERATURE, COOLANT_TEMPERATURE, ENGINE_SPEED, FUEL_TEMPERATURE, OIL_TEMPERATURE,
-    SPEED, j1939_signal, tank_temperature,
+    AMBIENT_TEMPERATURE, COOLANT_TEMPERATURE, ENGINE_SPEED, FUEL_TEMPERATURE, LATITUDE, LONGITUDE,
+    OIL_TEMPERATURE, SPEED, j1939_signal, tank_temperature,
 };
 use vigil_agent::telemetry::Metrics;
 
@@ -65,6 +65,8 @@ fn truth_of(t: &TruthState, signal: &str) -> f64 {
         AMBIENT_TEMPERATURE => t.ambient_c,
         SPEED => t.speed_kmh,
         ENGINE_SPEED => t.engine_rpm,
+        LATITUDE => t.latitude,
+        LONGITUDE => t.longitude,
         tank => {
             let n = Sensor::from_signal(tank);
             let Some(Sensor::Tank(n)) = n else {
@@ -364,6 +366,7 @@ fn can_traffic_keeps_the_j1939_rates_layouts_and_clock() {
             emit::CCVS1_ID => &[1, 2],
             emit::ET1_ID => &[0, 1, 2, 3],
             emit::AMB_ID => &[3, 4],
+            emit::VP_ID => &[0, 1, 2, 3, 4, 5, 6, 7],
             other => panic!("unexpected id {other:08X}"),
         };
         for (i, byte) in f.data.iter().enumerate() {
@@ -379,8 +382,63 @@ fn can_traffic_keeps_the_j1939_rates_layouts_and_clock() {
         (emit::ET1_ID, 60),
         (emit::CCVS1_ID, 600),
         (emit::AMB_ID, 60),
+        (emit::VP_ID, 60),
     ];
     assert_eq!(counts, expect.into_iter().collect());
+}
+
+/// The position goes out once a second, decodes to the truth to J1939's 1e-7 degree, and
+/// moves as far as the truck drives: not at all while it stands, about 25 m a second at
+/// 90 km/h.
+#[test]
+fn the_truck_drives_a_route_and_says_where_it_is_once_a_second() {
+    let trace = run(params(3), Scenario::normal(), 20 * MIN);
+    let lat: Vec<&Sample> = trace.of(LATITUDE).collect();
+    let lon: Vec<&Sample> = trace.of(LONGITUDE).collect();
+    assert_eq!((lat.len(), lon.len()), (1200, 1200));
+    for s in lat.iter().chain(&lon) {
+        let error = (s.reading.value().unwrap() - s.truth).abs();
+        assert!(error <= 0.51e-7, "{} off by {error}", s.reading.signal);
+    }
+    let metres = |a: usize, b: usize| {
+        let north = (lat[b].truth - lat[a].truth) * 111_320.0;
+        let east = (lon[b].truth - lon[a].truth) * 111_320.0 * lat[a].truth.to_radians().cos();
+        north.hypot(east)
+    };
+    let odometer = |i: usize| {
+        let t = lat[i].reading.at.mono;
+        trace
+            .truth
+            .iter()
+            .rev()
+            .find(|s| s.elapsed <= t)
+            .unwrap()
+            .odometer_m
+    };
+    let (mut moved, mut stood) = (0.0, 0);
+    for i in 1..lat.len() {
+        let step = metres(i - 1, i);
+        // Between two broadcasts the truck covers at most what its odometer says (less
+        // only across a turn); the truth is sampled at whole seconds, so allow 2 s at 90.
+        assert!(
+            step <= odometer(i) - odometer(i - 1) + 50.0,
+            "step {i}: {step} m"
+        );
+        moved += step;
+        if step == 0.0 {
+            stood += 1;
+        }
+    }
+    assert!(
+        stood > 60,
+        "the warm-up stop did not hold the position ({stood} s)"
+    );
+    let driven = trace.truth.last().unwrap().odometer_m;
+    assert!(driven > 5_000.0, "{driven} m in 20 minutes");
+    assert!(
+        moved > 0.9 * driven && moved < 1.01 * driven,
+        "{moved} of {driven} m"
+    );
 }
 
 #[test]
