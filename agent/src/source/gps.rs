@@ -10,15 +10,13 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio_serial::SerialPortBuilderExt;
-
-use super::retry::Backoff;
+use super::retry::{Ended, SerialDevice, keep_open};
 use super::{Source, SourceContext, SourceTask};
 use crate::frame::nmea::{self, Sentence};
 use crate::frame::{GpsFix, Input};
 use crate::telemetry::Metrics;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The `[source.gps]` section: the serial port a GPS receiver is on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,48 +69,27 @@ impl Source for GpsConfig {
     }
 }
 
-/// How a port read ended.
-enum Ended {
-    Stop,
-    Failed(std::io::Error),
-}
-
 /// Reads the receiver until shutdown, reopening the port whenever it fails.
 async fn run(config: &GpsConfig, cx: SourceContext) {
     let port: Arc<str> = Arc::from(config.path.as_str());
-    let mut backoff = Backoff::new();
-    loop {
-        let opened = tokio_serial::new(&config.path, config.baud).open_native_async();
-        let error = match opened {
-            Ok(stream) => {
-                tracing::info!(event = "gps_opened", port = &*port, baud = config.baud);
-                match read_port(stream, &port, &mut backoff, &cx).await {
-                    Ended::Stop => return,
-                    Ended::Failed(error) => error,
-                }
-            }
-            Err(error) => error.into(),
-        };
-        Metrics::inc(&cx.metrics.source_reopens_total);
-        tracing::warn!(
-            event = "gps_port_failed",
-            port = &*port,
-            %error,
-            "reopening with backoff; check the receiver's cable and that the agent may open the device"
-        );
-        if !backoff.wait(&cx.shutdown).await {
-            return;
-        }
-    }
+    let device = SerialDevice {
+        path: &config.path,
+        baud: config.baud,
+        opened: "gps_opened",
+        failed: "gps_port_failed",
+        hint: "check the receiver's cable and that the agent may open the device",
+    };
+    let (port, cx) = (&port, &cx);
+    keep_open(device, cx, move |stream| read_port(stream, port, cx)).await;
 }
 
 /// Reads one open port until it fails, shutdown, or the pipeline goes.
 async fn read_port<R: AsyncRead + Unpin>(
     mut reader: R,
     port: &Arc<str>,
-    backoff: &mut Backoff,
     cx: &SourceContext,
 ) -> Ended {
+    let mut worked = false;
     // A fresh splitter per open: half a line from before a reconnect never joins the next.
     let mut lines = nmea::Lines::new();
     let mut buf = [0u8; 256];
@@ -123,15 +100,18 @@ async fn read_port<R: AsyncRead + Unpin>(
         };
         let n = match read {
             Ok(0) => {
-                return Ended::Failed(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the port closed",
-                ));
+                return Ended::Failed {
+                    error: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the port closed",
+                    ),
+                    worked,
+                };
             }
             Ok(n) => n,
-            Err(error) => return Ended::Failed(error),
+            Err(error) => return Ended::Failed { error, worked },
         };
-        backoff.reset();
+        worked = true;
         let at = cx.clock.now();
         for &byte in &buf[..n] {
             let Some(line) = lines.push(byte) else {

@@ -4,7 +4,11 @@
 
 use std::time::Duration;
 
+use tokio_serial::{SerialPortBuilderExt, SerialStream};
 use tokio_util::sync::CancellationToken;
+
+use super::SourceContext;
+use crate::telemetry::Metrics;
 
 const FIRST: Duration = Duration::from_secs(1);
 const LONGEST: Duration = Duration::from_secs(30);
@@ -31,6 +35,69 @@ impl Backoff {
         tokio::select! {
             _ = shutdown.cancelled() => false,
             _ = tokio::time::sleep(delay) => true,
+        }
+    }
+}
+
+/// How reading an open device ended.
+pub(crate) enum Ended {
+    /// Shutdown, or the pipeline has gone: stop.
+    Stop,
+    /// The device failed: reopen it, after the shortest wait if it had worked.
+    Failed { error: std::io::Error, worked: bool },
+}
+
+/// A serial device a source keeps open, and the names its log events use.
+pub(crate) struct SerialDevice<'a> {
+    pub path: &'a str,
+    pub baud: u32,
+    /// The `event` of the line logged when the port opens, and when it fails.
+    pub opened: &'static str,
+    pub failed: &'static str,
+    /// What to check when it fails.
+    pub hint: &'static str,
+}
+
+/// Opens `device` and hands it to `read` until shutdown, reopening it with backoff (counted
+/// in `source_reopens_total`) whenever it fails to open or `read` says it failed; a device
+/// that worked before it failed is retried after the shortest wait.
+pub(crate) async fn keep_open<F, Fut>(device: SerialDevice<'_>, cx: &SourceContext, mut read: F)
+where
+    F: FnMut(SerialStream) -> Fut,
+    Fut: std::future::Future<Output = Ended>,
+{
+    let mut backoff = Backoff::new();
+    loop {
+        let opened = tokio_serial::new(device.path, device.baud).open_native_async();
+        let error = match opened {
+            Ok(stream) => {
+                tracing::info!(
+                    event = device.opened,
+                    port = device.path,
+                    baud = device.baud
+                );
+                match read(stream).await {
+                    Ended::Stop => return,
+                    Ended::Failed { error, worked } => {
+                        if worked {
+                            backoff.reset();
+                        }
+                        error
+                    }
+                }
+            }
+            Err(error) => error.into(),
+        };
+        Metrics::inc(&cx.metrics.source_reopens_total);
+        tracing::warn!(
+            event = device.failed,
+            port = device.path,
+            %error,
+            "reopening with backoff; {}",
+            device.hint
+        );
+        if !backoff.wait(&cx.shutdown).await {
+            return;
         }
     }
 }

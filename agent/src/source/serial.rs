@@ -10,13 +10,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio_serial::SerialPortBuilderExt;
 use vigil_wire::FrameDecoder;
 
-use super::retry::Backoff;
+use super::retry::{Ended, SerialDevice, keep_open};
 use super::{Source, SourceContext, SourceTask};
 use crate::frame::{Input, NodeMessage};
-use crate::telemetry::Metrics;
 
 /// The serial port the sensor node is on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,14 +29,6 @@ pub struct SerialConfig {
 
 fn default_baud() -> u32 {
     115_200
-}
-
-/// How a port read ended.
-enum Ended {
-    /// Shutdown, or the pipeline has gone: stop.
-    Stop,
-    /// The port failed: reopen it.
-    Failed(std::io::Error),
 }
 
 impl Source for SerialConfig {
@@ -57,39 +47,24 @@ impl Source for SerialConfig {
 /// Reads the node until shutdown, reopening the port whenever it fails.
 async fn run(config: &SerialConfig, cx: SourceContext) {
     let port: Arc<str> = Arc::from(config.path.as_str());
-    let mut backoff = Backoff::new();
-    loop {
-        let opened = tokio_serial::new(&config.path, config.baud).open_native_async();
-        let error = match opened {
-            Ok(stream) => {
-                tracing::info!(event = "serial_opened", port = &*port, baud = config.baud);
-                match read_port(stream, &port, &mut backoff, &cx).await {
-                    Ended::Stop => return,
-                    Ended::Failed(error) => error,
-                }
-            }
-            Err(error) => error.into(),
-        };
-        Metrics::inc(&cx.metrics.source_reopens_total);
-        tracing::warn!(
-            event = "serial_port_failed",
-            port = &*port,
-            %error,
-            "reopening with backoff; check the cable and that the agent may open the device"
-        );
-        if !backoff.wait(&cx.shutdown).await {
-            return;
-        }
-    }
+    let device = SerialDevice {
+        path: &config.path,
+        baud: config.baud,
+        opened: "serial_opened",
+        failed: "serial_port_failed",
+        hint: "check the cable and that the agent may open the device",
+    };
+    let (port, cx) = (&port, &cx);
+    keep_open(device, cx, move |stream| read_port(stream, port, cx)).await;
 }
 
 /// Reads one open port until it fails, shutdown, or the pipeline goes.
 async fn read_port<R: AsyncRead + Unpin>(
     mut reader: R,
     port: &Arc<str>,
-    backoff: &mut Backoff,
     cx: &SourceContext,
 ) -> Ended {
+    let mut worked = false;
     // A fresh decoder per open: bytes from before a reconnect never join bytes after it.
     let mut decoder = FrameDecoder::new();
     let mut buf = [0u8; 256];
@@ -100,15 +75,18 @@ async fn read_port<R: AsyncRead + Unpin>(
         };
         let n = match read {
             Ok(0) => {
-                return Ended::Failed(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the port closed",
-                ));
+                return Ended::Failed {
+                    error: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the port closed",
+                    ),
+                    worked,
+                };
             }
             Ok(n) => n,
-            Err(error) => return Ended::Failed(error),
+            Err(error) => return Ended::Failed { error, worked },
         };
-        backoff.reset();
+        worked = true;
         let at = cx.clock.now();
         for &byte in &buf[..n] {
             let input = match decoder.push(byte) {
@@ -132,6 +110,7 @@ async fn read_port<R: AsyncRead + Unpin>(
 
 #[cfg(test)]
 mod tests {
+    use crate::telemetry::Metrics;
     use tokio::io::AsyncWriteExt;
     use tokio::sync::mpsc;
     use tokio_serial::{SerialPort, SerialStream};
