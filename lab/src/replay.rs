@@ -408,6 +408,19 @@ mod tests {
     use vigil_agent::detect::Model;
     use vigil_sim::{Scenario, TruckParams, record};
 
+    /// A replay with the built-in DBC and the default intrusion monitor.
+    fn replay_builtin(judge: &Judge, log: &Path, out: &Path) -> ReplaySummary {
+        replay(
+            judge,
+            builtin_dbc(),
+            &SecurityConfig::default(),
+            log,
+            out,
+            None,
+        )
+        .unwrap()
+    }
+
     const FAULT_AT: Duration = Duration::from_secs(60);
 
     /// A recorded drive of seed 1 (candump log, serial file, labels) whose compartment 1
@@ -520,15 +533,7 @@ mod tests {
         std::fs::write(&blind, no_vp).unwrap();
         std::fs::copy(log.with_extension("serial"), blind.with_extension("serial")).unwrap();
         let blind_out = dir.path().join("blind.jsonl");
-        replay(
-            &judge,
-            builtin_dbc(),
-            &SecurityConfig::default(),
-            &blind,
-            &blind_out,
-            None,
-        )
-        .unwrap();
+        replay_builtin(&judge, &blind, &blind_out);
         let blind_alerts = lines(&blind_out);
         assert!(!blind_alerts.is_empty());
         assert!(
@@ -556,15 +561,7 @@ mod tests {
         let log = recorded_drive(dir.path());
         let judge = judge(None);
         let clean_out = dir.path().join("clean.jsonl");
-        let clean = replay(
-            &judge,
-            builtin_dbc(),
-            &SecurityConfig::default(),
-            &log,
-            &clean_out,
-            None,
-        )
-        .unwrap();
+        let clean = replay_builtin(&judge, &log, &clean_out);
         // Garbage in the middle of the same log, beside its serial file.
         let text = std::fs::read_to_string(&log).unwrap();
         let mut damaged: Vec<&str> = text.lines().collect();
@@ -579,15 +576,7 @@ mod tests {
         )
         .unwrap();
         let bad_out = dir.path().join("damaged.jsonl");
-        let bad = replay(
-            &judge,
-            builtin_dbc(),
-            &SecurityConfig::default(),
-            &bad_log,
-            &bad_out,
-            None,
-        )
-        .unwrap();
+        let bad = replay_builtin(&judge, &bad_log, &bad_out);
         assert_eq!(bad.log.as_ref().unwrap().malformed, 2);
         assert_eq!(bad.readings, clean.readings);
         assert_eq!(lines(&bad_out), lines(&clean_out));
@@ -599,15 +588,7 @@ mod tests {
         let log = recorded_drive(dir.path());
         let out = dir.path().join("alerts.jsonl");
         let judge = judge(None);
-        let builtin = replay(
-            &judge,
-            builtin_dbc(),
-            &SecurityConfig::default(),
-            &log,
-            &out,
-            None,
-        )
-        .unwrap();
+        let builtin = replay_builtin(&judge, &log, &out);
         // The built-in DBC from a file decodes the same readings...
         let dbc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dbc/vigil-j1939.dbc");
         let mut config = DbcConfig {
@@ -663,15 +644,7 @@ mod tests {
         let heated = "Vehicle.Cargo.Tank.Compartment1.Temperature";
         let judge = judge(Some(&committed_card()));
         let out = dir.path().join("alerts.jsonl");
-        let summary = replay(
-            &judge,
-            builtin_dbc(),
-            &SecurityConfig::default(),
-            &log,
-            &out,
-            None,
-        )
-        .unwrap();
+        let summary = replay_builtin(&judge, &log, &out);
         let on_tank: Vec<&AlertLine> = summary
             .alerts
             .iter()
