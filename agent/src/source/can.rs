@@ -1,4 +1,5 @@
-//! SocketCAN: one task per interface, frames in, [`Input::Can`] out.
+//! SocketCAN: one task per interface, frames in, [`Input::Can`] (and [`Input::BusError`]
+//! for an error frame) out.
 //!
 //! The socket sits behind the small [`CanInterface`] trait so the receive loop is tested
 //! with an in-memory bus: the machine this is developed on has no `AF_CAN` at all, so the
@@ -6,9 +7,10 @@
 //! gateway (or any Linux with `vcan`).
 //!
 //! Frames are stamped with the kernel's receive time (`SO_TIMESTAMPNS`) as their wall time
-//! when the socket gives one, and with the agent's monotonic clock. Remote and error frames
-//! are not J1939 data and are dropped. An interface that fails (bus-off, taken down) is
-//! reopened with backoff, counted in `source_reopens_total`.
+//! when the socket gives one, and with the agent's monotonic clock. Remote frames are not
+//! J1939 data and are dropped; error frames (the socket asks the kernel for all of them) go
+//! on as bus errors, which the intrusion monitor counts. An interface that fails (bus-off,
+//! taken down) is reopened with backoff, counted in `source_reopens_total`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use tokio::task::JoinSet;
 
 use super::retry::Backoff;
 use super::{Source, SourceContext, SourceTask};
-use crate::frame::{CanFrame, Input};
+use crate::frame::{BusError, CanFrame, Input};
 use crate::reading::Timestamp;
 use crate::telemetry::Metrics;
 
@@ -42,7 +44,10 @@ pub enum Received {
         len: u8,
         kernel_time: Option<SystemTime>,
     },
-    /// A remote or error frame: nothing J1939 decodes.
+    /// An error frame: the controller saw a frame broken off (the socket asks the kernel
+    /// for them), for the intrusion monitor.
+    Error { kernel_time: Option<SystemTime> },
+    /// A remote frame: nothing J1939 decodes.
     Other,
 }
 
@@ -69,6 +74,11 @@ impl SocketCan {
         let socket = socketcan::tokio::CanSocket::open(name)?;
         // Kernel timestamps are the better clock, but a driver without them still works.
         let timestamps = socket.set_recv_timestamp(true).is_ok();
+        // Error frames feed the intrusion monitor's bus_errors; a socket that cannot have
+        // them still reads the data frames.
+        if let Err(error) = socket.set_error_filter_accept_all() {
+            tracing::warn!(event = "can_error_frames_unavailable", bus = name, %error);
+        }
         Ok(SocketCan { socket, timestamps })
     }
 }
@@ -95,7 +105,8 @@ impl CanInterface for SocketCan {
                     kernel_time,
                 }
             }
-            socketcan::CanFrame::Remote(_) | socketcan::CanFrame::Error(_) => Received::Other,
+            socketcan::CanFrame::Error(_) => Received::Error { kernel_time },
+            socketcan::CanFrame::Remote(_) => Received::Other,
         })
     }
 }
@@ -171,14 +182,22 @@ async fn listen<O: CanOpener>(opener: &O, bus: Arc<str>, cx: SourceContext) {
                             len,
                             kernel_time,
                         }) => (id, extended, data, len, kernel_time),
+                        Ok(Received::Error { kernel_time }) => {
+                            let error = BusError {
+                                bus: bus.clone(),
+                                at: stamp(&cx, kernel_time),
+                                id: None,
+                            };
+                            if !cx.send(Input::BusError(error)).await {
+                                return;
+                            }
+                            continue;
+                        }
                         Ok(Received::Other) => continue,
                         Err(error) => break error,
                     };
                     backoff.reset();
-                    let mut at = cx.clock.now();
-                    if let Some(wall_us) = kernel_time.and_then(wall_micros) {
-                        at = Timestamp { wall_us, ..at };
-                    }
+                    let at = stamp(&cx, kernel_time);
                     let frame = CanFrame {
                         bus: bus.clone(),
                         id,
@@ -204,6 +223,16 @@ async fn listen<O: CanOpener>(opener: &O, bus: Arc<str>, cx: SourceContext) {
         if !backoff.wait(&cx.shutdown).await {
             return;
         }
+    }
+}
+
+/// The agent's monotonic time now, with the kernel's receive time as the wall time when
+/// the socket gave one.
+fn stamp(cx: &SourceContext, kernel_time: Option<SystemTime>) -> Timestamp {
+    let at = cx.clock.now();
+    match kernel_time.and_then(wall_micros) {
+        Some(wall_us) => Timestamp { wall_us, ..at },
+        None => at,
     }
 }
 
@@ -277,6 +306,9 @@ mod tests {
                 VecDeque::from([
                     data(0x18FEEE00, 1, Some(kernel)),
                     Ok(Received::Other),
+                    Ok(Received::Error {
+                        kernel_time: Some(kernel),
+                    }),
                     Err(std::io::Error::other("bus off")),
                 ]),
             ));
@@ -292,13 +324,16 @@ mod tests {
         let shutdown = CancellationToken::new();
         let cx = SourceContext::new(Clock::start(), tx, shutdown.clone(), metrics.clone());
         let task = tokio::spawn(run_with(bus, config, cx));
-        let mut frames = Vec::new();
-        while frames.len() < 3 {
-            let Some(Input::Can(frame)) = rx.recv().await else {
-                panic!("a frame")
-            };
-            frames.push(frame);
+        let (mut frames, mut errors) = (Vec::new(), Vec::new());
+        while frames.len() < 3 || errors.is_empty() {
+            match rx.recv().await {
+                Some(Input::Can(frame)) => frames.push(frame),
+                // An error frame is handed on for the intrusion monitor, with its bus.
+                Some(Input::BusError(e)) => errors.push((e.bus, e.at.wall_us, e.id)),
+                other => panic!("a frame, not {other:?}"),
+            }
         }
+        assert_eq!(errors, [(Arc::from("can0"), 1_635_188_455_020_850, None)]);
         frames.sort_by_key(|f| f.data[0]);
         assert_eq!(
             frames
