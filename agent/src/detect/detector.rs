@@ -755,14 +755,14 @@ fn state_for<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::reading::{Origin, Timestamp};
     use std::sync::Arc;
     use std::time::Duration;
 
     /// The detector of the default config: the built-in model beside the rules.
-    fn default_detector(vehicle: &VehicleConfig) -> Detector {
+    pub(in crate::detect) fn default_detector(vehicle: &VehicleConfig) -> Detector {
         let model = super::super::Model::builtin().expect("the built-in model checks out");
         Detector::new(
             vehicle,
@@ -771,13 +771,13 @@ mod tests {
         )
     }
 
-    fn observe(d: &mut Detector, r: &Reading) -> Vec<AlertEvent> {
+    pub(in crate::detect) fn observe(d: &mut Detector, r: &Reading) -> Vec<AlertEvent> {
         let mut out = Vec::new();
         d.observe(r, &mut out);
         out
     }
 
-    fn coolant(secs: u64, wall_us: i64, value: f64) -> Reading {
+    pub(in crate::detect) fn coolant(secs: u64, wall_us: i64, value: f64) -> Reading {
         Reading::good(
             Signal::new(COOLANT_TEMPERATURE),
             Timestamp {

@@ -117,7 +117,7 @@ mod tests {
 
     use super::*;
     use crate::detect::alert::AlertKind;
-    use crate::detect::{DetectConfig, Detector, Model, ModelHandle};
+    use crate::detect::detector::tests::{coolant, default_detector, observe};
     use crate::reading::{Quality, Signal};
     use crate::signals::COOLANT_TEMPERATURE;
     use crate::vehicle::VehicleConfig;
@@ -244,37 +244,9 @@ mod tests {
         );
     }
 
-    /// The detect stage of the default config, the built-in model beside the rules.
-    fn default_detector() -> Detector {
-        let model = Model::builtin().expect("the built-in model checks out");
-        Detector::new(
-            &VehicleConfig::default(),
-            &DetectConfig::default(),
-            ModelHandle::new(Some(model)),
-        )
-    }
-
-    fn observe(d: &mut Detector, r: &Reading) -> Vec<AlertEvent> {
-        let mut out = Vec::new();
-        d.observe(r, &mut out);
-        out
-    }
-
-    fn coolant(secs: u64, wall_us: i64, value: f64) -> Reading {
-        Reading::good(
-            Signal::new(COOLANT_TEMPERATURE),
-            Timestamp {
-                wall_us,
-                mono: Duration::from_secs(secs),
-            },
-            value,
-            can(0),
-        )
-    }
-
     #[test]
     fn position_is_never_judged_and_every_alert_carries_the_last_fix_and_its_age() {
-        let mut d = default_detector();
+        let mut d = default_detector(&VehicleConfig::default());
         let receiver = Origin::Can {
             bus: Arc::from("can0"),
             source_address: 0x1C,
@@ -338,7 +310,7 @@ mod tests {
         assert_eq!(position.age_s, age.as_secs_f64());
 
         // A detector that never saw a position says none.
-        let mut blind = default_detector();
+        let mut blind = default_detector(&VehicleConfig::default());
         let mut events = observe(&mut blind, &coolant(0, 0, 120.0));
         events.extend(observe(&mut blind, &coolant(3, 3_000_000, 120.0)));
         assert!(!events.is_empty());
