@@ -322,11 +322,12 @@ impl BusWatch {
         if group.senders.contains(sa) {
             return;
         }
-        let known: Vec<u8> = group.senders.iter().collect();
-        group.senders.insert(sa);
         if now < group.learn_until {
+            group.senders.insert(sa);
             return;
         }
+        let known: Vec<u8> = group.senders.iter().collect();
+        group.senders.insert(sa);
         let mut detail = format!(
             "PGN {pgn} (0x{pgn:04X}) from source address 0x{sa:02X}, which did not send it while the bus was learned; known sender"
         );
