@@ -177,8 +177,6 @@ pub enum RunError {
     #[error("no source is configured; add one under [source] in the config")]
     NoSource,
     #[error(transparent)]
-    Alarm(#[from] alarm::OpenError),
-    #[error(transparent)]
     Spool(#[from] SpoolError),
     #[error(
         "tasks still running {deadline:?} after shutdown began: {tasks}; raise [shutdown] deadline or report a bug"
@@ -309,10 +307,11 @@ impl Pipeline {
         }
         let metrics = Arc::new(Metrics::default());
         let tasks = Tasks::default();
-        // Opened first, so a missing device fails the start before any task runs.
+        // A device that cannot be opened is retried while everything else runs: the fleet
+        // still gets the alerts, and the display or buzzer works once it is there.
         let devices = match plugs.alarm {
             Some(devices) => devices,
-            None => alarm::Devices::open(&alarm)?,
+            None => alarm::Devices::open_or_retry(&alarm, &metrics),
         };
         let (tuning_tx, tuning_rx) = watch::channel(Tuning::new(&vehicle, &detect, batch.max_age));
         let (link_tx, link_rx) = watch::channel(LinkStatus::default());

@@ -155,6 +155,9 @@ metrics! {
     uplink_jobs_succeeded_total,
     /// Model-update jobs that failed (the running model stays or was rolled back).
     uplink_jobs_failed_total,
+    /// Gauge: configured alarm devices (buzzer, button, display) that could not be opened
+    /// and are tried again while the agent runs without them.
+    alarm_devices_unavailable,
     /// DM1 messages that repeated what their controller said last, not sent again.
     outbound_dm1_repeats_total,
     /// Records the outbound stage could not append to the spool (it had stopped).

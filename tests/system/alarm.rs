@@ -1,8 +1,10 @@
-//! `vigil alarm test` for installers, and the agent refusing to start without the alarm
-//! devices its config names. This machine has no GPIO or I2C devices, so these are the
-//! paths that can be seen here: nothing configured, and a configured device missing.
+//! `vigil alarm test` for installers, and the agent running on without an alarm device its
+//! config names. This machine has no GPIO or I2C devices, so these are the paths that can
+//! be seen here: nothing configured, and a configured device missing.
 
-use crate::{run, write_file};
+use crate::broker::{Fleet, KillOnDrop, LIMIT, Mosquitto, Pki};
+use crate::uplink::agent_config;
+use crate::{Lines, run, vigil, write_file};
 
 #[test]
 fn alarm_test_without_hardware_says_what_to_configure_and_exits_2() {
@@ -23,7 +25,7 @@ fn alarm_test_without_hardware_says_what_to_configure_and_exits_2() {
 }
 
 #[test]
-fn a_missing_gpio_chip_is_named_by_alarm_test_and_stops_the_agent_before_it_starts() {
+fn a_missing_gpio_chip_is_named_by_alarm_test_with_what_to_check() {
     let dir = tempfile::tempdir().unwrap();
     let chip = dir.path().join("gpiochip9");
     let text = format!(
@@ -31,17 +33,54 @@ fn a_missing_gpio_chip_is_named_by_alarm_test_and_stops_the_agent_before_it_star
         chip.to_str().unwrap()
     );
     let path = write_file(dir.path(), "vigil.toml", &text);
-    let file = path.to_str().unwrap();
-    for args in [
-        vec!["alarm", "test", "--config", file],
-        vec!["run", "--config", file],
-    ] {
-        let out = run(&args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-        let named = format!("alarm.buzzer: cannot use line 17 of {}", chip.display());
-        assert!(stderr.contains(&named), "{args:?}: {stderr}");
-        assert!(stderr.contains("gpioinfo"), "{args:?}: {stderr}");
-        assert!(!stderr.contains("pipeline_started"), "{args:?}: {stderr}");
-    }
+    let out = run(&["alarm", "test", "--config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let named = format!("alarm.buzzer: cannot use line 17 of {}", chip.display());
+    assert!(stderr.contains(&named), "{stderr}");
+    assert!(stderr.contains("gpioinfo"), "{stderr}");
+}
+
+/// A truck whose buzzer line is missing (unplugged, a wrong chip) still watches and still
+/// warns the fleet: the agent starts, says which device is missing, and the alert the
+/// driver cannot hear arrives over MQTT.
+#[test]
+fn a_missing_buzzer_leaves_the_agent_running_and_alerting_over_mqtt() {
+    let pki = Pki::new();
+    let broker = Mosquitto::start(&pki);
+    let fleet = Fleet::connect(&pki, broker.port, "fleet-alarm", &["dt/vigil/#"]);
+    let id = pki.client("deaf-truck", None, false);
+    let spool = pki.dir.path().join("spool");
+    let chip = pki.dir.path().join("gpiochip9");
+    let text = format!(
+        "{}\n[alarm]\nbuzzer = {{ chip = {:?}, line = 17 }}\n",
+        agent_config(
+            "deaf-truck",
+            broker.port,
+            &pki.ca.pem,
+            &id,
+            &spool.display().to_string()
+        ),
+        chip.to_str().unwrap()
+    );
+    let config = write_file(pki.dir.path(), "vigil.toml", &text);
+    let mut child = vigil()
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = Lines::of(child.stderr.take().unwrap());
+    let child = KillOnDrop(Some(child));
+    let missing = log
+        .wait_for("alarm_device_unavailable", LIMIT)
+        .expect("the missing buzzer is logged");
+    assert!(
+        missing.contains("device=\"buzzer\"") && missing.contains(chip.to_str().unwrap()),
+        "{missing}"
+    );
+    fleet.until("an alert over MQTT", |seen| {
+        seen.iter().any(|(t, _)| t == "dt/vigil/deaf-truck/alerts")
+    });
+    drop(child);
 }

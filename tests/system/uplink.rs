@@ -22,7 +22,7 @@ use crate::broker::{Fleet, Identity, KillOnDrop, LIMIT, Mosquitto, Pki, record_i
 use crate::schema::assert_valid;
 use crate::{Lines, vigil, wait_with_limit, write_file};
 
-fn agent_config(
+pub(crate) fn agent_config(
     thing: &str,
     port: u16,
     ca: &std::path::Path,

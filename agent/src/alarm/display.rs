@@ -35,6 +35,12 @@ impl DisplayError {
     }
 }
 
+impl From<String> for DisplayError {
+    fn from(reason: String) -> Self {
+        DisplayError(reason)
+    }
+}
+
 /// How often the screen is redrawn while an alert shows, so its age stays current.
 pub const TICK: Duration = Duration::from_secs(1);
 

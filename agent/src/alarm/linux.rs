@@ -10,41 +10,27 @@ use ssd1306::mode::BufferedGraphicsMode;
 use ssd1306::prelude::*;
 use ssd1306::{I2CDisplayInterface, Ssd1306};
 
-use super::button::AckButton;
-use super::buzzer::BuzzerPin;
-use super::devices::{Devices, DynInputPin, DynOutputPin, OpenError};
+use super::devices::{DynInputPin, DynOutputPin, OpenError};
 use super::display::{Display, DisplayError};
 use super::screen::{self, Screen};
-use super::{AlarmConfig, GpioLine, I2cDisplay};
+use super::{GpioLine, I2cDisplay};
 
 /// The name the kernel shows as the lines' consumer (`gpioinfo`).
 const CONSUMER: &str = "vigil";
 
-pub fn open(config: &AlarmConfig) -> Result<Devices, OpenError> {
-    let buzzer = match &config.buzzer {
-        Some(line) => Some(BuzzerPin::new(DynOutputPin::new(gpio(
-            "buzzer",
-            line,
-            LineRequestFlags::OUTPUT,
-        )?))),
-        None => None,
-    };
-    let button = match &config.button {
-        Some(line) => Some(AckButton::new(
-            DynInputPin::new(gpio("button", line, LineRequestFlags::INPUT)?),
-            config.button_debounce,
-        )),
-        None => None,
-    };
-    let display = match &config.display {
-        Some(display) => Some(Box::new(oled(display)?) as Box<dyn Display>),
-        None => None,
-    };
-    Ok(Devices {
-        buzzer,
-        button,
-        display,
-    })
+/// The buzzer's line, requested as an output that starts inactive (silent).
+pub fn buzzer(line: &GpioLine) -> Result<DynOutputPin, OpenError> {
+    gpio("buzzer", line, LineRequestFlags::OUTPUT).map(DynOutputPin::new)
+}
+
+/// The acknowledge button's line, requested as an input.
+pub fn button(line: &GpioLine) -> Result<DynInputPin, OpenError> {
+    gpio("button", line, LineRequestFlags::INPUT).map(DynInputPin::new)
+}
+
+/// The display, initialised.
+pub fn display(config: &I2cDisplay) -> Result<Box<dyn Display>, OpenError> {
+    oled(config).map(|oled| Box::new(oled) as Box<dyn Display>)
 }
 
 /// Requests one line; an output starts inactive (the buzzer silent).

@@ -150,8 +150,12 @@ impl Panel {
 /// silent: there is nothing to acknowledge, and an idle gateway should not wake 100 times a
 /// second.
 pub const BUTTON_POLL: Duration = Duration::from_millis(10);
-/// How soon a failed buzzer write is tried again.
-const RETRY: Duration = Duration::from_millis(100);
+/// How soon a failed buzzer write is tried again: at first soon (a glitch on the line), then
+/// less often while it keeps failing (a missing buzzer, which
+/// [`Devices::open_or_retry`] tries to open again), so a truck without its buzzer does not
+/// wake ten times a second.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// The alarm task: applies alert events, plays the buzzer's pattern and reads the
 /// acknowledge button until the alert channel closes, then silences the buzzer and gives
@@ -240,6 +244,8 @@ impl<T> SendModifyAnd<T> for watch::Sender<T> {
 struct Faults {
     buzzer: bool,
     button: bool,
+    /// The wait before the next buzzer write while it fails.
+    buzzer_retry: Duration,
 }
 
 impl Faults {
@@ -254,13 +260,16 @@ impl Faults {
                 if std::mem::take(&mut self.buzzer) {
                     tracing::info!(event = "alarm_buzzer_recovered");
                 }
+                self.buzzer_retry = RETRY_FIRST;
                 due
             }
             Err(error) => {
                 if !std::mem::replace(&mut self.buzzer, true) {
                     tracing::error!(event = "alarm_buzzer_failed", %error, "check the [alarm] buzzer line with `vigil alarm test`");
                 }
-                Some(now + RETRY)
+                let wait = self.buzzer_retry.clamp(RETRY_FIRST, RETRY_MAX);
+                self.buzzer_retry = (wait * 2).min(RETRY_MAX);
+                Some(now + wait)
             }
         }
     }

@@ -382,6 +382,43 @@ async fn a_failed_buzzer_write_is_retried_soon() {
     assert_eq!(run.writes, [(0, L), (0, H), (100, H), (250, L)]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_buzzer_that_keeps_failing_is_tried_less_often_up_to_once_a_second() {
+    use embedded_hal_mock::eh1::MockError;
+    let failed = || MockError::Io(std::io::ErrorKind::NotFound);
+    let run = run_script(
+        &[
+            Transaction::set(State::Low).with_error(failed()),
+            Transaction::set(State::Low).with_error(failed()),
+            Transaction::set(State::Low).with_error(failed()),
+            Transaction::set(State::Low).with_error(failed()),
+            Transaction::set(State::Low).with_error(failed()),
+            Transaction::set(State::Low),
+            Transaction::set(State::High),
+            Transaction::set(State::Low),
+        ],
+        None,
+        vec![
+            Step::Send(3000, AlertEvent::Raised(alert(1, Severity::Critical))),
+            Step::End(3100),
+        ],
+    )
+    .await;
+    assert_eq!(
+        run.writes,
+        [
+            (0, L),
+            (100, L),
+            (300, L),
+            (700, L),
+            (1500, L),
+            (2500, L),
+            (3000, H),
+            (3100, L)
+        ]
+    );
+}
+
 #[tokio::test]
 async fn without_devices_the_task_still_publishes_every_change() {
     let (tx, rx) = mpsc::channel(4);
