@@ -255,8 +255,9 @@ pub struct Pipeline {
     /// The link and spool state the cab display shows when nothing is wrong; the uplink and
     /// spool report here. Until they do, it stays unknown.
     pub link: watch::Sender<LinkStatus>,
-    /// The runtime-adjustable config in force (changed by the device shadow).
-    pub tuning: watch::Receiver<Tuning>,
+    /// The runtime-adjustable config in force: the device shadow and a config reload
+    /// change it, and the stages that use it read the newest value.
+    pub tuning: watch::Sender<Tuning>,
     /// What the model covered and which parameters this truck does not send.
     pub detect: watch::Receiver<DetectStatus>,
     pub metrics: Arc<Metrics>,
@@ -429,7 +430,7 @@ impl Pipeline {
                     tls,
                     spool: handle.clone(),
                     link: link_tx.clone(),
-                    tuning: tuning_tx,
+                    tuning: tuning_tx.clone(),
                     detect: detect_status.clone(),
                     model,
                     metrics: metrics.clone(),
@@ -482,7 +483,7 @@ impl Pipeline {
             deadline: shutdown_config.deadline,
             panel: panel_rx,
             link: link_tx,
-            tuning: tuning_rx,
+            tuning: tuning_tx,
             detect: detect_status,
             metrics,
         })
@@ -532,11 +533,13 @@ impl Pipeline {
 
 /// Runs the agent until `shutdown` is cancelled: the library's entry point.
 /// Tells systemd (when it supervises the agent) that it is ready, pings the watchdog while
-/// every stage is alive, and says when it is stopping.
+/// every stage is alive, and says when it is stopping. Each tuning that arrives on
+/// `reloads` (a config file read again on SIGHUP, already checked) replaces the running one.
 pub async fn run(
     stages: Stages,
     sources: Vec<Box<dyn Source>>,
     shutdown: CancellationToken,
+    reloads: mpsc::Receiver<Tuning>,
 ) -> Result<Summary, RunError> {
     let notifier = Notifier::from_env().unwrap_or_else(|error| {
         tracing::warn!(event = "systemd_notify_unavailable", %error);
@@ -544,27 +547,52 @@ pub async fn run(
     });
     let pipeline = Pipeline::start(stages, sources, shutdown.clone(), Taps::default())?;
     log_notify("ready", notifier.ready());
-    let supervisor = tokio::spawn(supervise(notifier, pipeline.health(), shutdown));
+    let supervisor = tokio::spawn(supervise(
+        notifier,
+        pipeline.health(),
+        shutdown,
+        reloads,
+        pipeline.tuning.clone(),
+    ));
     let summary = pipeline.join().await;
     supervisor.abort();
     summary
 }
 
 /// Pings systemd's watchdog while the pipeline is whole; a dead stage stops the pings, so
-/// systemd restarts the agent. Says STOPPING once shutdown begins.
-async fn supervise(notifier: Notifier, health: Health, shutdown: CancellationToken) {
+/// systemd restarts the agent. Applies reloaded tunings, telling systemd around each. Says
+/// STOPPING once shutdown begins.
+async fn supervise(
+    notifier: Notifier,
+    health: Health,
+    shutdown: CancellationToken,
+    mut reloads: mpsc::Receiver<Tuning>,
+    tuning: watch::Sender<Tuning>,
+) {
     // Without a watchdog there is nothing to ping: only the stopping message is left.
     let every = notifier
         .watchdog_interval()
         .unwrap_or(std::time::Duration::MAX);
     let mut reported_broken = false;
+    let mut watchdog = tokio::time::interval(every.min(std::time::Duration::from_secs(86_400)));
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    watchdog.reset();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => {
                 log_notify("stopping", notifier.stopping());
                 return;
             }
-            _ = tokio::time::sleep(every) => {}
+            Some(reloaded) = reloads.recv() => {
+                log_notify("reloading", notifier.reloading());
+                let changed = tuning.send_if_modified(|running| {
+                    std::mem::replace(running, reloaded.clone()) != reloaded
+                });
+                tracing::info!(event = "config_reloaded", tuning_changed = changed, cargo = %reloaded.cargo);
+                log_notify("ready", notifier.ready());
+                continue;
+            }
+            _ = watchdog.tick() => {}
         }
         if health.is_whole() {
             log_notify("watchdog", notifier.ping());

@@ -131,9 +131,15 @@ impl Notifier {
         self.target.is_some()
     }
 
-    /// The agent has started: every stage runs and the config was good. Send once.
+    /// The agent has started: every stage runs and the config was good. Sent once at
+    /// start, and again when a reload is done.
     pub fn ready(&self) -> Result<(), NotifyError> {
         self.send("READY=1")
+    }
+
+    /// The agent is re-reading its config (SIGHUP); [`Self::ready`] follows when it is done.
+    pub fn reloading(&self) -> Result<(), NotifyError> {
+        self.send("RELOADING=1")
     }
 
     /// The agent is alive and making progress. Call at least every [`Self::watchdog_interval`].

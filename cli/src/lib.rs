@@ -7,6 +7,7 @@
 pub mod config;
 pub mod demo;
 pub mod fleet;
+pub mod reload;
 pub mod view;
 
 use std::path::Path;
@@ -23,11 +24,14 @@ pub enum AgentError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error("cannot listen for SIGHUP: {0}")]
+    Signal(std::io::Error),
 }
 
 /// Runs the agent a config file describes until `shutdown` is cancelled: resolves it (the
 /// DBC, the model and the PEM files are read here, once) and runs the pipeline. A model that
-/// cannot be used is logged and the rules and limits run without it.
+/// cannot be used is logged and the rules and limits run without it. SIGHUP reads the file
+/// again ([`reload`]).
 pub async fn run(
     config: &Config,
     file: &Path,
@@ -37,5 +41,18 @@ pub async fn run(
     if let Some(error) = &resolved.model_rejected {
         tracing::error!(event = "model_rejected", %error, "running the rules without the model");
     }
-    Ok(pipeline::run(resolved.stages, resolved.sources, shutdown).await?)
+    // Listened for before anything starts: SIGHUP's default action ends the process.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(AgentError::Signal)?;
+    // One reload at a time: the next SIGHUP is read once the pipeline took this one.
+    let (reloads_tx, reloads) = tokio::sync::mpsc::channel(1);
+    let reloader = tokio::spawn(reload::on_hangup(
+        file.to_owned(),
+        config.clone(),
+        hangups,
+        reloads_tx,
+    ));
+    let summary = pipeline::run(resolved.stages, resolved.sources, shutdown, reloads).await;
+    reloader.abort();
+    Ok(summary?)
 }

@@ -649,6 +649,7 @@ impl Detector {
             };
         }
         self.debounce = tuning.detect.debounce;
+        self.rules = Rules::new(&tuning.detect.rules);
     }
 
     /// How many alerts are active now.

@@ -49,6 +49,18 @@ impl Shadow {
         &self.running
     }
 
+    /// The running tuning was changed by someone else (a config reload): it becomes the
+    /// running state, and the report to publish says so. `None` when nothing changed
+    /// (this shadow's own change coming back on the watch).
+    pub fn retuned(&mut self, tuning: &Tuning) -> Option<Vec<u8>> {
+        if *tuning == self.running {
+            return None;
+        }
+        self.running = tuning.clone();
+        self.reported = true;
+        Some(report(&self.running, Value::Null))
+    }
+
     /// A message on `update/delta`: `{"version": N, "state": {...desired keys...}}`.
     pub fn on_delta(&mut self, payload: &[u8]) -> Outcome {
         match serde_json::from_slice::<Value>(payload) {
@@ -155,6 +167,32 @@ mod tests {
         assert_eq!(r["cargo"], "lpg");
         assert!(r["rejected"].is_null());
         assert_eq!(s.running().cargo, CargoClass::Lpg);
+    }
+
+    #[test]
+    fn a_reload_is_reported_and_the_next_delta_patches_the_reloaded_tuning() {
+        let mut shadow = started();
+        let reloaded = Tuning {
+            cargo: CargoClass::Naphtha,
+            ..shadow.running().clone()
+        };
+        assert_eq!(
+            shadow.retuned(&started().running().clone()),
+            None,
+            "nothing changed"
+        );
+        let report = shadow.retuned(&reloaded).expect("a reload is reported");
+        assert_eq!(reported(&report)["cargo"], "naphtha");
+        assert_eq!(shadow.retuned(&reloaded), None, "reported once");
+        let Outcome::Applied { tuning, .. } =
+            shadow.on_delta(br#"{"version":2,"state":{"batch_max_age":"20s"}}"#)
+        else {
+            panic!("applied")
+        };
+        assert_eq!(
+            (tuning.cargo, tuning.batch_max_age),
+            (CargoClass::Naphtha, std::time::Duration::from_secs(20))
+        );
     }
 
     #[test]

@@ -169,6 +169,9 @@ impl Uplink {
             failures_in_a_row: 0,
         };
         let mut stats = self.spool.stats();
+        // The tuning changes by the shadow (here) or by a config reload: the shadow reports
+        // a reload's tuning as the running state.
+        let mut tuning = self.tuning.subscribe();
         let (job_tx, mut job_rx) = mpsc::channel(JOB_RESULTS_CAPACITY);
         let mut status_tick = tokio::time::interval(self.config.status_interval);
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -257,6 +260,12 @@ impl Uplink {
                     // The model version changed (or not): say so on the status topic.
                     if st.connected {
                         self.queue_status(&mut st);
+                    }
+                }
+                Ok(()) = tuning.changed() => {
+                    if let Some(report) = st.shadow.retuned(&tuning.borrow_and_update()) {
+                        let topic = st.topics.shadow("update");
+                        push_control(&mut st.control, Control { topic, payload: report, retain: false });
                     }
                 }
                 _ = status_tick.tick(), if st.connected => self.queue_status(&mut st),
