@@ -41,6 +41,10 @@ pub async fn run(
     if let Some(error) = &resolved.model_rejected {
         tracing::error!(event = "model_rejected", %error, "running the rules without the model");
     }
+    if !resolved.unsourced.is_empty() {
+        let signals = config::names(&resolved.unsourced);
+        tracing::warn!(event = "signals_without_source", %signals, "no configured source gives them: they are never judged");
+    }
     // Listened for before anything starts: SIGHUP's default action ends the process.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(AgentError::Signal)?;

@@ -243,6 +243,13 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
+            for signal in &resolved.unsourced {
+                eprintln!(
+                    "warning: config file {}: no configured source gives {signal}, so it is never \
+                     judged; map it in [dbc.signals] or add the source that gives it",
+                    file.display()
+                );
+            }
             println!("{}: ok", file.display());
         }
         Command::Run { config: file } => {

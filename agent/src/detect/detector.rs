@@ -191,6 +191,17 @@ struct Scratch {
     evidence: Vec<f64>,
 }
 
+/// The signals the detect stage judges on a vehicle: the engine's coolant, oil and fuel
+/// temperatures and each compartment's tank temperature (their limits, rules and model).
+/// `check-config` holds them against what the configured sources can give.
+pub fn watched_signals(vehicle: &VehicleConfig) -> Vec<Signal> {
+    [COOLANT_TEMPERATURE, OIL_TEMPERATURE, FUEL_TEMPERATURE]
+        .into_iter()
+        .map(Signal::new)
+        .chain((1..=vehicle.compartments).map(tank_temperature))
+        .collect()
+}
+
 impl Detector {
     /// The detect stage for a vehicle with a `[detect]` section and the model in `model`
     /// (a handle whose model may be `None`: the rules and limits then run alone). The
@@ -758,6 +769,17 @@ fn state_for<'a>(
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+
+    #[test]
+    fn the_watched_signals_are_the_ones_the_detector_judges() {
+        let vehicle = VehicleConfig {
+            compartments: 5,
+            ..VehicleConfig::default()
+        };
+        let d = default_detector(&vehicle);
+        let judged: Vec<Signal> = d.specs.iter().map(|s| s.signal.clone()).collect();
+        assert_eq!(watched_signals(&vehicle), judged);
+    }
     use crate::reading::{Origin, Timestamp};
     use std::sync::Arc;
     use std::time::Duration;

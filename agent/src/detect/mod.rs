@@ -24,7 +24,9 @@ mod tuning;
 pub mod window;
 
 pub use config::{DetectConfig, EngineLimits, Limit, RulesConfig};
-pub use detector::{DetectStatus, Detector, Live, ModelCoverage, Senders, TracePoint};
+pub use detector::{
+    DetectStatus, Detector, Live, ModelCoverage, Senders, TracePoint, watched_signals,
+};
 pub use model::{Model, ModelHandle, ModelUpdater};
 pub use task::{Watches, run};
 pub use tuning::{Tuning, TuningError};

@@ -18,10 +18,13 @@ use serde::{Deserialize, Serialize};
 use vigil_agent::alarm::AlarmConfig;
 use vigil_agent::batch::BatchConfig;
 use vigil_agent::decode::dbc::DbcConfig;
-use vigil_agent::detect::DetectConfig;
+use vigil_agent::decode::table::SignalTable;
 use vigil_agent::detect::model::{self, Model, ModelError};
+use vigil_agent::detect::{DetectConfig, watched_signals};
 use vigil_agent::pipeline::{Outbound, ShutdownConfig, Stages};
+use vigil_agent::reading::Signal;
 use vigil_agent::security::SecurityConfig;
+use vigil_agent::signals::tank_temperature;
 use vigil_agent::source::{CanConfig, GpsConfig, ReplayConfig, SerialConfig, Source};
 use vigil_agent::spool::SpoolSection;
 use vigil_agent::uplink::UplinkConfig;
@@ -117,6 +120,10 @@ pub struct Resolved {
     /// rules and limits alone (the driver's alarm never waits on a model), and
     /// `check-config` reports it.
     pub model_rejected: Option<ModelError>,
+    /// Watched signals that none of the configured sources can give (a DBC mapping that
+    /// leaves them out, no sensor node for the tanks): never judged on this truck.
+    /// `check-config` warns about each; when it would be all of them the config is refused.
+    pub unsourced: Vec<Signal>,
 }
 
 impl Config {
@@ -216,6 +223,19 @@ impl Config {
             .dbc
             .load()
             .map_err(|e| ConfigError::invalid(file, "dbc", e.to_string()))?;
+        let unsourced = self.unsourced(&decode);
+        if !unsourced.is_empty() && unsourced.len() == watched_signals(&self.vehicle).len() {
+            return Err(ConfigError::invalid(
+                file,
+                "dbc.signals",
+                format!(
+                    "no watched signal has a source, so nothing would be judged: the sources \
+                     give none of {}; map the DBC's signals to them in [dbc.signals], or add \
+                     a [[source.serial]] sensor node for the tanks",
+                    names(&unsourced)
+                ),
+            ));
+        }
         let (model, model_rejected) = match load_model(self.detect.model.as_deref()) {
             Ok(model) => (model, None),
             Err(error) => (None, Some(error)),
@@ -275,8 +295,38 @@ impl Config {
             },
             sources,
             model_rejected,
+            unsourced,
         })
     }
+
+    /// The watched signals none of the configured sources gives: a CAN bus or a replayed
+    /// log gives what the DBC table decodes, a sensor node the tank temperatures, the
+    /// simulated truck everything.
+    fn unsourced(&self, table: &SignalTable) -> Vec<Signal> {
+        if self.source.simulator.is_some() {
+            return Vec::new();
+        }
+        let bus = self.source.can.is_some() || self.source.replay.is_some();
+        let node = !self.source.serial.is_empty();
+        watched_signals(&self.vehicle)
+            .into_iter()
+            .filter(|signal| {
+                let decoded = bus && table.layouts().iter().any(|l| l.signal == *signal);
+                let probed =
+                    node && (1..=self.vehicle.compartments).any(|n| tank_temperature(n) == *signal);
+                !(decoded || probed)
+            })
+            .collect()
+    }
+}
+
+/// Signal names for a message, comma-separated.
+pub fn names(signals: &[Signal]) -> String {
+    signals
+        .iter()
+        .map(Signal::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The model `[detect] model` names: `"builtin"`, `"none"` (or absent: no model), or the
@@ -468,6 +518,41 @@ mod tests {
         assert!(
             builtin.unwrap().stages.model.is_some(),
             "the default runs the built-in model"
+        );
+    }
+
+    #[test]
+    fn watched_signals_without_a_source_are_listed_and_none_at_all_is_refused() {
+        let resolve = |text: &str| parse(text).unwrap().resolve(Path::new("vigil.toml"));
+        // The default DBC on a bus gives the engine's temperatures; no node, no tanks.
+        let bus_only = resolve("[source.can]\ninterfaces = [\"can0\"]\n").unwrap();
+        assert_eq!(
+            names(&bus_only.unsourced),
+            "Vehicle.Cargo.Tank.Compartment1.Temperature, \
+             Vehicle.Cargo.Tank.Compartment2.Temperature, \
+             Vehicle.Cargo.Tank.Compartment3.Temperature"
+        );
+        let both = resolve(
+            "[source.can]\ninterfaces = [\"can0\"]\n[[source.serial]]\npath = \"/dev/ttyUSB0\"\n",
+        );
+        assert!(both.unwrap().unsourced.is_empty());
+        // A mapping that decodes only the speed leaves the detector nothing to judge.
+        let Err(error) = resolve(
+            "[source.can]\ninterfaces = [\"can0\"]\n\
+             [dbc.signals]\nWheelBasedVehicleSpeed = \"Vehicle.Speed\"\n",
+        ) else {
+            panic!("a detector without input is refused")
+        };
+        let message = error.to_string();
+        assert!(
+            message.contains("key `dbc.signals`") && message.contains("no watched signal"),
+            "{message}"
+        );
+        assert!(
+            resolve("[source.simulator]\n")
+                .unwrap()
+                .unsourced
+                .is_empty()
         );
     }
 
