@@ -1,76 +1,74 @@
 //! Keeps the uplink inside the broker's per-connection rates (AWS IoT Core: 100 publishes/s
-//! and 512 KiB/s), as two token buckets. Pure: the caller passes the time.
+//! and 512 KiB/s). Pure: the caller passes the time.
 //!
-//! Each bucket holds at most one second of its rate, so a backlog drain starts with at most
-//! one second's worth at once and then runs at the rate; a message larger than a second's
-//! byte budget cannot exist (the config keeps the byte rate above the largest payload).
+//! A sliding window, not a token bucket: a bucket that holds a second of tokens lets a
+//! backlog drain send its full bucket and a second's refill inside one second, twice the
+//! rate (the broker counted 116-176 publishes in a second after a reconnect). Here every
+//! publish of the last [`WINDOW`] is remembered (at most the publish rate of them, 100), and
+//! one more goes only if that window then holds no more than the rate's publishes and
+//! bytes. [`WINDOW`] is a little longer than a second, so that a message held up on its
+//! way to the broker (network jitter) cannot bring the next second's first message into
+//! the broker's second. A message larger than a second's byte budget cannot exist (the
+//! config keeps the byte rate above the largest payload).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-#[derive(Debug)]
-struct Bucket {
-    rate: f64,
-    tokens: f64,
-}
-
-impl Bucket {
-    fn refill(&mut self, elapsed: Duration) {
-        self.tokens = (self.tokens + self.rate * elapsed.as_secs_f64()).min(self.rate);
-    }
-
-    /// How long until `n` tokens are there.
-    fn wait_for(&self, n: f64) -> Duration {
-        if self.tokens >= n {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((n - self.tokens) / self.rate)
-        }
-    }
-}
+/// The span both limits hold over: one second and 50 ms for jitter on the way.
+pub const WINDOW: Duration = Duration::from_millis(1050);
 
 #[derive(Debug)]
 pub struct Pacer {
-    publishes: Bucket,
-    bytes: Bucket,
-    last: Instant,
+    max_publishes: usize,
+    max_bytes: usize,
+    /// The publishes of the last [`WINDOW`], oldest first: when, and how many bytes.
+    sent: VecDeque<(Instant, usize)>,
+    /// The bytes in `sent`.
+    bytes: usize,
 }
 
 impl Pacer {
-    pub fn new(publishes_per_second: u32, bytes_per_second: u32, now: Instant) -> Self {
-        let bucket = |rate: u32| Bucket {
-            rate: rate as f64,
-            tokens: rate as f64,
-        };
+    pub fn new(publishes_per_second: u32, bytes_per_second: u32) -> Self {
         Pacer {
-            publishes: bucket(publishes_per_second),
-            bytes: bucket(bytes_per_second),
-            last: now,
+            max_publishes: publishes_per_second as usize,
+            max_bytes: bytes_per_second as usize,
+            sent: VecDeque::with_capacity(publishes_per_second as usize),
+            bytes: 0,
         }
     }
 
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.last);
-        self.last = now;
-        self.publishes.refill(elapsed);
-        self.bytes.refill(elapsed);
-    }
-
-    /// Takes one publish of `bytes` if both budgets allow it now; otherwise says how long to
+    /// Takes one publish of `bytes` if both limits allow it now; otherwise says how long to
     /// wait before asking again.
     pub fn take(&mut self, bytes: usize, now: Instant) -> Result<(), Duration> {
-        self.refill(now);
-        let wait = self
-            .publishes
-            .wait_for(1.0)
-            .max(self.bytes.wait_for(bytes as f64));
-        if wait > Duration::ZERO {
-            return Err(wait);
+        while let Some(&(at, n)) = self.sent.front() {
+            if now.saturating_duration_since(at) < WINDOW {
+                break;
+            }
+            self.sent.pop_front();
+            self.bytes -= n;
         }
-        self.publishes.tokens -= 1.0;
-        self.bytes.tokens -= bytes as f64;
-        Ok(())
+        // The oldest publishes that must leave the window before this one fits.
+        let mut freed = (self.sent.len() + 1).saturating_sub(self.max_publishes);
+        let mut bytes_over = (self.bytes + bytes).saturating_sub(self.max_bytes);
+        if freed == 0 && bytes_over == 0 {
+            self.sent.push_back((now, bytes));
+            self.bytes += bytes;
+            return Ok(());
+        }
+        let mut leaves = now;
+        for &(at, n) in &self.sent {
+            if freed == 0 && bytes_over == 0 {
+                break;
+            }
+            freed = freed.saturating_sub(1);
+            bytes_over = bytes_over.saturating_sub(n);
+            leaves = at + WINDOW;
+        }
+        Err(leaves
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1)))
     }
 }
 
@@ -78,10 +76,11 @@ impl Pacer {
 mod tests {
     use super::*;
 
-    /// Publishes `n` messages of `bytes` as fast as the pacer lets them; returns the time
-    /// the last one went, from the start.
-    fn drain(pacer: &mut Pacer, start: Instant, n: usize, bytes: usize) -> Duration {
+    /// Publishes `n` messages of `bytes` as fast as the pacer lets them; returns when each
+    /// one went, from the start.
+    fn drain(pacer: &mut Pacer, start: Instant, n: usize, bytes: usize) -> Vec<Duration> {
         let mut now = start;
+        let mut sent = Vec::with_capacity(n);
         for _ in 0..n {
             loop {
                 match pacer.take(bytes, now) {
@@ -89,42 +88,85 @@ mod tests {
                     Err(wait) => now += wait,
                 }
             }
+            sent.push(now - start);
         }
-        now - start
+        sent
+    }
+
+    /// The most publishes and bytes in any one-second window (each window starting at a
+    /// publish is the worst of its kind).
+    fn busiest_second(sent: &[Duration], bytes: usize) -> (usize, usize) {
+        let most = (0..sent.len())
+            .map(|i| {
+                sent[i..]
+                    .iter()
+                    .take_while(|&&t| t < sent[i] + Duration::from_secs(1))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        (most, most * bytes)
     }
 
     #[test]
-    fn small_messages_are_held_to_100_per_second() {
+    fn a_backlog_drains_at_100_per_second_and_never_more_in_any_second() {
         let start = Instant::now();
-        let mut p = Pacer::new(100, 512 * 1024, start);
-        // A full bucket (100) at once, then 100 per second: 1000 take about 9 s.
-        let took = drain(&mut p, start, 1000, 100);
-        assert!(
-            took >= Duration::from_millis(8990) && took <= Duration::from_millis(9010),
-            "{took:?}"
-        );
+        let mut p = Pacer::new(100, 512 * 1024);
+        let sent = drain(&mut p, start, 1000, 100);
+        assert_eq!(busiest_second(&sent, 100).0, 100);
+        // 100 at once, then 100 every 1.05 s: the 1000th goes after 9 windows.
+        let took = *sent.last().unwrap();
+        assert_eq!(took, WINDOW * 9, "{took:?}");
     }
 
     #[test]
-    fn large_messages_are_held_to_512_kib_per_second() {
+    fn large_messages_are_held_to_512_kib_in_any_second() {
         let start = Instant::now();
-        let mut p = Pacer::new(100, 512 * 1024, start);
+        let mut p = Pacer::new(100, 512 * 1024);
         // 64 KiB messages: 8 per second by bytes, well under 100 by count.
-        let took = drain(&mut p, start, 8 * 11, 64 * 1024);
-        assert!(
-            took >= Duration::from_millis(9990) && took <= Duration::from_millis(10010),
-            "{took:?}"
-        );
+        let sent = drain(&mut p, start, 8 * 11, 64 * 1024);
+        let (publishes, bytes) = busiest_second(&sent, 64 * 1024);
+        assert_eq!((publishes, bytes), (8, 512 * 1024));
+        assert_eq!(*sent.last().unwrap(), WINDOW * 10);
     }
 
     #[test]
-    fn idle_time_refills_at_most_one_second_of_budget() {
+    fn mixed_sizes_keep_both_limits_in_every_window() {
         let start = Instant::now();
-        let mut p = Pacer::new(100, 512 * 1024, start);
+        let mut p = Pacer::new(100, 20_000);
+        let mut now = start;
+        let mut sent: Vec<(Duration, usize)> = Vec::new();
+        for i in 0..2000usize {
+            let bytes = [40, 5000, 300, 12_000, 80][i % 5];
+            loop {
+                match p.take(bytes, now) {
+                    Ok(()) => break,
+                    Err(wait) => now += wait,
+                }
+            }
+            sent.push((now - start, bytes));
+            now += Duration::from_micros((i as u64 * 7919) % 3000);
+        }
+        for (i, &(t, _)) in sent.iter().enumerate() {
+            let window = sent[i..]
+                .iter()
+                .take_while(|&&(u, _)| u < t + Duration::from_secs(1));
+            let (n, b) = window.fold((0, 0), |(n, b), &(_, bytes)| (n + 1, b + bytes));
+            assert!(
+                n <= 100 && b <= 20_000,
+                "{n} publishes, {b} bytes from {t:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn idle_time_gives_at_most_one_second_of_budget() {
+        let start = Instant::now();
+        let mut p = Pacer::new(100, 512 * 1024);
         let later = start + Duration::from_secs(3600);
         for _ in 0..100 {
             p.take(10, later).unwrap();
         }
-        assert!(p.take(10, later).is_err());
+        assert_eq!(p.take(10, later), Err(WINDOW));
     }
 }

@@ -145,7 +145,6 @@ impl Uplink {
         let options = self.options(&topics)?;
         let capacity = options.request_channel_capacity();
         let (client, mut eventloop) = AsyncClient::new(options, capacity);
-        let now = Instant::now();
         let mut st = State {
             client,
             topics,
@@ -154,7 +153,6 @@ impl Uplink {
             pacer: Pacer::new(
                 self.config.max_publishes_per_second,
                 self.config.max_bytes_per_second,
-                now,
             ),
             backoff: Backoff::new(
                 self.config.reconnect_min,
