@@ -148,7 +148,7 @@ pub struct Outbound {
     pub uplink: UplinkConfig,
     /// The TLS settings read from the PEM files ([`UplinkConfig::resolve_tls`]); `None` for
     /// plain TCP to a development broker.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub tls: Option<crate::uplink::tls::DeviceTls>,
 }
 
 impl Stages {
@@ -427,7 +427,7 @@ impl Pipeline {
                 let uplink_task = Uplink {
                     config: uplink,
                     thing: vehicle.id.clone(),
-                    tls,
+                    tls: tls.map(|tls| tls.config),
                     spool: handle.clone(),
                     link: link_tx.clone(),
                     tuning: tuning_tx.clone(),

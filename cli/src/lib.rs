@@ -41,6 +41,9 @@ pub async fn run(
     if let Some(error) = &resolved.model_rejected {
         tracing::error!(event = "model_rejected", %error, "running the rules without the model");
     }
+    if let Some(warning) = resolved.certificate_warning(std::time::SystemTime::now()) {
+        tracing::warn!(event = "certificate_expiring", "{warning}");
+    }
     if !resolved.unsourced.is_empty() {
         let signals = config::names(&resolved.unsourced);
         tracing::warn!(event = "signals_without_source", %signals, "no configured source gives them: they are never judged");

@@ -243,6 +243,12 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
+            if let Some(warning) = resolved.certificate_warning(std::time::SystemTime::now()) {
+                eprintln!(
+                    "warning: config file {}, key `uplink.cert_file`: {warning}",
+                    file.display()
+                );
+            }
             for signal in &resolved.unsourced {
                 eprintln!(
                     "warning: config file {}: no configured source gives {signal}, so it is never \

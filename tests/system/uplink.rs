@@ -179,6 +179,20 @@ fn connection_failures_say_what_is_wrong() {
         let _ = wait_with_limit(child, LIMIT);
         let line = line.unwrap_or_else(|| panic!("{case}: no failure logged: {:?}", log.seen));
         assert!(line.contains(expected), "{case}: {line}");
+        // The expiry was known before the first attempt: said at start, and by check-config.
+        let warned = log
+            .seen
+            .iter()
+            .any(|l| l.contains("certificate_expiring") && l.contains("expired on 2020-12-31"));
+        assert_eq!(warned, id.cert == expired.cert, "{case}: {:#?}", log.seen);
+        let checked = crate::run(&["check-config", config.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&checked.stderr);
+        assert!(checked.status.success(), "{case}: {stderr}");
+        assert_eq!(
+            stderr.contains("key `uplink.cert_file`: the device certificate expired on 2020-12-31"),
+            id.cert == expired.cert,
+            "{case}: {stderr}"
+        );
     }
 
     // At start: refused before anything runs (exit 2), naming the key and the fix.
@@ -193,6 +207,14 @@ fn connection_failures_say_what_is_wrong() {
         .collect();
     let start_cases = [
         ("missing client certificate", no_cert, "uplink.cert_file"),
+        (
+            "plain TCP toward AWS China",
+            base.replace(
+                "endpoint = \"localhost\"",
+                "endpoint = \"abc-ats.iot.cn-north-1.amazonaws.com.cn\"",
+            ) + "insecure_plain_tcp = true\n",
+            "uplink.insecure_plain_tcp",
+        ),
         (
             "plain TCP toward AWS",
             base.replace(
@@ -263,7 +285,10 @@ impl Agent {
             ..UplinkConfig::default()
         };
         let uplink = Uplink {
-            tls: config.resolve_tls().expect("the test PKI is good"),
+            tls: config
+                .resolve_tls()
+                .expect("the test PKI is good")
+                .map(|tls| tls.config),
             config,
             thing: thing.to_owned(),
             spool: handle.clone(),

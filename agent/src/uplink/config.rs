@@ -7,13 +7,11 @@
 //! others) into the TLS settings the uplink connects with.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ClientConfig;
 use serde::{Deserialize, Serialize};
 
-use super::tls::TlsError;
+use super::tls::{DeviceTls, TlsError};
 
 use crate::duration;
 
@@ -41,7 +39,7 @@ pub struct UplinkConfig {
     /// PEM file of the device's private key; must not be readable by group or others.
     pub key_file: Option<PathBuf>,
     /// Plain TCP without TLS, for a local development broker only; refused toward
-    /// `*.amazonaws.com`.
+    /// `*.amazonaws.com` and `*.amazonaws.com.cn`.
     pub insecure_plain_tcp: bool,
     /// MQTT keep-alive, 30 s to 1200 s (AWS IoT Core's range).
     #[serde(with = "duration")]
@@ -93,10 +91,14 @@ impl Default for UplinkConfig {
     }
 }
 
-/// Whether a host name is an AWS endpoint (where plain TCP is never allowed).
+/// Whether a host name is an AWS endpoint (where plain TCP is never allowed): AWS's
+/// commercial and GovCloud regions (`*.amazonaws.com`) and its China regions
+/// (`*.amazonaws.com.cn`).
 pub fn is_aws_host(host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    host == "amazonaws.com" || host.ends_with(".amazonaws.com")
+    ["amazonaws.com", "amazonaws.com.cn"]
+        .iter()
+        .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")))
 }
 
 impl UplinkConfig {
@@ -212,12 +214,12 @@ impl UplinkConfig {
 
     /// Reads the PEM files once (they exist, parse, and the key is private to its owner)
     /// into the TLS settings every connection then uses; `None` for plain TCP.
-    pub fn resolve_tls(&self) -> Result<Option<Arc<ClientConfig>>, TlsError> {
+    pub fn resolve_tls(&self) -> Result<Option<DeviceTls>, TlsError> {
         if self.insecure_plain_tcp {
             return Ok(None);
         }
         super::tls::install_crypto_provider();
-        super::tls::client_config(self).map(Some)
+        super::tls::device_tls(self).map(Some)
     }
 
     /// ALPN protocols to offer: AWS IoT Core takes MQTT on port 443 only with this one.
@@ -269,6 +271,19 @@ mod tests {
         };
         assert_eq!(local.check(), Ok(()));
         assert!(!is_aws_host("notamazonaws.com"));
+        for aws in [
+            "abc-ats.iot.eu-west-1.amazonaws.com",
+            "abc-ats.iot.cn-north-1.amazonaws.com.cn",
+            "ABC.iot.us-gov-west-1.AmazonAWS.com.",
+        ] {
+            assert!(is_aws_host(aws), "{aws}");
+            let plain = UplinkConfig {
+                endpoint: aws.into(),
+                ..local.clone()
+            };
+            assert_eq!(plain.check().unwrap_err().0, "uplink.insecure_plain_tcp");
+        }
+        assert!(!is_aws_host("amazonaws.com.cn.example.org"));
     }
 
     #[test]

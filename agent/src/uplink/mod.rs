@@ -34,6 +34,7 @@ pub mod backoff;
 pub mod config;
 #[cfg(feature = "demo-broker")]
 pub mod demo_broker;
+pub mod expiry;
 pub(crate) mod inflight;
 pub(crate) mod jobs;
 pub(crate) mod pacer;

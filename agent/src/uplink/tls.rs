@@ -9,6 +9,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
+use std::time::SystemTime;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -116,9 +117,23 @@ pub fn check_key_permissions(path: &Path) -> Result<(), TlsError> {
     Ok(())
 }
 
+/// What the `[uplink]` PEM files give: the rustls client config, and when the device
+/// certificate expires (`check-config` warns ahead of it; the status message reports it).
+#[derive(Clone, Debug)]
+pub struct DeviceTls {
+    pub config: Arc<ClientConfig>,
+    /// The device certificate's `notAfter`; `None` if it could not be read from the DER.
+    pub certificate_expires: Option<SystemTime>,
+}
+
 /// Builds the rustls client config from the `[uplink]` files: the CA as the only trust
 /// anchor, the device certificate and key for client authentication, ALPN on port 443.
 pub fn client_config(config: &UplinkConfig) -> Result<Arc<ClientConfig>, TlsError> {
+    device_tls(config).map(|tls| tls.config)
+}
+
+/// [`client_config`], with the device certificate's expiry.
+pub fn device_tls(config: &UplinkConfig) -> Result<DeviceTls, TlsError> {
     let missing = |what| TlsError::Read {
         what,
         path: PathBuf::new(),
@@ -146,6 +161,7 @@ pub fn client_config(config: &UplinkConfig) -> Result<Arc<ClientConfig>, TlsErro
         });
     }
     let chain = certificates("certificate file", cert_file)?;
+    let certificate_expires = super::expiry::not_after(&chain[0]);
     check_key_permissions(key_file)?;
     let key_pem = read("key file", key_file)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
@@ -164,7 +180,10 @@ pub fn client_config(config: &UplinkConfig) -> Result<Arc<ClientConfig>, TlsErro
             reason: e.to_string(),
         })?;
     tls.alpn_protocols = config.alpn();
-    Ok(Arc::new(tls))
+    Ok(DeviceTls {
+        config: Arc::new(tls),
+        certificate_expires,
+    })
 }
 
 /// Says in plain words why a connection attempt failed, and what to check. rumqttc wraps

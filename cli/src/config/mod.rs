@@ -329,6 +329,15 @@ pub fn names(signals: &[Signal]) -> String {
         .join(", ")
 }
 
+impl Resolved {
+    /// What to tell an operator about the device certificate, when it has expired or
+    /// expires within 30 days.
+    pub fn certificate_warning(&self, now: std::time::SystemTime) -> Option<String> {
+        let tls = self.stages.outbound.as_ref()?.tls.as_ref()?;
+        vigil_agent::uplink::expiry::warning(tls.certificate_expires?, now)
+    }
+}
+
 /// The model `[detect] model` names: `"builtin"`, `"none"` (or absent: no model), or the
 /// path of a model card with its ONNX file beside it, verified against the card.
 pub fn load_model(choice: Option<&Path>) -> Result<Option<Model>, ModelError> {

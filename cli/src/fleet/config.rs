@@ -42,7 +42,7 @@ pub struct WatchOptions {
     #[arg(long)]
     pub client_id: Option<String>,
     /// Plain TCP without TLS, for a local development broker only; refused toward
-    /// *.amazonaws.com.
+    /// *.amazonaws.com and *.amazonaws.com.cn.
     #[arg(long, conflicts_with_all = ["ca", "cert", "key"])]
     pub insecure_plain_tcp: bool,
 }

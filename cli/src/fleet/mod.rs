@@ -9,7 +9,7 @@
 //!    events and table rows out; tests drive it without sockets or clocks.
 //! 2. **The agent's TLS rules.** Mutual TLS through the uplink's loader ([`vigil_agent::uplink::tls`]):
 //!    the CA as the only trust anchor, a key file only its owner can read. Plain TCP only with
-//!    `--insecure-plain-tcp`, and never toward `*.amazonaws.com`. All checked before connecting.
+//!    `--insecure-plain-tcp`, and never toward `*.amazonaws.com` or `*.amazonaws.com.cn`. All checked before connecting.
 //! 3. **Each change once.** QoS 1 repeats, re-publication after an agent's reconnect and the
 //!    retained statuses replayed at every subscription give no second event (see [`board`]).
 //! 4. **It keeps watching.** A lost broker is retried with the uplink's backoff (1 s doubling
