@@ -98,6 +98,45 @@ pub struct Spool {
     durable_through: Option<Seq>,
     metrics: Arc<Metrics>,
     opened: OpenReport,
+    /// Evictions since the last warning about them, and when that was.
+    evictions: EvictionLog,
+}
+
+/// Evictions lose data the fleet never gets: each is counted (`spool_evicted_total`), and a
+/// warning says so at most once a minute with the count since the last one, so a spool that
+/// stays full tells the operator without a line per record.
+#[derive(Default)]
+struct EvictionLog {
+    since_warned: u64,
+    alerts_since_warned: u64,
+    warned_at: Option<Instant>,
+}
+
+impl EvictionLog {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    fn record(&mut self, evicted: &[Eviction], now: Instant) {
+        self.since_warned += evicted.len() as u64;
+        self.alerts_since_warned += evicted
+            .iter()
+            .filter(|e| e.kind == RecordKind::Alert)
+            .count() as u64;
+        let due = self
+            .warned_at
+            .is_none_or(|at| now.duration_since(at) >= Self::EVERY);
+        if self.since_warned > 0 && due {
+            tracing::warn!(
+                event = "spool_evicted",
+                records = self.since_warned,
+                alerts = self.alerts_since_warned,
+                "spool full: the oldest records were dropped to stay under [spool] max_bytes/max_records; they will never be sent"
+            );
+            *self = EvictionLog {
+                warned_at: Some(now),
+                ..EvictionLog::default()
+            };
+        }
+    }
 }
 
 impl Spool {
@@ -188,6 +227,7 @@ impl Spool {
             durable_through,
             metrics,
             opened: OpenReport::default(),
+            evictions: EvictionLog::default(),
         };
         let evicted = spool.ledger.enforce_caps();
         report.evicted = evicted.len() as u64;
@@ -317,6 +357,7 @@ impl Spool {
             tracing::debug!(seq = e.seq, kind = %e.kind, "spool full: record evicted");
         }
         Metrics::add(&self.metrics.spool_evicted_total, evicted.len() as u64);
+        self.evictions.record(evicted, Instant::now());
         Ok(())
     }
 
@@ -721,4 +762,33 @@ pub(crate) fn quarantined_stores(qdir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     dirs.sort();
     Ok(dirs.into_iter().map(|(_, _, p)| p).collect())
+}
+
+#[cfg(test)]
+mod eviction_log_tests {
+    use super::*;
+
+    #[test]
+    fn evictions_are_warned_about_at_most_once_a_minute_with_their_count() {
+        let evicted = |seq, kind| Eviction {
+            seq,
+            kind,
+            stored: true,
+        };
+        let start = Instant::now();
+        let mut log = EvictionLog::default();
+        log.record(&[evicted(1, RecordKind::Readings)], start);
+        assert_eq!((log.since_warned, log.warned_at), (0, Some(start)));
+        log.record(
+            &[
+                evicted(2, RecordKind::Readings),
+                evicted(3, RecordKind::Alert),
+            ],
+            start + Duration::from_secs(10),
+        );
+        assert_eq!((log.since_warned, log.alerts_since_warned), (2, 1));
+        let later = start + Duration::from_secs(61);
+        log.record(&[evicted(4, RecordKind::Readings)], later);
+        assert_eq!((log.since_warned, log.warned_at), (0, Some(later)));
+    }
 }
