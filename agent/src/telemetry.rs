@@ -115,6 +115,9 @@ metrics! {
     spool_unstored_total,
     /// Readings kept in memory that were later written to flash (link down, stale, shutdown).
     spool_spilled_total,
+    /// Gauge: 1 while the spool's store is held in memory because the one on disk could
+    /// not be opened (lost at exit), else 0.
+    spool_memory_only,
     /// Spool flushes (fsync) completed.
     spool_flushes_total,
     /// Gauge: duration of the last spool flush, microseconds.

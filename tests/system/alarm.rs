@@ -1,5 +1,5 @@
 //! `vigil alarm test` for installers, and the agent running on without an alarm device its
-//! config names. This machine has no GPIO or I2C devices, so these are the paths that can
+//! config names, or without a spool on disk. This machine has no GPIO or I2C devices, so these are the paths that can
 //! be seen here: nothing configured, and a configured device missing.
 
 use crate::broker::{Fleet, KillOnDrop, LIMIT, Mosquitto, Pki};
@@ -81,6 +81,43 @@ fn a_missing_buzzer_leaves_the_agent_running_and_alerting_over_mqtt() {
     );
     fleet.until("an alert over MQTT", |seen| {
         seen.iter().any(|(t, _)| t == "dt/vigil/deaf-truck/alerts")
+    });
+    drop(child);
+}
+
+/// A spool the agent cannot open (here a regular file where its folder should be; a
+/// folder of another owner or mode 000 fails the same way for an unprivileged agent) does
+/// not stop the alarm or the uplink: the spool is held in memory, said at start, and the
+/// alert still arrives.
+#[test]
+fn a_spool_that_cannot_be_opened_is_held_in_memory_and_alerts_still_arrive() {
+    let pki = Pki::new();
+    let broker = Mosquitto::start(&pki);
+    let fleet = Fleet::connect(&pki, broker.port, "fleet-spool", &["dt/vigil/#"]);
+    let id = pki.client("diskless-truck", None, false);
+    let blocked = pki.dir.path().join("spool");
+    std::fs::write(&blocked, b"not a folder").unwrap();
+    let text = agent_config(
+        "diskless-truck",
+        broker.port,
+        &pki.ca.pem,
+        &id,
+        &blocked.display().to_string(),
+    );
+    let config = write_file(pki.dir.path(), "vigil.toml", &text);
+    let mut child = vigil()
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = Lines::of(child.stderr.take().unwrap());
+    let child = KillOnDrop(Some(child));
+    log.wait_for("spool_memory_only", LIMIT)
+        .expect("the memory-only spool is logged");
+    fleet.until("an alert over MQTT", |seen| {
+        seen.iter()
+            .any(|(t, _)| t == "dt/vigil/diskless-truck/alerts")
     });
     drop(child);
 }

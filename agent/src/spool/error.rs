@@ -23,8 +23,8 @@ pub enum SpoolError {
     Locked { path: PathBuf, detail: String },
 
     #[error(
-        "cannot open a spool store at {path} even after moving the damaged one aside ({reason}); \
-         check free space and permissions on that disk, or point the spool at another directory"
+        "cannot open a spool store at {path} ({reason}); check free space, the owner and the \
+         permissions on that disk, or point the spool at another directory"
     )]
     Open { path: PathBuf, reason: String },
 

@@ -141,48 +141,36 @@ impl EvictionLog {
 
 impl Spool {
     /// Opens (or creates) the spool in `config.dir`. A damaged store is quarantined and a
-    /// fresh one started; this returns an error only when even a fresh store cannot be had,
-    /// or when another process holds the store.
+    /// fresh one started. A store that cannot be had at all (a folder the agent may not
+    /// open or create, a regular file in its place, a disk that fails) gives a spool held in
+    /// memory: the same caps and delivery, lost at exit, logged (`spool_memory_only`) and
+    /// counted in the `spool_memory_only` gauge, so that detection, the alarm and the uplink
+    /// run whatever the disk does. Only another process holding the store is an error.
     pub fn open(config: SpoolConfig, metrics: Arc<Metrics>) -> Result<Spool, SpoolError> {
         config.validate()?;
         let started = Instant::now();
-        fs::create_dir_all(&config.dir).map_err(|source| SpoolError::CreateDir {
-            path: config.dir.clone(),
-            source,
-        })?;
-        let store = config.store_dir();
         let mut report = OpenReport::default();
-        let loaded = match load(&store, config.cache_capacity, config.open_timeout) {
-            Ok(l) => l,
-            Err(LoadError::Locked(detail)) => {
-                return Err(SpoolError::Locked {
-                    path: store,
-                    detail,
-                });
-            }
-            Err(LoadError::Io(reason)) => {
-                return Err(SpoolError::Open {
-                    path: store,
-                    reason,
-                });
-            }
-            Err(LoadError::Damaged { slug, detail }) => {
-                let moved = quarantine(&config, slug, &detail)?;
-                Metrics::inc(&metrics.spool_quarantined_total);
+        let loaded = match Spool::load_from_disk(&config, &metrics, &mut report) {
+            Ok(loaded) => loaded,
+            Err(error @ SpoolError::Locked { .. }) => return Err(error),
+            Err(error) => {
                 tracing::error!(
-                    store = %store.display(),
-                    moved_to = %moved.display(),
-                    reason = %detail,
-                    "spool store damaged: moved aside, starting a fresh one"
+                    event = "spool_memory_only",
+                    %error,
+                    "the spool's store cannot be opened: records are kept in memory only, within the same caps, and are lost if the agent stops before they are sent"
                 );
-                report.quarantined = Some(moved);
-                report.quarantine_reason = Some(detail);
-                load(&store, config.cache_capacity, config.open_timeout).map_err(|e| {
-                    SpoolError::Open {
-                        path: store.clone(),
+                metrics.spool_memory_only.store(1, Ordering::Relaxed);
+                let Opened { store, .. } = redb_store::open_in_memory(config.cache_capacity)
+                    .map_err(|e| SpoolError::Open {
+                        path: "(memory)".into(),
                         reason: e.to_string(),
-                    }
-                })?
+                    })?;
+                Loaded {
+                    store,
+                    found: Vec::new(),
+                    bad: Vec::new(),
+                    lease: 0,
+                }
             }
         };
         let Loaded {
@@ -335,6 +323,53 @@ impl Spool {
         self.unflushed_since.get_or_insert_with(Instant::now);
         self.written_through = self.written_through.max(Some(record.seq));
         Ok(())
+    }
+
+    /// The store on disk, quarantining a damaged one and starting afresh.
+    fn load_from_disk(
+        config: &SpoolConfig,
+        metrics: &Metrics,
+        report: &mut OpenReport,
+    ) -> Result<Loaded, SpoolError> {
+        fs::create_dir_all(&config.dir).map_err(|source| SpoolError::CreateDir {
+            path: config.dir.clone(),
+            source,
+        })?;
+        let store = config.store_dir();
+        let loaded = match load(&store, config.cache_capacity, config.open_timeout) {
+            Ok(l) => l,
+            Err(LoadError::Locked(detail)) => {
+                return Err(SpoolError::Locked {
+                    path: store,
+                    detail,
+                });
+            }
+            Err(LoadError::Io(reason)) => {
+                return Err(SpoolError::Open {
+                    path: store,
+                    reason,
+                });
+            }
+            Err(LoadError::Damaged { slug, detail }) => {
+                let moved = quarantine(config, slug, &detail)?;
+                Metrics::inc(&metrics.spool_quarantined_total);
+                tracing::error!(
+                    store = %store.display(),
+                    moved_to = %moved.display(),
+                    reason = %detail,
+                    "spool store damaged: moved aside, starting a fresh one"
+                );
+                report.quarantined = Some(moved);
+                report.quarantine_reason = Some(detail);
+                load(&store, config.cache_capacity, config.open_timeout).map_err(|e| {
+                    SpoolError::Open {
+                        path: store.clone(),
+                        reason: format!("after moving the damaged one aside: {e}"),
+                    }
+                })?
+            }
+        };
+        Ok(loaded)
     }
 
     fn extend_lease(&mut self, from: Seq) -> Result<(), SpoolError> {

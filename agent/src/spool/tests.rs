@@ -91,6 +91,37 @@ fn records_survive_a_restart_and_leave_only_on_ack() {
 }
 
 #[test]
+fn a_store_that_cannot_be_opened_gives_a_spool_in_memory_that_still_delivers() {
+    // A regular file where the spool's folder should be: no store can be made there (as
+    // with a folder the agent may not open; this test runs as root, who may open anything).
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("spool");
+    std::fs::write(&blocked, b"not a folder").unwrap();
+    let config = small(&blocked);
+    let (mut spool, metrics) = open(&config);
+    assert_eq!(metrics.snapshot().spool_memory_only, 1);
+    let alert = spool.append(RecordKind::Alert, b"a0".to_vec()).unwrap();
+    let reading = spool.append(RecordKind::Readings, vec![7; 150]).unwrap();
+    let sent = spool.next_to_send(10).unwrap();
+    assert_eq!(seqs(&sent), vec![alert.seq, reading.seq]);
+    assert!(spool.ack(alert.seq).unwrap());
+    // The same caps hold: more readings than fit evict the oldest, the alert stays first.
+    let alert = spool.append(RecordKind::Alert, b"a1".to_vec()).unwrap();
+    for _ in 0..20 {
+        spool.append(RecordKind::Readings, vec![8; 150]).unwrap();
+    }
+    assert!(metrics.snapshot().spool_evicted_total > 0);
+    assert_eq!(spool.next_to_send(1).unwrap()[0].seq, alert.seq);
+    assert_eq!(spool.size_on_disk().unwrap(), 0);
+    assert_eq!(
+        std::fs::read(&blocked).unwrap(),
+        b"not a folder",
+        "left as it was"
+    );
+    spool.close().unwrap();
+}
+
+#[test]
 fn sequence_numbers_are_never_reused_even_when_everything_was_acked() {
     let dir = tempfile::tempdir().unwrap();
     let config = SpoolConfig::new(dir.path());

@@ -47,7 +47,8 @@ pub(crate) struct Opened {
 /// [`RedbStore::flush`]; only a completed flush makes them durable.
 pub(crate) struct RedbStore {
     db: Database,
-    path: PathBuf,
+    /// The store's file; `None` for a store held in memory (see [`open_in_memory`]).
+    path: Option<PathBuf>,
     /// The transaction every change goes into until the next flush.
     txn: Option<WriteTransaction>,
     uncommitted: u64,
@@ -95,7 +96,7 @@ pub(crate) fn open(dir: &Path, cache_capacity: u64) -> Result<Opened, LoadError>
     })?;
     let mut store = RedbStore {
         db,
-        path,
+        path: Some(path),
         txn: None,
         uncommitted: 0,
         // A file left large by an earlier run is compacted at the first flush.
@@ -110,6 +111,33 @@ pub(crate) fn open(dir: &Path, cache_capacity: u64) -> Result<Opened, LoadError>
     txn.open_table(RECORDS).map_err(|e| damaged(e.into()))?;
     txn.open_table(META).map_err(|e| damaged(e.into()))?;
     Ok(Opened { store, existed })
+}
+
+/// A store in memory, for when the disk store cannot be had (a spool folder the agent may
+/// not open, a regular file in its place): the same records and caps, lost at exit.
+pub(crate) fn open_in_memory(cache_capacity: u64) -> Result<Opened, LoadError> {
+    let db = Database::builder()
+        .set_cache_size(cache_capacity as usize)
+        .create_with_backend(redb::backends::InMemoryBackend::new())
+        .map_err(|e| LoadError::Io(format!("cannot create a store in memory: {e}")))?;
+    let mut store = RedbStore {
+        db,
+        path: None,
+        txn: None,
+        uncommitted: 0,
+        compacted_at: 0,
+    };
+    let txn = store
+        .txn()
+        .map_err(|e| LoadError::Io(format!("cannot create a store in memory: {e}")))?;
+    for table in [RECORDS, META] {
+        txn.open_table(table)
+            .map_err(|e| LoadError::Io(format!("cannot create a store in memory: {e}")))?;
+    }
+    Ok(Opened {
+        store,
+        existed: false,
+    })
 }
 
 impl RedbStore {
@@ -181,8 +209,12 @@ impl RedbStore {
         Ok(())
     }
 
+    /// The file's size; 0 for a store in memory.
     pub(crate) fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(std::fs::metadata(&self.path)?.len())
+        match &self.path {
+            Some(path) => Ok(std::fs::metadata(path)?.len()),
+            None => Ok(0),
+        }
     }
 
     /// Compacts when the file is mostly free space (see [`COMPACT_RATIO`]) and past the
