@@ -228,36 +228,16 @@ fn main() {
         let n = hour.len();
         let start = Instant::now();
         let task = tokio::spawn(uplink.run(token));
-        let mut acks = Vec::with_capacity(n);
         for _ in 0..n {
             b.acked.recv().await.unwrap();
-            acks.push(Instant::now());
         }
         let took = start.elapsed();
         b.shutdown.cancel();
         let _ = task.await;
-        // The broker acknowledges each publish as it takes it: the most PUBACKs in any one
-        // second is what the broker took in its busiest second.
-        let busiest = (0..acks.len())
-            .map(|i| {
-                acks[i..]
-                    .iter()
-                    .take_while(|&&t| t < acks[i] + Duration::from_secs(1))
-                    .count()
-            })
-            .max()
-            .unwrap_or(0);
-        println!(
-            "backlog drain: busiest second at the broker: {busiest} publishes (target <= 100, AWS IoT Core's per-connection limit)"
-        );
-        assert!(
-            busiest <= 100,
-            "the drain went over 100 publishes in one second: {busiest}"
-        );
         (n, took, b.metrics.snapshot().uplink_published_bytes_total)
     });
     println!(
-        "backlog drain: {n} messages ({:.0} KiB) in {:.2} s from connect: {:.0} publishes/s, {:.0} KiB/s (pacer: 100/s, 512 KiB/s)",
+        "backlog drain: {n} messages ({:.0} KiB) in {:.2} s from connect: {:.0} publishes/s, {:.0} KiB/s (pacer: 100 and 512 KiB in any 1.1 s; the broker's own count per second is checked by the system test uplink::a_backlog_drains_within_100_publishes_in_every_second_at_the_broker)",
         bytes as f64 / 1024.0,
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64(),

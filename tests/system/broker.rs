@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rcgen::{
@@ -120,12 +121,25 @@ pub struct Mosquitto {
     pub port: u16,
     conf: PathBuf,
     child: Option<Child>,
+    /// Every line the broker logged (with [`Mosquitto::start_logging_publishes`], one per
+    /// PUBLISH received, stamped with the broker's Unix second).
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Mosquitto {
     /// Starts on a free port: binds port 0 to learn one, then lets Mosquitto bind it; if
     /// another process took it in between, Mosquitto says so and another port is tried.
     pub fn start(pki: &Pki) -> Mosquitto {
+        Mosquitto::start_with(pki, "")
+    }
+
+    /// [`Mosquitto::start`], logging at debug level: the broker's own count of what it
+    /// received, per second.
+    pub fn start_logging_publishes(pki: &Pki) -> Mosquitto {
+        Mosquitto::start_with(pki, "log_type debug\nlog_timestamp true\n")
+    }
+
+    fn start_with(pki: &Pki, extra: &str) -> Mosquitto {
         for _ in 0..5 {
             let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
                 .unwrap()
@@ -145,7 +159,7 @@ impl Mosquitto {
                      persistence_location {}/\n\
                      log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
                      listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
-                     require_certificate true\nuse_identity_as_username true\n",
+                     require_certificate true\nuse_identity_as_username true\n{extra}",
                     data.display(),
                     pki.ca.pem.display(),
                     pki.server_cert.display(),
@@ -158,6 +172,7 @@ impl Mosquitto {
                 port,
                 conf,
                 child: None,
+                log: Arc::default(),
             };
             if broker.spawn() {
                 return broker;
@@ -190,11 +205,13 @@ impl Mosquitto {
                 Ok(line) if line.contains("Opening ipv4 listen socket") => {
                     self.child = Some(child);
                     // Keep draining its log so it never blocks on a full pipe.
+                    let log = self.log.clone();
                     std::thread::spawn(move || {
                         for line in rx {
                             if std::env::var_os("VIGIL_TEST_BROKER_LOG").is_some() {
                                 eprintln!("mosquitto: {line}");
                             }
+                            log.lock().unwrap().push(line);
                         }
                     });
                     return true;
@@ -213,6 +230,21 @@ impl Mosquitto {
                 }
             }
         }
+    }
+
+    /// The most PUBLISH packets the broker received from `client` in one of its seconds
+    /// (by its own log's timestamps), and how many it received in all.
+    pub fn busiest_second(&self, client: &str) -> (usize, usize) {
+        let needle = format!(": Received PUBLISH from {client} ");
+        let mut per_second = std::collections::BTreeMap::<u64, usize>::new();
+        for line in self.log.lock().unwrap().iter() {
+            if line.contains(&needle) {
+                let second = line.split(':').next().unwrap().trim().parse().unwrap();
+                *per_second.entry(second).or_default() += 1;
+            }
+        }
+        let total = per_second.values().sum();
+        (per_second.into_values().max().unwrap_or(0), total)
     }
 
     /// Stops it the way an operator would (SIGTERM: it saves sessions and queued messages).

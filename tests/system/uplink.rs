@@ -369,6 +369,41 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// After an outage the spool holds a backlog; draining it must stay within AWS IoT Core's
+/// 100 publishes a second per connection in every second, as the broker counts them.
+#[test]
+fn a_backlog_drains_within_100_publishes_in_every_second_at_the_broker() {
+    let pki = Pki::new();
+    let mut broker = Mosquitto::start_logging_publishes(&pki);
+    let rt = runtime();
+    let thing = "backlog-truck";
+    rt.block_on(async {
+        let mut agent = Agent::start(&pki, broker.port, thing, Arc::new(ModelHandle::new(None)));
+        agent.online(true).await;
+        broker.stop();
+        agent.online(false).await;
+        let backlog: BTreeSet<u64> = agent
+            .append(Stream::Readings, 450)
+            .await
+            .into_iter()
+            .collect();
+        broker.restart();
+        let mut acked = BTreeSet::new();
+        agent.acked(&mut acked, |a| a.is_superset(&backlog)).await;
+        agent.stop().await;
+    });
+    let (busiest, total) = broker.busiest_second(thing);
+    eprintln!("backlog drain: {total} publishes, at most {busiest} in one broker second");
+    assert!(
+        total >= 450,
+        "the broker logged {total} publishes from {thing}"
+    );
+    assert!(
+        busiest <= 100,
+        "the broker received {busiest} publishes from {thing} in one second (limit 100)"
+    );
+}
+
 #[test]
 fn a_broker_restart_loses_nothing_and_alerts_go_first() {
     let pki = Pki::new();
