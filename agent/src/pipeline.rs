@@ -59,7 +59,7 @@ use crate::spool::{RecordKind, Seq, Spool, SpoolConfig, SpoolError, SpoolHandle,
 use crate::systemd::Notifier;
 use crate::telemetry::Metrics;
 use crate::uplink::payload::{self, Dm1Changes, Stream};
-use crate::uplink::{Uplink, UplinkConfig, readings};
+use crate::uplink::{Drain, Uplink, UplinkConfig, readings};
 use crate::vehicle::VehicleConfig;
 
 // Channel capacities, each with its reason.
@@ -404,6 +404,8 @@ impl Pipeline {
             ),
         );
 
+        // Cancelled when the outbound stage has appended its last record.
+        let appended = CancellationToken::new();
         let sink = match leaves_the_truck {
             Some(Outbound {
                 spool: spool_config,
@@ -437,8 +439,16 @@ impl Pipeline {
                     acked: plugs.acked,
                 };
                 let token = shutdown.clone();
+                // At shutdown the uplink sends what outbound appends last (the batch sealed
+                // as the stages drain), within the deadline less the goodbye's grace.
+                let drain = Drain {
+                    appended: appended.clone(),
+                    budget: shutdown_config
+                        .deadline
+                        .saturating_sub(UPLINK_DRAIN_RESERVE),
+                };
                 tasks.spawn("uplink", async move {
-                    if let Err(e) = uplink_task.run(token).await {
+                    if let Err(e) = uplink_task.run_and_drain(token, drain).await {
                         tracing::error!(event = "uplink_failed", error = %e);
                     }
                 });
@@ -459,17 +469,21 @@ impl Pipeline {
                 None
             }
         };
+        let appended_all = appended.drop_guard();
         tasks.spawn(
             "outbound",
-            outbound(
-                Outgoing {
-                    alerts: outbound_alerts_rx,
-                    batches: batches_rx,
-                    diagnostics: diagnostics_rx,
-                    security: security_rx,
-                },
-                taps,
-                sink,
+            outbound_then(
+                appended_all,
+                outbound(
+                    Outgoing {
+                        alerts: outbound_alerts_rx,
+                        batches: batches_rx,
+                        diagnostics: diagnostics_rx,
+                        security: security_rx,
+                    },
+                    taps,
+                    sink,
+                ),
             ),
         );
 
@@ -529,6 +543,20 @@ impl Pipeline {
         );
         Ok(summary)
     }
+}
+
+/// What the shutdown deadline keeps back from the uplink's final sending: the goodbye
+/// (offline status, DISCONNECT: at most a second) and a second for the stages after it.
+const UPLINK_DRAIN_RESERVE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `stage`, then drops `done` (which cancels its token): tells the uplink the outbound
+/// stage has appended its last record.
+async fn outbound_then(
+    done: tokio_util::sync::DropGuard,
+    stage: impl std::future::Future<Output = ()>,
+) {
+    stage.await;
+    drop(done);
 }
 
 /// Runs the agent until `shutdown` is cancelled: the library's entry point.

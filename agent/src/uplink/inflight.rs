@@ -58,7 +58,6 @@ impl InFlight {
         self.submitted.len() + self.bound.len()
     }
 
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

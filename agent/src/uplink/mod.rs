@@ -46,7 +46,7 @@ pub mod tls;
 pub mod topics;
 
 pub use config::UplinkConfig;
-pub use task::{Uplink, UplinkError};
+pub use task::{Drain, Uplink, UplinkError};
 
 /// What the cab display and the demo view know of the link: the alarm's type, which the
 /// uplink fills with `Some` once it runs (`None` is unknown: no uplink configured).

@@ -65,6 +65,26 @@ pub enum UplinkError {
     Spool(#[from] SpoolError),
 }
 
+/// What the uplink waits for at shutdown before it disconnects.
+pub struct Drain {
+    /// Cancelled once nothing more will be appended to the spool (the outbound stage ended).
+    pub appended: CancellationToken,
+    /// The longest it goes on sending after shutdown began.
+    pub budget: Duration,
+}
+
+impl Drain {
+    /// Stop at once at shutdown (what is left waits in the spool for the next start).
+    pub fn none() -> Drain {
+        let appended = CancellationToken::new();
+        appended.cancel();
+        Drain {
+            appended,
+            budget: Duration::ZERO,
+        }
+    }
+}
+
 /// A message that is not a spooled record.
 #[derive(Clone, Debug)]
 struct Control {
@@ -141,6 +161,17 @@ impl Uplink {
 
     /// Runs until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), UplinkError> {
+        self.run_and_drain(shutdown, Drain::none()).await
+    }
+
+    /// [`Uplink::run`]; at shutdown, while connected, it goes on sending until the stage
+    /// that appends has finished (`drain.appended`: the batch sealed at shutdown is in the
+    /// spool) and the spool is empty, or `drain.budget` has passed, whichever is first.
+    pub async fn run_and_drain(
+        self,
+        shutdown: CancellationToken,
+        drain: Drain,
+    ) -> Result<(), UplinkError> {
         let topics = Topics::new(&self.thing);
         let options = self.options(&topics)?;
         let capacity = options.request_channel_capacity();
@@ -177,6 +208,8 @@ impl Uplink {
         depth_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // None: poll (connect) now; Some(t): wait until t before the next attempt.
         let mut reconnect_at: Option<Instant> = None;
+        // Set once shutdown began: send what is left until then.
+        let mut draining_until: Option<Instant> = None;
         let mut pace_until: Option<Instant> = None;
         tracing::info!(event = "uplink_starting", endpoint = %self.config.endpoint, port = self.config.port, thing = %self.thing, tls = !self.config.insecure_plain_tcp);
 
@@ -224,7 +257,18 @@ impl Uplink {
             let connecting = !st.connected && reconnect_at.is_none();
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled(), if draining_until.is_none() => {
+                    if !st.connected || drain.budget.is_zero() {
+                        break;
+                    }
+                    draining_until = Some(Instant::now() + drain.budget);
+                    tracing::info!(event = "uplink_draining", budget = ?drain.budget);
+                }
+                _ = sleep_until(draining_until), if draining_until.is_some() => {
+                    tracing::warn!(event = "uplink_drain_cut_short", queued = queued(&stats.borrow()), in_flight = st.inflight.len(), "the rest waits in the spool for the next start");
+                    break;
+                }
+                _ = drain.appended.cancelled(), if draining_until.is_some() && !drain.appended.is_cancelled() => {}
                 event = eventloop.poll(), if polling => match event {
                     Ok(event) => self.on_event(event, &mut st, &job_tx).await?,
                     Err(error) => {
@@ -268,6 +312,15 @@ impl Uplink {
                 }
                 _ = status_tick.tick(), if st.connected => self.queue_status(&mut st),
                 _ = depth_tick.tick(), if !connecting => {}
+            }
+            if draining_until.is_some() {
+                let drained = drain.appended.is_cancelled()
+                    && queued(&stats.borrow()) == 0
+                    && st.inflight.is_empty()
+                    && st.ready.is_empty();
+                if drained || !st.connected {
+                    break;
+                }
             }
             while st.jobs.try_join_next().is_some() {}
             let depth = stats.borrow().depth.records();
