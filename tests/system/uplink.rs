@@ -124,7 +124,13 @@ fn readings_alerts_and_status_arrive_over_mutual_tls_and_match_their_schemas() {
     assert!(status.success(), "{rest:?}");
     // The batch sealed as the stages drained was sent before the goodbye: nothing is left
     // in the spool for the next start.
-    let inspect = crate::run(&["spool", "inspect", "--json", "--path", spool.to_str().unwrap()]);
+    let inspect = crate::run(&[
+        "spool",
+        "inspect",
+        "--json",
+        "--path",
+        spool.to_str().unwrap(),
+    ]);
     let report: Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(
         (&report["alerts"]["records"], &report["readings"]["records"]),

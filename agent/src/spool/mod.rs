@@ -34,6 +34,11 @@
 //!    [`SpoolConfig::max_quarantined`] quarantined stores are kept. redb verifies the
 //!    checksum of every page at open, so damage anywhere in live data is reported and the
 //!    store quarantined; it is never read as a shorter store. (`tests::damage*`, `tests::*_quarantined`)
+//!    A store that cannot be had at all (a folder the agent may not open or create, a
+//!    regular file in its place) gives a spool held in memory with the same caps
+//!    (`spool_memory_only`, logged at error): the alarm and the uplink never wait on the
+//!    disk. Only another process holding the store stops the start.
+//!    (`tests::a_store_that_cannot_be_opened_gives_a_spool_in_memory_that_still_delivers`)
 //! 5. **Bounded disk.** [`SpoolConfig::max_bytes`] caps the bytes of pending records; when a
 //!    new record would pass it the oldest readings are evicted first; alerts are kept up to
 //!    their own [`SpoolConfig::max_alert_bytes`], beyond which the oldest alert goes. The
@@ -42,7 +47,8 @@
 //!    `tests::disk_use_stays_bounded_under_churn` bounds it under churn.
 //! 6. **Alerts first.** Alerts go out before any reading; after a reconnect, readings appended
 //!    since the connect and the older backlog take turns. At most `max_in_flight` records are
-//!    unacknowledged at once. Rate pacing (100 publishes/s, 512 KiB/s) is the uplink's.
+//!    unacknowledged at once. Rate pacing (at most 100 publishes and 512 KiB in any 1.1 s)
+//!    is the uplink's.
 //! 7. **Write only while offline.** With [`WriteMode::OnlyWhileOffline`], readings appended
 //!    while the link is up and the uplink keeps up stay in memory and go straight to the
 //!    uplink; they are written to flash when the link drops, when they wait longer than

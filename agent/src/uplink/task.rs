@@ -9,7 +9,9 @@
 //! loop           -> spool.next_to_send(room) -> pace -> publish QoS 1 -> Outgoing::Publish(pkid)
 //! PUBACK(pkid)   -> tracker -> spool.ack(seq)
 //! error          -> spool.link_down(), tracker reset, wait for the backoff, poll again
-//! shutdown       -> status offline (retained), DISCONNECT
+//! shutdown       -> while connected, go on until outbound has appended its last record and
+//!                   the spool is empty (or the drain budget ends), then status offline
+//!                   (retained), DISCONNECT
 //! ```
 
 use std::collections::VecDeque;
