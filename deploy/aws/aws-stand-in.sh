@@ -20,7 +20,13 @@ while (($#)); do
   esac
 done
 echo "${args[*]}" >>"$AWS_STUB_LOG"
-opt() { local i; for ((i = 0; i < ${#args[@]}; i++)); do [ "${args[i]}" = "$1" ] && echo "${args[i+1]}"; done; }
+# The value of option $1 in this call.
+opt() {
+  local i
+  for ((i = 0; i < ${#args[@]} - 1; i++)); do
+    if [ "${args[i]}" = "$1" ]; then echo "${args[i+1]}"; fi
+  done
+}
 case "${args[0]} ${args[1]}" in
   "iot describe-thing")
     name=$(opt --thing-name)

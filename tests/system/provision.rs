@@ -322,6 +322,10 @@ fn a_provisioned_truck_installs_checks_and_reports_over_mutual_tls() {
     );
 }
 
+/// What is wrong, the arguments after `--out` and `--root-ca`, more of the stand-in's
+/// environment, and what the refusal must say.
+type Refusal<'a> = (&'a str, Vec<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn provisioning_refuses_bad_input_before_anything_is_made_on_aws() {
     let pki = Pki::new();
@@ -331,7 +335,7 @@ fn provisioning_refuses_bad_input_before_anything_is_made_on_aws() {
     let out = out.path().to_str().unwrap();
     let ca = pki.ca.pem.to_str().unwrap();
     std::fs::create_dir(Path::new(out).join("truck-0007")).unwrap();
-    let cases: [(&str, Vec<&str>, &[(&str, &str)], &str); 6] = [
+    let cases: [Refusal; 6] = [
         (
             "a thing name AWS refuses",
             vec!["bad/name"],
