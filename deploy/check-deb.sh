@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Inspects a built vigil .deb: lists it, checks that every file an installation needs is in
 # it with the right mode, that the maintainer scripts were completed, that the packaged
-# binary is stripped and (under qemu for arm64) prints exactly the packaged config, and
-# that systemd finds nothing wrong with the unit as installed.
+# binary is stripped and (under qemu for arm64) refuses the packaged config template until
+# it is filled in and generates exactly the packaged completions and man pages, and that
+# systemd finds nothing wrong with the unit as installed.
 # Usage: deploy/check-deb.sh path/to/vigil_*.deb
 set -euo pipefail
 deb=${1:?usage: deploy/check-deb.sh path/to/vigil_VERSION_ARCH.deb}
@@ -26,7 +27,11 @@ for want in \
   "-rw-r--r-- $unit_dir/vigil.service" \
   "-rw-r--r-- ./usr/lib/sysusers.d/vigil.conf" \
   "-rw-r--r-- ./usr/lib/udev/rules.d/60-vigil.rules" \
-  "-rw-r--r-- ./usr/share/doc/vigil/README.md"; do
+  "-rw-r--r-- ./usr/share/doc/vigil/README.md" \
+  "-rw-r--r-- ./usr/share/bash-completion/completions/vigil" \
+  "-rw-r--r-- ./usr/share/zsh/vendor-completions/_vigil" \
+  "-rw-r--r-- ./usr/share/fish/vendor_completions.d/vigil.fish" \
+  "-rw-r--r-- ./usr/share/man/man1/vigil.1.gz"; do
   grep -qxF -- "$want" <<<"$listing" || fail "missing: $want"
 done
 
@@ -74,8 +79,37 @@ case $(dpkg-deb --field "$deb" Architecture) in
   amd64) run=() ;;
   *) fail "unexpected architecture" ;;
 esac
-"${run[@]}" "$root/usr/bin/vigil" print-default-config | cmp -s - "$root/etc/vigil/vigil.toml" ||
-  fail "/etc/vigil/vigil.toml differs from what the packaged vigil prints"
+vigil=("${run[@]}" "$root/usr/bin/vigil")
+
+# /etc/vigil/vigil.toml is the real-truck template; the packaged binary reads all of it (an
+# unknown key would be named first) and stops at the first line still to fill in.
+cmp -s "$repo/deploy/vigil.toml" "$root/etc/vigil/vigil.toml" ||
+  fail "/etc/vigil/vigil.toml is not deploy/vigil.toml"
+code=0
+refusal=$("${vigil[@]}" check-config "$root/etc/vigil/vigil.toml" 2>&1) || code=$?
+if [ "$code" -ne 2 ] || [[ $refusal != *"key \`vehicle.id\`"* ]]; then
+  fail "the unfilled template should be refused (exit 2) at vehicle.id; got exit $code: $refusal"
+fi
+
+# The completions and man pages are the packaged binary's own, the man pages gzipped.
+generated=$(mktemp -d)
+"${vigil[@]}" generate completions bash | cmp -s - "$root/usr/share/bash-completion/completions/vigil" ||
+  fail "the bash completion is not what the packaged vigil generates"
+"${vigil[@]}" generate completions zsh | cmp -s - "$root/usr/share/zsh/vendor-completions/_vigil" ||
+  fail "the zsh completion is not what the packaged vigil generates"
+"${vigil[@]}" generate completions fish | cmp -s - "$root/usr/share/fish/vendor_completions.d/vigil.fish" ||
+  fail "the fish completion is not what the packaged vigil generates"
+"${vigil[@]}" generate man "$generated" 2>/dev/null
+for page in "$generated"/*.1; do
+  packaged="$root/usr/share/man/man1/$(basename "$page").gz"
+  [ -e "$packaged" ] || fail "missing man page /usr/share/man/man1/$(basename "$page").gz"
+  gzip -dc "$packaged" | cmp -s - "$page" || fail "$(basename "$page") is not what the packaged vigil generates"
+done
+pages=$(find "$generated" -name '*.1' | wc -l)
+[ "$(find "$root/usr/share/man/man1" -name '*.1.gz' | wc -l)" -eq "$pages" ] ||
+  fail "the package has man pages the packaged vigil does not generate"
+rm -rf "$generated"
+echo "check-deb: template refused until filled in; completions and $pages man pages are the binary's own"
 
 # systemd's own check of the unit, inside the package's tree (so ExecStart= resolves to the
 # packaged binary), with this machine's units beside it for the targets it refers to. Any

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod demo;
 pub mod fleet;
+pub mod generate;
 pub mod reload;
 pub mod view;
 

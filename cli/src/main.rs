@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use vigil::config::{Config, ConfigError, DEFAULT_TOML, load_model};
 
@@ -147,12 +147,35 @@ enum Command {
     /// The fleet team's side: watch the trucks through the broker they publish to.
     #[command(subcommand)]
     Fleet(FleetCommand),
-    /// Print the default config, every key commented.
-    #[command(after_help = "Example:\n  vigil print-default-config > /etc/vigil/vigil.toml")]
+    /// Print the built-in default config: every key with its default, commented.
+    ///
+    /// Its source is the simulated truck (what `vigil demo` runs). A gateway's config starts
+    /// from the package's /etc/vigil/vigil.toml instead: a real-truck template that says what
+    /// to fill in.
+    #[command(
+        after_help = "Example:\n  vigil print-default-config > sim.toml && vigil run --config sim.toml"
+    )]
     PrintDefaultConfig,
     /// The cab alarm's devices (buzzer, acknowledge button, display).
     #[command(subcommand)]
     Alarm(AlarmCommand),
+    /// Shell completions and man pages, from this command line's own definition.
+    #[command(subcommand)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Subcommand)]
+enum GenerateCommand {
+    /// Print the completion script for a shell (the Debian package installs bash's, zsh's and fish's).
+    #[command(
+        after_help = "Example:\n  vigil generate completions bash > ~/.local/share/bash-completion/completions/vigil"
+    )]
+    Completions { shell: vigil::generate::Shell },
+    /// Write the man pages into a folder: vigil.1 and one per command (vigil-run.1, ...).
+    #[command(
+        after_help = "Example:\n  vigil generate man /tmp/man && man -l /tmp/man/vigil-run.1"
+    )]
+    Man { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -233,6 +256,14 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::PrintDefaultConfig => print!("{DEFAULT_TOML}"),
+        Command::Generate(GenerateCommand::Completions { shell }) => {
+            vigil::generate::completions(Cli::command(), shell, &mut std::io::stdout().lock())
+        }
+        Command::Generate(GenerateCommand::Man { dir }) => {
+            for page in vigil::generate::man_pages(Cli::command(), &dir)? {
+                eprintln!("wrote {}", page.display());
+            }
+        }
         Command::CheckConfig { file } => {
             let resolved = Config::load(&file)?.resolve(&file)?;
             if let Some(error) = resolved.model_rejected {

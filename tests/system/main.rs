@@ -2,10 +2,12 @@
 
 mod alarm;
 mod broker;
+mod completions;
 mod config_errors;
 mod decode;
 mod demo;
 mod fleet;
+mod provision;
 mod reload;
 mod replay;
 mod schema;
