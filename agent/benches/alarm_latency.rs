@@ -13,6 +13,10 @@
 //!
 //! `cargo bench -p vigil-agent --bench alarm_latency` (ALARM_BENCH_CYCLES=N to change the
 //! count, 200 by default). Exits non-zero when a p99 misses the target or an edge never came.
+//!
+//! Measured with `--profile tools`, 50 cycles, on the 2-core build machine while other
+//! builds ran: idle p50 213 us, p99 546 us; 2k frames/s p50 84 us, p99 289 us; 16k frames/s
+//! p50 86 us, p99 9 ms.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
