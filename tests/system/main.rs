@@ -6,6 +6,7 @@ mod config_errors;
 mod decode;
 mod demo;
 mod fleet;
+mod metrics;
 mod replay;
 mod schema;
 mod shutdown;
