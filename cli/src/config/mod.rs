@@ -400,7 +400,7 @@ mod tests {
             (
                 "[log]\nformat = \"xml\"\n",
                 "key `log.format`",
-                "expected one of `text`, `json`",
+                "unknown variant `xml`, expected `text` or `json`",
             ),
             (
                 "[log]\nlevel = \"verbose\"\n",
