@@ -84,21 +84,26 @@ else
   echo "  skipped: python3 -m pip install jsonschema to check them (the Rust tests check payloads)"
 fi
 
-# models/*.py run from a venv of their own: every package pinned with its hash
-# (models/requirements.txt for train.py, models/requirements-lint.txt for ruff), installed
-# again only when those files or the Python change. Bytecode goes under target/, not models/.
+# models/*.py and the system tests' Python run from a venv of their own: every package
+# pinned with its hash (models/requirements.txt for train.py, models/requirements-lint.txt
+# for ruff, tests/requirements.txt for the Prometheus text parser tests/system/metrics.rs
+# runs), installed again only when those files or the Python change. Bytecode goes under
+# target/, not models/.
 step "models/*.py: py_compile, ruff, train/serve parity fixture"
 PY_VENV=target/tools/py-venv
-py_stamp=$(cat models/requirements.txt models/requirements-lint.txt <(python3 --version) | sha256sum | cut -d' ' -f1)
+PY_REQUIREMENTS=(models/requirements.txt models/requirements-lint.txt tests/requirements.txt)
+py_stamp=$(cat "${PY_REQUIREMENTS[@]}" <(python3 --version) | sha256sum | cut -d' ' -f1)
 if [ ! -x "$PY_VENV/bin/python3" ] || [ "$(cat "$PY_VENV/.requirements.sha256" 2>/dev/null)" != "$py_stamp" ]; then
-  echo "  creating $PY_VENV: pip install --require-hashes -r models/requirements.txt -r models/requirements-lint.txt"
+  pip_args=()
+  for f in "${PY_REQUIREMENTS[@]}"; do pip_args+=(-r "$f"); done
+  echo "  creating $PY_VENV: pip install --require-hashes ${pip_args[*]}"
   rm -rf "$PY_VENV"
   python3 -m venv "$PY_VENV"
   "$PY_VENV/bin/python3" -m pip install --quiet --no-input --disable-pip-version-check --require-hashes \
-    -r models/requirements.txt -r models/requirements-lint.txt
+    "${pip_args[@]}"
   echo "$py_stamp" >"$PY_VENV/.requirements.sha256"
 else
-  echo "  $PY_VENV is up to date with models/requirements*.txt"
+  echo "  $PY_VENV is up to date with ${PY_REQUIREMENTS[*]}"
 fi
 export PYTHONPYCACHEPREFIX="$PWD/target/tools/pycache"
 echo "  python3 -m py_compile models/*.py"

@@ -121,6 +121,7 @@ fn setup(port: u16) -> Bench {
         model: Arc::new(ModelHandle::new(None)),
         metrics: metrics.clone(),
         acked: Some(acked_tx),
+        stages: None,
     };
     Bench {
         spool: handle,

@@ -57,7 +57,7 @@ use crate::security::{Monitor, SecurityConfig, SecurityEvent};
 use crate::source::{Source, SourceContext};
 use crate::spool::{RecordKind, Seq, Spool, SpoolConfig, SpoolError, SpoolHandle, SpoolTask};
 use crate::systemd::Notifier;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Liveness, Metrics, MetricsConfig, endpoint};
 use crate::uplink::payload::{self, Dm1Changes, Stream};
 use crate::uplink::{Drain, Uplink, UplinkConfig, readings};
 use crate::vehicle::VehicleConfig;
@@ -140,6 +140,8 @@ pub struct Stages {
     /// The spool and the uplink; `None` keeps everything on the truck.
     pub outbound: Option<Outbound>,
     pub shutdown: ShutdownConfig,
+    /// The Prometheus endpoint; off unless it names an address.
+    pub metrics: MetricsConfig,
 }
 
 /// What leaves the truck: where it waits, and the broker it goes to.
@@ -167,6 +169,7 @@ impl Stages {
             alarm: AlarmConfig::default(),
             outbound: None,
             shutdown: ShutdownConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -187,27 +190,31 @@ pub enum RunError {
     },
 }
 
-/// The tasks of one pipeline, each with a name so a stuck one can be named.
+/// The tasks of one pipeline, each with a name so a stuck or dead one can be named.
 #[derive(Clone, Default)]
 struct Tasks {
     tracker: TaskTracker,
-    live: Arc<Mutex<BTreeMap<&'static str, usize>>>,
+    counts: Arc<Mutex<BTreeMap<&'static str, Count>>>,
 }
 
-/// Removes a task's name from the live set when the task ends, however it ends.
+/// Tasks of one name: how many were started, how many still run.
+#[derive(Clone, Copy, Default)]
+struct Count {
+    started: usize,
+    live: usize,
+}
+
+/// Counts a task out when it ends, however it ends.
 struct LiveGuard {
     name: &'static str,
-    live: Arc<Mutex<BTreeMap<&'static str, usize>>>,
+    counts: Arc<Mutex<BTreeMap<&'static str, Count>>>,
 }
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = live.get_mut(self.name) {
-            *n -= 1;
-            if *n == 0 {
-                live.remove(self.name);
-            }
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(self.name) {
+            count.live -= 1;
         }
     }
 }
@@ -217,15 +224,15 @@ impl Tasks {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        *self
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(name)
-            .or_default() += 1;
+        {
+            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            let count = counts.entry(name).or_default();
+            count.started += 1;
+            count.live += 1;
+        }
         let guard = LiveGuard {
             name,
-            live: self.live.clone(),
+            counts: self.counts.clone(),
         };
         self.tracker.spawn(async move {
             let _guard = guard;
@@ -235,11 +242,27 @@ impl Tasks {
     }
 
     fn live_names(&self) -> String {
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.iter()
-            .map(|(name, n)| format!("{name} x{n}"))
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .iter()
+            .filter(|(_, count)| count.live > 0)
+            .map(|(name, count)| format!("{name} x{}", count.live))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// How many tasks were started and run, and the names of those that ended.
+    fn liveness(&self) -> Liveness {
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut liveness = Liveness::default();
+        for (name, count) in counts.iter() {
+            liveness.started += count.started;
+            liveness.alive += count.live;
+            if count.live < count.started {
+                liveness.dead.push(name);
+            }
+        }
+        liveness
     }
 }
 
@@ -261,6 +284,12 @@ pub struct Pipeline {
     /// What the model covered and which parameters this truck does not send.
     pub detect: watch::Receiver<DetectStatus>,
     pub metrics: Arc<Metrics>,
+    /// Where the metrics endpoint listens, once it does (`None` until then, and without
+    /// `[metrics] listen`).
+    pub metrics_listening: watch::Receiver<Option<std::net::SocketAddr>>,
+    /// The metrics endpoint, when `[metrics] listen` names an address: it answers through
+    /// the drain and stops when [`Pipeline::join`] returns (or the pipeline is dropped).
+    endpoint: Option<(tokio::task::JoinHandle<()>, tokio_util::sync::DropGuard)>,
 }
 
 /// How a run ended.
@@ -302,6 +331,7 @@ impl Pipeline {
             alarm,
             outbound: leaves_the_truck,
             shutdown: shutdown_config,
+            metrics: metrics_config,
         } = stages;
         if sources.is_empty() {
             return Err(RunError::NoSource);
@@ -437,6 +467,10 @@ impl Pipeline {
                     model,
                     metrics: metrics.clone(),
                     acked: plugs.acked,
+                    stages: Some(Box::new({
+                        let tasks = tasks.clone();
+                        move || tasks.liveness()
+                    })),
                 };
                 let token = shutdown.clone();
                 // At shutdown the uplink sends what outbound appends last (the batch sealed
@@ -490,6 +524,21 @@ impl Pipeline {
         tasks.tracker.close();
         let started = tasks.tracker.len();
         tracing::info!(event = "pipeline_started", vehicle = %vehicle.id, tasks = started);
+        // Outside the tracker: the endpoint must not keep a pipeline whose sources have
+        // ended from draining, and it answers /readyz (503) while the stages drain.
+        let (listening_tx, metrics_listening) = watch::channel(None);
+        let endpoint = metrics_config.listen.map(|addr| {
+            let stop = CancellationToken::new();
+            let endpoint = endpoint::Endpoint {
+                exposition: crate::telemetry::exposition::Exposition::new(metrics.clone()),
+                liveness: Box::new({
+                    let tasks = tasks.clone();
+                    move || tasks.liveness()
+                }),
+            };
+            let task = tokio::spawn(endpoint::run(addr, endpoint, listening_tx, stop.clone()));
+            (task, stop.drop_guard())
+        });
         Ok(Pipeline {
             tasks,
             started,
@@ -500,6 +549,8 @@ impl Pipeline {
             tuning: tuning_tx,
             detect: detect_status,
             metrics,
+            metrics_listening,
+            endpoint,
         })
     }
 
@@ -507,13 +558,21 @@ impl Pipeline {
     pub fn health(&self) -> Health {
         Health {
             tasks: self.tasks.clone(),
-            started: self.started,
         }
     }
 
     /// Waits until the token is cancelled (or every source has ended by itself), then for
     /// every stage to drain, within the deadline.
-    pub async fn join(self) -> Result<Summary, RunError> {
+    pub async fn join(mut self) -> Result<Summary, RunError> {
+        let summary = self.drain().await;
+        if let Some((task, stop)) = self.endpoint.take() {
+            drop(stop);
+            let _ = task.await;
+        }
+        summary
+    }
+
+    async fn drain(&self) -> Result<Summary, RunError> {
         tokio::select! {
             _ = self.shutdown.cancelled() => {}
             _ = self.tasks.tracker.wait() => {}
@@ -626,7 +685,7 @@ async fn supervise(
             log_notify("watchdog", notifier.ping());
         } else if !reported_broken {
             reported_broken = true;
-            tracing::error!(event = "pipeline_broken", tasks = %health.tasks.live_names(), "a stage has ended; watchdog pings stop so systemd restarts the agent");
+            tracing::error!(event = "pipeline_broken", ended = %health.liveness().dead.join(", "), "a stage has ended; watchdog pings stop so systemd restarts the agent");
         }
     }
 }
@@ -640,12 +699,16 @@ fn log_notify(what: &'static str, result: Result<(), crate::systemd::NotifyError
 /// Whether every task a pipeline started is still running.
 pub struct Health {
     tasks: Tasks,
-    started: usize,
 }
 
 impl Health {
     pub fn is_whole(&self) -> bool {
-        self.tasks.tracker.len() == self.started
+        self.liveness().is_whole()
+    }
+
+    /// How many tasks were started and run, and the names of those that ended.
+    pub fn liveness(&self) -> Liveness {
+        self.tasks.liveness()
     }
 }
 

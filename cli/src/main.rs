@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use vigil::config::{Config, ConfigError, DEFAULT_TOML, load_model};
+use vigil::config::{Config, ConfigError, DEFAULT_TOML, LogConfig, LogFormat, load_model};
 
 /// Exit code for a bad config or bad arguments: nothing was started.
 const EXIT_CONFIG: u8 = 2;
@@ -235,7 +235,11 @@ fn main() -> ExitCode {
         Command::Fleet(FleetCommand::Watch(options)) => vigil::fleet::draws_table(options),
         _ => false,
     };
-    init_tracing(quiet_terminal);
+    // `vigil run` logs as its config's [log] says: it starts logging once the file is read,
+    // so a bad file is reported as a plain `error:` line.
+    if !matches!(cli.command, Command::Run { .. }) {
+        init_tracing(&LogConfig::default(), quiet_terminal);
+    }
     match execute(cli.command) {
         Ok(code) => code,
         Err(error) => {
@@ -291,6 +295,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Run { config: file } => {
             let config = Config::load(&file)?;
+            init_tracing(&config.log, false);
             let deadline = config.shutdown.deadline;
             runtime()?.block_on(async {
                 let shutdown = shutdown_on_signals(deadline)?;
@@ -301,10 +306,16 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                         vigil::AgentError::Config(e) => anyhow::Error::from(e),
                         e => anyhow::Error::from(e),
                     })?;
-                eprintln!(
-                    "vigil: shutdown complete, {} tasks drained, 0 left; {} readings, {} alerts raised",
-                    summary.tasks_drained, summary.metrics.readings_total, summary.metrics.alerts_raised_total
-                );
+                let m = &summary.metrics;
+                // A JSON log stays JSON to its last line.
+                if config.log.format == LogFormat::Json {
+                    tracing::info!(event = "run_summary", tasks_drained = summary.tasks_drained, readings = m.readings_total, alerts_raised = m.alerts_raised_total);
+                } else {
+                    eprintln!(
+                        "vigil: shutdown complete, {} tasks drained, 0 left; {} readings, {} alerts raised",
+                        summary.tasks_drained, m.readings_total, m.alerts_raised_total
+                    );
+                }
                 match summary.metrics.sources_failed_total {
                     0 => anyhow::Ok(()),
                     n => Err(anyhow::anyhow!("{n} source(s) failed; see `source_failed` above")),
@@ -489,22 +500,32 @@ fn shutdown_on_signals(deadline: Duration) -> anyhow::Result<CancellationToken> 
     Ok(token)
 }
 
-fn init_tracing(quiet_terminal: bool) {
+/// Logs to standard error, in the format and at the level `log` asks for (`VIGIL_LOG`, a
+/// `tracing` filter, overrides the level).
+fn init_tracing(log: &LogConfig, quiet_terminal: bool) {
     use tracing_subscriber::EnvFilter;
     // The live demo view owns the terminal: only errors may interrupt it.
-    // rumqttd (the demo's broker) logs every connection, even at error level; the uplink's
-    // own events say what matters. tract says which CPU kernels it chose, at info, each time
-    // a model loads: not the operator's business.
     let default = if quiet_terminal {
-        "error,rumqttd=off"
+        "error,rumqttd=off".to_owned()
     } else {
-        "info,rumqttd=off,tract_linalg=warn"
+        log.filter()
     };
     let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Text => subscriber
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object a line: timestamp, level, target, then the event's own fields
+        // (`event`, `message`, ...) at the top level, where log shippers look for them.
+        LogFormat::Json => subscriber
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }

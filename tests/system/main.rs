@@ -7,6 +7,7 @@ mod config_errors;
 mod decode;
 mod demo;
 mod fleet;
+mod metrics;
 mod provision;
 mod reload;
 mod replay;

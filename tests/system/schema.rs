@@ -197,6 +197,79 @@ fn the_checker_refuses_what_the_schemas_refuse() {
     assert!(check("status.schema.json", &extra).is_err());
 }
 
+/// The online status as the agent builds it, with every health field filled in, against
+/// `status.schema.json`; and what the schema refuses of them.
+#[test]
+fn the_health_status_matches_its_schema() {
+    use vigil_agent::detect::{DetectStatus, ModelCoverage};
+    use vigil_agent::reading::Signal;
+    use vigil_agent::telemetry::Liveness;
+    use vigil_agent::uplink::payload::{Health, LinkCounts, SecurityCounts, SpoolDepth, Status};
+
+    let health = Health {
+        model_version: Some("2.3.0".into()),
+        spool: SpoolDepth {
+            records: 12,
+            bytes: 4096,
+            alerts: 2,
+            oldest_age_ms: 61_000,
+        },
+        detect: DetectStatus {
+            model: ModelCoverage {
+                ticks: 1000,
+                abstained: 125,
+                masked: 3,
+            },
+            unsupported: vec![Signal::new(
+                "Vehicle.Powertrain.CombustionEngine.EngineOil.Temperature",
+            )],
+            ..DetectStatus::default()
+        },
+        security: SecurityCounts {
+            events: 1,
+            findings: 4,
+            tp_sessions_refused: 0,
+        },
+        stages: Some(Liveness {
+            started: 10,
+            alive: 9,
+            dead: vec!["source:serial"],
+        }),
+        link: LinkCounts {
+            connects: 3,
+            disconnects: 2,
+            connect_failures: 7,
+            since_ms: 1_781_503_200_000,
+        },
+    };
+    let status = assert_valid(
+        "status.schema.json",
+        &Status::online("truck-7", health).to_bytes(),
+    );
+    assert_eq!(status["detect"]["model"]["abstained_share"], 0.125);
+    assert_eq!(
+        status["stages"]["dead"],
+        serde_json::json!(["source:serial"])
+    );
+    assert!(status.to_string().len() < 1024, "{status}");
+    for (path, bad) in [
+        ("/stages/dead", serde_json::json!("source:serial")),
+        ("/stages/started", serde_json::json!(-1)),
+        ("/spool/oldest_age_ms", serde_json::json!(1.5)),
+        ("/link/connects", serde_json::json!(0)),
+        ("/detect/model/abstained_share", serde_json::json!(1.5)),
+        ("/link/colour", serde_json::json!("red")),
+    ] {
+        let mut wrong = status.clone();
+        let (parent, field) = path.rsplit_once('/').unwrap();
+        wrong.pointer_mut(parent).unwrap()[field] = bad;
+        assert!(
+            check("status.schema.json", &wrong).is_err(),
+            "{path} accepted"
+        );
+    }
+}
+
 /// The alert payload with and without a position, as the agent encodes it and publishes it
 /// (identity added), against `alert.schema.json`; and what the schema refuses of a position.
 #[test]

@@ -99,11 +99,24 @@ fn readings_alerts_and_status_arrive_over_mutual_tls_and_match_their_schemas() {
             signals.extend(readings.into_iter().map(|r| r.signal));
             assert!(payload.len() <= 5000, "{} bytes", payload.len());
         }
-        if schema == "status.schema.json" && v["state"] != "online" {
-            panic!(
-                "status {v}; agent log: {:#?}",
-                log.rest(Duration::from_millis(500))
+        if schema == "status.schema.json" {
+            if v["state"] != "online" {
+                panic!(
+                    "status {v}; agent log: {:#?}",
+                    log.rest(Duration::from_millis(500))
+                );
+            }
+            // The health the fleet reads: every stage alive, the link up since its CONNACK.
+            let stages = &v["stages"];
+            assert!(stages["started"].as_u64().unwrap() >= 8, "{v}");
+            assert_eq!(stages["alive"], stages["started"], "{v}");
+            assert_eq!(stages["dead"], json!([]), "{v}");
+            assert!(v["link"]["connects"].as_u64().unwrap() >= 1, "{v}");
+            assert!(
+                v["link"]["since_ms"].as_i64().unwrap() > 1_700_000_000_000,
+                "{v}"
             );
+            assert!(v["spool"]["oldest_age_ms"].is_u64(), "{v}");
         }
     }
     assert!(
@@ -314,6 +327,7 @@ impl Agent {
             model,
             metrics,
             acked: Some(acked_tx),
+            stages: None,
         };
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();

@@ -20,11 +20,12 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::decode::dm1::{DiagnosticEvent, Dtc, Lamps};
-use crate::detect::DetectStatus;
 use crate::detect::alert::AlertEvent;
+use crate::detect::{DetectStatus, ModelCoverage};
 use crate::reading::Timestamp;
 use crate::security::SecurityEvent;
 use crate::spool::{Record, RecordKind};
+use crate::telemetry::Liveness;
 
 use super::topics::Topics;
 
@@ -262,7 +263,10 @@ impl Dm1Changes {
     }
 }
 
-/// `vigil.status/1`: retained on the status topic; the Last Will says `offline`.
+/// `vigil.status/1`: retained on the status topic; the Last Will says `offline`. The online
+/// form is the truck's health, sent at connect and every `status_interval`. Its size is
+/// bounded: every list in it is bounded by the code (task names) or by the config (the
+/// watched signals, at most 4 senders each).
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
     pub format: &'static str,
@@ -274,13 +278,22 @@ pub struct Status {
     pub model_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spool: Option<SpoolDepth>,
-    /// What the model covered (signal-ticks where it could run, abstained, was masked)
-    /// and the parameters this truck does not send.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What the model covered (signal-ticks where it could run, abstained, was masked, and
+    /// the share it abstained on) and the parameters this truck does not send.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "detect_message"
+    )]
     pub detect: Option<DetectStatus>,
     /// What the bus's intrusion monitor found since the agent started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security: Option<SecurityCounts>,
+    /// The pipeline's tasks: how many started, how many run, which ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Liveness>,
+    /// The link to the broker since the agent started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at_ms: Option<i64>,
 }
@@ -307,30 +320,66 @@ impl SecurityCounts {
     }
 }
 
+/// What the spool holds, and how long its oldest record has waited.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct SpoolDepth {
     pub records: u64,
     pub bytes: u64,
     pub alerts: u64,
+    /// Age of the oldest pending record, milliseconds; 0 when the spool is empty.
+    pub oldest_age_ms: u64,
+}
+
+/// The broker connection since the agent started.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct LinkCounts {
+    /// Connections established (CONNACK).
+    pub connects: u64,
+    /// Established connections lost.
+    pub disconnects: u64,
+    /// Connection attempts that failed.
+    pub connect_failures: u64,
+    /// Wall-clock ms of this connection's CONNACK.
+    pub since_ms: i64,
+}
+
+impl LinkCounts {
+    pub fn from_metrics(m: &crate::telemetry::Metrics, since_ms: i64) -> Self {
+        let s = m.snapshot();
+        LinkCounts {
+            connects: s.uplink_connects_total,
+            disconnects: s.uplink_disconnects_total,
+            connect_failures: s.uplink_connect_failures_total,
+            since_ms,
+        }
+    }
+}
+
+/// What the online status says besides who sends it.
+#[derive(Clone, Debug)]
+pub struct Health {
+    pub model_version: Option<String>,
+    pub spool: SpoolDepth,
+    pub detect: DetectStatus,
+    pub security: SecurityCounts,
+    /// `None` for an uplink run without a pipeline around it.
+    pub stages: Option<Liveness>,
+    pub link: LinkCounts,
 }
 
 impl Status {
-    pub fn online(
-        thing: &str,
-        model_version: Option<String>,
-        spool: SpoolDepth,
-        detect: DetectStatus,
-        security: SecurityCounts,
-    ) -> Self {
+    pub fn online(thing: &str, health: Health) -> Self {
         Status {
             format: "vigil.status/1",
             thing: thing.to_owned(),
             state: "online",
             agent_version: Some(env!("CARGO_PKG_VERSION")),
-            model_version,
-            spool: Some(spool),
-            detect: Some(detect),
-            security: Some(security),
+            model_version: health.model_version,
+            spool: Some(health.spool),
+            detect: Some(health.detect),
+            security: Some(health.security),
+            stages: health.stages,
+            link: Some(health.link),
             at_ms: Some(now_ms()),
         }
     }
@@ -346,6 +395,8 @@ impl Status {
             spool: None,
             detect: None,
             security: None,
+            stages: None,
+            link: None,
             at_ms: None,
         }
     }
@@ -353,6 +404,50 @@ impl Status {
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a status always serialises")
     }
+}
+
+/// The detect stage's status as the fleet reads it: its coverage with the share of the
+/// signal-ticks the model abstained on (absent before it could run at all).
+fn detect_message<S: serde::Serializer>(
+    detect: &Option<DetectStatus>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Coverage<'a> {
+        #[serde(flatten)]
+        counts: &'a ModelCoverage,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        abstained_share: Option<f64>,
+    }
+    #[derive(Serialize)]
+    struct Message<'a> {
+        model: Coverage<'a>,
+        unsupported: &'a [crate::reading::Signal],
+        senders: &'a [crate::detect::Senders],
+        origins_refused: u64,
+    }
+    let Some(detect) = detect else {
+        return serializer.serialize_none();
+    };
+    // Every field named, so a new one is a compile error here rather than missing.
+    let DetectStatus {
+        model,
+        unsupported,
+        senders,
+        origins_refused,
+    } = detect;
+    let abstained_share = (model.ticks > 0)
+        .then(|| (model.abstained as f64 / model.ticks as f64 * 1e4).round() / 1e4);
+    Message {
+        model: Coverage {
+            counts: model,
+            abstained_share,
+        },
+        unsupported,
+        senders,
+        origins_refused: *origins_refused,
+    }
+    .serialize(serializer)
 }
 
 pub fn now_ms() -> i64 {
@@ -374,6 +469,75 @@ mod tests {
             created_ms: 0,
             payload,
         }
+    }
+
+    #[test]
+    fn the_online_status_reports_stages_spool_age_link_and_the_abstention_share() {
+        let health = Health {
+            model_version: Some("2.3.0".into()),
+            spool: SpoolDepth {
+                records: 3,
+                bytes: 300,
+                alerts: 1,
+                oldest_age_ms: 4200,
+            },
+            detect: DetectStatus {
+                model: ModelCoverage {
+                    ticks: 3,
+                    abstained: 1,
+                    masked: 0,
+                },
+                ..DetectStatus::default()
+            },
+            security: SecurityCounts {
+                events: 0,
+                findings: 0,
+                tp_sessions_refused: 0,
+            },
+            stages: Some(Liveness {
+                started: 9,
+                alive: 8,
+                dead: vec!["display"],
+            }),
+            link: LinkCounts {
+                connects: 2,
+                disconnects: 1,
+                connect_failures: 5,
+                since_ms: 1_700_000_000_000,
+            },
+        };
+        let status: serde_json::Value =
+            serde_json::from_slice(&Status::online("truck-7", health.clone()).to_bytes()).unwrap();
+        assert_eq!(
+            status["stages"],
+            serde_json::json!({"started": 9, "alive": 8, "dead": ["display"]})
+        );
+        assert_eq!(status["spool"]["oldest_age_ms"], 4200);
+        assert_eq!(
+            status["link"],
+            serde_json::json!({"connects": 2, "disconnects": 1, "connect_failures": 5, "since_ms": 1_700_000_000_000_i64})
+        );
+        assert_eq!(
+            status["detect"]["model"],
+            serde_json::json!({"ticks": 3, "abstained": 1, "masked": 0, "abstained_share": 0.3333})
+        );
+        assert_eq!(status["detect"]["unsupported"], serde_json::json!([]));
+        // Before the model could run there is no share to give.
+        let fresh = Health {
+            detect: DetectStatus::default(),
+            stages: None,
+            ..health
+        };
+        let status: serde_json::Value =
+            serde_json::from_slice(&Status::online("truck-7", fresh).to_bytes()).unwrap();
+        assert_eq!(
+            status["detect"]["model"],
+            serde_json::json!({"ticks": 0, "abstained": 0, "masked": 0})
+        );
+        assert!(status.get("stages").is_none());
+        let offline: serde_json::Value =
+            serde_json::from_slice(&Status::offline("truck-7").to_bytes()).unwrap();
+        assert!(offline.get("detect").is_none() && offline.get("link").is_none());
     }
 
     #[test]

@@ -32,13 +32,13 @@ use super::config::UplinkConfig;
 use super::inflight::{InFlight, Resolved, Sent};
 use super::jobs::{self, Taken};
 use super::pacer::Pacer;
-use super::payload::{SecurityCounts, SpoolDepth, Status, publication};
+use super::payload::{self, Health, LinkCounts, SecurityCounts, SpoolDepth, Status, publication};
 use super::shadow::{Outcome, Shadow};
 use super::topics::Topics;
 use super::{LinkStatus, tls};
 use crate::detect::{DetectStatus, ModelUpdater, Tuning};
 use crate::spool::{Seq, SpoolError, SpoolHandle, SpoolStats};
-use crate::telemetry::Metrics;
+use crate::telemetry::{LivenessProbe, Metrics};
 
 /// rumqttc's packet-id space: twice the in-flight window, so a publish whose PUBACK is
 /// slow does not stall the ones after it on a packet-id collision. The window itself is
@@ -112,6 +112,8 @@ pub struct Uplink {
     pub metrics: Arc<Metrics>,
     /// Told the sequence number of every record as its PUBACK arrives (benchmarks, tests).
     pub acked: Option<mpsc::UnboundedSender<Seq>>,
+    /// Which of the pipeline's tasks run, for the status message; `None` without a pipeline.
+    pub stages: Option<LivenessProbe>,
 }
 
 struct State {
@@ -130,6 +132,8 @@ struct State {
     /// outlives the uplink task (and with it the pipeline's task tracker).
     jobs: JoinSet<()>,
     failures_in_a_row: u32,
+    /// Wall-clock ms of the current connection's CONNACK.
+    connected_at_ms: i64,
 }
 
 impl Uplink {
@@ -198,6 +202,7 @@ impl Uplink {
             jobs_taken: Taken::default(),
             jobs: JoinSet::new(),
             failures_in_a_row: 0,
+            connected_at_ms: 0,
         };
         let mut stats = self.spool.stats();
         // The tuning changes by the shadow (here) or by a config reload: the shadow reports
@@ -395,6 +400,7 @@ impl Uplink {
         match event {
             Event::Incoming(Incoming::ConnAck(ack)) => {
                 st.connected = true;
+                st.connected_at_ms = payload::now_ms();
                 st.failures_in_a_row = 0;
                 st.backoff.connected();
                 Metrics::inc(&self.metrics.uplink_connects_total);
@@ -567,17 +573,28 @@ impl Uplink {
     }
 
     fn status(&self, st: &State) -> Control {
-        let depth = self.spool.stats().borrow().depth;
+        let stats = *self.spool.stats().borrow();
+        let depth = stats.depth;
+        let oldest_age_ms = stats.oldest_created_ms.map_or(0, |created| {
+            u64::try_from(payload::now_ms())
+                .unwrap_or(0)
+                .saturating_sub(created)
+        });
         let status = Status::online(
             &self.thing,
-            self.model.version(),
-            SpoolDepth {
-                records: depth.records(),
-                bytes: depth.bytes(),
-                alerts: depth.alerts.records,
+            Health {
+                model_version: self.model.version(),
+                spool: SpoolDepth {
+                    records: depth.records(),
+                    bytes: depth.bytes(),
+                    alerts: depth.alerts.records,
+                    oldest_age_ms,
+                },
+                detect: self.detect.borrow().clone(),
+                security: SecurityCounts::from_metrics(&self.metrics),
+                stages: self.stages.as_ref().map(|probe| probe()),
+                link: LinkCounts::from_metrics(&self.metrics, st.connected_at_ms),
             },
-            self.detect.borrow().clone(),
-            SecurityCounts::from_metrics(&self.metrics),
         );
         Control {
             topic: st.topics.status.clone(),

@@ -12,6 +12,8 @@
 //! print-default-config` prints it, and a test holds it equal to
 //! [`Config::embedded_default`].
 
+mod logging;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -27,10 +29,13 @@ use vigil_agent::security::SecurityConfig;
 use vigil_agent::signals::tank_temperature;
 use vigil_agent::source::{CanConfig, GpsConfig, ReplayConfig, SerialConfig, Source};
 use vigil_agent::spool::SpoolSection;
+use vigil_agent::telemetry::MetricsConfig;
 use vigil_agent::uplink::UplinkConfig;
 use vigil_agent::vehicle::VehicleConfig;
 use vigil_sim::SimulatorConfig;
 use vigil_sim::source::SimulatedTruck;
+
+pub use logging::{LogConfig, LogFormat, LogLevel};
 
 /// The commented default configuration.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -54,6 +59,10 @@ pub struct Config {
     /// the truck.
     pub uplink: Option<UplinkConfig>,
     pub shutdown: ShutdownConfig,
+    /// The Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`); off by default.
+    pub metrics: MetricsConfig,
+    /// How `vigil run` logs.
+    pub log: LogConfig,
 }
 
 /// The `[source]` section: the truck's own sources, and the simulated truck.
@@ -213,6 +222,7 @@ impl Config {
         if let Some(uplink) = &self.uplink {
             uplink.check()?;
         }
+        self.metrics.check()?;
         self.shutdown.check()
     }
 
@@ -292,6 +302,7 @@ impl Config {
                 alarm: self.alarm.clone(),
                 outbound,
                 shutdown: self.shutdown.clone(),
+                metrics: self.metrics.clone(),
             },
             sources,
             model_rejected,
@@ -430,6 +441,31 @@ mod tests {
                 "key `source.gps.port`",
                 "unknown field `port`",
             ),
+            (
+                "[metrics]\nlisten = \"localhost\"\n",
+                "key `metrics.listen`",
+                "invalid socket address",
+            ),
+            (
+                "[metrics]\nlisten = \"0.0.0.0:9898\"\n",
+                "key `metrics.listen`",
+                "found 0.0.0.0:9898",
+            ),
+            (
+                "[metrics]\nport = 9898\n",
+                "key `metrics.port`",
+                "unknown field `port`",
+            ),
+            (
+                "[log]\nformat = \"xml\"\n",
+                "key `log.format`",
+                "unknown variant `xml`, expected `text` or `json`",
+            ),
+            (
+                "[log]\nlevel = \"verbose\"\n",
+                "key `log.level`",
+                "unknown variant `verbose`",
+            ),
         ];
         let broken = [
             ("[vehicle\n", "key `(document)`", "line 1"),
@@ -563,6 +599,28 @@ mod tests {
                 .unsourced
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn metrics_and_json_logs_are_off_until_asked_for() {
+        let config = Config::embedded_default();
+        assert_eq!(config.metrics.listen, None);
+        assert_eq!(config.log.format, LogFormat::Text);
+        let config = parse(
+            "[source.simulator]\n[metrics]\nlisten = \"127.0.0.1:9898\"\n\
+             [log]\nformat = \"json\"\nlevel = \"debug\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.metrics.listen,
+            Some("127.0.0.1:9898".parse().unwrap())
+        );
+        assert_eq!(
+            (config.log.format, config.log.level),
+            (LogFormat::Json, LogLevel::Debug)
+        );
+        let resolved = config.resolve(Path::new("vigil.toml")).unwrap();
+        assert_eq!(resolved.stages.metrics, config.metrics);
     }
 
     #[test]

@@ -1,30 +1,113 @@
 //! Every metric the agent keeps, named in one place so operators can rely on the names.
 //!
-//! Counters only ever grow; the few gauges (marked "Gauge" in their doc) are set. All are
-//! plain atomics shared by the stages through an `Arc<Metrics>`. A snapshot is what the
-//! status line, the demo view and (later) the uplink's status message show.
+//! Counters only ever grow (their names end in `_total`); the few gauges (their doc starts
+//! with "Gauge:") are set. All are plain atomics shared by the stages through an
+//! `Arc<Metrics>`. A snapshot is what the exit line, the demo view and the uplink's status
+//! message show; [`exposition`] serves every one of them to Prometheus, with its doc
+//! comment as its help, from the listener in [`endpoint`] (`[metrics] listen`).
+//!
+//! Reading the metrics never takes a lock a stage holds: a scrape loads the atomics.
+
+pub mod config;
+pub mod endpoint;
+pub mod exposition;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+pub use config::MetricsConfig;
+
+/// Whether a metric only grows or is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// One metric as operators see it: its name and its doc comment.
+#[derive(Debug)]
+pub struct Description {
+    pub name: &'static str,
+    /// The doc comment, one string a line (each with rustdoc's leading space).
+    doc: &'static [&'static str],
+}
+
+impl Description {
+    /// A gauge says so first in its doc; every other metric is a counter.
+    pub fn kind(&self) -> Kind {
+        match self.doc.first() {
+            Some(line) if line.trim_start().starts_with("Gauge:") => Kind::Gauge,
+            _ => Kind::Counter,
+        }
+    }
+
+    /// The doc comment as one line, without the "Gauge:" mark.
+    pub fn help(&self) -> String {
+        let text = self
+            .doc
+            .iter()
+            .map(|line| line.trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        match text.strip_prefix("Gauge:") {
+            Some(rest) => rest.trim_start().to_owned(),
+            None => text,
+        }
+    }
+}
+
+/// Which of the pipeline's tasks run: what `/readyz` answers and the status message says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Liveness {
+    /// Tasks started: the sources and every stage.
+    pub started: usize,
+    /// Of those, the ones still running.
+    pub alive: usize,
+    /// The names of the tasks that have ended, each once (`source:serial`, `uplink`): at
+    /// most one a task the pipeline starts, so the list stays short.
+    pub dead: Vec<&'static str>,
+}
+
+/// Asks the pipeline which tasks run (the metrics endpoint and the uplink's status hold one).
+pub type LivenessProbe = Box<dyn Fn() -> Liveness + Send + Sync>;
+
+impl Liveness {
+    /// Every task started is still running.
+    pub fn is_whole(&self) -> bool {
+        self.alive == self.started
+    }
+}
+
 macro_rules! metrics {
-    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+    ($( $(#[doc = $doc:literal])* $name:ident ),* $(,)?) => {
         /// The agent's counters. Each field's name is the metric's name.
         #[derive(Debug, Default)]
         pub struct Metrics {
-            $( $(#[$doc])* pub $name: AtomicU64, )*
+            $( $(#[doc = $doc])* pub $name: AtomicU64, )*
         }
 
         /// A point-in-time copy of [`Metrics`].
         #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
         pub struct MetricsSnapshot {
-            $( $(#[$doc])* pub $name: u64, )*
+            $( $(#[doc = $doc])* pub $name: u64, )*
         }
+
+        /// Every metric, in the order of [`Metrics`]' fields.
+        pub const DESCRIPTIONS: &[Description] = &[
+            $( Description { name: stringify!($name), doc: &[$($doc),*] }, )*
+        ];
 
         impl Metrics {
             pub fn snapshot(&self) -> MetricsSnapshot {
                 MetricsSnapshot { $( $name: self.$name.load(Ordering::Relaxed), )* }
+            }
+        }
+
+        impl MetricsSnapshot {
+            /// Every metric with its value, in the order of [`DESCRIPTIONS`].
+            pub fn values(&self) -> impl Iterator<Item = (&'static Description, u64)> {
+                DESCRIPTIONS.iter().zip([$( self.$name ),*])
             }
         }
     };
@@ -194,6 +277,49 @@ mod tests {
                 s.alerts_cleared_total
             ),
             (1, 5, 0)
+        );
+    }
+
+    #[test]
+    fn every_metric_is_described_and_named_for_its_kind() {
+        let m = Metrics::default();
+        Metrics::add(&m.spool_records, 7);
+        let values: Vec<_> = m.snapshot().values().collect();
+        assert_eq!(values.len(), DESCRIPTIONS.len());
+        assert!(DESCRIPTIONS.len() > 60, "{}", DESCRIPTIONS.len());
+        let (spool_records, seven) = values
+            .iter()
+            .find(|(d, _)| d.name == "spool_records")
+            .unwrap();
+        assert_eq!((spool_records.kind(), *seven), (Kind::Gauge, 7));
+        assert_eq!(
+            spool_records.help(),
+            "records pending in the spool (alerts and readings)."
+        );
+        for d in DESCRIPTIONS {
+            // Prometheus counters end in `_total`; a gauge must not look like one.
+            assert_eq!(
+                d.name.ends_with("_total"),
+                d.kind() == Kind::Counter,
+                "{}",
+                d.name
+            );
+            let help = d.help();
+            assert!(
+                !help.is_empty() && !help.contains("  "),
+                "{}: {help:?}",
+                d.name
+            );
+        }
+        let tp = DESCRIPTIONS
+            .iter()
+            .find(|d| d.name == "tp_errors_total")
+            .unwrap();
+        assert!(
+            tp.help()
+                .contains("refused: bad announcements, packets out of sequence or outside"),
+            "{}",
+            tp.help()
         );
     }
 }
