@@ -459,7 +459,17 @@ impl Pipeline {
                 let uplink_task = Uplink {
                     config: uplink,
                     thing: vehicle.id.clone(),
-                    tls: tls.map(|tls| tls.config),
+                    tls: tls.map(|tls| {
+                        if let Some(expires) = tls.certificate_expires {
+                            let seconds = expires
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_secs());
+                            metrics
+                                .uplink_certificate_expires_seconds
+                                .store(seconds, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        tls.config
+                    }),
                     spool: handle.clone(),
                     link: link_tx.clone(),
                     tuning: tuning_tx.clone(),

@@ -3,6 +3,7 @@
 //! be seen here: nothing configured, and a configured device missing.
 
 use crate::broker::{Fleet, KillOnDrop, LIMIT, Mosquitto, Pki};
+use crate::schema::assert_valid;
 use crate::uplink::agent_config;
 use crate::{Lines, run, vigil, write_file};
 
@@ -79,8 +80,13 @@ fn a_missing_buzzer_leaves_the_agent_running_and_alerting_over_mqtt() {
         missing.contains("device=\"buzzer\"") && missing.contains(chip.to_str().unwrap()),
         "{missing}"
     );
-    fleet.until("an alert over MQTT", |seen| {
-        seen.iter().any(|(t, _)| t == "dt/vigil/deaf-truck/alerts")
+    fleet.until("an alert, and the missing buzzer in the status", |seen| {
+        let alert = seen.iter().any(|(t, _)| t == "dt/vigil/deaf-truck/alerts");
+        let reported = seen.iter().any(|(t, p)| {
+            t == "dt/vigil/deaf-truck/status"
+                && assert_valid("status.schema.json", p)["alarm"]["devices_unavailable"] == 1
+        });
+        alert && reported
     });
     drop(child);
 }
@@ -115,9 +121,18 @@ fn a_spool_that_cannot_be_opened_is_held_in_memory_and_alerts_still_arrive() {
     let child = KillOnDrop(Some(child));
     log.wait_for("spool_memory_only", LIMIT)
         .expect("the memory-only spool is logged");
-    fleet.until("an alert over MQTT", |seen| {
-        seen.iter()
-            .any(|(t, _)| t == "dt/vigil/diskless-truck/alerts")
-    });
+    fleet.until(
+        "an alert, and the memory-only spool in the status",
+        |seen| {
+            let alert = seen
+                .iter()
+                .any(|(t, _)| t == "dt/vigil/diskless-truck/alerts");
+            let reported = seen.iter().any(|(t, p)| {
+                t == "dt/vigil/diskless-truck/status"
+                    && assert_valid("status.schema.json", p)["spool"]["memory_only"] == true
+            });
+            alert && reported
+        },
+    );
     drop(child);
 }

@@ -204,7 +204,9 @@ fn the_health_status_matches_its_schema() {
     use vigil_agent::detect::{DetectStatus, ModelCoverage};
     use vigil_agent::reading::Signal;
     use vigil_agent::telemetry::Liveness;
-    use vigil_agent::uplink::payload::{Health, LinkCounts, SecurityCounts, SpoolDepth, Status};
+    use vigil_agent::uplink::payload::{
+        AlarmHealth, Health, LinkCounts, SecurityCounts, SpoolDepth, Status,
+    };
 
     let health = Health {
         model_version: Some("2.3.0".into()),
@@ -213,6 +215,7 @@ fn the_health_status_matches_its_schema() {
             bytes: 4096,
             alerts: 2,
             oldest_age_ms: 61_000,
+            memory_only: true,
         },
         detect: DetectStatus {
             model: ModelCoverage {
@@ -241,6 +244,10 @@ fn the_health_status_matches_its_schema() {
             connect_failures: 7,
             since_ms: 1_781_503_200_000,
         },
+        alarm: AlarmHealth {
+            devices_unavailable: 1,
+        },
+        certificate_expires_ms: Some(1_803_859_200_000),
     };
     let status = assert_valid(
         "status.schema.json",
@@ -259,6 +266,9 @@ fn the_health_status_matches_its_schema() {
         ("/link/connects", serde_json::json!(0)),
         ("/detect/model/abstained_share", serde_json::json!(1.5)),
         ("/link/colour", serde_json::json!("red")),
+        ("/spool/memory_only", serde_json::json!(1)),
+        ("/alarm/devices_unavailable", serde_json::json!(-1)),
+        ("/certificate_expires_ms", serde_json::json!("2027-03-01")),
     ] {
         let mut wrong = status.clone();
         let (parent, field) = path.rsplit_once('/').unwrap();

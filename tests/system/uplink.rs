@@ -117,6 +117,16 @@ fn readings_alerts_and_status_arrive_over_mutual_tls_and_match_their_schemas() {
                 "{v}"
             );
             assert!(v["spool"]["oldest_age_ms"].is_u64(), "{v}");
+            assert_eq!(v["spool"]["memory_only"], false, "{v}");
+            assert_eq!(v["alarm"]["devices_unavailable"], 0, "{v}");
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            assert!(
+                v["certificate_expires_ms"].as_i64() > Some(now_ms),
+                "the device certificate's expiry is reported: {v}"
+            );
         }
     }
     assert!(

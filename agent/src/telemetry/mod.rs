@@ -241,6 +241,8 @@ metrics! {
     uplink_jobs_succeeded_total,
     /// Model-update jobs that failed (the running model stays or was rolled back).
     uplink_jobs_failed_total,
+    /// Gauge: when the device certificate expires, Unix seconds (0: no TLS, or not read).
+    uplink_certificate_expires_seconds,
     /// Gauge: configured alarm devices (buzzer, button, display) that could not be opened
     /// and are tried again while the agent runs without them.
     alarm_devices_unavailable,

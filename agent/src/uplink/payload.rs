@@ -294,8 +294,22 @@ pub struct Status {
     /// The link to the broker since the agent started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkCounts>,
+    /// The cab's devices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<AlarmHealth>,
+    /// When the device certificate expires, Unix milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_expires_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at_ms: Option<i64>,
+}
+
+/// The cab's devices, as the status reports them.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct AlarmHealth {
+    /// Configured devices (buzzer, button, display) that could not be opened and are tried
+    /// again while the agent runs without them.
+    pub devices_unavailable: u64,
 }
 
 /// The intrusion monitor's counters, as the status reports them.
@@ -328,6 +342,8 @@ pub struct SpoolDepth {
     pub alerts: u64,
     /// Age of the oldest pending record, milliseconds; 0 when the spool is empty.
     pub oldest_age_ms: u64,
+    /// Whether the spool is held in memory because its store on disk could not be opened.
+    pub memory_only: bool,
 }
 
 /// The broker connection since the agent started.
@@ -365,6 +381,8 @@ pub struct Health {
     /// `None` for an uplink run without a pipeline around it.
     pub stages: Option<Liveness>,
     pub link: LinkCounts,
+    pub alarm: AlarmHealth,
+    pub certificate_expires_ms: Option<i64>,
 }
 
 impl Status {
@@ -380,6 +398,8 @@ impl Status {
             security: Some(health.security),
             stages: health.stages,
             link: Some(health.link),
+            alarm: Some(health.alarm),
+            certificate_expires_ms: health.certificate_expires_ms,
             at_ms: Some(now_ms()),
         }
     }
@@ -397,6 +417,8 @@ impl Status {
             security: None,
             stages: None,
             link: None,
+            alarm: None,
+            certificate_expires_ms: None,
             at_ms: None,
         }
     }

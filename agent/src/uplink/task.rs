@@ -32,7 +32,9 @@ use super::config::UplinkConfig;
 use super::inflight::{InFlight, Resolved, Sent};
 use super::jobs::{self, Taken};
 use super::pacer::Pacer;
-use super::payload::{self, Health, LinkCounts, SecurityCounts, SpoolDepth, Status, publication};
+use super::payload::{
+    self, AlarmHealth, Health, LinkCounts, SecurityCounts, SpoolDepth, Status, publication,
+};
 use super::shadow::{Outcome, Shadow};
 use super::topics::Topics;
 use super::{LinkStatus, tls};
@@ -574,6 +576,7 @@ impl Uplink {
 
     fn status(&self, st: &State) -> Control {
         let stats = *self.spool.stats().borrow();
+        let metrics = self.metrics.snapshot();
         let depth = stats.depth;
         let oldest_age_ms = stats.oldest_created_ms.map_or(0, |created| {
             u64::try_from(payload::now_ms())
@@ -589,11 +592,17 @@ impl Uplink {
                     bytes: depth.bytes(),
                     alerts: depth.alerts.records,
                     oldest_age_ms,
+                    memory_only: metrics.spool_memory_only > 0,
                 },
                 detect: self.detect.borrow().clone(),
                 security: SecurityCounts::from_metrics(&self.metrics),
                 stages: self.stages.as_ref().map(|probe| probe()),
                 link: LinkCounts::from_metrics(&self.metrics, st.connected_at_ms),
+                alarm: AlarmHealth {
+                    devices_unavailable: metrics.alarm_devices_unavailable,
+                },
+                certificate_expires_ms: (metrics.uplink_certificate_expires_seconds > 0)
+                    .then(|| metrics.uplink_certificate_expires_seconds as i64 * 1000),
             },
         );
         Control {
