@@ -502,6 +502,7 @@ mod tests {
                 bytes: 300,
                 alerts: 1,
                 oldest_age_ms: 4200,
+                memory_only: false,
             },
             detect: DetectStatus {
                 model: ModelCoverage {
@@ -527,6 +528,10 @@ mod tests {
                 connect_failures: 5,
                 since_ms: 1_700_000_000_000,
             },
+            alarm: AlarmHealth {
+                devices_unavailable: 0,
+            },
+            certificate_expires_ms: None,
         };
         let status: serde_json::Value =
             serde_json::from_slice(&Status::online("truck-7", health.clone()).to_bytes()).unwrap();
