@@ -32,11 +32,12 @@ pub enum AgentError {
 /// Runs the agent a config file describes until `shutdown` is cancelled: resolves it (the
 /// DBC, the model and the PEM files are read here, once) and runs the pipeline. A model that
 /// cannot be used is logged and the rules and limits run without it. SIGHUP reads the file
-/// again ([`reload`]).
+/// again ([`reload`]); `log_level` changes the log's level then (`None`: `VIGIL_LOG` sets it).
 pub async fn run(
     config: &Config,
     file: &Path,
     shutdown: CancellationToken,
+    log_level: Option<reload::LogLevel>,
 ) -> Result<Summary, AgentError> {
     let resolved = config.resolve(file)?;
     if let Some(error) = &resolved.model_rejected {
@@ -59,6 +60,7 @@ pub async fn run(
         config.clone(),
         hangups,
         reloads_tx,
+        log_level,
     ));
     let summary = pipeline::run(resolved.stages, resolved.sources, shutdown, reloads).await;
     reloader.abort();

@@ -238,7 +238,7 @@ fn main() -> ExitCode {
     // `vigil run` logs as its config's [log] says: it starts logging once the file is read,
     // so a bad file is reported as a plain `error:` line.
     if !matches!(cli.command, Command::Run { .. }) {
-        init_tracing(&LogConfig::default(), quiet_terminal);
+        let _ = init_tracing(&LogConfig::default(), quiet_terminal);
     }
     match execute(cli.command) {
         Ok(code) => code,
@@ -295,11 +295,11 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Run { config: file } => {
             let config = Config::load(&file)?;
-            init_tracing(&config.log, false);
+            let log_level = init_tracing(&config.log, false);
             let deadline = config.shutdown.deadline;
             runtime()?.block_on(async {
                 let shutdown = shutdown_on_signals(deadline)?;
-                let summary = vigil::run(&config, &file, shutdown)
+                let summary = vigil::run(&config, &file, shutdown, log_level)
                     .await
                     .map_err(|e| match e {
                         // A file that does not resolve exits like any bad config.
@@ -502,30 +502,48 @@ fn shutdown_on_signals(deadline: Duration) -> anyhow::Result<CancellationToken> 
 
 /// Logs to standard error, in the format and at the level `log` asks for (`VIGIL_LOG`, a
 /// `tracing` filter, overrides the level).
-fn init_tracing(log: &LogConfig, quiet_terminal: bool) {
-    use tracing_subscriber::EnvFilter;
+/// Sets up logging; returns what changes its level later (a config reload), or `None`
+/// when `VIGIL_LOG` decides it.
+fn init_tracing(log: &LogConfig, quiet_terminal: bool) -> Option<vigil::reload::LogLevel> {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, fmt, reload};
     // The live demo view owns the terminal: only errors may interrupt it.
     let default = if quiet_terminal {
         "error,rumqttd=off".to_owned()
     } else {
         log.filter()
     };
-    let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let from_env = EnvFilter::try_from_env("VIGIL_LOG").ok();
+    let by_env = from_env.is_some();
+    let (filter, handle) = reload::Layer::new(from_env.unwrap_or_else(|| EnvFilter::new(default)));
+    let registry = tracing_subscriber::registry().with(filter);
     match log.format {
-        LogFormat::Text => subscriber
-            .with_target(false)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
             .init(),
         // One object a line: timestamp, level, target, then the event's own fields
         // (`event`, `message`, ...) at the top level, where log shippers look for them.
-        LogFormat::Json => subscriber
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false),
+            )
             .init(),
     }
+    (!by_env).then(|| -> vigil::reload::LogLevel {
+        Box::new(move |log: &LogConfig| {
+            handle
+                .reload(EnvFilter::new(log.filter()))
+                .map_err(|e| e.to_string())
+        })
+    })
 }

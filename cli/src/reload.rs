@@ -1,8 +1,9 @@
 //! `SIGHUP`: the config file read again while the agent runs. What the running stages can
 //! take is applied at once (the tuning: cargo class, `[detect]` limits, rules, debounce and
-//! hysteresis, `batch.max_age`, the same set the device shadow may change); a change to
-//! anything else (sources, DBC, model, alarm devices, spool, uplink, security, shutdown) is
-//! logged as needing a restart and not applied. A file that does not load or check is
+//! hysteresis, `batch.max_age`, the same set the device shadow may change; and `[log]
+//! level`, unless `VIGIL_LOG` set it); a change to anything else (sources, DBC, model,
+//! alarm devices, spool, uplink, security, metrics, log format, shutdown) is logged as
+//! needing a restart and not applied. A file that does not load or check is
 //! refused with the reason, and the running config stays.
 //!
 //! A reload and the shadow both set the tuning; the newer wins. The uplink reports a
@@ -16,7 +17,10 @@ use tokio::signal::unix::Signal;
 use tokio::sync::mpsc;
 use vigil_agent::detect::{DetectConfig, Tuning};
 
-use crate::config::Config;
+use crate::config::{Config, LogConfig};
+
+/// Sets the log's level from a `[log]` section (the subscriber's reload handle).
+pub type LogLevel = Box<dyn Fn(&LogConfig) -> Result<(), String> + Send>;
 
 /// What a reloaded file changes: the tuning to apply, and the sections whose change waits
 /// for a restart.
@@ -39,6 +43,7 @@ impl Reload {
             ..new.detect.clone()
         };
         in_force.batch.max_age = new.batch.max_age;
+        in_force.log.level = new.log.level;
         // What still differs once the tuning is taken over can only change by a restart.
         let mut needs_restart = Vec::new();
         let mut differs = |name, differ: bool| {
@@ -55,6 +60,8 @@ impl Reload {
         differs("alarm", in_force.alarm != new.alarm);
         differs("spool", in_force.spool != new.spool);
         differs("uplink", in_force.uplink != new.uplink);
+        differs("metrics", in_force.metrics != new.metrics);
+        differs("log.format", in_force.log.format != new.log.format);
         differs("shutdown", in_force.shutdown != new.shutdown);
         Reload {
             tuning,
@@ -71,10 +78,26 @@ pub async fn on_hangup(
     mut running: Config,
     mut hangups: Signal,
     reloads: mpsc::Sender<Tuning>,
+    log_level: Option<LogLevel>,
 ) {
     while hangups.recv().await.is_some() {
         match reload(&file, &running) {
             Ok(reload) => {
+                if reload.in_force.log.level != running.log.level {
+                    match &log_level {
+                        Some(set) => match set(&reload.in_force.log) {
+                            Ok(()) => tracing::info!(
+                                event = "log_level_changed",
+                                level = reload.in_force.log.level.as_str()
+                            ),
+                            Err(error) => tracing::error!(event = "log_level_refused", %error),
+                        },
+                        None => tracing::warn!(
+                            event = "log_level_ignored",
+                            "VIGIL_LOG sets the log's level; unset it in the unit to let [log] level apply"
+                        ),
+                    }
+                }
                 if !reload.needs_restart.is_empty() {
                     tracing::warn!(
                         event = "config_reload_needs_restart",
@@ -143,5 +166,9 @@ mod tests {
         assert_eq!(same.in_force, running);
         let new = parse("[source.simulator]\n[detect]\nmodel = \"none\"\n");
         assert_eq!(Reload::of(&running, &new).needs_restart, ["detect.model"]);
+        let new = parse("[source.simulator]\n[log]\nlevel = \"debug\"\nformat = \"json\"\n");
+        let reload = Reload::of(&running, &new);
+        assert_eq!(reload.needs_restart, ["log.format"]);
+        assert_eq!(reload.in_force.log.level, new.log.level);
     }
 }

@@ -1,6 +1,7 @@
-//! SIGHUP reads the config file again while the agent runs: a changed limit applies at once
-//! (systemd is told RELOADING=1, then READY=1), a change only a restart can make is named,
-//! and a broken file is refused while the agent runs on with the config it had.
+//! SIGHUP reads the config file again while the agent runs: a changed limit and the log's
+//! level apply at once (systemd is told RELOADING=1, then READY=1), a change only a restart
+//! can make is named, and a broken file is refused while the agent runs on with the config
+//! it had.
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
@@ -84,8 +85,21 @@ fn sighup_applies_a_changed_limit_names_what_needs_a_restart_and_refuses_a_broke
         "{refused}"
     );
 
+    // The log's level applies at once: the debug lines of the shutdown below show it.
+    write_file(
+        dir.path(),
+        "vigil.toml",
+        &config(5.0, "[log]\nlevel = \"debug\"\n"),
+    );
+    hangup(&child);
+    let changed = log.wait_for("log_level_changed", LIMIT).expect("applied");
+    assert!(
+        changed.contains("level=\"debug\"") || changed.contains("level=debug"),
+        "{changed}"
+    );
+
     // A new identity needs a restart: named, not applied; the limit still applies.
-    let renamed = config(5.0, "").replace("test-truck", "other-truck");
+    let renamed = config(5.0, "[log]\nlevel = \"debug\"\n").replace("test-truck", "other-truck");
     write_file(dir.path(), "vigil.toml", &renamed);
     hangup(&child);
     let restart = log
@@ -101,10 +115,11 @@ fn sighup_applies_a_changed_limit_names_what_needs_a_restart_and_refuses_a_broke
         .unwrap();
     assert!(term.success());
     let status = wait_with_limit(child, LIMIT).expect("vigil exits after SIGTERM");
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "{:#?}",
-        log.rest(Duration::from_secs(1))
+    let rest = log.rest(Duration::from_secs(1));
+    assert_eq!(status.code(), Some(0), "{rest:#?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains(" DEBUG ") && l.contains("task_finished")),
+        "debug lines once the level was reloaded: {rest:#?}"
     );
 }
