@@ -23,7 +23,9 @@
 //! Only sources watch the [`CancellationToken`]. When they return, their senders drop and
 //! each stage drains its input and ends, so the order (sources, decode, detect and batch,
 //! alarm and outbound) falls out of the channel graph. [`Pipeline::join`] waits for that
-//! under the configured deadline and names any task still running past it.
+//! under the configured deadline and names any task still running past it. The metrics
+//! endpoint (`[metrics]`, [`crate::telemetry::endpoint`]) is not one of those tasks: it
+//! answers through the drain (`/readyz` then says 503) and stops when `join` returns.
 //!
 //! # Backpressure
 //!
