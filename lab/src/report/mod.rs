@@ -249,6 +249,10 @@ pub fn html(report: &Report) -> String {
 
 /// The alerts, times in UTC and since the first reading.
 fn alert_table(out: &mut String, alerts: &[AlertLine], when: &dyn Fn(f64) -> String) {
+    if alerts.is_empty() {
+        out.push_str("<h2>Alerts</h2><p>None.</p>");
+        return;
+    }
     out.push_str(
         "<h2>Alerts</h2><table><tr><th>id</th><th>signal</th><th>kind</th><th>findings</th>\
          <th>severity</th><th>raised (UTC)</th><th>cleared (UTC)</th><th>score</th>\
