@@ -147,7 +147,9 @@ pub(super) fn draw(out: &mut String, panel: &Panel, span: Span) {
         return;
     };
     let has_residual = panel.points.iter().any(|p| p.residual.is_some());
-    let lanes = usize::from(!panel.labels.is_empty()) + usize::from(!panel.alerts.is_empty());
+    let alert_lanes = stack(span, &panel.alerts);
+    let lanes = usize::from(!panel.labels.is_empty())
+        + alert_lanes.iter().map(|l| l + 1).max().unwrap_or(0);
     let plot_top = SINCE_AXIS + lanes as f64 * LANE;
     let plot_bottom = plot_top + PLOT_HEIGHT;
     let residual_bottom = plot_bottom + if has_residual { RESIDUAL_HEIGHT } else { 0.0 };
@@ -217,7 +219,7 @@ pub(super) fn draw(out: &mut String, panel: &Panel, span: Span) {
         }
         lane_top += LANE;
     }
-    for alert in &panel.alerts {
+    for (alert, lane) in panel.alerts.iter().zip(alert_lanes) {
         let end = alert.cleared_at.unwrap_or(span.t1);
         let colour = severity_colour(alert.severity);
         let cleared = match alert.cleared_at {
@@ -242,7 +244,7 @@ pub(super) fn draw(out: &mut String, panel: &Panel, span: Span) {
         let lane = LaneSpan {
             from: alert.raised_at,
             to: end,
-            top: lane_top,
+            top: lane_top + lane as f64 * LANE,
             colour,
             class: &class,
             text: &text,
@@ -308,6 +310,28 @@ pub(super) fn draw(out: &mut String, panel: &Panel, span: Span) {
         polylines(out, span, &residuals, &|r| ys(r), RESIDUAL, "residual");
     }
     out.push_str("</svg>");
+}
+
+/// The lane of each alert (0 first): alerts that overlap in time go in lanes of their own,
+/// each in the first lane free when it was raised.
+fn stack(span: Span, alerts: &[&AlertLine]) -> Vec<usize> {
+    let mut ends: Vec<f64> = Vec::new();
+    alerts
+        .iter()
+        .map(|a| {
+            let end = a.cleared_at.unwrap_or(span.t1);
+            match ends.iter().position(|&e| e <= a.raised_at) {
+                Some(lane) => {
+                    ends[lane] = end;
+                    lane
+                }
+                None => {
+                    ends.push(end);
+                    ends.len() - 1
+                }
+            }
+        })
+        .collect()
 }
 
 /// A span in a lane: a fault label or an alert.
