@@ -27,10 +27,11 @@ report_times() {
 
 # Debian packages the tests use: the aarch64 cross linker and glibc, qemu-user to run
 # aarch64 tests, systemd for systemd-analyze, dpkg-dev for the .deb's dependencies,
-# ShellCheck for the deploy scripts, python3-venv for cfn-lint, and mosquitto: the real
-# broker the uplink's system tests run (TLS, client certificates).
+# ShellCheck for the deploy scripts, python3-venv for cfn-lint, mosquitto: the real
+# broker the uplink's system tests run (TLS, client certificates), and chromium: the
+# headless browser the replay report's system test renders it in.
 APT_PACKAGES=(pkg-config gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user systemd
-  dpkg-dev shellcheck python3-venv file mosquitto)
+  dpkg-dev shellcheck python3-venv file mosquitto chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -4,6 +4,7 @@
 //! `main.rs` only parses the command line and calls in here, so tests start the real agent
 //! in-process.
 
+mod columns;
 pub mod config;
 pub mod demo;
 pub mod fleet;

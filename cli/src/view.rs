@@ -2,7 +2,9 @@
 //! terminal, plain lines (one per reading, alert and batch) when it is not.
 //!
 //! It reads lossy taps and a `watch` of the alarm panel, so however slow the terminal is,
-//! it never slows the pipeline down.
+//! it never slows the pipeline down. The dashboard fits 80 columns: signals by their VSS
+//! name less its `Vehicle.` root (in words on the alert lines), each field cut to its
+//! column; the plain lines keep everything.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -16,15 +18,21 @@ use tokio_util::sync::CancellationToken;
 use vigil_agent::alarm::{Buzzer, Panel};
 use vigil_agent::batch::Batch;
 use vigil_agent::detect::alert::AlertEvent;
-use vigil_agent::reading::{Reading, Signal};
+use vigil_agent::reading::{Quality, Reading, Signal};
 use vigil_agent::signals;
 use vigil_agent::telemetry::Metrics;
 use vigil_agent::uplink::LinkStatus;
+
+use crate::columns::{self, TERMINAL, fit, fit_end, pad, pad_left, short_signal};
 
 /// How often the live view redraws.
 const FRAME: Duration = Duration::from_millis(250);
 /// Alert lines kept on screen.
 const ALERT_LINES: usize = 8;
+/// The readings table's columns: the name, the value, the sender; with their gaps, 79.
+const NAME_COLUMNS: usize = 53;
+const VALUE_COLUMNS: usize = 9;
+const SOURCE_COLUMNS: usize = 14;
 
 pub struct View {
     title: String,
@@ -32,6 +40,7 @@ pub struct View {
     metrics: Arc<Metrics>,
     live: bool,
     latest: BTreeMap<Signal, Reading>,
+    /// The newest alert events, as the dashboard lists them.
     alerts: VecDeque<String>,
     batches: u64,
     sim_time: Duration,
@@ -142,10 +151,9 @@ impl View {
                 },
                 a = alerts.recv(), if alerts_open => match a {
                     Some(a) => {
-                        let line = format!("{} {a}", clock(a.at().mono));
-                        self.alerts.push_back(line.clone());
+                        self.alerts.push_back(alert_line(&a));
                         if self.alerts.len() > ALERT_LINES { self.alerts.pop_front(); }
-                        Some(line)
+                        Some(format!("{} {a}", clock(a.at().mono)))
                     }
                     None => { alerts_open = false; None }
                 },
@@ -180,11 +188,14 @@ impl View {
         let _ = out.flush();
     }
 
+    /// The dashboard: every line at most [`TERMINAL`] columns once its escapes are drawn.
     fn render(&self) -> String {
         let mut s = String::from("\x1b[H");
         let panel = self.panel.borrow();
         let m = self.metrics.snapshot();
-        let _ = writeln!(s, "\x1b[1m{}\x1b[0m\x1b[K", self.title);
+        for line in wrap_title(&self.title) {
+            let _ = writeln!(s, "\x1b[1m{line}\x1b[0m\x1b[K");
+        }
         let _ = writeln!(
             s,
             "simulated time {}   (Ctrl-C to stop)\x1b[K\n\x1b[K",
@@ -192,20 +203,32 @@ impl View {
         );
         let _ = writeln!(
             s,
-            "\x1b[1m{:<66} {:>10}  source\x1b[0m\x1b[K",
-            "signal (VSS)", "value"
+            "\x1b[1m{} {}  {}\x1b[0m\x1b[K",
+            pad("signal (VSS, under Vehicle.)", NAME_COLUMNS),
+            pad_left("value", VALUE_COLUMNS),
+            pad("source", SOURCE_COLUMNS)
         );
         for r in self.latest.values() {
+            let name = r.signal.as_str();
             // A position in hundredths of a degree would be a kilometre off: metres here.
-            let decimals = match r.signal.as_str() {
+            let decimals = match name {
                 signals::LATITUDE | signals::LONGITUDE => 5,
                 _ => 2,
             };
             let value = match r.value() {
-                Some(v) => format!("{v:>10.decimals$}"),
-                None => format!("{:>10}", format!("[{}]", r.quality)),
+                Some(v) => format!("{v:.decimals$}"),
+                None => format!("[{}]", quality(r.quality)),
             };
-            let _ = writeln!(s, "{:<66} {value}  {}\x1b[K", r.signal.as_str(), r.origin);
+            let _ = writeln!(
+                s,
+                "{} {}  {}\x1b[K",
+                pad(
+                    &fit_end(name.strip_prefix("Vehicle.").unwrap_or(name), NAME_COLUMNS),
+                    NAME_COLUMNS
+                ),
+                pad_left(&value, VALUE_COLUMNS),
+                fit_end(&r.origin.to_string(), SOURCE_COLUMNS)
+            );
         }
         let (colour, buzzer) = match panel.buzzer() {
             Buzzer::Silent => ("\x1b[32m", "silent"),
@@ -218,15 +241,15 @@ impl View {
         );
         match panel.shown() {
             Some(a) => {
-                let _ = writeln!(
-                    s,
-                    "  {colour}{} {}: {}, since {}\x1b[0m ({} active)\x1b[K",
+                let shown = format!(
+                    "{} {}: {}, since {} ({} active)",
                     a.severity.to_string().to_uppercase(),
-                    a.signal,
+                    short_signal(a.signal.as_str()),
                     a.kind.describe(a.value, a.threshold, a.score),
                     clock(a.raised_at.mono),
                     panel.active_count()
                 );
+                let _ = writeln!(s, "  {colour}{}\x1b[0m\x1b[K", fit(&shown, TERMINAL - 2));
             }
             None => {
                 let _ = writeln!(s, "  all normal\x1b[K");
@@ -237,32 +260,267 @@ impl View {
             let _ = writeln!(s, "  none yet\x1b[K");
         }
         for line in &self.alerts {
-            let _ = writeln!(s, "  {line}\x1b[K");
+            let _ = writeln!(s, "  {}\x1b[K", fit(line, TERMINAL - 2));
         }
-        let _ = writeln!(
-            s,
-            "\x1b[K\n\x1b[1mpipeline\x1b[0m  frames {}  readings {}  batches sealed {}  shed {}  serial errors {}\x1b[K",
+        let serial_errors = m.serial_framing_errors_total
+            + m.serial_checksum_errors_total
+            + m.serial_protocol_errors_total;
+        let counts = format!(
+            "frames {}  readings {}  batches {}  shed {}  serial err {}",
             m.can_frames_total,
             m.readings_total,
             m.batches_sealed_total,
             m.readings_shed_total,
-            m.serial_framing_errors_total
-                + m.serial_checksum_errors_total
-                + m.serial_protocol_errors_total
+            serial_errors
+        );
+        let _ = writeln!(
+            s,
+            "\x1b[K\n\x1b[1mpipeline\x1b[0m  {}\x1b[K",
+            fit(&counts, TERMINAL - "pipeline  ".len())
         );
         if let Some(line) = self.link_line() {
-            let _ = writeln!(s, "\x1b[1mfleet link\x1b[0m  {line}\x1b[K");
+            let _ = writeln!(s, "{}\x1b[K", fit(&line, TERMINAL));
         }
         if let Some(hint) = &self.hint {
-            let _ = writeln!(s, "  {hint}\x1b[K");
+            let _ = writeln!(s, "  {}\x1b[K", fit(hint, TERMINAL - 2));
         }
         s.push_str("\x1b[J");
         s
     }
 }
 
+/// An alert event as the dashboard lists it: `0:01:04 RAISED #1 warning forecast tank 1:
+/// 13.8°C, unexpected change` (the plain lines add the sender, findings and position).
+fn alert_line(event: &AlertEvent) -> String {
+    let (word, a) = match event {
+        AlertEvent::Raised(a) => ("RAISED", a),
+        AlertEvent::Escalated(a) => ("ESCALATED", a),
+        AlertEvent::Updated(a) => ("UPDATED", a),
+        AlertEvent::Cleared { alert, .. } => ("CLEARED", alert),
+    };
+    format!(
+        "{} {word} #{} {} {} {}: {}",
+        clock(event.at().mono),
+        a.id,
+        a.severity,
+        a.kind,
+        fit_end(&short_signal(a.signal.as_str()), 24),
+        a.kind.describe(a.value, a.threshold, a.score)
+    )
+}
+
+/// A flag in the value column's nine: the plain lines spell it out.
+fn quality(q: Quality) -> &'static str {
+    match q {
+        Quality::Good => "good",
+        Quality::NotAvailable => "n/a",
+        Quality::Error => "error",
+        Quality::OutOfRange => "range",
+    }
+}
+
+/// The title on as few lines as fit, broken between its ` | ` parts; a part too long for
+/// a line of its own (a vehicle id may have 128 characters) is cut where it ends one.
+fn wrap_title(title: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for part in title.split(" | ") {
+        let fits = |line: &String| columns::width(line) + 3 + columns::width(part) <= TERMINAL;
+        match lines.last_mut() {
+            Some(line) if fits(line) || columns::width(part) > TERMINAL => {
+                *line = fit(&format!("{line} | {part}"), TERMINAL);
+            }
+            _ => lines.push(fit(part, TERMINAL)),
+        }
+    }
+    lines
+}
+
 /// Simulated time as h:mm:ss.
 fn clock(t: Duration) -> String {
     let s = t.as_secs();
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    use vigil_agent::detect::alert::{Alert, AlertKind, Severity};
+    use vigil_agent::detect::position::AlertPosition;
+    use vigil_agent::reading::{Origin, Timestamp};
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp {
+            wall_us: 1_781_503_200_000_000 + secs as i64 * 1_000_000,
+            mono: Duration::from_secs(secs),
+        }
+    }
+
+    fn alert(id: u64, signal: &str, kind: AlertKind, severity: Severity) -> Alert {
+        Alert {
+            id,
+            signal: Signal::new(signal),
+            origin: Some(Origin::Serial {
+                port: Arc::from("/dev/serial/by-id/usb-Vigil_Tank_Node_0001-if00"),
+            }),
+            peer: None,
+            kind,
+            severity,
+            value: 112.25,
+            threshold: 110.0,
+            score: Some(14.2),
+            raised_at: at(3_725),
+            changed_at: at(3_725),
+            rule: "model:vigil-forecaster/2.3.0".into(),
+            evidence: Vec::new(),
+            findings: vec![AlertKind::Forecast, AlertKind::Drift, AlertKind::HighLimit],
+            position: Some(AlertPosition {
+                latitude: 48.137_154_3,
+                longitude: -11.575_382_1,
+                at: at(3_724),
+                age_s: 1.0,
+            }),
+        }
+    }
+
+    /// The dashboard at its fullest: a long title and vehicle id, every signal of the
+    /// simulated truck and a DBC's long names, flags, senders with long port names, eight
+    /// alerts of every kind, large counters, the link and the broker hint.
+    #[test]
+    fn the_dashboard_fits_80_columns_with_everything_on_it() {
+        let long_signal = "Vehicle.Body.Trailer.Axle3.Wheel.Left.Brake.Lining.Rear.Temperature";
+        let mut panel = Panel::default();
+        let tank = signals::tank_temperature(1);
+        panel.apply(&AlertEvent::Raised(alert(
+            1,
+            tank.as_str(),
+            AlertKind::HighLimit,
+            Severity::Critical,
+        )));
+        let (_panel_tx, panel_rx) = watch::channel(panel);
+        let metrics = Arc::new(Metrics::default());
+        for counter in [
+            &metrics.can_frames_total,
+            &metrics.readings_total,
+            &metrics.batches_sealed_total,
+            &metrics.uplink_published_total,
+            &metrics.uplink_acked_total,
+        ] {
+            counter.store(123_456_789, Ordering::Relaxed);
+        }
+        let (_link_tx, link_rx) = watch::channel(LinkStatus {
+            online: Some(true),
+            spool_depth: Some(1_234_567),
+        });
+        let id = format!("tanker-{}", "eu-west-1-depot-7-".repeat(6));
+        let title = format!(
+            "Vigil demo | {id} (gasoline cargo, 3 compartments) | scenario insulation-loss at 1h 30m | seed 18446744073709551615 | speed 10x"
+        );
+        let mut view = View::new(title, panel_rx, metrics, true).with_link(
+            link_rx,
+            Some("watch it: mosquitto_sub -h 127.0.0.1 -p 41234 -t 'dt/vigil/#' -v".into()),
+        );
+        let serial = Origin::Serial {
+            port: Arc::from("/dev/serial/by-id/usb-Vigil_Tank_Node_0001-if00"),
+        };
+        let can = Origin::Can {
+            bus: Arc::from("can0"),
+            source_address: 0xF9,
+        };
+        let names = [
+            signals::COOLANT_TEMPERATURE,
+            signals::OIL_TEMPERATURE,
+            signals::FUEL_TEMPERATURE,
+            signals::AMBIENT_TEMPERATURE,
+            signals::SPEED,
+            signals::ENGINE_SPEED,
+            signals::LATITUDE,
+            signals::LONGITUDE,
+            long_signal,
+        ];
+        for (n, name) in names.into_iter().enumerate() {
+            let reading = match n % 3 {
+                0 => Reading::flagged(Signal::new(name), at(9), Quality::NotAvailable, can.clone()),
+                _ => Reading::good(Signal::new(name), at(9), -12_345.678, can.clone()),
+            };
+            view.latest.insert(reading.signal.clone(), reading);
+        }
+        for n in 1..=3 {
+            let r = Reading::flagged(
+                signals::tank_temperature(n),
+                at(9),
+                Quality::OutOfRange,
+                serial.clone(),
+            );
+            view.latest.insert(r.signal.clone(), r);
+        }
+        for (id, kind) in AlertKind::ALL.into_iter().enumerate() {
+            let signal = if id % 2 == 0 {
+                long_signal
+            } else {
+                tank.as_str()
+            };
+            let event =
+                AlertEvent::Escalated(alert(id as u64 + 1, signal, kind, Severity::Critical));
+            view.alerts.push_back(alert_line(&event));
+            if view.alerts.len() > ALERT_LINES {
+                view.alerts.pop_front();
+            }
+        }
+        view.sim_time = Duration::from_secs(99 * 3600);
+
+        let screen = view.render();
+        let lines: Vec<&str> = screen.lines().collect();
+        for line in &lines {
+            let width = columns::visible_width(line);
+            assert!(width <= TERMINAL, "{width} columns: {line:?}");
+        }
+        // What a glance needs is still there: the shown alert in words, the readings by
+        // name, flagged ones marked, the cut ones cut where they say least.
+        let text = screen.replace("\x1b[K", "");
+        assert!(
+            text.contains("CRITICAL tank 1: 112.2°C, over 110°C limit"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Cargo.Tank.Compartment1.Temperature"),
+            "{text}"
+        );
+        assert!(text.contains("[n/a]") && text.contains("[range]"), "{text}");
+        assert!(
+            text.contains("-12345.68") && text.contains("…ode_0001-if00"),
+            "{text}"
+        );
+        assert!(
+            text.contains("…ailer.Axle3.Wheel.Left.Brake.Lining.Rear.Temperature -12345.68"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ESCALATED #14 critical sender_conflict tank 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("drift …Lining.Rear.Temperature: 112.2°C, drift"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mosquitto_sub -h 127.0.0.1 -p 41234"),
+            "{text}"
+        );
+        assert!(
+            lines[0].contains("Vigil demo | tanker-eu-west-1"),
+            "{}",
+            lines[0]
+        );
+        // A plain title stays on one line.
+        assert_eq!(
+            wrap_title("Vigil demo | truck-7 (gasoline cargo, 3 compartments) | seed 1"),
+            ["Vigil demo | truck-7 (gasoline cargo, 3 compartments) | seed 1"]
+        );
+        assert!(
+            text.contains("scenario insulation-loss at 1h 30m"),
+            "{text}"
+        );
+    }
 }

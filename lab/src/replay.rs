@@ -6,7 +6,8 @@
 //! agent runs, or a CSV whose header starts with `timestamp` (Unix seconds) then VSS names.
 //! Output is one JSON line per alert (`"category":"alert"`), then one per finding of the
 //! bus's intrusion monitor (`"category":"security"`, run on the frames exactly as the
-//! agent's decode stage runs it) and, if asked, a single-file HTML report; the summary
+//! agent's decode stage runs it) and, if asked, a single-file HTML report (with the fault
+//! labels `vigil simulate` wrote beside the log, `NAME.labels.csv`, when they are there); the summary
 //! ([`ReplaySummary::line`]) counts the log's frames and skipped lines and the decoder's
 //! counters. The I/O is here; the judging is the detect stage built as the agent builds it
 //! ([`Judge`]).
@@ -29,8 +30,11 @@ use vigil_agent::reading::{Reading, Signal};
 use vigil_agent::security::{Monitor, SecurityConfig, SecurityEvent, SecurityKind};
 use vigil_agent::telemetry::{Metrics, MetricsSnapshot};
 
+use vigil_sim::record::{self, Label, LabelsError};
+
 use crate::Judge;
 use crate::dataset::{self, CsvError};
+use crate::report::{self, Context, Units};
 
 /// Why a replay failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +53,12 @@ pub enum ReplayError {
     },
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error("{}: {source}", path.display())]
+    Labels {
+        path: PathBuf,
+        #[source]
+        source: LabelsError,
+    },
 }
 
 /// One alert as a JSON line.
@@ -218,11 +228,16 @@ pub fn replay(
     if report.is_some() {
         detector.keep_trace();
     }
+    let units = Units::of_table(&signals);
+    let mut context = Context::default();
     let mut lines: BTreeMap<u64, AlertLine> = BTreeMap::new();
     let mut events = Vec::new();
     let mut readings = 0u64;
     let mut each = |r: &Reading| {
         readings += 1;
+        if report.is_some() {
+            context.observe(r);
+        }
         detector.observe(r, &mut events);
         for e in events.drain(..) {
             match &e {
@@ -274,13 +289,20 @@ pub fn replay(
     file.flush().map_err(write_err)?;
     let detect = detector.status();
     if let Some(path) = report {
-        let html = crate::report::html(
+        let labels = labels_beside(input)?;
+        let html = report::html(&report::Report {
             input,
-            model_id.as_deref(),
-            &detect,
-            &detector.take_trace(),
-            &alerts,
-        );
+            model: model_id.as_deref(),
+            detect: &detect,
+            trace: &detector.take_trace(),
+            context: &context,
+            units: &units,
+            alerts: &alerts,
+            security: &security,
+            labels: labels
+                .as_ref()
+                .map(|(path, rows)| (path.as_path(), rows.as_slice())),
+        });
         std::fs::write(path, html).map_err(|source| ReplayError::Io {
             path: path.to_owned(),
             source,
@@ -296,6 +318,27 @@ pub fn replay(
         decoder,
         detect,
     })
+}
+
+/// The fault labels `vigil simulate` wrote beside a log (`drive.labels.csv` for
+/// `drive.log`), if there are any.
+fn labels_beside(input: &Path) -> Result<Option<(PathBuf, Vec<Label>)>, ReplayError> {
+    if input.as_os_str() == "-" {
+        return Ok(None);
+    }
+    let path = record::companion_paths(input).1;
+    if path == input {
+        return Ok(None);
+    }
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ReplayError::Io { path, source }),
+    };
+    match record::read_labels(&text) {
+        Ok(rows) => Ok(Some((path, rows))),
+        Err(source) => Err(ReplayError::Labels { path, source }),
+    }
 }
 
 fn open(path: &Path) -> Result<File, ReplayError> {
@@ -552,6 +595,30 @@ mod tests {
             report.contains(heated) && report.contains("<svg"),
             "{} bytes",
             report.len()
+        );
+        // The labels beside the log are drawn over the heated tank; a labels file that is
+        // not one stops the report, naming it.
+        assert!(
+            report.contains("class=\"label-span\"><title>fault label tank-heating: 06:01:00"),
+            "no label span"
+        );
+        assert!(report.contains("class=\"alert-span critical\""));
+        let labels = log.with_extension("labels.csv");
+        std::fs::write(&labels, "when,what\n").unwrap();
+        let e = replay(
+            &judge,
+            builtin_dbc(),
+            &SecurityConfig::default(),
+            &log,
+            &out,
+            Some(&html),
+        )
+        .unwrap_err();
+        assert!(matches!(e, ReplayError::Labels { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("drive.labels.csv: line 1: the header"),
+            "{e}"
         );
     }
 

@@ -13,7 +13,7 @@ use super::drive::Drive;
 use super::faults::{FaultKind, Scenario};
 use super::rng::{Rng, Stream};
 use super::route::Route;
-use super::thermal::{CoolingFaults, CoolingLoop, Duty, TankExposure, Weather, step_compartment};
+use super::thermal::{Compartment, CoolingFaults, CoolingLoop, Duty, TankExposure, Weather};
 
 /// The physics step. Every emission period (50 ms EEC1 and up) is a multiple of it.
 pub(crate) const STEP: Duration = Duration::from_millis(50);
@@ -64,6 +64,8 @@ pub(crate) struct Physics {
     cooling: CoolingLoop,
     weather: Weather,
     route: Route,
+    /// The cargo of each compartment; the truth carries their temperatures.
+    compartments: Vec<Compartment>,
     truth: TruthState,
 }
 
@@ -78,12 +80,15 @@ impl Physics {
         let ambient_c = weather.air_c(0.0, params.start_wall_us);
         // Each compartment was loaded from a different tank at the terminal.
         let mut cargo = Rng::new(params.seed, Stream::Cargo);
-        let tanks_c = (0..params.compartments)
-            .map(|_| match params.refrigeration_setpoint_c {
-                Some(sp) => sp + cargo.range(-0.3, 0.3),
-                None => params.cargo_loaded_c + cargo.range(-1.5, 1.5),
+        let compartments: Vec<Compartment> = (0..params.compartments)
+            .map(|_| {
+                Compartment::loaded(match params.refrigeration_setpoint_c {
+                    Some(sp) => sp + cargo.range(-0.3, 0.3),
+                    None => params.cargo_loaded_c + cargo.range(-1.5, 1.5),
+                })
             })
             .collect();
+        let tanks_c = compartments.iter().map(|c| c.temp_c).collect();
         let cooling = CoolingLoop::cold(ambient_c);
         let drive = Drive::new(params.seed);
         let route = Route::new(params.seed);
@@ -115,6 +120,7 @@ impl Physics {
             cooling,
             weather,
             route,
+            compartments,
             truth,
         }
     }
@@ -155,7 +161,7 @@ impl Physics {
         self.cooling.step(dt, duty, cooling_faults);
 
         let sun = self.weather.sun(wall_us);
-        for (i, temp) in self.truth.tanks_c.iter_mut().enumerate() {
+        for (i, cargo) in self.compartments.iter_mut().enumerate() {
             let compartment = i as u8 + 1;
             let mut exposure = TankExposure {
                 ambient_c,
@@ -175,7 +181,8 @@ impl Physics {
                     _ => {}
                 }
             }
-            *temp = step_compartment(*temp, dt, exposure);
+            cargo.step(dt, exposure);
+            self.truth.tanks_c[i] = cargo.temp_c;
         }
 
         let d = &self.drive;

@@ -6,7 +6,8 @@
 //! - `FILE` with extension `.serial`: the node's bytes exactly as the UART carries them
 //!   (COBS frames, each ending in `0x00`);
 //! - `FILE` with extension `.labels.csv`: `fault,signal,start,end`, one row per fault
-//!   interval, times in Unix seconds written as the candump log writes them.
+//!   interval, times in Unix seconds written as the candump log writes them; [`read_labels`]
+//!   reads it back (the replay report draws the faults over the signals).
 //!
 //! It must never write anything the truck did not emit, and never leave a partial file
 //! unreported: every write error comes back with the path it concerns.
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use super::{Emitted, FaultInterval, Scenario, SimError, Truck, TruckParams};
 use vigil_agent::frame::candump;
+use vigil_agent::reading::Signal;
 
 /// The CAN interface name recorded logs carry, as a real gateway's would.
 pub const RECORDED_BUS: &str = "can0";
@@ -137,6 +139,65 @@ pub fn write_labels(
         writeln!(out, "{},{},{start},{end}", f.fault, f.signal)?;
     }
     Ok(())
+}
+
+/// One row of a labels file: which fault acted on which signal, from `start` to `end`,
+/// Unix seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Label {
+    pub fault: String,
+    pub signal: Signal,
+    pub start: f64,
+    pub end: f64,
+}
+
+/// A labels file that is not what [`write_labels`] writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "line {line}: {problem}; a labels file has the header `fault,signal,start,end`, then \
+     one fault a row with its start and end in Unix seconds (as `vigil simulate` writes it)"
+)]
+pub struct LabelsError {
+    pub line: usize,
+    pub problem: String,
+}
+
+/// Reads a labels file's text back into its rows.
+pub fn read_labels(text: &str) -> Result<Vec<Label>, LabelsError> {
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end()));
+    let bad = |line: usize, problem: &str| LabelsError {
+        line,
+        problem: problem.to_owned(),
+    };
+    match lines.next() {
+        Some((_, "fault,signal,start,end")) => {}
+        Some((line, _)) => return Err(bad(line, "the header is not `fault,signal,start,end`")),
+        None => return Err(bad(1, "the file is empty")),
+    }
+    let mut labels = Vec::new();
+    for (line, row) in lines.filter(|(_, l)| !l.is_empty()) {
+        let fields: Vec<&str> = row.split(',').collect();
+        let [fault, signal, start, end] = fields[..] else {
+            return Err(bad(line, &format!("{} fields, not 4", fields.len())));
+        };
+        let time = |text: &str, name: &str| -> Result<f64, LabelsError> {
+            text.parse::<f64>()
+                .ok()
+                .filter(|t| t.is_finite())
+                .ok_or_else(|| bad(line, &format!("the {name} {text:?} is not Unix seconds")))
+        };
+        let (start, end) = (time(start, "start")?, time(end, "end")?);
+        if end < start {
+            return Err(bad(line, "the fault ends before it starts"));
+        }
+        labels.push(Label {
+            fault: fault.to_owned(),
+            signal: Signal::new(signal),
+            start,
+            end,
+        });
+    }
+    Ok(labels)
 }
 
 /// Unix seconds with six decimals, the way a candump log writes its timestamps.
@@ -264,6 +325,35 @@ mod tests {
         assert!(last_frame.at.wall_secs() < secs(drift[3]));
         assert_eq!(drift[2].split('.').nth(1).map(str::len), Some(6));
         assert_eq!(summary.faults, scenario.intervals(duration));
+        // They read back as written.
+        let read = read_labels(&labels).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].fault, "tank-heating");
+        assert_eq!(read[1].signal.as_str(), "Vehicle.Exterior.AirTemperature");
+        assert_eq!(
+            (read[1].start, read[1].end),
+            (secs(drift[2]), secs(drift[3]))
+        );
+    }
+
+    #[test]
+    fn a_labels_file_that_is_not_one_names_its_line() {
+        let header = "fault,signal,start,end\n";
+        let err = |text: &str| read_labels(text).unwrap_err();
+        assert_eq!(err("").line, 1);
+        assert!(err("start,end\n").to_string().contains("header"));
+        let e = err(&format!("{header}drift,Vehicle.Speed,1.0\n"));
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().contains("3 fields"), "{e}");
+        let e = err(&format!("{header}\ndrift,Vehicle.Speed,1.0,soon\n"));
+        assert_eq!(e.line, 3);
+        assert!(e.to_string().contains("\"soon\""), "{e}");
+        assert!(
+            err(&format!("{header}drift,Vehicle.Speed,2.0,1.0\n"))
+                .to_string()
+                .contains("ends before")
+        );
+        assert_eq!(read_labels(header), Ok(Vec::new()));
     }
 
     #[test]

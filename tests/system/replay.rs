@@ -1,7 +1,12 @@
 //! A source that ends by itself (a replayed log) drains the pipeline and the agent exits 0
-//! without being told to stop.
+//! without being told to stop; `vigil replay` judges a log as `vigil run` does, and its
+//! report renders in a real browser with its axes, units, legend, labels and alerts.
 
-use crate::{run, write_file};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::{Lines, run, wait_with_limit, write_file};
 
 #[test]
 fn run_on_a_replayed_truck_log_ends_by_itself_and_exits_0() {
@@ -218,4 +223,153 @@ fn a_log_whose_clock_steps_51_years_replays_and_runs_at_once() {
         took < std::time::Duration::from_secs(5),
         "replay took {took:?}"
     );
+}
+
+/// Debian's Chromium, headless, on a local file with `args` (`--dump-dom`, `--screenshot`):
+/// what it printed. The flags keep it off the network and out of any profile but a new one.
+fn chromium(profile: &Path, args: &[&str], page: &Path) -> String {
+    let mut child = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("Debian's chromium renders the report: install it (test.sh does: apt-get install chromium)");
+    let (mut stdout, mut stderr) = (
+        Lines::of(child.stdout.take().unwrap()),
+        Lines::of(child.stderr.take().unwrap()),
+    );
+    let limit = Duration::from_secs(90);
+    let status = wait_with_limit(child, limit);
+    let printed = stdout.rest(limit).join("\n");
+    let errors = stderr.rest(limit).join("\n");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "chromium {args:?}: {status:?}\n{errors}"
+    );
+    printed
+}
+
+/// The text of every element of `class` in a serialised DOM.
+fn texts<'a>(dom: &'a str, class: &str) -> Vec<&'a str> {
+    let marker = format!("class=\"{class}\"");
+    dom.match_indices(&marker)
+        .filter_map(|(at, _)| {
+            let rest = &dom[at..];
+            let text = &rest[rest.find('>')? + 1..];
+            Some(&text[..text.find('<')?])
+        })
+        .collect()
+}
+
+#[test]
+fn the_replay_report_renders_in_chromium_with_time_axes_units_labels_and_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let drive = dir.path().join("drive.log");
+    let simulated = run(&[
+        "simulate",
+        "--scenario",
+        "tank-heating",
+        "--fault-at",
+        "1m",
+        "--duration",
+        "4m",
+        "--out",
+        drive.to_str().unwrap(),
+    ]);
+    assert!(simulated.status.success(), "{simulated:?}");
+    let (alerts, report) = (dir.path().join("a.jsonl"), dir.path().join("report.html"));
+    let replay = run(&[
+        "replay",
+        "--input",
+        drive.to_str().unwrap(),
+        "--out",
+        alerts.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(replay.status.success(), "{replay:?}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        !html.contains("<script") && !html.contains("http"),
+        "the report needs nothing from anywhere"
+    );
+
+    // The DOM as Chromium built it from the file.
+    let profile = dir.path().join("chromium-profile");
+    let dom = chromium(&profile, &["--dump-dom"], &report);
+    // The simulated truck starts at 2026-06-15 06:00:00 UTC: four minutes of clock ticks
+    // every 30 s, the date once, and the time since the start above them.
+    let clocks = texts(&dom, "clock");
+    assert!(clocks.contains(&"06:01:00"), "{clocks:?}");
+    let clock = |t: &str| {
+        t.len() == 8
+            && t.bytes().enumerate().all(|(i, b)| {
+                if i % 3 == 2 {
+                    b == b':'
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+    };
+    assert!(clocks.iter().all(|t| clock(t)), "{clocks:?}");
+    assert!(texts(&dom, "date").contains(&"2026-06-15"));
+    let since = texts(&dom, "since");
+    assert!(
+        since.contains(&"+1m") && since.contains(&"+3m30s"),
+        "{since:?}"
+    );
+    // Units from the signal table: the tanks and engine in degC, the speeds in theirs.
+    let units = texts(&dom, "unit");
+    for unit in ["degC", "km/h", "rpm"] {
+        assert!(units.contains(&unit), "no {unit} axis: {units:?}");
+    }
+    // The legend says what each mark is, the labels file by name.
+    assert!(dom.matches("class=\"legend-entry\"").count() >= 6);
+    for entry in [
+        "reading",
+        "forecast ± 3 spreads",
+        "fault label (drive.labels.csv)",
+        "critical alert, raised to cleared",
+    ] {
+        assert!(dom.contains(entry), "no legend entry {entry:?}");
+    }
+    // The labelled fault and the alert it raised, as spans on compartment 1.
+    assert!(
+        dom.contains(
+            "class=\"label-span\"><title>fault label tank-heating: 06:01:00 to 06:04:00 UTC"
+        ),
+        "no label span"
+    );
+    let critical = dom
+        .split("class=\"alert-span critical\"><title>")
+        .nth(1)
+        .expect("no critical alert span");
+    assert!(
+        critical.starts_with("alert #1: ") && critical.contains("raised 06:01:"),
+        "{}",
+        &critical[..120.min(critical.len())]
+    );
+
+    // A screenshot of the top of the page, kept in the target folder for a look.
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("replay-report.png");
+    let _ = std::fs::remove_file(&shot);
+    let screenshot = format!("--screenshot={}", shot.display());
+    chromium(&profile, &[&screenshot, "--window-size=1100,1400"], &report);
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let dimension = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    assert_eq!((dimension(16), dimension(20)), (1100, 1400));
 }

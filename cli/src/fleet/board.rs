@@ -196,12 +196,16 @@ pub enum Ignored {
     Payload { what: &'static str, reason: String },
 }
 
-/// One line of the table.
+/// One row of the table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     pub truck: String,
-    /// The VSS signal, `DM1 <origin>`, or empty for the truck's own line.
+    /// What the row is about: the alert's VSS signal, the DM1 sender (`can0/sa00`), the
+    /// security finding's suspect (a sender, or the bus); empty for the truck's own line.
     pub signal: String,
+    /// The alert's kind (`high_limit`), `dm1`, or the security finding's kind
+    /// (`address_hijack`); empty for the truck's own line.
+    pub kind: String,
     pub severity: Option<Severity>,
     pub value: String,
     pub since_ms: i64,
@@ -703,6 +707,7 @@ impl FleetBoard {
                 rows.push(Row {
                     truck: name.clone(),
                     signal: String::new(),
+                    kind: String::new(),
                     severity: None,
                     value,
                     since_ms,
@@ -726,6 +731,7 @@ impl FleetBoard {
                 alerts.push(Row {
                     truck: name.clone(),
                     signal: c.signal.clone(),
+                    kind: c.kind.clone(),
                     severity: Some(c.severity),
                     value: match AlertKind::from_name(&c.kind) {
                         Some(kind) => kind.describe(value, c.threshold, c.score),
@@ -749,7 +755,8 @@ impl FleetBoard {
                     .collect();
                 alerts.push(Row {
                     truck: name.clone(),
-                    signal: format!("DM1 {origin}"),
+                    signal: origin.clone(),
+                    kind: "dm1".into(),
                     severity: d.severity,
                     value: if codes.is_empty() {
                         "no codes".into()
@@ -768,7 +775,8 @@ impl FleetBoard {
             for ((kind, suspect), f) in &truck.security {
                 alerts.push(Row {
                     truck: name.clone(),
-                    signal: format!("security {kind} {suspect}"),
+                    signal: suspect.clone(),
+                    kind: kind.clone(),
                     severity: Some(f.severity),
                     value: if f.count > 1 {
                         format!("x{} {}", f.count, f.detail)

@@ -1,9 +1,11 @@
 //! How the watcher shows the board: one JSON line per event (for pipes and `--json`), or a
-//! table redrawn in place on a terminal. Pure: strings out, the time passed in.
+//! table redrawn in place on a terminal, 80 columns wide. Pure: strings out, the time
+//! passed in.
 
 use std::fmt::Write as _;
 
 use super::board::{FleetEvent, Row, RowState};
+use crate::columns::{TERMINAL, fit, fit_end, fit_middle, pad, pad_left, short_signal};
 
 /// One event as one line of JSON, without the newline.
 pub fn json_line(event: &FleetEvent) -> String {
@@ -22,7 +24,17 @@ pub enum Link {
     },
 }
 
-/// The table as plain text (no terminal escapes), `now_ms` for the "since" column.
+/// The table's columns, and their widths: with a space between each, 78 of the 80.
+const TRUCK: usize = 20;
+const SIGNAL: usize = 16;
+const KIND: usize = 16;
+const SEVERITY: usize = 8;
+const SINCE: usize = 6;
+
+/// The table as plain text (no terminal escapes), `now_ms` for the "since" column. Every
+/// line fits 80 columns: a row is a line of short fields (truck, signal, kind, severity,
+/// since, state) and, indented under it, a line with the value in words and where the
+/// truck was; each field is cut to its column where the cut loses least.
 pub fn table(
     rows: &[Row],
     now_ms: i64,
@@ -34,18 +46,24 @@ pub fn table(
     let link = match link {
         Link::Connecting => "connecting".to_owned(),
         Link::Connected => "connected".to_owned(),
-        Link::Retrying { in_secs, why } => format!("disconnected, retrying in {in_secs}s: {why}"),
+        // Said first: the broker's name, last, is what the 80 columns cut.
+        Link::Retrying { in_secs, why } => format!("retrying in {in_secs}s: {why}"),
     };
-    let _ = writeln!(
-        s,
-        "vigil fleet watch  {broker}  {link}  trucks {} ({} offline)",
+    let title = format!(
+        "vigil fleet watch  trucks {} ({} offline)  {link}  {broker}",
         counts.0, counts.1
     );
+    let _ = writeln!(s, "{}", fit(&title, TERMINAL));
     let _ = writeln!(
         s,
-        "{:<16} {:<62} {:<8} {:<28} {:>8}  {:<26} state",
-        "truck", "signal", "severity", "value", "since", "where"
+        "{} {} {} {} {} state",
+        pad("truck", TRUCK),
+        pad("signal", SIGNAL),
+        pad("kind", KIND),
+        pad("severity", SEVERITY),
+        pad_left("since", SINCE)
     );
+    let _ = writeln!(s, "  value and what was crossed, where the truck was");
     if rows.is_empty() {
         let _ = writeln!(s, "(nothing to show yet)");
     }
@@ -58,36 +76,48 @@ pub fn table(
         };
         let _ = writeln!(
             s,
-            "{:<16} {:<62} {:<8} {:<28} {:>8}  {:<26} {}",
-            r.truck,
-            r.signal,
-            severity,
-            r.value,
-            since,
-            r.position,
+            "{} {} {} {} {} {}",
+            pad(&fit_middle(&r.truck, TRUCK), TRUCK),
+            pad(&fit_end(&short_signal(&r.signal), SIGNAL), SIGNAL),
+            pad(&r.kind, KIND),
+            pad(&severity, SEVERITY),
+            pad_left(&since, SINCE),
             r.state.as_str()
         );
+        let position = (!r.position.is_empty()).then(|| format!("at {}", r.position));
+        let detail: Vec<&str> = [Some(r.value.as_str()), position.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|part| !part.is_empty())
+            .collect();
+        if !detail.is_empty() {
+            let _ = writeln!(s, "  {}", fit(&detail.join("  "), TERMINAL - 2));
+        }
     }
     s
 }
 
-/// The table for a terminal: cursor home, each line cleared to its end, states coloured.
+/// The table for a terminal: cursor home, each line cleared to its end, a row's two lines
+/// coloured by its state and severity.
 pub fn screen(table: &str) -> String {
     let mut s = String::from("\x1b[H");
+    let mut colour = "";
     for (n, line) in table.lines().enumerate() {
-        let colour = if n < 2 {
-            "\x1b[1m"
-        } else if line.ends_with(RowState::Offline.as_str()) {
-            "\x1b[35m"
-        } else if line.ends_with(RowState::Active.as_str()) {
-            if line.contains(" critical ") {
-                "\x1b[1;31m"
+        if n < 3 {
+            colour = "\x1b[1m";
+        } else if !line.starts_with("  ") {
+            colour = if line.ends_with(RowState::Offline.as_str()) {
+                "\x1b[35m"
+            } else if line.ends_with(RowState::Active.as_str()) {
+                if line.contains(" critical ") {
+                    "\x1b[1;31m"
+                } else {
+                    "\x1b[33m"
+                }
             } else {
-                "\x1b[33m"
-            }
-        } else {
-            ""
-        };
+                ""
+            };
+        }
         let _ = writeln!(s, "{colour}{line}\x1b[0m\x1b[K");
     }
     s.push_str("\x1b[J");

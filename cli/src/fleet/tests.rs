@@ -96,16 +96,22 @@ fn an_alert_raised_escalated_and_cleared_shows_each_change_once() {
         r#"
 {"event":"truck_online","truck":"truck-a","at_ms":500,"agent_version":"0.1.0","retained":true}
 {"event":"alert_raised","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":7,"at_ms":1900}
-vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-a                                                                                  agent 0.1.0                     1m01s                             online
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit         1m00s                             active
+vigil fleet watch  trucks 1 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-a                                                          1m01s online
+  agent 0.1.0
+truck-a              tank 1           high_limit       warning   1m00s active
+  41.2°C, over 40°C limit
 {"event":"alert_escalated","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"critical","value":50.5,"threshold":50.0,"alert_id":1,"boot":7,"at_ms":1900}
 {"event":"alert_cleared","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"critical","value":50.5,"threshold":50.0,"alert_id":1,"boot":7,"at_ms":98000}
-vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-a                                                                                  agent 0.1.0                     1m39s                             online
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 50.5°C, over 50°C limit            2s                             cleared
+vigil fleet watch  trucks 1 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-a                                                          1m39s online
+  agent 0.1.0
+truck-a              tank 1           high_limit       critical     2s cleared
+  50.5°C, over 50°C limit
 "#,
     );
 }
@@ -131,16 +137,22 @@ fn an_active_alert_shows_the_live_value_of_its_own_sender() {
         &script,
         r#"
 {"event":"alert_raised","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":7,"at_ms":1900}
-vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            0s                             active
-vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  43.5°C, over 40°C limit            5s                             active
+vigil fleet watch  trucks 1 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-a              tank 1           high_limit       warning      0s active
+  41.2°C, over 40°C limit
+vigil fleet watch  trucks 1 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-a              tank 1           high_limit       warning      5s active
+  43.5°C, over 40°C limit
 {"event":"alert_cleared","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":7,"at_ms":8900}
-vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            0s                             cleared
+vigil fleet watch  trucks 1 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-a              tank 1           high_limit       warning      0s cleared
+  41.2°C, over 40°C limit
 "#,
     );
 }
@@ -173,11 +185,14 @@ fn critical_shows_only_criticals_but_every_truck_coming_and_going() {
 {"event":"truck_online","truck":"truck-b","at_ms":800,"retained":true}
 {"event":"alert_escalated","truck":"truck-b","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"critical","value":51.0,"threshold":50.0,"alert_id":3,"boot":2,"at_ms":3000}
 {"event":"truck_offline","truck":"truck-a","at_ms":5000,"retained":false}
-vigil fleet watch  broker:8883  connected  trucks 2 (1 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-a                                                                                  agent 0.1.0                        1s                             offline
-truck-b                                                                                                                     5s                             online
-truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0°C, over 50°C limit            3s                             active
+vigil fleet watch  trucks 2 (1 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-a                                                             1s offline
+  agent 0.1.0
+truck-b                                                             5s online
+truck-b              tank 1           high_limit       critical     3s active
+  51.0°C, over 50°C limit
 "#,
     );
 }
@@ -197,12 +212,16 @@ fn warning_shows_warnings_and_criticals_and_an_offline_truck_s_alerts_say_offlin
 {"event":"alert_raised","truck":"truck-b","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":42.0,"threshold":40.0,"alert_id":3,"boot":2,"at_ms":3000}
 {"event":"alert_escalated","truck":"truck-b","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"critical","value":51.0,"threshold":50.0,"alert_id":3,"boot":2,"at_ms":3000}
 {"event":"truck_offline","truck":"truck-a","at_ms":5000,"retained":false}
-vigil fleet watch  broker:8883  connected  trucks 2 (1 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-a                                                                                  agent 0.1.0                        1s                             offline
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.0°C, over 40°C limit            4s                             offline
-truck-b                                                                                                                     5s                             online
-truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0°C, over 50°C limit            3s                             active
+vigil fleet watch  trucks 2 (1 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-a                                                             1s offline
+  agent 0.1.0
+truck-a              tank 1           high_limit       warning      4s offline
+  41.0°C, over 40°C limit
+truck-b                                                             5s online
+truck-b              tank 1           high_limit       critical     3s active
+  51.0°C, over 50°C limit
 "#,
     );
 }
@@ -219,10 +238,12 @@ fn one_vehicle_shows_nothing_of_the_others() {
 {"event":"truck_online","truck":"truck-b","at_ms":800,"retained":true}
 {"event":"alert_raised","truck":"truck-b","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":42.0,"threshold":40.0,"alert_id":3,"boot":2,"at_ms":3000}
 {"event":"alert_escalated","truck":"truck-b","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"critical","value":51.0,"threshold":50.0,"alert_id":3,"boot":2,"at_ms":3000}
-vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-b                                                                                                                     5s                             online
-truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    critical 51.0°C, over 50°C limit            3s                             active
+vigil fleet watch  trucks 1 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-b                                                             5s online
+truck-b              tank 1           high_limit       critical     3s active
+  51.0°C, over 50°C limit
 "#,
     );
 }
@@ -261,13 +282,17 @@ fn dm1_severity_follows_the_lamps_and_a_clearing_keeps_it() {
     );
     let expected_all = r#"
 {"event":"dm1","truck":"truck-a","at_ms":1000,"origin":"can0/sa00","pgn":65226,"severity":"warning","lamps_on":["amber_warning"],"dtcs":[{"spn":110,"fmi":0,"occurrence_count":2,"conversion":"version4"}]}
-vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-a          DM1 can0/sa00                                                  warning  SPN 110 FMI 0                      3s                             active
+vigil fleet watch  trucks 1 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-a              can0/sa00        dm1              warning      3s active
+  SPN 110 FMI 0
 {"event":"dm1","truck":"truck-a","at_ms":5000,"origin":"can0/sa00","pgn":65226,"severity":"warning","lamps_on":[],"dtcs":[]}
-vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-a          DM1 can0/sa00                                                  warning  no codes                           1s                             cleared
+vigil fleet watch  trucks 1 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-a              can0/sa00        dm1              warning      1s cleared
+  no codes
 "#;
     check(Filter::default(), &script, expected_all);
     check(
@@ -277,11 +302,13 @@ truck-a          DM1 can0/sa00                                                  
         },
         &script,
         r#"
-vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
+vigil fleet watch  trucks 1 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
 (nothing to show yet)
-vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
+vigil fleet watch  trucks 1 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
 (nothing to show yet)
 "#,
     );
@@ -453,9 +480,11 @@ fn security_findings_show_with_their_suspect_and_count() {
         r#"
 {"event":"security","truck":"truck-7","at_ms":15000,"kind":"address_hijack","severity":"critical","bus":"can0","origins":["can0/sa00"],"count":1,"detail":"NAME 0x0000000000000000 claimed address 0x00"}
 {"event":"security","truck":"truck-7","at_ms":75000,"kind":"address_hijack","severity":"critical","bus":"can0","origins":["can0/sa00"],"count":3,"detail":"NAME 0x0000000000000000 claimed address 0x00"}
-vigil fleet watch  broker:8883  connected  trucks 1 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-7          security address_hijack can0/sa00                              critical x4 NAME 0x0000000000000000 claimed address 0x00       5s                             active
+vigil fleet watch  trucks 1 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-7              can0/sa00        address_hijack   critical     5s active
+  x4 NAME 0x0000000000000000 claimed address 0x00
 "#,
     );
 }
@@ -486,17 +515,118 @@ fn an_alert_shows_where_the_truck_was_and_the_truck_where_it_is() {
 {"event":"truck_online","truck":"truck-a","at_ms":500,"agent_version":"0.1.0","retained":true}
 {"event":"alert_raised","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":7,"at_ms":1900,"position":{"latitude":48.1371543,"longitude":-11.5753821,"at_ms":1500,"age_s":0.4}}
 {"event":"alert_raised","truck":"truck-b","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":1,"at_ms":2000}
-vigil fleet watch  broker:8883  connected  trucks 2 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-a                                                                                  agent 0.1.0                        2s                             online
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            1s  48.13715,-11.57538 +0s     active
-truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            1s                             active
+vigil fleet watch  trucks 2 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-a                                                             2s online
+  agent 0.1.0
+truck-a              tank 1           high_limit       warning      1s active
+  41.2°C, over 40°C limit  at 48.13715,-11.57538 +0s
+truck-b              tank 1           high_limit       warning      1s active
+  41.2°C, over 40°C limit
 {"event":"alert_cleared","truck":"truck-a","signal":"Vehicle.Cargo.Tank.Compartment1.Temperature","kind":"high_limit","severity":"warning","value":41.2,"threshold":40.0,"alert_id":1,"boot":7,"at_ms":79000,"position":{"latitude":48.1571543,"longitude":-11.5753831,"at_ms":6000,"age_s":73.0}}
-vigil fleet watch  broker:8883  connected  trucks 2 (0 offline)
-truck            signal                                                         severity value                           since  where                      state
-truck-a                                                                                  agent 0.1.0                     1m19s  48.15715,-11.57538         online
-truck-a          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit            1s  48.15715,-11.57538 +1m13s  cleared
-truck-b          Vehicle.Cargo.Tank.Compartment1.Temperature                    warning  41.2°C, over 40°C limit         1m18s                             active
+vigil fleet watch  trucks 2 (0 offline)  connected  broker:8883
+truck                signal           kind             severity  since state
+  value and what was crossed, where the truck was
+truck-a                                                          1m19s online
+  agent 0.1.0  at 48.15715,-11.57538
+truck-a              tank 1           high_limit       warning      1s cleared
+  41.2°C, over 40°C limit  at 48.15715,-11.57538 +1m13s
+truck-b              tank 1           high_limit       warning   1m18s active
+  41.2°C, over 40°C limit
 "#,
+    );
+}
+
+/// The table at its widest: a 128-character vehicle id, a DBC's long signal name, every
+/// alert kind, DM1s with many codes, security findings with long details, a long broker
+/// name and a long reason to retry. Every line fits 80 columns, on screen too, and each
+/// cut keeps what tells rows apart.
+#[test]
+fn every_line_of_the_table_fits_80_columns() {
+    use crate::columns::{TERMINAL, visible_width, width};
+    use vigil_agent::detect::alert::AlertKind;
+
+    let long_id = format!("tanker-{}-000042", "x".repeat(128 - 14));
+    assert_eq!(long_id.len(), 128);
+    let long_signal = "Vehicle.Body.Trailer.Axle3.Wheel.Left.Brake.Lining.Rear.Temperature";
+    let lat = "Vehicle.CurrentLocation.Latitude";
+    let lon = "Vehicle.CurrentLocation.Longitude";
+    let mut script = format!(
+        "1000 dt/vigil/{long_id}/status {{\"format\":\"vigil.status/1\",\"thing\":\"{long_id}\",\"state\":\"online\",\"agent_version\":\"0.1.0-rc.1+build.20261201.g0123456789abcdef\",\"at_ms\":500}}\n\
+         1500 dt/vigil/{long_id}/readings {{\"format\":\"vigil.readings/1\",\"t0\":1000,\"res\":0.1,\"series\":[{{\"s\":\"{lat}\",\"o\":\"can0/sa1C\",\"r\":1e-7,\"t\":[[0,0,1]],\"v\":[-891371543]}},{{\"s\":\"{lon}\",\"o\":\"can0/sa1C\",\"r\":1e-7,\"t\":[[0,0,1]],\"v\":[-1795753821]}}]}}\n"
+    );
+    for (n, kind) in AlertKind::ALL.into_iter().enumerate() {
+        let signal = if n % 2 == 0 { long_signal } else { TANK };
+        script.push_str(&format!(
+            "{} dt/vigil/{long_id}/alerts {{\"boot\":1,\"seq\":{},\"event\":\"raised\",\"alert_id\":{},\"signal\":\"{signal}\",\"kind\":\"{kind}\",\"severity\":\"critical\",\"value\":-12345.678,\"threshold\":-12345.6,\"score\":123456.7,\"raised_at_ms\":2000,\"position\":{{\"latitude\":-89.1371543,\"longitude\":-179.5753821,\"at_ms\":1500,\"age_s\":273600.0}}}}\n",
+            2000 + n,
+            n + 1,
+            n + 1
+        ));
+    }
+    let dtcs: Vec<String> = (0..40)
+        .map(|n| {
+            format!(
+                "{{\"spn\":{},\"fmi\":31,\"occurrence_count\":126,\"conversion\":\"version4\"}}",
+                524_000 + n
+            )
+        })
+        .collect();
+    let red = r#"{"malfunction":{"state":"on","flash":"none"},"red_stop":{"state":"on","flash":"none"},"amber_warning":{"state":"on","flash":"none"},"protect":{"state":"on","flash":"none"}}"#;
+    script.push_str(&format!(
+        "3000 dt/vigil/{long_id}/dm1 {{\"boot\":1,\"seq\":100,\"at_ms\":3000,\"origin\":\"vcan-trailer-bus-7/saFE\",\"pgn\":65226,\"lamps\":{red},\"dtcs\":[{}]}}\n",
+        dtcs.join(",")
+    ));
+    script.push_str(&format!(
+        "4000 dt/vigil/{long_id}/security {{\"boot\":1,\"seq\":101,\"at_ms\":4000,\"kind\":\"request_overload\",\"severity\":\"warning\",\"bus\":\"vcan-trailer-bus-7\",\"origins\":[\"vcan-trailer-bus-7/saFE\",\"vcan-trailer-bus-7/sa00\"],\"count\":99999,\"detail\":\"{}\"}}\n",
+        "requests for PGN 0x00FECA from every address, ".repeat(6)
+    ));
+    let mut board = FleetBoard::new(Filter::default());
+    for line in script.lines() {
+        let (received, rest) = line.split_once(' ').unwrap();
+        let (topic, payload) = rest.split_once(' ').unwrap();
+        board
+            .apply(topic, payload.as_bytes(), false, received.parse().unwrap())
+            .unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    let rows = board.rows();
+    assert_eq!(rows.len(), 1 + AlertKind::ALL.len() + 2, "{rows:#?}");
+    let table = render::table(
+        &rows,
+        400_000_000,
+        "a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:8883",
+        &Link::Retrying {
+            in_secs: 60,
+            why: "TLS handshake failed: invalid peer certificate: certificate expired".into(),
+        },
+        board.counts(),
+    );
+    for line in table.lines() {
+        assert!(width(line) <= TERMINAL, "{} columns: {line}", width(line));
+    }
+    for line in render::screen(&table).lines() {
+        assert!(visible_width(line) <= TERMINAL, "{line:?}");
+    }
+    // The kind column names every kind; the id keeps its start and end; a long signal its end.
+    for kind in AlertKind::ALL {
+        assert!(
+            table.contains(&format!(" {kind} ")),
+            "no {kind} in\n{table}"
+        );
+    }
+    assert!(table.contains(" request_overload "), "{table}");
+    assert!(table.contains(" dm1 "), "{table}");
+    assert!(table.contains("\ntanker-xxx…xx-000042 "), "{table}");
+    assert!(table.contains(" …ear.Temperature "), "{table}");
+    assert!(table.contains(" tank 1 "), "{table}");
+    assert!(
+        table.contains("trucks 1 (0 offline)  retrying in 60s: TLS handshake"),
+        "{table}"
+    );
+    assert!(table.contains("at -89.13715,-179.57538 +3d04h"), "{table}");
+    assert!(
+        table.contains("SPN 524000 FMI 31, SPN 524001 FMI 31"),
+        "{table}"
     );
 }

@@ -350,3 +350,41 @@ fn an_overheated_engine_is_shut_down_and_restarted_once_repaired_and_cool() {
         .any(|t| t.speed_kmh > 30.0);
     assert!(driving, "the truck never drove again");
 }
+
+/// Every scenario for three hours, its fault from the first minute, on a summer morning and
+/// a hot afternoon: no compartment gets hotter than its cargo's final boiling point (a fire
+/// boils it off, then holds it there), and the engine stays under its sensors' 150 degC.
+#[test]
+fn no_scenario_heats_anything_past_its_physical_bound() {
+    use crate::physics::{Physics, STEP};
+    use crate::thermal::FINAL_BOILING_C;
+    for name in Scenario::NAMES {
+        for p in [params(1), hot_afternoon(2)] {
+            let scenario = scenario(name, MIN);
+            let mut physics = Physics::new(&p);
+            let (mut t, mut tank, mut engine) = (STEP, f64::MIN, f64::MIN);
+            while t <= 180 * MIN {
+                physics.step(t, &scenario);
+                let truth = physics.truth();
+                tank = truth.tanks_c.iter().copied().fold(tank, f64::max);
+                engine = engine
+                    .max(truth.coolant_c)
+                    .max(truth.oil_c)
+                    .max(truth.fuel_c);
+                t += STEP;
+            }
+            let seed = p.seed;
+            assert!(
+                tank <= FINAL_BOILING_C,
+                "{name} on seed {seed}: a tank at {tank:.1} degC"
+            );
+            assert!(
+                engine < 150.0,
+                "{name} on seed {seed}: the engine at {engine:.1} degC"
+            );
+            if name == "tank-heating" {
+                assert_eq!(tank, FINAL_BOILING_C, "seed {seed}: the fire boiled it dry");
+            }
+        }
+    }
+}
