@@ -22,6 +22,7 @@ pub mod physics;
 pub mod record;
 pub mod source;
 
+mod cargo;
 mod drive;
 mod rng;
 mod route;

@@ -9,11 +9,12 @@
 use std::time::Duration;
 
 use super::TruckParams;
+use super::cargo::{Compartment, TankExposure};
 use super::drive::Drive;
 use super::faults::{FaultKind, Scenario};
 use super::rng::{Rng, Stream};
 use super::route::Route;
-use super::thermal::{Compartment, CoolingFaults, CoolingLoop, Duty, TankExposure, Weather};
+use super::thermal::{CoolingFaults, CoolingLoop, Duty, Weather};
 
 /// The physics step. Every emission period (50 ms EEC1 and up) is a multiple of it.
 pub(crate) const STEP: Duration = Duration::from_millis(50);

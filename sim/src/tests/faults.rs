@@ -356,8 +356,8 @@ fn an_overheated_engine_is_shut_down_and_restarted_once_repaired_and_cool() {
 /// boils it off, then holds it there), and the engine stays under its sensors' 150 degC.
 #[test]
 fn no_scenario_heats_anything_past_its_physical_bound() {
+    use crate::cargo::FINAL_BOILING_C;
     use crate::physics::{Physics, STEP};
-    use crate::thermal::FINAL_BOILING_C;
     for name in Scenario::NAMES {
         for p in [params(1), hot_afternoon(2)] {
             let scenario = scenario(name, MIN);
