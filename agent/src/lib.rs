@@ -7,6 +7,7 @@
 
 pub mod alarm;
 pub mod batch;
+pub mod calendar;
 pub mod decode;
 pub mod detect;
 pub mod duration;

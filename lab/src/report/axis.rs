@@ -1,6 +1,6 @@
 //! The report's axes: ticks at round UTC clock times, at round offsets from the first
 //! reading, and at round values, with the labels they carry. Pure functions of numbers,
-//! without a date library (the UTC calendar is Howard Hinnant's `civil_from_days`).
+//! without a date library (the UTC calendar is `vigil_agent::calendar`).
 
 /// One tick: where it sits, in the axis's unit, and what it says.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,15 +123,7 @@ pub fn since(secs: f64) -> String {
 fn utc(t: f64) -> (i64, i64, i64, i64, i64, i64) {
     let secs = t.floor() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = vigil_agent::calendar::civil_from_days(days);
     (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 

@@ -13,14 +13,7 @@ pub(crate) fn unix_micros(y: i64, m: i64, d: i64, h: i64, mi: i64, s: i64) -> Op
     {
         return None;
     }
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = crate::calendar::days_from_civil(y, m, d);
     Some(((days * 24 + h) * 60 + mi) * 60_000_000 + s * 1_000_000)
 }
 
