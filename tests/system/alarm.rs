@@ -2,10 +2,10 @@
 //! config names, or without a spool on disk. This machine has no GPIO or I2C devices, so these are the paths that can
 //! be seen here: nothing configured, and a configured device missing.
 
-use crate::broker::{Fleet, KillOnDrop, LIMIT, Mosquitto, Pki};
+use crate::broker::{Fleet, LIMIT, Mosquitto, Pki, run_agent};
 use crate::schema::assert_valid;
 use crate::uplink::agent_config;
-use crate::{Lines, run, vigil, write_file};
+use crate::{run, write_file};
 
 #[test]
 fn alarm_test_without_hardware_says_what_to_configure_and_exits_2() {
@@ -65,14 +65,7 @@ fn a_missing_buzzer_leaves_the_agent_running_and_alerting_over_mqtt() {
         chip.to_str().unwrap()
     );
     let config = write_file(pki.dir.path(), "vigil.toml", &text);
-    let mut child = vigil()
-        .args(["run", "--config"])
-        .arg(&config)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = Lines::of(child.stderr.take().unwrap());
-    let child = KillOnDrop(Some(child));
+    let (child, mut log) = run_agent(&config);
     let missing = log
         .wait_for("alarm_device_unavailable", LIMIT)
         .expect("the missing buzzer is logged");
@@ -111,14 +104,7 @@ fn a_spool_that_cannot_be_opened_is_held_in_memory_and_alerts_still_arrive() {
         &blocked.display().to_string(),
     );
     let config = write_file(pki.dir.path(), "vigil.toml", &text);
-    let mut child = vigil()
-        .args(["run", "--config"])
-        .arg(&config)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = Lines::of(child.stderr.take().unwrap());
-    let child = KillOnDrop(Some(child));
+    let (child, mut log) = run_agent(&config);
     log.wait_for("spool_memory_only", LIMIT)
         .expect("the memory-only spool is logged");
     fleet.until(

@@ -401,6 +401,18 @@ pub fn record_id(payload: &[u8]) -> Option<(String, u64, u64)> {
 /// Kills a child agent if the test fails before stopping it, so none is left running.
 pub struct KillOnDrop(pub Option<std::process::Child>);
 
+/// `vigil run --config FILE`, its log read line by line; killed if the test ends first.
+pub fn run_agent(config: &Path) -> (KillOnDrop, crate::Lines) {
+    let mut child = crate::vigil()
+        .args(["run", "--config"])
+        .arg(config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = crate::Lines::of(child.stderr.take().unwrap());
+    (KillOnDrop(Some(child)), log)
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         if let Some(child) = &mut self.0 {

@@ -18,8 +18,8 @@ use vigil_agent::pipeline::{Pipeline, Stages, Taps};
 use vigil_agent::source::{Injected, Source};
 use vigil_agent::telemetry::{DESCRIPTIONS, Kind, MetricsConfig};
 
-use crate::broker::KillOnDrop;
-use crate::{Lines, sim_config, vigil, wait_with_limit, write_file};
+use crate::broker::run_agent;
+use crate::{sim_config, wait_with_limit, write_file};
 
 /// Bounds a hang; nothing waits this long when the agent works.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -106,14 +106,7 @@ fn the_endpoint_serves_every_metric_to_prometheus_and_the_log_is_json_lines() {
             sim_config("speed = 20.0")
         ),
     );
-    let mut child = vigil()
-        .args(["run", "--config"])
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = Lines::of(child.stderr.take().unwrap());
-    let mut child = KillOnDrop(Some(child));
+    let (mut child, mut log) = run_agent(&config);
     let Some(line) = log.wait_for("metrics_listening", LIMIT) else {
         panic!("no metrics_listening: {:#?}", log.seen)
     };

@@ -11,8 +11,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::broker::{Fleet, Identity, KillOnDrop, LIMIT, Mosquitto, Pki, record_id};
-use crate::{Lines, run, vigil, wait_with_limit, write_file};
+use crate::broker::{Fleet, Identity, LIMIT, Mosquitto, Pki, record_id, run_agent};
+use crate::{run, wait_with_limit, write_file};
 
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const THING: &str = "truck-0042";
@@ -280,14 +280,7 @@ fn a_provisioned_truck_installs_checks_and_reports_over_mutual_tls() {
         "fleet-provision",
         &[&format!("dt/vigil/{THING}/#")],
     );
-    let mut child = vigil()
-        .args(["run", "--config"])
-        .arg(&run_config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = Lines::of(child.stderr.take().unwrap());
-    let mut child = KillOnDrop(Some(child));
+    let (mut child, mut log) = run_agent(&run_config);
     // Mosquitto acknowledges a QoS 1 publish as it takes it in: the fleet client receiving
     // the truck's record is that PUBACK's moment. The second record comes from a later
     // batch, seconds after the first one's PUBACK.

@@ -102,11 +102,9 @@ fn replayed_alerts(jsonl: &str) -> Alerts {
         .collect()
 }
 
-#[test]
-fn replay_judges_a_log_exactly_as_run_does_with_the_same_config() {
-    let dir = tempfile::tempdir().unwrap();
-    // A simulated drive whose tank heats, with its serial companion, and the real truck log.
-    let drive = dir.path().join("drive.log");
+/// Writes a 4-minute simulated drive whose tank 1 heats from minute 1: `drive`, its
+/// `.serial` companion and its `.labels.csv`.
+fn simulate_tank_heating(drive: &Path) {
     let simulated = run(&[
         "simulate",
         "--scenario",
@@ -119,6 +117,14 @@ fn replay_judges_a_log_exactly_as_run_does_with_the_same_config() {
         drive.to_str().unwrap(),
     ]);
     assert!(simulated.status.success(), "{simulated:?}");
+}
+
+#[test]
+fn replay_judges_a_log_exactly_as_run_does_with_the_same_config() {
+    let dir = tempfile::tempdir().unwrap();
+    // A simulated drive whose tank heats, with its serial companion, and the real truck log.
+    let drive = dir.path().join("drive.log");
+    simulate_tank_heating(&drive);
     let real = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/data/j1939-truck-css.candump.log"
@@ -278,18 +284,7 @@ fn texts<'a>(dom: &'a str, class: &str) -> Vec<&'a str> {
 fn the_replay_report_renders_in_chromium_with_time_axes_units_labels_and_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let drive = dir.path().join("drive.log");
-    let simulated = run(&[
-        "simulate",
-        "--scenario",
-        "tank-heating",
-        "--fault-at",
-        "1m",
-        "--duration",
-        "4m",
-        "--out",
-        drive.to_str().unwrap(),
-    ]);
-    assert!(simulated.status.success(), "{simulated:?}");
+    simulate_tank_heating(&drive);
     let (alerts, report) = (dir.path().join("a.jsonl"), dir.path().join("report.html"));
     let replay = run(&[
         "replay",

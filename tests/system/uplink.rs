@@ -18,9 +18,9 @@ use vigil_agent::uplink::payload::{Stream, stored};
 use vigil_agent::uplink::{LinkStatus, Uplink, UplinkConfig};
 use vigil_agent::vehicle::VehicleConfig;
 
-use crate::broker::{Fleet, Identity, KillOnDrop, LIMIT, Mosquitto, Pki, record_id};
+use crate::broker::{Fleet, Identity, LIMIT, Mosquitto, Pki, record_id, run_agent};
 use crate::schema::assert_valid;
-use crate::{Lines, vigil, wait_with_limit, write_file};
+use crate::{vigil, wait_with_limit, write_file};
 
 pub(crate) fn agent_config(
     thing: &str,
@@ -66,14 +66,7 @@ fn readings_alerts_and_status_arrive_over_mutual_tls_and_match_their_schemas() {
             &spool.display().to_string(),
         ),
     );
-    let mut child = vigil()
-        .args(["run", "--config"])
-        .arg(&config)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = Lines::of(child.stderr.take().unwrap());
-    let mut child = KillOnDrop(Some(child));
+    let (mut child, mut log) = run_agent(&config);
 
     let seen = fleet.until(
         "an alert, two readings messages and the online status",
@@ -204,14 +197,7 @@ fn connection_failures_say_what_is_wrong() {
                 &format!("{spool}-{n}"),
             ),
         );
-        let mut child = vigil()
-            .args(["run", "--config"])
-            .arg(&config)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut log = Lines::of(child.stderr.take().unwrap());
-        let mut guard = KillOnDrop(Some(child));
+        let (mut guard, mut log) = run_agent(&config);
         let line = log.wait_for("uplink_connect_failed", LIMIT);
         let child = guard.0.take().unwrap();
         sigterm(&child);
