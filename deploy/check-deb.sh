@@ -116,6 +116,10 @@ echo "check-deb: template refused until filled in; completions and $pages man pa
 # warning counts as a failure.
 mkdir -p "$root/usr/lib/systemd/system"
 cp -rn /usr/lib/systemd/system/. "$root/usr/lib/systemd/system/"
+# ExecReload= runs /bin/kill from procps, a dependency of the package: this machine's copy
+# stands in for it in the tree.
+grep -q ', procps' <<<"$(dpkg-deb -f "$deb" Depends)" || fail "the package does not depend on procps (ExecReload= runs /bin/kill)"
+install -D -m 0755 /bin/kill "$root/bin/kill"
 verify=$(systemd-analyze verify --root="$root" vigil.service 2>&1) ||
   fail "systemd-analyze verify: $verify"
 [ -z "$verify" ] || fail "systemd-analyze verify warns: $verify"
