@@ -251,4 +251,6 @@ impl SpoolConfig {
 }
 
 #[cfg(test)]
+mod powercut;
+#[cfg(test)]
 mod tests;

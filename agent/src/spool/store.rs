@@ -25,7 +25,7 @@ use crate::telemetry::Metrics;
 mod redb_store;
 
 #[cfg(test)]
-pub(crate) use redb_store::FILE;
+pub(crate) use redb_store::{FILE, backend_for_tests};
 pub(crate) use redb_store::{Opened, RedbStore, open as open_store};
 
 /// Sequence numbers leased per flushed write of `seq_lease`: one extra fsync per this many

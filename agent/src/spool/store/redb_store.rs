@@ -71,7 +71,9 @@ pub(crate) fn open(dir: &Path, cache_capacity: u64) -> Result<Opened, LoadError>
     builder
         .set_cache_size(cache_capacity as usize)
         .set_check_integrity_on_open(true);
-    let opened = if existed {
+    let opened = if let Some(open_with) = backend_for_tests::take(&path) {
+        open_with(&builder)
+    } else if existed {
         builder.open(&path)
     } else {
         builder.create(&path)
@@ -138,6 +140,44 @@ pub(crate) fn open_in_memory(cache_capacity: u64) -> Result<Opened, LoadError> {
         store,
         existed: false,
     })
+}
+
+/// The power-cut test (`spool/powercut.rs`) runs the real [`super::Spool::open`] on a redb
+/// backend of its own: it registers the backend here, by the store file's path, and the
+/// next open of that file goes through it (with the same settings) instead of the file.
+#[cfg(test)]
+pub(crate) mod backend_for_tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    use redb::{Builder, Database, DatabaseError, StorageBackend};
+
+    type OpenWith = Box<dyn FnOnce(&Builder) -> Result<Database, DatabaseError> + Send>;
+
+    static NEXT: Mutex<Vec<(PathBuf, OpenWith)>> = Mutex::new(Vec::new());
+
+    /// The next open of the store in `store_dir` goes through `backend`.
+    pub(crate) fn open_next_with(store_dir: &Path, backend: impl StorageBackend) {
+        let open: OpenWith = Box::new(move |builder| builder.create_with_backend(backend));
+        let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+        next.push((store_dir.join(super::FILE), open));
+    }
+
+    pub(super) fn take(path: &Path) -> Option<OpenWith> {
+        let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+        let i = next.iter().position(|(p, _)| p == path)?;
+        Some(next.swap_remove(i).1)
+    }
+}
+
+#[cfg(not(test))]
+mod backend_for_tests {
+    /// Outside tests, the store is always its file.
+    pub(super) fn take(
+        _: &std::path::Path,
+    ) -> Option<fn(&redb::Builder) -> Result<redb::Database, redb::DatabaseError>> {
+        None
+    }
 }
 
 impl RedbStore {

@@ -1,0 +1,373 @@
+//! A disk with a volatile write cache, as a redb [`StorageBackend`], for the power-cut test.
+//!
+//! The store's real file stands for what the drive has made durable (the medium). Writes
+//! and length changes since the last `sync_data` wait in the cache, a log that reads see
+//! replayed over the file; `sync_data` writes them to the file. A power cut freezes the
+//! disk (every later read, write, length or sync fails, as if the process had died with
+//! the power) and decides what of the cache reached the medium:
+//!
+//! - [`Cut::DropUnsynced`]: none of it (what LazyFS does with its cache at a "crash").
+//! - [`Cut::TornSectors`]: any subset of the 4 KiB sectors written since the last sync, each
+//!   in any one of the versions it was written with, in no particular order; and the length
+//!   changes up to any one of them, in order (the filesystem journals its metadata). A
+//!   drive with a volatile cache may do all of this; redb's 1-phase commit (checksummed
+//!   commit slots, the previous commit's pages kept until the next one is durable) is meant
+//!   to survive it.
+//!
+//! `sync_data` does not `fdatasync` the file: the test reads the file back through the
+//! same kernel, so only what this model put in the file counts, and an fsync would only
+//! make the test slower.
+//!
+//! File locks go straight to redb's own [`FileBackend`], so the store is locked as in
+//! production; a cut leaves them to the close (a dead process holds no lock).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use redb::backends::FileBackend;
+use redb::{BackendError, StorageBackend};
+
+use super::Rng;
+
+/// The drive's unit of writing: a page of the kernel's page cache, and redb's page size.
+pub(super) const SECTOR: u64 = 4096;
+
+/// What a power cut keeps of the writes not yet synced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum Cut {
+    /// Nothing.
+    DropUnsynced,
+    /// Any sectors, each in any of its versions, and the length changes up to any one.
+    TornSectors,
+}
+
+impl fmt::Display for Cut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Cut::DropUnsynced => "drop every unsynced write",
+            Cut::TornSectors => "keep a random subset of sectors",
+        })
+    }
+}
+
+/// What the cache held when the power went, and what of it reached the medium.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct CutReport {
+    /// Writes and length changes in the cache.
+    pub cached_ops: u64,
+    /// Distinct sectors those writes touched.
+    pub dirty_sectors: u64,
+    /// Sectors that reached the medium ([`Cut::TornSectors`] only)...
+    pub kept_sectors: u64,
+    /// ...of which in an older version than the last one written.
+    pub kept_older: u64,
+}
+
+/// One change waiting in the cache.
+enum Op {
+    Write { offset: u64, data: Vec<u8> },
+    SetLen(u64),
+}
+
+impl Op {
+    /// Applies this change to `buf`, which holds the bytes from `at` on.
+    fn apply(&self, at: u64, buf: &mut [u8]) {
+        let end = at + buf.len() as u64;
+        match *self {
+            Op::Write { offset, ref data } => {
+                let from = offset.max(at);
+                let to = (offset + data.len() as u64).min(end);
+                if from < to {
+                    buf[(from - at) as usize..(to - at) as usize]
+                        .copy_from_slice(&data[(from - offset) as usize..(to - offset) as usize]);
+                }
+            }
+            // A file grown again after shrinking reads zeros where it was cut.
+            Op::SetLen(len) if len < end => buf[(len.max(at) - at) as usize..].fill(0),
+            Op::SetLen(_) => {}
+        }
+    }
+}
+
+/// The planned moment of a cut: after this many more writes, length changes or syncs.
+struct Armed {
+    after: u64,
+    cut: Cut,
+    seed: u64,
+}
+
+struct State {
+    file: FileBackend,
+    /// The file's length: what the medium holds.
+    durable_len: u64,
+    /// The length the program sees.
+    len: u64,
+    cache: Vec<Op>,
+    armed: Option<Armed>,
+    cut: Option<CutReport>,
+}
+
+/// The disk; clones share it, so the test keeps one to cut the power under redb's feet.
+#[derive(Clone)]
+pub(super) struct Disk(Arc<Mutex<State>>);
+
+impl fmt::Debug for Disk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("power-cut disk")
+    }
+}
+
+fn power_is_off() -> io::Error {
+    io::Error::other("the power is off")
+}
+
+impl Disk {
+    /// The disk over the store file at `path`, which must exist.
+    pub(super) fn open(path: &Path) -> io::Result<Disk> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let len = file.metadata()?.len();
+        let file = FileBackend::new(file).map_err(io::Error::other)?;
+        Ok(Disk(Arc::new(Mutex::new(State {
+            file,
+            durable_len: len,
+            len,
+            cache: Vec::new(),
+            armed: None,
+            cut: None,
+        }))))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic in another holder leaves the state as consistent as any cut would.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The power goes at the `after`-th write, length change or sync from now (0: the next
+    /// one), which fails and never happens.
+    pub(super) fn arm(&self, after: u64, cut: Cut, seed: u64) {
+        self.state().armed = Some(Armed { after, cut, seed });
+    }
+
+    /// The power goes now, between two calls.
+    pub(super) fn cut_now(&self, cut: Cut, seed: u64) -> io::Result<CutReport> {
+        self.state().power_cut(cut, seed)
+    }
+
+    /// What the cut found, once the power is off.
+    pub(super) fn cut(&self) -> Option<CutReport> {
+        self.state().cut
+    }
+
+    /// The state, while the power is on.
+    fn powered(&self) -> io::Result<MutexGuard<'_, State>> {
+        let state = self.state();
+        match state.cut {
+            Some(_) => Err(power_is_off()),
+            None => Ok(state),
+        }
+    }
+
+    /// The state for a change, unless the armed cut falls on it.
+    fn changing(&self) -> io::Result<MutexGuard<'_, State>> {
+        let mut state = self.powered()?;
+        match state.armed.as_mut() {
+            Some(armed) if armed.after == 0 => {
+                let (cut, seed) = (armed.cut, armed.seed);
+                state.power_cut(cut, seed)?;
+                Err(power_is_off())
+            }
+            Some(armed) => {
+                armed.after -= 1;
+                Ok(state)
+            }
+            None => Ok(state),
+        }
+    }
+}
+
+impl State {
+    /// The medium's bytes from `at` (zeros past its length, and past `shrunk_to`).
+    fn read_medium(&self, at: u64, buf: &mut [u8], shrunk_to: u64) -> io::Result<()> {
+        let there = self.durable_len.min(shrunk_to).saturating_sub(at);
+        let there = there.min(buf.len() as u64) as usize;
+        if there > 0 {
+            self.file.read(at, &mut buf[..there])?;
+        }
+        buf[there..].fill(0);
+        Ok(())
+    }
+
+    fn power_cut(&mut self, cut: Cut, seed: u64) -> io::Result<CutReport> {
+        if let Some(report) = self.cut {
+            return Ok(report);
+        }
+        let cache = std::mem::take(&mut self.cache);
+        let versions = self.sector_versions(&cache)?;
+        let mut report = CutReport {
+            cached_ops: cache.len() as u64,
+            dirty_sectors: versions.len() as u64,
+            ..CutReport::default()
+        };
+        if cut == Cut::TornSectors {
+            let mut rng = Rng::new(seed);
+            let lens: Vec<u64> = cache
+                .iter()
+                .filter_map(|op| match op {
+                    Op::SetLen(len) => Some(*len),
+                    Op::Write { .. } => None,
+                })
+                .collect();
+            let applied = &lens[..rng.below(lens.len() as u64 + 1) as usize];
+            for &len in applied {
+                self.file.set_len(len)?;
+            }
+            let len = applied.last().copied().unwrap_or(self.durable_len);
+            // One cut keeps few sectors, another most: a quarter, a half, ... of them.
+            let keep_in_4 = rng.below(5);
+            for (sector, written) in versions {
+                if rng.below(4) >= keep_in_4 {
+                    continue;
+                }
+                // The last version half the time, else any.
+                let last = written.len() - 1;
+                let pick = if rng.below(2) == 0 {
+                    last
+                } else {
+                    rng.below(written.len() as u64) as usize
+                };
+                let at = sector * SECTOR;
+                if at >= len {
+                    continue; // past the end the metadata kept
+                }
+                let n = (len - at).min(SECTOR) as usize;
+                self.file.write(at, &written[pick][..n])?;
+                report.kept_sectors += 1;
+                report.kept_older += u64::from(pick != last);
+            }
+        }
+        self.cut = Some(report);
+        self.armed = None;
+        Ok(report)
+    }
+
+    /// Every version of every sector the cached writes produced, in the order written.
+    fn sector_versions(&self, cache: &[Op]) -> io::Result<BTreeMap<u64, Vec<Vec<u8>>>> {
+        let mut now: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        let mut versions: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut shrunk_to = u64::MAX;
+        for op in cache {
+            match op {
+                Op::Write { offset, data } if !data.is_empty() => {
+                    let last = (offset + data.len() as u64 - 1) / SECTOR;
+                    for sector in offset / SECTOR..=last {
+                        if !now.contains_key(&sector) {
+                            let mut bytes = vec![0; SECTOR as usize];
+                            self.read_medium(sector * SECTOR, &mut bytes, shrunk_to)?;
+                            now.insert(sector, bytes);
+                        }
+                        let bytes = now.get_mut(&sector).expect("just inserted");
+                        op.apply(sector * SECTOR, bytes);
+                        versions.entry(sector).or_default().push(bytes.clone());
+                    }
+                }
+                Op::Write { .. } => {}
+                Op::SetLen(len) => {
+                    shrunk_to = shrunk_to.min(*len);
+                    for (sector, bytes) in &mut now {
+                        op.apply(sector * SECTOR, bytes);
+                    }
+                }
+            }
+        }
+        Ok(versions)
+    }
+}
+
+impl StorageBackend for Disk {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.powered()?.len)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let state = self.powered()?;
+        if offset + out.len() as u64 > state.len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past the end of the file",
+            ));
+        }
+        state.read_medium(offset, out, u64::MAX)?;
+        for op in &state.cache {
+            op.apply(offset, out);
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut state = self.changing()?;
+        state.cache.push(Op::SetLen(len));
+        state.len = len;
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut state = self.changing()?;
+        for op in std::mem::take(&mut state.cache) {
+            match op {
+                Op::Write { offset, data } => state.file.write(offset, &data)?,
+                Op::SetLen(len) => state.file.set_len(len)?,
+            }
+        }
+        state.durable_len = state.len;
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let mut state = self.changing()?;
+        state.len = state.len.max(offset + data.len() as u64);
+        state.cache.push(Op::Write {
+            offset,
+            data: data.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn close(&self) -> io::Result<()> {
+        self.state().file.close()
+    }
+
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.state().file.try_lock_range(start, end)
+    }
+
+    fn try_lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, BackendError> {
+        self.state().file.try_lock_shared_range(start, end)
+    }
+
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.state().file.lock_range(start, end)
+    }
+
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.state().file.lock_shared_range(start, end)
+    }
+
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.state().file.unlock_range(start, end)
+    }
+
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.state().file.query_lock_range(start, end)
+    }
+}
