@@ -59,15 +59,19 @@ impl Rng {
 /// The payload of `seq`: `len` bytes that depend on the sequence number.
 fn payload(seq: Seq, len: usize) -> Vec<u8> {
     let mut rng = Rng::new(seq + 1);
-    (0..len).map(|_| rng.next() as u8).collect()
+    let mut p: Vec<u8> = (0..len.div_ceil(8))
+        .flat_map(|_| rng.next().to_le_bytes())
+        .collect();
+    p.truncate(len);
+    p
 }
 
-/// Mostly reading batches and alerts of a few hundred bytes to a few KiB, one in twenty up
+/// Mostly reading batches and alerts of a few hundred bytes to a few KiB, one in a hundred up
 /// to the 128 KiB limit (a value over many pages).
 fn payload_len(rng: &mut Rng) -> usize {
-    let len = match rng.below(20) {
+    let len = match rng.below(100) {
         0 => rng.below(record::MAX_PAYLOAD as u64),
-        1..=5 => 1000 + rng.below(7000),
+        1..=20 => 1000 + rng.below(7000),
         _ => 16 + rng.below(1000),
     };
     len.max(1) as usize
@@ -75,7 +79,11 @@ fn payload_len(rng: &mut Rng) -> usize {
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
-    Some(value.parse().unwrap_or_else(|_| panic!("{name} is a number")))
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} is a number")),
+    )
 }
 
 /// What one kind of cut did over the run.
@@ -120,7 +128,11 @@ impl Cycle {
 
 #[test]
 fn flushed_records_survive_power_cuts() {
-    let default_cuts = if cfg!(target_arch = "aarch64") { 20 } else { 100 };
+    let default_cuts = if cfg!(target_arch = "aarch64") {
+        20
+    } else {
+        100
+    };
     let cuts = env_u64("VIGIL_POWERCUT_CUTS").unwrap_or(default_cuts);
     let seed = env_u64("VIGIL_POWERCUT_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -238,7 +250,7 @@ fn run_until_cut(
     let link_up = rng.below(4) != 0;
     let alert_one_in = [0, 64, 8][rng.below(3) as usize];
     // The power goes at a random append, then at once or at a store call soon after.
-    let cut_at_append = rng.below(400);
+    let cut_at_append = rng.below(200);
     let between_calls = rng.below(4) == 0;
     let store_calls_after = rng.below(48);
     if link_up {
@@ -325,7 +337,11 @@ fn check_intact(i: u64, r: &super::Record, made: &HashMap<Seq, (RecordKind, usiz
     let &(kind, len) = made
         .get(&r.seq)
         .unwrap_or_else(|| panic!("cut {i}: seq {} was never appended", r.seq));
-    assert_eq!(r.kind, kind, "cut {i}: seq {} came back as another kind", r.seq);
+    assert_eq!(
+        r.kind, kind,
+        "cut {i}: seq {} came back as another kind",
+        r.seq
+    );
     assert!(
         r.payload == payload(r.seq, len),
         "cut {i}: seq {} came back with another payload",
@@ -432,13 +448,21 @@ fn the_disk_keeps_only_what_was_synced_or_what_the_cut_chose() {
     d.read(0, &mut buf).unwrap();
     assert_eq!((buf[9], buf[10], buf[5009], buf[5010]), (1, 2, 2, 1));
     assert_eq!(buf[19_999], 0, "a file grows with zeros");
-    assert_eq!(std::fs::read(&path).unwrap(), vec![1u8; 12_288], "not synced");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        vec![1u8; 12_288],
+        "not synced"
+    );
     d.sync_data().unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), buf, "synced");
     d.write(0, &[3; 100]).unwrap();
     let report = d.cut_now(Cut::DropUnsynced, 1).unwrap();
     assert_eq!((report.cached_ops, report.dirty_sectors), (1, 1));
-    assert_eq!(std::fs::read(&path).unwrap(), buf, "the unsynced write is gone");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        buf,
+        "the unsynced write is gone"
+    );
     assert!(d.read(0, &mut buf[..1]).is_err(), "the power is off");
     assert!(d.write(0, &[4]).is_err());
 

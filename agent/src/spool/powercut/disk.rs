@@ -22,6 +22,7 @@
 //! production; a cut leaves them to the close (a dead process holds no lock).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fmt;
 use std::io;
 use std::ops::Bound;
@@ -267,12 +268,14 @@ impl State {
                 Op::Write { offset, data } if !data.is_empty() => {
                     let last = (offset + data.len() as u64 - 1) / SECTOR;
                     for sector in offset / SECTOR..=last {
-                        if !now.contains_key(&sector) {
-                            let mut bytes = vec![0; SECTOR as usize];
-                            self.read_medium(sector * SECTOR, &mut bytes, shrunk_to)?;
-                            now.insert(sector, bytes);
-                        }
-                        let bytes = now.get_mut(&sector).expect("just inserted");
+                        let bytes = match now.entry(sector) {
+                            Entry::Occupied(e) => e.into_mut(),
+                            Entry::Vacant(e) => {
+                                let mut bytes = vec![0; SECTOR as usize];
+                                self.read_medium(sector * SECTOR, &mut bytes, shrunk_to)?;
+                                e.insert(bytes)
+                            }
+                        };
                         op.apply(sector * SECTOR, bytes);
                         versions.entry(sector).or_default().push(bytes.clone());
                     }

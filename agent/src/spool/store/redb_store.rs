@@ -142,44 +142,6 @@ pub(crate) fn open_in_memory(cache_capacity: u64) -> Result<Opened, LoadError> {
     })
 }
 
-/// The power-cut test (`spool/powercut.rs`) runs the real [`super::Spool::open`] on a redb
-/// backend of its own: it registers the backend here, by the store file's path, and the
-/// next open of that file goes through it (with the same settings) instead of the file.
-#[cfg(test)]
-pub(crate) mod backend_for_tests {
-    use std::path::{Path, PathBuf};
-    use std::sync::Mutex;
-
-    use redb::{Builder, Database, DatabaseError, StorageBackend};
-
-    type OpenWith = Box<dyn FnOnce(&Builder) -> Result<Database, DatabaseError> + Send>;
-
-    static NEXT: Mutex<Vec<(PathBuf, OpenWith)>> = Mutex::new(Vec::new());
-
-    /// The next open of the store in `store_dir` goes through `backend`.
-    pub(crate) fn open_next_with(store_dir: &Path, backend: impl StorageBackend) {
-        let open: OpenWith = Box::new(move |builder| builder.create_with_backend(backend));
-        let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
-        next.push((store_dir.join(super::FILE), open));
-    }
-
-    pub(super) fn take(path: &Path) -> Option<OpenWith> {
-        let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
-        let i = next.iter().position(|(p, _)| p == path)?;
-        Some(next.swap_remove(i).1)
-    }
-}
-
-#[cfg(not(test))]
-mod backend_for_tests {
-    /// Outside tests, the store is always its file.
-    pub(super) fn take(
-        _: &std::path::Path,
-    ) -> Option<fn(&redb::Builder) -> Result<redb::Database, redb::DatabaseError>> {
-        None
-    }
-}
-
 impl RedbStore {
     fn txn(&mut self) -> Result<&mut WriteTransaction, StoreError> {
         if self.txn.is_none() {
@@ -287,5 +249,43 @@ impl Drop for RedbStore {
         {
             tracing::error!(error = %e, "spool: committing at drop failed");
         }
+    }
+}
+
+/// The power-cut test (`spool/powercut.rs`) runs the real [`super::Spool::open`] on a redb
+/// backend of its own: it registers the backend here, by the store file's path, and the
+/// next open of that file goes through it (with the same settings) instead of the file.
+#[cfg(test)]
+pub(crate) mod backend_for_tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    use redb::{Builder, Database, DatabaseError, StorageBackend};
+
+    type OpenWith = Box<dyn FnOnce(&Builder) -> Result<Database, DatabaseError> + Send>;
+
+    static NEXT: Mutex<Vec<(PathBuf, OpenWith)>> = Mutex::new(Vec::new());
+
+    /// The next open of the store in `store_dir` goes through `backend`.
+    pub(crate) fn open_next_with(store_dir: &Path, backend: impl StorageBackend) {
+        let open: OpenWith = Box::new(move |builder| builder.create_with_backend(backend));
+        let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+        next.push((store_dir.join(super::FILE), open));
+    }
+
+    pub(super) fn take(path: &Path) -> Option<OpenWith> {
+        let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+        let i = next.iter().position(|(p, _)| p == path)?;
+        Some(next.swap_remove(i).1)
+    }
+}
+
+#[cfg(not(test))]
+mod backend_for_tests {
+    type OpenWith = fn(&redb::Builder) -> Result<redb::Database, redb::DatabaseError>;
+
+    /// Outside tests, the store is always its file.
+    pub(super) fn take(_: &std::path::Path) -> Option<OpenWith> {
+        None
     }
 }
