@@ -106,6 +106,8 @@ struct Tally {
     dirty_sectors: u64,
     kept_sectors: u64,
     kept_older: u64,
+    /// Cuts that kept redb's header in its new version but not every page written with it.
+    torn_commits: u64,
 }
 
 /// The records one cycle appended and acked, and its completed flushes.
@@ -196,6 +198,7 @@ fn flushed_records_survive_power_cuts() {
         t.dirty_sectors += report.dirty_sectors;
         t.kept_sectors += report.kept_sectors;
         t.kept_older += report.kept_older;
+        t.torn_commits += u64::from(report.header_without_all_pages);
         drop(disk);
 
         let present = check(i, &config, &cycle, &stored, &made, t);
@@ -211,7 +214,8 @@ fn flushed_records_survive_power_cuts() {
              covered by a completed flush and all there (0 lost outside the window); loss \
              window: {} records appended after the last completed flush, {} lost (at most \
              {} of {} at one cut); {} acked after it came back; sectors unsynced at the \
-             cuts: {}, kept {} ({} in an older version)",
+             cuts: {}, kept {} ({} in an older version); {} cuts kept the new header \
+             without all of the pages written with it",
             t.cuts,
             t.inside_a_commit,
             t.appended,
@@ -224,6 +228,7 @@ fn flushed_records_survive_power_cuts() {
             t.dirty_sectors,
             t.kept_sectors,
             t.kept_older,
+            t.torn_commits,
         );
     }
     eprintln!(

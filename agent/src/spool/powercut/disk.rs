@@ -66,6 +66,9 @@ pub(super) struct CutReport {
     pub kept_sectors: u64,
     /// ...of which in an older version than the last one written.
     pub kept_older: u64,
+    /// The file's first sector (redb's header, with the commit slots) reached the medium in
+    /// its last version, and some other unsynced sector did not: a commit torn in two.
+    pub header_without_all_pages: bool,
 }
 
 /// One change waiting in the cache.
@@ -232,6 +235,7 @@ impl State {
             let len = applied.last().copied().unwrap_or(self.durable_len);
             // One cut keeps few sectors, another most: a quarter, a half, ... of them.
             let keep_in_4 = rng.below(5);
+            let mut header_kept = false;
             for (sector, written) in versions {
                 if rng.below(4) >= keep_in_4 {
                     continue;
@@ -251,7 +255,10 @@ impl State {
                 self.file.write(at, &written[pick][..n])?;
                 report.kept_sectors += 1;
                 report.kept_older += u64::from(pick != last);
+                header_kept |= sector == 0 && pick == last;
             }
+            report.header_without_all_pages =
+                header_kept && report.kept_sectors < report.dirty_sectors;
         }
         self.cut = Some(report);
         self.armed = None;
