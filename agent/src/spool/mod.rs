@@ -27,6 +27,21 @@
 //!    with SIGKILL at random points and checks that nothing flushed is lost: 0 lost over 100
 //!    kills (CI) and 400 (local); of the records appended but not yet flushed at a kill (at
 //!    most `every_records`, 64 there) 80-93 % were lost, the rest had just been committed.
+//!    SIGKILL leaves the kernel's page cache to be written; a power cut does not.
+//!    `powercut.rs` runs the spool on a redb backend that models a disk with a volatile
+//!    write cache and cuts the power under load, with the default policy, at random points
+//!    (at a write or sync inside a commit, or between two calls): half the cuts drop every
+//!    write not yet synced, half keep a random subset of the unsynced 4 KiB sectors, so a
+//!    commit can reach the disk torn. The store is then opened as the agent opens it. Over
+//!    1,000 cuts (100 in the host's CI, 20 under qemu-aarch64): no record covered by a
+//!    completed flush was lost, no record acked before a completed flush came back, nothing
+//!    was corrupt, no store was quarantined, and sequence numbers kept growing. 65 of the
+//!    500 torn cuts had kept redb's new header without every page written with it. Of the
+//!    records appended after the last completed flush (at most 100, `every_records`: at
+//!    that rate the count bound comes before the time bound), 99 % were lost when the cache
+//!    was dropped and 96 % when it was torn; the rest had been committed without a
+//!    reported flush: by the store's own commit after 256 changes (acknowledgements count),
+//!    or by a commit whose pages had all reached the disk when the power went.
 //! 4. **Startup never blocks on a damaged store.** Opening and scanning run on their own
 //!    thread under [`SpoolConfig::open_timeout`], with panics caught; a store that fails,
 //!    panics or hangs is renamed into `quarantine/` with a timestamp, counted
@@ -70,7 +85,8 @@
 //!   appends at the end and reads from the front, so a small cache serves it; the agent's
 //!   whole budget is 20 MB.
 //! - One write transaction per flush, committed with `Durability::Immediate` and redb's
-//!   default 1-phase commit (checksummed commit slots): one commit per [`FlushPolicy`]
+//!   default 1-phase commit (checksummed commit slots, which survive a commit torn by a
+//!   power cut: `powercut.rs`): one commit per [`FlushPolicy`]
 //!   flush, so the flash sees what the policy asks and "flushed" has one meaning. An open
 //!   transaction is also committed after 256 changes, which bounds the memory and space
 //!   that acknowledgements (not counted by the policy) hold.
