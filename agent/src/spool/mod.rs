@@ -30,7 +30,7 @@
 //!    SIGKILL leaves the kernel's page cache to be written; a power cut does not.
 //!    `powercut.rs` runs the spool on a redb backend that models a disk with a volatile
 //!    write cache and cuts the power under load, with the default policy, at random points
-//!    (at a write or sync inside a commit, or between two calls): half the cuts drop every
+//!    (at one of the store's writes or syncs, or between two calls): half the cuts drop every
 //!    write not yet synced, half keep a random subset of the unsynced 4 KiB sectors, so a
 //!    commit can reach the disk torn. The store is then opened as the agent opens it. Over
 //!    1,000 cuts (100 in the host's CI, 20 under qemu-aarch64): no record covered by a

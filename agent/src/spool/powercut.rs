@@ -90,10 +90,10 @@ fn env_u64(name: &str) -> Option<u64> {
 #[derive(Default)]
 struct Tally {
     cuts: u64,
-    /// Cuts inside a commit (at a write, length change or sync), not between two calls.
-    inside_a_commit: u64,
+    /// Cuts at one of the store's writes, length changes or syncs, not between two calls.
+    at_a_store_call: u64,
     appended: u64,
-    /// Records covered by a completed flush when the power went, and checked present.
+    /// Records appended and covered by a completed flush when the power went.
     flushed: u64,
     /// Records appended after the last completed flush, not acked...
     window: u64,
@@ -190,11 +190,12 @@ fn flushed_records_survive_power_cuts() {
             spool.next_seq()
         );
 
-        let cycle = run_until_cut(i, &mut spool, &disk, cut, cut_seed, &mut rng, &mut made, t);
+        let (cycle, at_a_store_call) =
+            run_until_cut(i, &mut spool, &disk, (cut, cut_seed), &mut rng, &mut made);
         drop(spool);
         let report = disk.cut().expect("the power is off");
-        t.inside_a_commit += u64::from(cycle.1);
-        let cycle = cycle.0;
+        t.at_a_store_call += u64::from(at_a_store_call);
+        t.appended += cycle.appended.len() as u64;
         t.dirty_sectors += report.dirty_sectors;
         t.kept_sectors += report.kept_sectors;
         t.kept_older += report.kept_older;
@@ -210,14 +211,14 @@ fn flushed_records_survive_power_cuts() {
 
     for (cut, t) in &tally {
         eprintln!(
-            "power-cut test, {cut}: {} cuts ({} inside a commit), {} records appended, {} \
-             covered by a completed flush and all there (0 lost outside the window); loss \
+            "power-cut test, {cut}: {} cuts ({} at a store call), {} records appended, {} \
+             covered by a completed flush (0 of them lost: all there unless acked); loss \
              window: {} records appended after the last completed flush, {} lost (at most \
              {} of {} at one cut); {} acked after it came back; sectors unsynced at the \
              cuts: {}, kept {} ({} in an older version); {} cuts kept the new header \
              without all of the pages written with it",
             t.cuts,
-            t.inside_a_commit,
+            t.at_a_store_call,
             t.appended,
             t.flushed,
             t.window,
@@ -238,17 +239,14 @@ fn flushed_records_survive_power_cuts() {
 }
 
 /// Appends, flushes and acks until the power goes; returns what was done and whether the
-/// cut fell inside a commit (at a store call) rather than between two calls.
-#[allow(clippy::too_many_arguments)]
+/// cut fell on one of the store's calls rather than between two calls of the spool.
 fn run_until_cut(
     i: u64,
     spool: &mut Spool,
     disk: &Disk,
-    cut: Cut,
-    cut_seed: u64,
+    (cut, cut_seed): (Cut, u64),
     rng: &mut Rng,
     made: &mut HashMap<Seq, (RecordKind, usize)>,
-    t: &mut Tally,
 ) -> (Cycle, bool) {
     let mut cycle = Cycle::default();
     // The link is up (acks) three cycles in four; one alert in 64 or one in 8, or none.
@@ -261,12 +259,6 @@ fn run_until_cut(
     if link_up {
         spool.link_up();
     }
-    let fails = |what: &str, e: &dyn std::fmt::Display| {
-        assert!(
-            disk.cut().is_some(),
-            "cut {i}: {what} failed with the power on: {e}"
-        );
-    };
     for n in 0u64.. {
         assert!(n < 100_000, "cut {i}: the power never went");
         if n == cut_at_append {
@@ -284,36 +276,27 @@ fn run_until_cut(
         let len = payload_len(rng);
         let seq = spool.next_seq();
         made.insert(seq, (kind, len));
-        match spool.append(kind, payload(seq, len)) {
-            Ok(a) => {
-                assert_eq!(a.seq, seq, "cut {i}: the spool hands out next_seq()");
-                assert_eq!(a.evicted, 0, "cut {i}: the caps are far away");
-                cycle.appended.push(seq);
-                t.appended += 1;
-                if let Some(f) = a.flushed {
-                    cycle.flushed(f);
-                }
-            }
-            Err(e) => {
-                fails("an append", &e);
-                return (cycle, true);
-            }
+        let appended = spool.append(kind, payload(seq, len));
+        let Some(a) = returned(disk, i, "an append", appended) else {
+            return (cycle, true);
+        };
+        assert_eq!(a.seq, seq, "cut {i}: the spool hands out next_seq()");
+        assert_eq!(a.evicted, 0, "cut {i}: the caps are far away");
+        cycle.appended.push(seq);
+        if let Some(f) = a.flushed {
+            cycle.flushed(f);
         }
-        match spool.flush_if_due(Instant::now()) {
-            Ok(Some(f)) => cycle.flushed(f),
-            Ok(None) => {}
-            Err(e) => {
-                fails("a flush", &e);
-                return (cycle, true);
-            }
+        let flushed = spool.flush_if_due(Instant::now());
+        let Some(flushed) = returned(disk, i, "a flush", flushed) else {
+            return (cycle, true);
+        };
+        if let Some(f) = flushed {
+            cycle.flushed(f);
         }
         if link_up && rng.below(4) == 0 {
-            let sent = match spool.next_to_send(1 + rng.below(16) as usize) {
-                Ok(sent) => sent,
-                Err(e) => {
-                    fails("next_to_send", &e);
-                    return (cycle, true);
-                }
+            let sent = spool.next_to_send(1 + rng.below(16) as usize);
+            let Some(sent) = returned(disk, i, "next_to_send", sent) else {
+                return (cycle, true);
             };
             for r in sent {
                 check_intact(i, &r, made);
@@ -322,13 +305,10 @@ fn run_until_cut(
                     continue;
                 }
                 cycle.acked.insert(r.seq, cycle.flushes);
-                match spool.ack(r.seq) {
-                    Ok(acked) => assert!(acked, "cut {i}: seq {} was pending", r.seq),
-                    Err(e) => {
-                        fails("an ack", &e);
-                        return (cycle, true);
-                    }
-                }
+                let Some(acked) = returned(disk, i, "an ack", spool.ack(r.seq)) else {
+                    return (cycle, true);
+                };
+                assert!(acked, "cut {i}: seq {} was pending", r.seq);
             }
             if rng.below(64) == 0 {
                 spool.requeue_all(); // a reconnect
@@ -336,6 +316,20 @@ fn run_until_cut(
         }
     }
     unreachable!("the loop ends at the cut")
+}
+
+/// What a spool call returned, or `None` if the power went during it: the process would
+/// not have seen it return. A call that fails with the power on fails the test.
+fn returned<T, E: std::fmt::Display>(
+    disk: &Disk,
+    i: u64,
+    what: &str,
+    result: Result<T, E>,
+) -> Option<T> {
+    if disk.cut().is_some() {
+        return None;
+    }
+    Some(result.unwrap_or_else(|e| panic!("cut {i}: {what} failed with the power on: {e}")))
 }
 
 fn check_intact(i: u64, r: &super::Record, made: &HashMap<Seq, (RecordKind, usize)>) {
