@@ -8,7 +8,8 @@
 //! hands records out and acknowledges them as the uplink would (or not, in an outage), and
 //! cuts the power at a random point: inside a commit (at the n-th write, length change or
 //! sync the store makes) or between two calls. Half the cuts drop every unsynced write,
-//! half keep a random subset of the unsynced sectors (see `disk.rs`). Then the store is
+//! half keep a random subset of the unsynced sectors, 4 KiB pages or 512-byte sectors
+//! (see `disk.rs`). Then the store is
 //! opened as the agent opens it (its file, redb's integrity check on), and:
 //!
 //! - every record covered by a completed flush (`Flushed::through`), and every record
@@ -164,10 +165,10 @@ fn flushed_records_survive_power_cuts() {
     let mut highest: Option<Seq> = None;
     let mut tally: BTreeMap<Cut, Tally> = BTreeMap::new();
     for i in 0..cuts {
-        let cut = if i % 2 == 0 {
-            Cut::DropUnsynced
-        } else {
-            Cut::TornSectors
+        let cut = match i % 4 {
+            1 => Cut::TornSectors { sector: disk::PAGE },
+            3 => Cut::TornSectors { sector: 512 },
+            _ => Cut::DropUnsynced,
         };
         let cut_seed = rng.next();
         let t = tally.entry(cut).or_default();
@@ -437,7 +438,7 @@ fn the_disk_keeps_only_what_was_synced_or_what_the_cut_chose() {
     use redb::StorageBackend;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("file");
-    let init = |path: &Path| std::fs::write(path, vec![1u8; 3 * disk::SECTOR as usize]).unwrap();
+    let init = |path: &Path| std::fs::write(path, vec![1u8; 3 * disk::PAGE as usize]).unwrap();
 
     init(&path);
     let d = Disk::open(&path).unwrap();
@@ -472,7 +473,7 @@ fn the_disk_keeps_only_what_was_synced_or_what_the_cut_chose() {
         let d = Disk::open(&path).unwrap();
         d.write(0, &[5; 8192]).unwrap();
         d.write(0, &[6; 100]).unwrap();
-        d.arm(0, Cut::TornSectors, seed);
+        d.arm(0, Cut::TornSectors { sector: disk::PAGE }, seed);
         assert!(d.sync_data().is_err(), "the armed cut falls on the sync");
         let after = std::fs::read(&path).unwrap();
         assert_eq!(after.len(), 12_288);
@@ -492,4 +493,23 @@ fn the_disk_keeps_only_what_was_synced_or_what_the_cut_chose() {
     }
     assert!(kept.iter().any(|k| k.1 == 1) && kept.iter().any(|k| k.1 == 5));
     assert!(kept.iter().all(|k| k.2 == 1), "an unwritten sector stays");
+
+    // With 512-byte sectors a page can reach the medium in part, but never a sector.
+    let mut torn_pages = 0;
+    for seed in 0..64 {
+        init(&path);
+        let d = Disk::open(&path).unwrap();
+        d.write(0, &[7; 4096]).unwrap();
+        d.cut_now(Cut::TornSectors { sector: 512 }, seed).unwrap();
+        let page = std::fs::read(&path).unwrap();
+        let new: Vec<bool> = page[..4096]
+            .chunks(512)
+            .map(|s| {
+                assert!(s == [1; 512] || s == [7; 512], "a sector is never torn");
+                s[0] == 7
+            })
+            .collect();
+        torn_pages += usize::from(new.contains(&true) && new.contains(&false));
+    }
+    assert!(torn_pages > 0, "some pages reach the medium in part");
 }

@@ -7,8 +7,9 @@
 //! the power) and decides what of the cache reached the medium:
 //!
 //! - [`Cut::DropUnsynced`]: none of it (what LazyFS does with its cache at a "crash").
-//! - [`Cut::TornSectors`]: any subset of the 4 KiB sectors written since the last sync, each
-//!   in any one of the versions it was written with, in no particular order; and the length
+//! - [`Cut::TornSectors`]: any subset of the sectors (4 KiB pages, or 512-byte sectors)
+//!   written since the last sync, each in any one of the versions it was written with, in
+//!   no particular order; and the length
 //!   changes up to any one of them, in order (the filesystem journals its metadata). A
 //!   drive with a volatile cache may do all of this; redb's 1-phase commit (checksummed
 //!   commit slots, the previous commit's pages kept until the next one is durable) is meant
@@ -34,24 +35,30 @@ use redb::{BackendError, StorageBackend};
 
 use super::Rng;
 
-/// The drive's unit of writing: a page of the kernel's page cache, and redb's page size.
-pub(super) const SECTOR: u64 = 4096;
+/// A page of the kernel's page cache, and redb's page size: the unit the kernel writes.
+pub(super) const PAGE: u64 = 4096;
 
 /// What a power cut keeps of the writes not yet synced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) enum Cut {
     /// Nothing.
     DropUnsynced,
-    /// Any sectors, each in any of its versions, and the length changes up to any one.
-    TornSectors,
+    /// Any sectors of this many bytes, each in any of its versions, and the length changes
+    /// up to any one.
+    TornSectors { sector: u64 },
 }
 
 impl fmt::Display for Cut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Cut::DropUnsynced => "drop every unsynced write",
-            Cut::TornSectors => "keep a random subset of sectors",
-        })
+        match self {
+            Cut::DropUnsynced => f.write_str("drop every unsynced write"),
+            Cut::TornSectors { sector } => {
+                write!(
+                    f,
+                    "keep a random subset of the unsynced {sector}-byte sectors"
+                )
+            }
+        }
     }
 }
 
@@ -60,7 +67,7 @@ impl fmt::Display for Cut {
 pub(super) struct CutReport {
     /// Writes and length changes in the cache.
     pub cached_ops: u64,
-    /// Distinct sectors those writes touched.
+    /// Distinct sectors those writes touched (4 KiB pages when the cache is dropped).
     pub dirty_sectors: u64,
     /// Sectors that reached the medium ([`Cut::TornSectors`] only)...
     pub kept_sectors: u64,
@@ -213,13 +220,17 @@ impl State {
             return Ok(report);
         }
         let cache = std::mem::take(&mut self.cache);
-        let versions = self.sector_versions(&cache)?;
+        let sector = match cut {
+            Cut::DropUnsynced => PAGE,
+            Cut::TornSectors { sector } => sector,
+        };
+        let versions = self.sector_versions(&cache, sector)?;
         let mut report = CutReport {
             cached_ops: cache.len() as u64,
             dirty_sectors: versions.len() as u64,
             ..CutReport::default()
         };
-        if cut == Cut::TornSectors {
+        if let Cut::TornSectors { .. } = cut {
             let mut rng = Rng::new(seed);
             let lens: Vec<u64> = cache
                 .iter()
@@ -236,7 +247,7 @@ impl State {
             // One cut keeps few sectors, another most: a quarter, a half, ... of them.
             let keep_in_4 = rng.below(5);
             let mut header_kept = false;
-            for (sector, written) in versions {
+            for (index, written) in versions {
                 if rng.below(4) >= keep_in_4 {
                     continue;
                 }
@@ -247,15 +258,15 @@ impl State {
                 } else {
                     rng.below(written.len() as u64) as usize
                 };
-                let at = sector * SECTOR;
+                let at = index * sector;
                 if at >= len {
                     continue; // past the end the metadata kept
                 }
-                let n = (len - at).min(SECTOR) as usize;
+                let n = (len - at).min(sector) as usize;
                 self.file.write(at, &written[pick][..n])?;
                 report.kept_sectors += 1;
                 report.kept_older += u64::from(pick != last);
-                header_kept |= sector == 0 && pick == last;
+                header_kept |= index == 0 && pick == last;
             }
             report.header_without_all_pages =
                 header_kept && report.kept_sectors < report.dirty_sectors;
@@ -266,32 +277,36 @@ impl State {
     }
 
     /// Every version of every sector the cached writes produced, in the order written.
-    fn sector_versions(&self, cache: &[Op]) -> io::Result<BTreeMap<u64, Vec<Vec<u8>>>> {
+    fn sector_versions(
+        &self,
+        cache: &[Op],
+        sector: u64,
+    ) -> io::Result<BTreeMap<u64, Vec<Vec<u8>>>> {
         let mut now: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
         let mut versions: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
         let mut shrunk_to = u64::MAX;
         for op in cache {
             match op {
                 Op::Write { offset, data } if !data.is_empty() => {
-                    let last = (offset + data.len() as u64 - 1) / SECTOR;
-                    for sector in offset / SECTOR..=last {
-                        let bytes = match now.entry(sector) {
+                    let last = (offset + data.len() as u64 - 1) / sector;
+                    for index in offset / sector..=last {
+                        let bytes = match now.entry(index) {
                             Entry::Occupied(e) => e.into_mut(),
                             Entry::Vacant(e) => {
-                                let mut bytes = vec![0; SECTOR as usize];
-                                self.read_medium(sector * SECTOR, &mut bytes, shrunk_to)?;
+                                let mut bytes = vec![0; sector as usize];
+                                self.read_medium(index * sector, &mut bytes, shrunk_to)?;
                                 e.insert(bytes)
                             }
                         };
-                        op.apply(sector * SECTOR, bytes);
-                        versions.entry(sector).or_default().push(bytes.clone());
+                        op.apply(index * sector, bytes);
+                        versions.entry(index).or_default().push(bytes.clone());
                     }
                 }
                 Op::Write { .. } => {}
                 Op::SetLen(len) => {
                     shrunk_to = shrunk_to.min(*len);
-                    for (sector, bytes) in &mut now {
-                        op.apply(sector * SECTOR, bytes);
+                    for (index, bytes) in &mut now {
+                        op.apply(index * sector, bytes);
                     }
                 }
             }
