@@ -30,19 +30,20 @@
 //!    SIGKILL leaves the kernel's page cache to be written; a power cut does not.
 //!    `powercut.rs` runs the spool on a redb backend that models a disk with a volatile
 //!    write cache and cuts the power under load, with the default policy, at random points
-//!    (at one of the store's writes or syncs, or between two calls): half the cuts drop every
-//!    write not yet synced, half keep a random subset of the unsynced 4 KiB sectors, so a
-//!    commit can reach the disk torn. The store is then opened as the agent opens it. Over
-//!    2,000 cuts (two runs of 1,000; CI runs 100 on the host, 20 under qemu-aarch64):
-//!    each of the 216,741 records covered by a completed flush was there unless acked, no
-//!    record acked before a completed flush came back, nothing was corrupt, no store was
-//!    quarantined, and sequence numbers kept growing. 155 of the 1,000 torn cuts had kept
-//!    redb's new header without every page written with it. Of the records appended after
-//!    the last completed flush (at most 100, `every_records`: at that rate the count bound
-//!    comes before the time bound), 98.6-99.3 % were lost when the cache was dropped and
-//!    97.7-98.0 % when it was torn; the rest had been committed without a reported flush:
-//!    by the store's own commit after 256 changes (acknowledgements count), or by a commit
-//!    whose pages had all reached the disk when the power went.
+//!    (at one of the store's writes or syncs, or between two calls): half the cuts drop
+//!    every write not yet synced, half keep a random subset of the unsynced 4 KiB pages or
+//!    512-byte sectors, so a commit, or a page, can reach the disk torn. The store is then
+//!    opened as the agent opens it. Over 2,000 cuts (two runs of 1,000; CI runs 100 on the
+//!    host, 20 under qemu-aarch64): each of the 212,721 records covered by a completed flush
+//!    was there unless acked, no record acked before a completed flush came back, nothing
+//!    was corrupt, no store was quarantined, and sequence numbers kept growing. 177 of the
+//!    1,000 torn cuts had kept redb's new header without every page written with it. Of
+//!    the records appended after the last completed flush (at most 100, `every_records`: at
+//!    that rate the count bound comes before the time bound), 98.7-99.5 % were lost when
+//!    the cache was dropped and 96.7-98.8 % when it was torn; the rest had been committed
+//!    without a reported flush: by the store's own commit after 256 changes
+//!    (acknowledgements count), or by a commit whose pages had all reached the disk when
+//!    the power went.
 //! 4. **Startup never blocks on a damaged store.** Opening and scanning run on their own
 //!    thread under [`SpoolConfig::open_timeout`], with panics caught; a store that fails,
 //!    panics or hangs is renamed into `quarantine/` with a timestamp, counted
