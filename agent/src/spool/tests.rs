@@ -112,12 +112,33 @@ fn a_store_that_cannot_be_opened_gives_a_spool_in_memory_that_still_delivers() {
     }
     assert!(metrics.snapshot().spool_evicted_total > 0);
     assert_eq!(spool.next_to_send(1).unwrap()[0].seq, alert.seq);
+    spool.requeue_all();
     assert_eq!(spool.size_on_disk().unwrap(), 0);
     assert_eq!(
         std::fs::read(&blocked).unwrap(),
         b"not a folder",
         "left as it was"
     );
+    let retry = spool.retry_at().expect("the spool tries the disk again");
+    assert!(!spool.rejoin_disk_if_due(retry), "still blocked");
+    assert!(spool.in_memory());
+
+    // The way is clear: at its next try the spool writes what it holds to the disk.
+    std::fs::remove_file(&blocked).unwrap();
+    let held: Vec<Seq> = {
+        let sent = spool.next_to_send(100).unwrap();
+        spool.requeue_all();
+        seqs(&sent)
+    };
+    let retry = spool.retry_at().unwrap();
+    assert!(spool.rejoin_disk_if_due(retry), "back on the disk");
+    assert!(!spool.in_memory());
+    assert_eq!(metrics.snapshot().spool_memory_only, 0);
+    spool.close().unwrap();
+    let (mut spool, _) = open(&config);
+    assert_eq!(seqs(&spool.next_to_send(100).unwrap()), held);
+    let next = spool.append(RecordKind::Alert, b"a2".to_vec()).unwrap();
+    assert!(next.seq > *held.iter().max().unwrap());
     spool.close().unwrap();
 }
 

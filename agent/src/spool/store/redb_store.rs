@@ -80,9 +80,9 @@ pub(crate) fn open(dir: &Path, cache_capacity: u64) -> Result<Opened, LoadError>
         DatabaseError::DatabaseAlreadyOpen => {
             LoadError::Locked("another process holds the store's file lock".into())
         }
-        DatabaseError::Storage(StorageError::Io(io))
-            if io.kind() == std::io::ErrorKind::PermissionDenied =>
-        {
+        // A full disk or no permission says nothing about the file's content: the spool
+        // runs in memory and tries again; it never quarantines for one.
+        DatabaseError::Storage(StorageError::Io(io)) if not_the_files_fault(&io) => {
             LoadError::Io(io.to_string())
         }
         DatabaseError::Storage(StorageError::Corrupted(what)) => LoadError::Damaged {
@@ -111,6 +111,15 @@ pub(crate) fn open(dir: &Path, cache_capacity: u64) -> Result<Opened, LoadError>
     txn.open_table(RECORDS).map_err(|e| damaged(e.into()))?;
     txn.open_table(META).map_err(|e| damaged(e.into()))?;
     Ok(Opened { store, existed })
+}
+
+/// Whether an I/O error comes from the disk or the rights on it rather than the file.
+fn not_the_files_fault(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        PermissionDenied | StorageFull | QuotaExceeded | ReadOnlyFilesystem | FileTooLarge
+    )
 }
 
 /// A store in memory, for when the disk store cannot be had (a spool folder the agent may
@@ -235,6 +244,15 @@ impl RedbStore {
             "spool store compacted"
         );
         Ok(())
+    }
+}
+
+impl RedbStore {
+    /// Lets go of a store that failed: the open transaction is dropped uncommitted (redb
+    /// refuses every write after an I/O error until the file is opened again).
+    pub(crate) fn abandon(mut self) {
+        self.txn = None;
+        self.uncommitted = 0;
     }
 }
 
