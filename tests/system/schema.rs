@@ -216,6 +216,10 @@ fn the_health_status_matches_its_schema() {
             alerts: 2,
             oldest_age_ms: 61_000,
             memory_only: true,
+            evicted: 40,
+            quarantined: 1,
+            store_failures: 2,
+            append_failures: 0,
         },
         detect: DetectStatus {
             model: ModelCoverage {

@@ -83,6 +83,8 @@ pub struct SpoolStats {
     pub durable_through: Option<Seq>,
     pub boot_id: u64,
     pub online: bool,
+    /// The spool runs in memory: its store on disk cannot be used (`store/memory.rs`).
+    pub in_memory: bool,
 }
 
 pub struct Spool {
@@ -572,6 +574,7 @@ impl Spool {
             durable_through: self.durable_through,
             boot_id: self.boot_id,
             online: self.ledger.is_online(),
+            in_memory: self.away.is_some(),
         }
     }
 

@@ -342,8 +342,16 @@ pub struct SpoolDepth {
     pub alerts: u64,
     /// Age of the oldest pending record, milliseconds; 0 when the spool is empty.
     pub oldest_age_ms: u64,
-    /// Whether the spool is held in memory because its store on disk could not be opened.
+    /// Whether the spool is held in memory because its store on disk could not be opened
+    /// or failed (a full disk); it goes back to the disk by itself.
     pub memory_only: bool,
+    /// Since the agent started: records dropped to stay under the caps (never sent),
+    /// damaged stores moved aside, failures of the store on disk, and records the pipeline
+    /// could not append. Each is also logged.
+    pub evicted: u64,
+    pub quarantined: u64,
+    pub store_failures: u64,
+    pub append_failures: u64,
 }
 
 /// The broker connection since the agent started.
@@ -503,6 +511,10 @@ mod tests {
                 alerts: 1,
                 oldest_age_ms: 4200,
                 memory_only: false,
+                evicted: 0,
+                quarantined: 0,
+                store_failures: 0,
+                append_failures: 0,
             },
             detect: DetectStatus {
                 model: ModelCoverage {
