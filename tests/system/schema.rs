@@ -324,6 +324,7 @@ fn an_alert_carries_its_position_as_the_schema_says() {
             kind: RecordKind::Alert,
             boot_id: 9,
             created_ms: 0,
+            recovered: true,
             payload: stored(Stream::Alerts, &alert_body(&AlertEvent::Raised(a))),
         };
         publication(&record, &Topics::new("truck-7")).unwrap().1

@@ -33,7 +33,12 @@
 //!    (`spool_quarantined_total`), logged, and a fresh store starts. Only the newest
 //!    [`SpoolConfig::max_quarantined`] quarantined stores are kept. redb verifies the
 //!    checksum of every page at open, so damage anywhere in live data is reported and the
-//!    store quarantined; it is never read as a shorter store. (`tests::damage*`, `tests::*_quarantined`)
+//!    store quarantined; it is never read as a shorter store. What can still be read of the
+//!    quarantined store (read-only, past damaged pages, each record's own checksum checked)
+//!    is queued again in the fresh one under its own sequence numbers and sent marked
+//!    `"recovered": true` (`spool_rescued_total`, logged at warn): 1,962-1,968 of 2,000
+//!    records came back from a store with 4 KiB of garbage over its records; none when the
+//!    file's header is gone (redb cannot open it at all). (`tests::damage*`, `tests::*_quarantined`)
 //!    A store that cannot be had at all (a folder the agent may not open or create, a
 //!    regular file in its place), or one that fails while the agent runs (a full disk),
 //!    gives a spool held in memory (caps 2 MiB, 512 KiB of alerts; `spool_memory_only`,

@@ -68,6 +68,9 @@ pub struct OpenReport {
     /// Where a damaged store was moved, and why.
     pub quarantined: Option<PathBuf>,
     pub quarantine_reason: Option<String>,
+    /// Records read back from the quarantined store (their checksums held), queued again
+    /// in the fresh one and marked as recovered.
+    pub rescued: u64,
     /// Time spent opening, scanning and (if needed) quarantining.
     pub took: Duration,
 }
@@ -286,6 +289,7 @@ impl Spool {
             kind,
             boot_id: self.boot_id,
             created_ms: now_ms,
+            recovered: false,
             payload,
         };
         if admission.store {
@@ -346,39 +350,41 @@ impl Spool {
             source,
         })?;
         let store = config.store_dir();
-        let loaded = match load(&store, config.cache_capacity, config.open_timeout) {
-            Ok(l) => l,
-            Err(LoadError::Locked(detail)) => {
-                return Err(SpoolError::Locked {
-                    path: store,
-                    detail,
-                });
-            }
-            Err(LoadError::Io(reason)) => {
-                return Err(SpoolError::Open {
-                    path: store,
-                    reason,
-                });
-            }
-            Err(LoadError::Damaged { slug, detail }) => {
-                let moved = quarantine(config, slug, &detail)?;
-                Metrics::inc(&metrics.spool_quarantined_total);
-                tracing::error!(
-                    store = %store.display(),
-                    moved_to = %moved.display(),
-                    reason = %detail,
-                    "spool store damaged: moved aside, starting a fresh one"
-                );
-                report.quarantined = Some(moved);
-                report.quarantine_reason = Some(detail);
-                load(&store, config.cache_capacity, config.open_timeout).map_err(|e| {
-                    SpoolError::Open {
-                        path: store.clone(),
-                        reason: format!("after moving the damaged one aside: {e}"),
-                    }
-                })?
-            }
-        };
+        let loaded =
+            match load(&store, config.cache_capacity, config.open_timeout) {
+                Ok(l) => l,
+                Err(LoadError::Locked(detail)) => {
+                    return Err(SpoolError::Locked {
+                        path: store,
+                        detail,
+                    });
+                }
+                Err(LoadError::Io(reason)) => {
+                    return Err(SpoolError::Open {
+                        path: store,
+                        reason,
+                    });
+                }
+                Err(LoadError::Damaged { slug, detail }) => {
+                    let moved = quarantine(config, slug, &detail)?;
+                    Metrics::inc(&metrics.spool_quarantined_total);
+                    tracing::error!(
+                        store = %store.display(),
+                        moved_to = %moved.display(),
+                        reason = %detail,
+                        "spool store damaged: moved aside, starting a fresh one"
+                    );
+                    let mut fresh = load(&store, config.cache_capacity, config.open_timeout)
+                        .map_err(|e| SpoolError::Open {
+                            path: store.clone(),
+                            reason: format!("after moving the damaged one aside: {e}"),
+                        })?;
+                    report.rescued = rescue(config, &moved, &mut fresh, metrics)?;
+                    report.quarantined = Some(moved);
+                    report.quarantine_reason = Some(detail);
+                    fresh
+                }
+            };
         Ok(loaded)
     }
 
@@ -769,6 +775,57 @@ fn load_unguarded(dir: &Path, cache_capacity: u64) -> Result<Loaded, LoadError> 
         bad,
         lease,
     })
+}
+
+/// Reads back what it can of the store quarantined in `moved` (`redb_store::read_back`)
+/// and writes those records, marked as recovered, into the fresh store under their own
+/// sequence numbers, so their `(boot, seq)` stays what it was and the fresh store numbers
+/// on above them. Returns how many; a store that cannot be read at all gives 0.
+fn rescue(
+    config: &SpoolConfig,
+    moved: &Path,
+    fresh: &mut Loaded,
+    metrics: &Metrics,
+) -> Result<u64, SpoolError> {
+    let file = moved.join(redb_store::FILE);
+    let cache = config.cache_capacity;
+    let back = match guarded(config.open_timeout, move || {
+        redb_store::read_back(&file, cache).map_err(LoadError::Io)
+    }) {
+        Ok(back) => back,
+        Err(e) => {
+            tracing::warn!(event = "spool_rescue_failed", store = %moved.display(), reason = %e, "nothing could be read back from the quarantined spool store");
+            return Ok(0);
+        }
+    };
+    for mut r in back.records.iter().cloned() {
+        r.recovered = true;
+        let (key, value) = (record::key(r.seq), record::encode(&r));
+        fresh
+            .store
+            .insert(Tree::Records, &key, &value)
+            .map_err(SpoolError::store("writing a record read back"))?;
+        fresh
+            .found
+            .push(record::verify(&key, &value).expect("just encoded"));
+        fresh.lease = fresh.lease.max(r.seq + 1);
+    }
+    fresh
+        .store
+        .flush()
+        .map_err(SpoolError::store("writing the records read back"))?;
+    let n = back.records.len() as u64;
+    Metrics::add(&metrics.spool_rescued_total, n);
+    Metrics::add(&metrics.spool_corrupt_records_total, back.damaged);
+    tracing::warn!(
+        event = "spool_rescued",
+        records = n,
+        damaged = back.damaged,
+        damaged_stretches_skipped = back.skips,
+        stopped = back.stopped.as_deref().unwrap_or("at the end"),
+        "records read back from the quarantined spool store are queued again, marked as recovered"
+    );
+    Ok(n)
 }
 
 /// Moves the store aside into `quarantine/<unix-seconds>-<slug>` with a `reason.txt`, and

@@ -192,6 +192,9 @@ metrics! {
     spool_evicted_total,
     /// Damaged spool stores moved aside at startup.
     spool_quarantined_total,
+    /// Records read back from quarantined spool stores (their checksums held) and queued
+    /// again, marked as recovered.
+    spool_rescued_total,
     /// Spooled records that failed their checksum (or vanished) and were dropped, never sent.
     spool_corrupt_records_total,
     /// Readings kept in memory instead of flash (write-only-while-offline mode).
