@@ -184,7 +184,7 @@ impl Spool {
             ledger.restore(
                 h.seq,
                 h.kind,
-                record::stored_len(h.payload_len),
+                record::footprint(h.payload_len),
                 h.created_ms,
             );
         }
@@ -273,7 +273,7 @@ impl Spool {
         let now_ms = wall_ms();
         let admission = self
             .ledger
-            .admit(kind, record::stored_len(payload.len()), now_ms)
+            .admit(kind, record::footprint(payload.len()), now_ms)
             .map_err(|t| SpoolError::PayloadTooLarge {
                 kind,
                 bytes: payload.len(),

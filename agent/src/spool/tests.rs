@@ -20,7 +20,8 @@ fn open(config: &SpoolConfig) -> (Spool, Arc<Metrics>) {
 
 /// Small payloads and caps, so a test reaches the caps with a few records.
 fn small(dir: &Path) -> SpoolConfig {
-    let rec = record::stored_len(200);
+    // What one record of 200 bytes needs of the caps (the file's; `records_share`), and a little.
+    let rec = record::footprint(200) * 16 / 7 + 16;
     SpoolConfig {
         max_payload: 200,
         max_alert_bytes: 3 * rec,
@@ -214,35 +215,56 @@ fn cap_reached_evicts_oldest_readings_keeps_alerts_and_keeps_running() {
 }
 
 #[test]
-fn disk_use_stays_bounded_under_churn() {
-    // 1 MiB cap, 40 MiB of readings through it: the store's file must not grow with the
-    // throughput, only with the cap (freed pages are reused; measured: 4.2 MiB here, the
-    // empty file's 1 MiB plus a few times the cap).
-    let dir = tempfile::tempdir().unwrap();
-    let config = SpoolConfig {
-        max_payload: 4096,
-        max_alert_bytes: 64 << 10,
-        max_bytes: 1 << 20,
-        ..SpoolConfig::new(dir.path())
-    };
-    let (mut spool, _) = open(&config);
-    let mut peak = 0;
-    for i in 0..10_000u32 {
-        spool
-            .append(RecordKind::Readings, vec![(i % 251) as u8; 4096])
-            .unwrap();
-        if i % 100 == 99 {
-            spool.flush().unwrap();
-            peak = peak.max(spool.size_on_disk().unwrap());
+fn the_file_stays_under_its_cap_whatever_the_record_size() {
+    // An 8 MiB cap and 2.5 times that of records through it, a slow link acknowledging a
+    // few from the front: alerts' size (700 B), a batch that fits one page (3,900 B) and the
+    // default message (4,950 B, two pages). The store's file must stay under the cap: the
+    // caps are the file's (`records_share`, `record::footprint`).
+    use std::os::unix::fs::MetadataExt;
+    for payload in [700usize, 3900, 4950] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SpoolConfig {
+            max_bytes: 8 << 20,
+            max_alert_bytes: 1 << 20,
+            ..SpoolConfig::new(dir.path())
+        };
+        let (mut spool, metrics) = open(&config);
+        let file = data_file(&config);
+        let (mut peak_len, mut peak_allocated) = (0, 0);
+        for i in 0..(config.max_bytes * 5 / 2) / payload as u64 {
+            let kind = if i % 50 == 0 {
+                RecordKind::Alert
+            } else {
+                RecordKind::Readings
+            };
+            spool.append(kind, vec![(i % 251) as u8; payload]).unwrap();
+            spool.flush_if_due(std::time::Instant::now()).unwrap();
+            if i % 20 == 0 {
+                for r in spool.next_to_send(3).unwrap() {
+                    assert!(spool.ack(r.seq).unwrap());
+                }
+            }
+            if i % 25 == 0 {
+                let m = std::fs::metadata(&file).unwrap();
+                peak_len = peak_len.max(m.len());
+                peak_allocated = peak_allocated.max(m.blocks() * 512);
+            }
         }
+        assert!(
+            metrics.snapshot().spool_evicted_total > 0,
+            "the cap was reached"
+        );
+        eprintln!(
+            "{payload} B records through an 8 MiB cap: file at most {peak_len} B long, \
+             {peak_allocated} B allocated; records {} B",
+            spool.stats().depth.bytes()
+        );
+        assert!(
+            peak_len <= config.max_bytes,
+            "{payload} B records: the file reached {peak_len} B for a cap of {}",
+            config.max_bytes
+        );
     }
-    let live = spool.stats().depth.bytes();
-    assert!(live <= config.max_bytes);
-    eprintln!("disk bound: live {live} B, store peak on disk {peak} B");
-    assert!(
-        peak < 8 << 20,
-        "the store held {peak} bytes for a 1 MiB cap"
-    );
 }
 
 #[test]
@@ -636,7 +658,7 @@ fn inspect_reports_depth_sequence_range_and_age_without_the_agent() {
     spool.close().unwrap();
     let r = inspect(dir.path()).unwrap();
     assert_eq!(r.alerts.records, 1);
-    assert_eq!(r.alerts.bytes, record::stored_len(10));
+    assert_eq!(r.alerts.bytes, record::footprint(10));
     assert_eq!(r.readings.records, 2);
     assert_eq!((r.seq_first, r.seq_last), (Some(first), Some(last)));
     assert_eq!(r.boot_ids, 1);
@@ -859,8 +881,8 @@ mod model {
             next_id: 0,
             live_from: 0,
             backlog_turn: true,
-            max_bytes: config.max_bytes,
-            max_alert_bytes: config.max_alert_bytes,
+            max_bytes: config.ledger_config().max_bytes,
+            max_alert_bytes: config.ledger_config().max_alert_bytes,
             max_in_flight: config.max_in_flight,
         };
         let mut id_of: HashMap<Seq, (u64, usize)> = HashMap::new();
@@ -871,7 +893,7 @@ mod model {
                 Op::Append(kind, len) => {
                     let id = model.next_id;
                     let a = spool.append(kind, payload(id, len)).unwrap();
-                    let (model_id, evicted) = model.append(kind, record::stored_len(len));
+                    let (model_id, evicted) = model.append(kind, record::footprint(len));
                     prop_assert_eq!(model_id, id);
                     prop_assert_eq!(a.evicted as usize, evicted);
                     id_of.insert(a.seq, (id, len));

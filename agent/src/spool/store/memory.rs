@@ -36,8 +36,8 @@ use crate::spool::record::{self, Seq};
 use crate::spool::{SpoolConfig, SpoolError};
 use crate::telemetry::Metrics;
 
-/// Cap on the bytes held while the spool runs in memory (at most its configured cap). At
-/// one reading batch of about 4 KB per 10 s this is over an hour of readings.
+/// Cap on the records held while the spool runs in memory, counted as on disk (at most
+/// the configured share). At one reading batch of 8 KiB per 10 s, 40 minutes of readings.
 pub(super) const MEMORY_MAX_BYTES: u64 = 2 << 20;
 
 /// Cap on the bytes of alerts held in memory (at most the configured alert cap).
@@ -52,13 +52,16 @@ const RETRY_MAX: Duration = Duration::from_secs(8);
 const PROBE_BYTES: usize = 64 << 10;
 const PROBE_FILE: &str = ".write-probe";
 
-/// The spool's caps while it runs in memory.
+/// The spool's caps while it runs in memory (in the ledger's terms, as on disk).
 pub(super) fn max_bytes(config: &SpoolConfig) -> u64 {
-    config.max_bytes.min(MEMORY_MAX_BYTES)
+    config.ledger_config().max_bytes.min(MEMORY_MAX_BYTES)
 }
 
 pub(super) fn max_alert_bytes(config: &SpoolConfig) -> u64 {
-    config.max_alert_bytes.min(MEMORY_MAX_ALERT_BYTES)
+    config
+        .ledger_config()
+        .max_alert_bytes
+        .min(MEMORY_MAX_ALERT_BYTES)
 }
 
 /// The spool is in memory: since when, when it tries the disk again, and what waits there.
@@ -293,7 +296,7 @@ impl Spool {
                 self.ledger.take_back(
                     h.seq,
                     h.kind,
-                    record::stored_len(h.payload_len),
+                    record::footprint(h.payload_len),
                     h.created_ms,
                 );
                 back += 1;
@@ -326,9 +329,8 @@ impl Spool {
             records = self.ledger.depth().records(),
             "the spool's store takes writes again: everything held in memory is on the disk"
         );
-        let evicted = self
-            .ledger
-            .set_caps(self.config.max_bytes, self.config.max_alert_bytes);
+        let caps = self.config.ledger_config();
+        let evicted = self.ledger.set_caps(caps.max_bytes, caps.max_alert_bytes);
         if let Err(error) = self.apply_evictions(&evicted) {
             tracing::error!(%error, "spool: evicting after the disk came back failed");
         }
