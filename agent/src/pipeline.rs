@@ -190,13 +190,35 @@ pub enum RunError {
         deadline: std::time::Duration,
         tasks: String,
     },
+    #[error(
+        "the {stage} stage ended while the truck's inputs still ran; the agent stopped so that \
+         systemd starts it afresh (see the error logged before this)"
+    )]
+    StageEnded { stage: &'static str },
 }
 
 /// The tasks of one pipeline, each with a name so a stuck or dead one can be named.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Tasks {
     tracker: TaskTracker,
     counts: Arc<Mutex<BTreeMap<&'static str, Count>>>,
+    /// Cancelled when a stage ends while a source still runs and no shutdown was asked for:
+    /// the pipeline then stops (never a live agent with a dead stage).
+    broken: Broken,
+}
+
+/// The first stage that ended too soon, and the token that stops the pipeline for it.
+#[derive(Clone)]
+struct Broken {
+    shutdown: CancellationToken,
+    stage: Arc<std::sync::OnceLock<&'static str>>,
+    token: CancellationToken,
+}
+
+/// Sources end by themselves (a replayed log runs out) and a failed one leaves the others
+/// running; every other task is a stage, which runs until the sources end or shutdown.
+fn is_source(task: &str) -> bool {
+    task.starts_with("source:")
 }
 
 /// Tasks of one name: how many were started, how many still run.
@@ -206,22 +228,52 @@ struct Count {
     live: usize,
 }
 
-/// Counts a task out when it ends, however it ends.
+/// Counts a task out when it ends, however it ends (a panic included), and stops the
+/// pipeline when a stage ends too soon.
 struct LiveGuard {
     name: &'static str,
     counts: Arc<Mutex<BTreeMap<&'static str, Count>>>,
+    broken: Broken,
 }
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(self.name) {
-            count.live -= 1;
+        let sources_run = {
+            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(count) = counts.get_mut(self.name) {
+                count.live -= 1;
+            }
+            counts
+                .iter()
+                .any(|(name, count)| is_source(name) && count.live > 0)
+        };
+        let broken = &self.broken;
+        if !is_source(self.name) && sources_run && !broken.shutdown.is_cancelled() {
+            if broken.stage.set(self.name).is_ok() {
+                tracing::error!(
+                    event = "stage_ended",
+                    stage = self.name,
+                    "a stage ended while the truck's inputs still run: the agent stops (exit 1) so that systemd starts it afresh"
+                );
+            }
+            broken.token.cancel();
         }
     }
 }
 
 impl Tasks {
+    fn new(shutdown: CancellationToken) -> Tasks {
+        Tasks {
+            tracker: TaskTracker::new(),
+            counts: Arc::default(),
+            broken: Broken {
+                shutdown,
+                stage: Arc::default(),
+                token: CancellationToken::new(),
+            },
+        }
+    }
+
     fn spawn<F>(&self, name: &'static str, task: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
@@ -235,6 +287,7 @@ impl Tasks {
         let guard = LiveGuard {
             name,
             counts: self.counts.clone(),
+            broken: self.broken.clone(),
         };
         self.tracker.spawn(async move {
             let _guard = guard;
@@ -339,7 +392,7 @@ impl Pipeline {
             return Err(RunError::NoSource);
         }
         let metrics = Arc::new(Metrics::default());
-        let tasks = Tasks::default();
+        let tasks = Tasks::new(shutdown.clone());
         // A device that cannot be opened is retried while everything else runs: the fleet
         // still gets the alerts, and the display or buzzer works once it is there.
         let devices = match plugs.alarm {
@@ -588,6 +641,7 @@ impl Pipeline {
         tokio::select! {
             _ = self.shutdown.cancelled() => {}
             _ = self.tasks.tracker.wait() => {}
+            _ = self.tasks.broken.token.cancelled() => self.shutdown.cancel(),
         }
         tracing::info!(
             event = "shutdown_started",
@@ -602,6 +656,9 @@ impl Pipeline {
                 deadline: self.deadline,
                 tasks: self.tasks.live_names(),
             });
+        }
+        if let Some(&stage) = self.tasks.broken.stage.get() {
+            return Err(RunError::StageEnded { stage });
         }
         let summary = Summary {
             metrics: self.metrics.snapshot(),

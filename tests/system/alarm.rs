@@ -87,7 +87,7 @@ fn a_missing_buzzer_leaves_the_agent_running_and_alerting_over_mqtt() {
 /// A spool the agent cannot open (here a regular file where its folder should be; a
 /// folder of another owner or mode 000 fails the same way for an unprivileged agent) does
 /// not stop the alarm or the uplink: the spool is held in memory, said at start, and the
-/// alert still arrives.
+/// alert still arrives. Once the way is clear the spool goes back to the disk by itself.
 #[test]
 fn a_spool_that_cannot_be_opened_is_held_in_memory_and_alerts_still_arrive() {
     let pki = Pki::new();
@@ -119,6 +119,13 @@ fn a_spool_that_cannot_be_opened_is_held_in_memory_and_alerts_still_arrive() {
             });
             alert && reported
         },
+    );
+    std::fs::remove_file(&blocked).unwrap();
+    log.wait_for("spool_store_back", LIMIT)
+        .expect("the spool goes back to the disk without a restart");
+    assert!(
+        blocked.join("store").join("spool.redb").is_file(),
+        "the store is on the disk"
     );
     drop(child);
 }

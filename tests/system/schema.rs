@@ -216,6 +216,10 @@ fn the_health_status_matches_its_schema() {
             alerts: 2,
             oldest_age_ms: 61_000,
             memory_only: true,
+            evicted: 40,
+            quarantined: 1,
+            store_failures: 2,
+            append_failures: 0,
         },
         detect: DetectStatus {
             model: ModelCoverage {
@@ -320,6 +324,7 @@ fn an_alert_carries_its_position_as_the_schema_says() {
             kind: RecordKind::Alert,
             boot_id: 9,
             created_ms: 0,
+            recovered: true,
             payload: stored(Stream::Alerts, &alert_body(&AlertEvent::Raised(a))),
         };
         publication(&record, &Topics::new("truck-7")).unwrap().1

@@ -55,3 +55,52 @@ fn sigterm_during_a_run_drains_every_task_and_exits_0() {
         );
     }
 }
+
+/// A stage that ends while the truck's inputs still run (here the uplink, refused plain
+/// TCP it was not allowed) stops the whole pipeline with an error naming it, so `vigil run`
+/// exits 1 and systemd starts it afresh: never a live agent with a dead stage.
+#[test]
+fn a_stage_that_ends_stops_the_agent_instead_of_running_without_it() {
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+    use vigil_agent::pipeline::{Outbound, Pipeline, RunError, Stages, Taps};
+    use vigil_agent::source::{Injected, Source};
+    use vigil_agent::spool::SpoolConfig;
+    use vigil_agent::uplink::UplinkConfig;
+
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (_inputs, kept) = mpsc::channel(1);
+        let stages = Stages {
+            outbound: Some(Outbound {
+                spool: SpoolConfig::new(dir.path()),
+                uplink: UplinkConfig {
+                    endpoint: "127.0.0.1".into(),
+                    insecure_plain_tcp: false,
+                    ..UplinkConfig::default()
+                },
+                tls: None,
+            }),
+            ..Stages::builtin()
+        };
+        let sources: Vec<Box<dyn Source>> = vec![Box::new(Injected(kept))];
+        let shutdown = CancellationToken::new();
+        let pipeline = Pipeline::start(stages, sources, shutdown.clone(), Taps::default()).unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(20), pipeline.join())
+            .await
+            .expect("the pipeline stops by itself");
+        match ended {
+            Err(RunError::StageEnded { stage }) => assert_eq!(stage, "uplink"),
+            other => panic!("expected the uplink's end to stop the pipeline, got {other:?}"),
+        }
+        assert!(
+            shutdown.is_cancelled(),
+            "the other stages were told to stop"
+        );
+    });
+}

@@ -111,6 +111,14 @@ fn readings_alerts_and_status_arrive_over_mutual_tls_and_match_their_schemas() {
             );
             assert!(v["spool"]["oldest_age_ms"].is_u64(), "{v}");
             assert_eq!(v["spool"]["memory_only"], false, "{v}");
+            for count in [
+                "evicted",
+                "quarantined",
+                "store_failures",
+                "append_failures",
+            ] {
+                assert_eq!(v["spool"][count], 0, "{count}: {v}");
+            }
             assert_eq!(v["alarm"]["devices_unavailable"], 0, "{v}");
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -180,6 +180,7 @@ mod tests {
         let online = LinkStatus {
             online: Some(true),
             spool_depth: Some(3),
+            ..LinkStatus::default()
         };
         link_tx.send(online).unwrap();
         assert_eq!(next(&mut screens, &mut last).await, Screen::Normal(online));

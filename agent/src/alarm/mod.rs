@@ -71,6 +71,8 @@ pub struct LinkStatus {
     pub online: Option<bool>,
     /// Records waiting in the spool for the uplink.
     pub spool_depth: Option<u64>,
+    /// The spool runs in memory: its disk is full or failing (lost if the agent stops).
+    pub spool_in_memory: bool,
 }
 
 /// The state of the cab outputs.

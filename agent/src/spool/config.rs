@@ -16,9 +16,10 @@ pub struct SpoolSection {
     /// The spool directory. When absent: `$XDG_STATE_HOME/vigil/spool/<vehicle.id>`, else
     /// `~/.local/state/vigil/spool/<vehicle.id>`, else under the system's temp directory.
     pub path: Option<PathBuf>,
-    /// Cap on the bytes of pending records; the oldest readings are evicted first.
+    /// Cap on the store's file in bytes; pending records fill at most 7/16 of it (each
+    /// counted with the pages it takes) and the oldest readings are evicted first.
     pub max_bytes: u64,
-    /// Cap on the bytes of pending alerts (part of `max_bytes`).
+    /// The part of `max_bytes` alerts may use, counted the same way.
     pub max_alert_bytes: u64,
     /// Flush (fsync) at least this often while records are unflushed...
     #[serde(with = "duration")]

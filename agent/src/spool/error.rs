@@ -36,7 +36,8 @@ pub enum SpoolError {
 
     #[error(
         "the spool store failed while {op}: {source}; the disk may be full or failing (check `df` \
-         and the kernel log), then restart the agent: records already flushed are kept"
+         and the kernel log): records already flushed are kept, and the spool holds new ones in \
+         memory until the disk takes writes again"
     )]
     Store {
         op: &'static str,

@@ -125,7 +125,7 @@ pub fn inspect(dir: &Path) -> Result<InspectReport, SpoolError> {
                     RecordKind::Readings => &mut report.readings,
                 };
                 d.records += 1;
-                d.bytes += super::record::stored_len(h.payload_len);
+                d.bytes += super::record::footprint(h.payload_len);
                 boots.insert(h.boot_id);
             }
             report.seq_first = l.found.first().map(|h| h.seq);

@@ -212,6 +212,43 @@ impl Ledger {
         self.live_from = self.next_seq;
     }
 
+    /// Takes back a record that was on a store the spool went back to after running in
+    /// memory: it joins the backlog in its place by sequence number.
+    pub fn take_back(&mut self, seq: Seq, kind: RecordKind, bytes: u64, created_ms: u64) {
+        self.insert(
+            seq,
+            Entry {
+                kind,
+                bytes,
+                created_ms,
+                stored: true,
+                in_flight: false,
+            },
+        );
+        self.next_seq = self.next_seq.max(seq + 1);
+    }
+
+    /// Whether `seq` is pending (queued or in flight).
+    pub fn contains(&self, seq: Seq) -> bool {
+        self.entries.contains_key(&seq)
+    }
+
+    /// Pending records that are in the store (not kept only in memory), ascending.
+    pub fn stored(&self) -> Vec<Seq> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.stored)
+            .map(|(&s, _)| s)
+            .collect()
+    }
+
+    /// New caps (the spool runs in memory with smaller ones); evicts until they hold.
+    pub fn set_caps(&mut self, max_bytes: u64, max_alert_bytes: u64) -> Vec<Eviction> {
+        self.config.max_bytes = max_bytes;
+        self.config.max_alert_bytes = max_alert_bytes;
+        self.enforce_caps()
+    }
+
     /// Never hands out a sequence number below `seq` (the store's lease, see `store.rs`).
     pub fn resume_at(&mut self, seq: Seq) {
         self.next_seq = self.next_seq.max(seq);

@@ -50,18 +50,31 @@
 //!    (`spool_quarantined_total`), logged, and a fresh store starts. Only the newest
 //!    [`SpoolConfig::max_quarantined`] quarantined stores are kept. redb verifies the
 //!    checksum of every page at open, so damage anywhere in live data is reported and the
-//!    store quarantined; it is never read as a shorter store. (`tests::damage*`, `tests::*_quarantined`)
+//!    store quarantined; it is never read as a shorter store. What can still be read of the
+//!    quarantined store (read-only, past damaged pages, each record's own checksum checked)
+//!    is queued again in the fresh one under its own sequence numbers and sent marked
+//!    `"recovered": true` (`spool_rescued_total`, logged at warn): 1,962-1,968 of 2,000
+//!    records came back from a store with 4 KiB of garbage over its records; none when the
+//!    file's header is gone (redb cannot open it at all). (`tests::damage*`, `tests::*_quarantined`)
 //!    A store that cannot be had at all (a folder the agent may not open or create, a
-//!    regular file in its place) gives a spool held in memory with the same caps
-//!    (`spool_memory_only`, logged at error): the alarm and the uplink never wait on the
-//!    disk. Only another process holding the store stops the start.
-//!    (`tests::a_store_that_cannot_be_opened_gives_a_spool_in_memory_that_still_delivers`)
-//! 5. **Bounded disk.** [`SpoolConfig::max_bytes`] caps the bytes of pending records; when a
-//!    new record would pass it the oldest readings are evicted first; alerts are kept up to
-//!    their own [`SpoolConfig::max_alert_bytes`], beyond which the oldest alert goes. The
-//!    store's file is larger than the live bytes (see the measured limits below) but reuses
-//!    freed pages, and is compacted back once it is mostly free:
-//!    `tests::disk_use_stays_bounded_under_churn` bounds it under churn.
+//!    regular file in its place), or one that fails while the agent runs (a full disk),
+//!    gives a spool held in memory (caps 2 MiB, 512 KiB of alerts; `spool_memory_only`,
+//!    logged at error) that goes back to the disk by itself when the disk takes writes
+//!    again, without a restart (`store/memory.rs`): the alarm and the uplink never wait on
+//!    the disk, and nothing appended is lost on the way. Only another process holding the
+//!    store stops the start.
+//!    (`tests::a_store_that_cannot_be_opened_gives_a_spool_in_memory_that_still_delivers`,
+//!    `tests/spool_disk_full.rs` on a real tmpfs)
+//! 5. **Bounded disk.** [`SpoolConfig::max_bytes`] caps the store's file. Pending records
+//!    fill at most 7/16 of it, each counted with the pages redb gives it
+//!    ([`record::footprint`]); the rest is redb's own (branches, pages copied on write) and
+//!    its growth by doubling. When a new record would pass the cap the oldest readings are
+//!    evicted first; alerts are kept up to their own [`SpoolConfig::max_alert_bytes`],
+//!    beyond which the oldest alert goes. Freed pages are reused, and the file is compacted
+//!    back once it is mostly free. `tests::the_file_stays_under_its_cap_whatever_the_record_size`:
+//!    through an 8 MiB cap, the file stayed at 4.0-4.7 MiB with 700, 3,900 and 4,950-byte
+//!    records. Records of 20 KB (32 KiB pages) fragment more: their file reached 16.1 MiB
+//!    for a 16 MiB cap in one measurement (8.0 MiB for 8 and 32.1 for 64).
 //! 6. **Alerts first.** Alerts go out before any reading; after a reconnect, readings appended
 //!    since the connect and the older backlog take turns. At most `max_in_flight` records are
 //!    unacknowledged at once. Rate pacing (at most 100 publishes and 512 KiB in any 1.1 s)
@@ -112,19 +125,21 @@
 //!   7.9-8.3 MB with 80 MiB, 8.2-10.6 MB after reopening it; 6.7-11 MB churning through a
 //!   16 MiB cap; peak (`VmHWM`) 8.0-11.4 MB.
 //! - Disk: redb rounds a value up to a power of two of 4 KiB pages, so a record of a
-//!   4,096-byte payload takes 8 KiB, and one of a 4,000-byte payload one page. The file
-//!   grows by doubling and is sparse. 4,096-byte payloads: 80 MiB of records in a file
-//!   257 MiB long with 161 MiB allocated (x2.0); churning through a 16 MiB cap, 64 MiB
-//!   long with 33 MiB allocated. 4,000-byte payloads: 20 MiB allocated for 19.7 MiB of
-//!   records; churning, 32 MiB long with 17 MiB allocated. Reading batches of at most
-//!   4,000 bytes halve the disk; size the partition for 4 times [`SpoolConfig::max_bytes`]
-//!   either way. After a drain the file is compacted to near zero (60-220 ms for 80 MiB).
-//! - Disk full (a 6 MiB tmpfs, the real binary): the failing append or flush returns
-//!   [`SpoolError::Store`], everything flushed before is kept, and the store opens on the
-//!   full disk without being quarantined. After a failed commit redb refuses every write
-//!   ("previous I/O error") until the file is reopened, and on a disk still full even a
-//!   delete fails (copy-on-write needs free pages): the spool cannot acknowledge until
-//!   space comes back and the agent restarts. The cap, not the disk, must be the limit.
+//!   4,096-byte payload takes 8 KiB, and one of a 4,000-byte payload one page; smaller ones
+//!   share a page. The file grows by doubling and is sparse. Before the caps counted pages
+//!   and the file (invariant 5), 4,950-byte payloads churning through a 64 MiB cap made a
+//!   file 128.5 MiB long with 107 MiB allocated; now 64 MiB holds 28 MiB of records in a
+//!   file of 32 MiB. Reading batches of at most 4,000 bytes halve the disk. Size the
+//!   partition for [`SpoolConfig::max_bytes`] and as much again for each quarantined store
+//!   kept. After a drain the file is compacted to near zero (60-220 ms for 80 MiB).
+//! - Disk full (`tests/spool_disk_full.rs`, a 4 MiB tmpfs grown with a remount): after a
+//!   failed commit redb refuses every write ("previous I/O error") until the file is
+//!   opened again, and on a disk still full even a delete fails (copy-on-write needs free
+//!   pages). The spool therefore moves to memory at the first failure (`store/memory.rs`):
+//!   1,000 records of 3.9 KB filled the disk, 120 more were appended while it was full, all
+//!   1,120 were delivered once after it grew, none evicted; the write-back took 0.40 s, and
+//!   the spool task was back on the disk 1.3 s after the remount. Still, the cap, not the
+//!   disk, should be the limit: size the partition for it (below).
 //! - sled 0.34.7, measured side by side, was replaced because its resident memory grew
 //!   with the data (38 MB with 80 MiB queued, 123 MB after reopening it, 58-140 MB
 //!   churning), it never gave disk space back, it read damage or a truncation in its log
@@ -185,14 +200,25 @@ impl Default for FlushPolicy {
     }
 }
 
+/// The share of the caps that records' [`record::footprint`]s may fill: the caps are the
+/// store file's, and the rest of the file is redb's own pages (the tree's branches, pages
+/// copied on write, the allocator's state: 0.4-2.3 MiB measured at caps of 16 and 64 MiB)
+/// and its growth by doubling, which would otherwise take the file to twice what it holds.
+/// Measured in `tests::the_file_stays_under_its_cap_whatever_the_record_size`.
+fn records_share(cap: u64) -> u64 {
+    cap / 16 * 7
+}
+
 /// Everything the spool needs; the agent's config file maps onto this.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpoolConfig {
     /// The spool directory (see the layout above).
     pub dir: PathBuf,
-    /// Cap on the bytes of pending records, alerts included.
+    /// Cap on the store's file in bytes. Pending records fill at most 7/16 of it, each
+    /// counted with the pages it takes ([`record::footprint`]); when a new one would not
+    /// fit, the oldest readings are evicted first.
     pub max_bytes: u64,
-    /// Cap on the bytes of pending alerts.
+    /// The part of `max_bytes` alerts may use, counted the same way.
     pub max_alert_bytes: u64,
     /// The largest payload accepted; at most [`record::MAX_PAYLOAD`] (AWS IoT Core's limit).
     pub max_payload: usize,
@@ -211,13 +237,13 @@ pub struct SpoolConfig {
 }
 
 impl SpoolConfig {
-    /// Defaults for a gateway: 64 MiB of spool (days of reading batches at one 5 KB message
-    /// per 10 s), 8 MiB of it for alerts.
+    /// Defaults for a gateway: a store file of at most 128 MiB (about 20 hours of reading
+    /// batches at one 5 KB message, 8 KiB on disk, per 10 s), 16 MiB of it for alerts.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         SpoolConfig {
             dir: dir.into(),
-            max_bytes: 64 << 20,
-            max_alert_bytes: 8 << 20,
+            max_bytes: 128 << 20,
+            max_alert_bytes: 16 << 20,
             max_payload: record::MAX_PAYLOAD,
             max_in_flight: 100,
             write_mode: WriteMode::Always,
@@ -229,13 +255,15 @@ impl SpoolConfig {
         }
     }
 
+    /// The ledger counts each record's [`record::footprint`] against [`records_share`] of
+    /// the caps.
     pub(crate) fn ledger_config(&self) -> ledger::LedgerConfig {
         ledger::LedgerConfig {
-            max_bytes: self.max_bytes,
-            max_alert_bytes: self.max_alert_bytes,
+            max_bytes: records_share(self.max_bytes),
+            max_alert_bytes: records_share(self.max_alert_bytes),
             max_in_flight: self.max_in_flight,
             write_mode: self.write_mode,
-            max_record_bytes: record::stored_len(self.max_payload),
+            max_record_bytes: record::footprint(self.max_payload),
         }
     }
 
@@ -246,6 +274,24 @@ impl SpoolConfig {
                 "max_payload is {} but AWS IoT Core takes at most {} bytes: lower it",
                 self.max_payload,
                 record::MAX_PAYLOAD
+            )));
+        }
+        // The file bytes one record of the largest payload needs.
+        let largest = (record::footprint(self.max_payload) * 16).div_ceil(7);
+        if self.max_alert_bytes < largest {
+            return Err(SpoolError::Config(format!(
+                "max_alert_bytes is {} but one alert may need {largest} bytes of the store's \
+                 file: raise it to at least {largest}",
+                self.max_alert_bytes
+            )));
+        }
+        if self.max_bytes < self.max_alert_bytes + largest {
+            return Err(SpoolError::Config(format!(
+                "max_bytes is {} but must leave room for one reading batch ({largest} bytes of \
+                 the file) beyond max_alert_bytes ({}): raise max_bytes to at least {}",
+                self.max_bytes,
+                self.max_alert_bytes,
+                self.max_alert_bytes + largest
             )));
         }
         self.ledger_config()

@@ -14,7 +14,8 @@
 //! |---|---|---|
 //! | 0 | 1 | format version, `1` |
 //! | 1 | 1 | kind: `1` alert, `2` readings |
-//! | 2 | 2 | reserved, `0` |
+//! | 2 | 1 | flags: bit 0 set on a record read back from a quarantined store; others `0` |
+//! | 3 | 1 | reserved, `0` |
 //! | 4 | 4 | CRC-32 (IEEE) over the key, bytes 0..4 and bytes 8.. of the value |
 //! | 8 | 8 | boot id of the run that wrote the record |
 //! | 16 | 8 | wall-clock time of the append, milliseconds since the Unix epoch |
@@ -95,6 +96,9 @@ pub struct Record {
     pub boot_id: u64,
     /// Wall-clock milliseconds since the Unix epoch at append; for the record only.
     pub created_ms: u64,
+    /// Read back from a store that was quarantined as damaged (its own checksum held); the
+    /// uplink marks it so on the wire.
+    pub recovered: bool,
     pub payload: Vec<u8>,
 }
 
@@ -120,9 +124,28 @@ impl std::fmt::Display for Damage {
     }
 }
 
-/// The bytes a record occupies in the ledger's accounting: key, header and payload.
+/// The bytes of a stored record: key, header and payload.
 pub fn stored_len(payload_len: usize) -> u64 {
     (KEY_LEN + HEADER_LEN + payload_len) as u64
+}
+
+/// redb's page: the unit the store's file is allocated in.
+const PAGE: u64 = 4096;
+
+/// What a leaf page spends on each entry besides its key and value (offsets), at most.
+const ENTRY_OVERHEAD: u64 = 16;
+
+/// The bytes a record takes in the store's file, as the caps count them. redb keeps a
+/// record in a leaf page: as many as fit share a 4 KiB page, and a larger one gets a page
+/// of a power of two of 4 KiB (a 4,950-byte payload takes 8 KiB). Measured against the
+/// file's allocated bytes in `tests::the_file_stays_under_its_cap_whatever_the_record_size`.
+pub fn footprint(payload_len: usize) -> u64 {
+    let entry = stored_len(payload_len) + ENTRY_OVERHEAD;
+    if entry <= PAGE {
+        PAGE / (PAGE / entry)
+    } else {
+        PAGE * entry.div_ceil(PAGE).next_power_of_two()
+    }
 }
 
 pub fn key(seq: Seq) -> [u8; KEY_LEN] {
@@ -147,7 +170,7 @@ pub fn encode(record: &Record) -> Vec<u8> {
     let mut v = Vec::with_capacity(HEADER_LEN + record.payload.len());
     v.push(FORMAT_VERSION);
     v.push(record.kind.to_byte());
-    v.extend_from_slice(&[0, 0]);
+    v.extend_from_slice(&[u8::from(record.recovered), 0]);
     v.extend_from_slice(&[0; 4]);
     v.extend_from_slice(&record.boot_id.to_le_bytes());
     v.extend_from_slice(&record.created_ms.to_le_bytes());
@@ -198,6 +221,7 @@ pub fn decode(key_bytes: &[u8], value: &[u8]) -> Result<Record, Damage> {
         kind: h.kind,
         boot_id: h.boot_id,
         created_ms: h.created_ms,
+        recovered: value[2] & 1 != 0,
         payload: value[HEADER_LEN..].to_vec(),
     })
 }
@@ -212,6 +236,7 @@ mod tests {
             kind: RecordKind::Readings,
             boot_id: 42,
             created_ms: 1_700_000_000_000,
+            recovered: false,
             payload: b"batch".to_vec(),
         }
     }
@@ -225,8 +250,15 @@ mod tests {
         assert_eq!(v[1], 2);
         assert_eq!(&v[8..16], &42u64.to_le_bytes());
         assert_eq!(&v[24..], b"batch");
-        assert_eq!(decode(&key(r.seq), &v), Ok(r));
+        assert_eq!(decode(&key(r.seq), &v), Ok(r.clone()));
         assert_eq!(stored_len(5), 37);
+        let recovered = Record {
+            recovered: true,
+            ..r
+        };
+        let v = encode(&recovered);
+        assert_eq!(v[2], 1);
+        assert_eq!(decode(&key(recovered.seq), &v), Ok(recovered));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! spool task (`task.rs`) runs it on a thread of its own, so fsyncs never stall the
 //! runtime's workers. Opening (with the quarantine of a damaged store) lives here too.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ use super::record::{self, Damage, Header, Record, RecordKind, Seq};
 use super::{SpoolConfig, SpoolError};
 use crate::telemetry::Metrics;
 
+mod memory;
 mod redb_store;
 
 #[cfg(test)]
@@ -67,6 +68,9 @@ pub struct OpenReport {
     /// Where a damaged store was moved, and why.
     pub quarantined: Option<PathBuf>,
     pub quarantine_reason: Option<String>,
+    /// Records read back from the quarantined store (their checksums held), queued again
+    /// in the fresh one and marked as recovered.
+    pub rescued: u64,
     /// Time spent opening, scanning and (if needed) quarantining.
     pub took: Duration,
 }
@@ -82,6 +86,8 @@ pub struct SpoolStats {
     pub durable_through: Option<Seq>,
     pub boot_id: u64,
     pub online: bool,
+    /// The spool runs in memory: its store on disk cannot be used (`store/memory.rs`).
+    pub in_memory: bool,
 }
 
 pub struct Spool {
@@ -100,6 +106,14 @@ pub struct Spool {
     opened: OpenReport,
     /// Evictions since the last warning about them, and when that was.
     evictions: EvictionLog,
+    /// Copies of the records written since the last completed flush: a failed commit loses
+    /// them from the store, and the spool then keeps these in memory (`memory.rs`).
+    unflushed_copies: BTreeMap<Seq, Record>,
+    /// Records removed from the store (acknowledged, evicted, dropped) since the last
+    /// completed flush: a failed commit brings them back on disk.
+    removed_since_flush: Vec<Seq>,
+    /// Set while the store on disk cannot be used and the spool runs in memory.
+    away: Option<memory::Away>,
 }
 
 /// Evictions lose data the fleet never gets: each is counted (`spool_evicted_total`), and a
@@ -143,49 +157,25 @@ impl Spool {
     /// Opens (or creates) the spool in `config.dir`. A damaged store is quarantined and a
     /// fresh one started. A store that cannot be had at all (a folder the agent may not
     /// open or create, a regular file in its place, a disk that fails) gives a spool held in
-    /// memory: the same caps and delivery, lost at exit, logged (`spool_memory_only`) and
-    /// counted in the `spool_memory_only` gauge, so that detection, the alarm and the uplink
-    /// run whatever the disk does. Only another process holding the store is an error.
+    /// memory (`memory.rs`): smaller caps, the same delivery, lost at exit, logged
+    /// (`spool_memory_only`) and counted in the `spool_memory_only` gauge, and tried again
+    /// on disk every few seconds, so that detection, the alarm and the uplink run whatever
+    /// the disk does. Only another process holding the store is an error.
     pub fn open(config: SpoolConfig, metrics: Arc<Metrics>) -> Result<Spool, SpoolError> {
         config.validate()?;
         let started = Instant::now();
         let mut report = OpenReport::default();
-        let loaded = match Spool::load_from_disk(&config, &metrics, &mut report) {
-            Ok(loaded) => loaded,
+        let (loaded, away) = match Spool::load_from_disk(&config, &metrics, &mut report) {
+            Ok(loaded) => (loaded, None),
             Err(error @ SpoolError::Locked { .. }) => return Err(error),
-            Err(error) => {
-                tracing::error!(
-                    event = "spool_memory_only",
-                    %error,
-                    "the spool's store cannot be opened: records are kept in memory only, within the same caps, and are lost if the agent stops before they are sent"
-                );
-                metrics.spool_memory_only.store(1, Ordering::Relaxed);
-                let Opened { store, .. } = redb_store::open_in_memory(config.cache_capacity)
-                    .map_err(|e| SpoolError::Open {
-                        path: "(memory)".into(),
-                        reason: e.to_string(),
-                    })?;
-                Loaded {
-                    store,
-                    found: Vec::new(),
-                    bad: Vec::new(),
-                    lease: 0,
-                }
-            }
+            Err(error) => memory::start_in_memory(&config, &metrics, &error)?,
         };
         let Loaded {
-            mut store,
+            store,
             found,
             bad,
             lease,
         } = loaded;
-
-        for (key, damage) in &bad {
-            tracing::error!(key = ?key, %damage, "spool record damaged: dropped");
-            store
-                .remove(Tree::Records, key)
-                .map_err(SpoolError::store("dropping a damaged record"))?;
-        }
         report.corrupt_records = bad.len() as u64;
         Metrics::add(&metrics.spool_corrupt_records_total, bad.len() as u64);
 
@@ -194,7 +184,7 @@ impl Spool {
             ledger.restore(
                 h.seq,
                 h.kind,
-                record::stored_len(h.payload_len),
+                record::footprint(h.payload_len),
                 h.created_ms,
             );
         }
@@ -216,14 +206,28 @@ impl Spool {
             metrics,
             opened: OpenReport::default(),
             evictions: EvictionLog::default(),
+            unflushed_copies: BTreeMap::new(),
+            removed_since_flush: Vec::new(),
+            away,
         };
-        let evicted = spool.ledger.enforce_caps();
+        for (key, damage) in &bad {
+            tracing::error!(key = ?key, %damage, "spool record damaged: dropped");
+            spool.with_store("dropping a damaged record", |s| {
+                s.remove(Tree::Records, key)
+            })?;
+        }
+        let evicted = match spool.away {
+            Some(_) => spool.ledger.set_caps(
+                memory::max_bytes(&spool.config),
+                memory::max_alert_bytes(&spool.config),
+            ),
+            None => spool.ledger.enforce_caps(),
+        };
         report.evicted = evicted.len() as u64;
         spool.apply_evictions(&evicted)?;
-        spool
-            .store
-            .insert(Tree::Meta, META_FORMAT, &[record::FORMAT_VERSION])
-            .map_err(SpoolError::store("writing the format marker"))?;
+        spool.with_store("writing the format marker", |s| {
+            s.insert(Tree::Meta, META_FORMAT, &[record::FORMAT_VERSION])
+        })?;
         // Lease the next block of sequence numbers (and flush it) before any is handed out.
         let next = spool.ledger.next_seq();
         spool.extend_lease(next)?;
@@ -269,7 +273,7 @@ impl Spool {
         let now_ms = wall_ms();
         let admission = self
             .ledger
-            .admit(kind, record::stored_len(payload.len()), now_ms)
+            .admit(kind, record::footprint(payload.len()), now_ms)
             .map_err(|t| SpoolError::PayloadTooLarge {
                 kind,
                 bytes: payload.len(),
@@ -285,6 +289,7 @@ impl Spool {
             kind,
             boot_id: self.boot_id,
             created_ms: now_ms,
+            recovered: false,
             payload,
         };
         if admission.store {
@@ -312,17 +317,26 @@ impl Spool {
     }
 
     fn write(&mut self, record: &Record) -> Result<(), SpoolError> {
-        self.store
-            .insert(
-                Tree::Records,
-                &record::key(record.seq),
-                &record::encode(record),
-            )
-            .map_err(SpoolError::store("writing a record"))?;
+        let (key, value) = (record::key(record.seq), record::encode(record));
+        self.with_store("writing a record", |s| {
+            s.insert(Tree::Records, &key, &value)
+        })?;
         self.unflushed += 1;
         self.unflushed_since.get_or_insert_with(Instant::now);
-        self.written_through = self.written_through.max(Some(record.seq));
+        if self.away.is_none() {
+            self.written_through = self.written_through.max(Some(record.seq));
+            self.unflushed_copies.insert(record.seq, record.clone());
+        }
         Ok(())
+    }
+
+    /// Removes a record from the store (it was acknowledged, evicted or found damaged).
+    fn delete(&mut self, op: &'static str, seq: Seq) -> Result<(), SpoolError> {
+        // Noted first: if this removal fails the store, it is done again on its return.
+        if self.away.is_none() {
+            self.removed_since_flush.push(seq);
+        }
+        self.with_store(op, |s| s.remove(Tree::Records, &record::key(seq)))
     }
 
     /// The store on disk, quarantining a damaged one and starting afresh.
@@ -336,56 +350,57 @@ impl Spool {
             source,
         })?;
         let store = config.store_dir();
-        let loaded = match load(&store, config.cache_capacity, config.open_timeout) {
-            Ok(l) => l,
-            Err(LoadError::Locked(detail)) => {
-                return Err(SpoolError::Locked {
-                    path: store,
-                    detail,
-                });
-            }
-            Err(LoadError::Io(reason)) => {
-                return Err(SpoolError::Open {
-                    path: store,
-                    reason,
-                });
-            }
-            Err(LoadError::Damaged { slug, detail }) => {
-                let moved = quarantine(config, slug, &detail)?;
-                Metrics::inc(&metrics.spool_quarantined_total);
-                tracing::error!(
-                    store = %store.display(),
-                    moved_to = %moved.display(),
-                    reason = %detail,
-                    "spool store damaged: moved aside, starting a fresh one"
-                );
-                report.quarantined = Some(moved);
-                report.quarantine_reason = Some(detail);
-                load(&store, config.cache_capacity, config.open_timeout).map_err(|e| {
-                    SpoolError::Open {
-                        path: store.clone(),
-                        reason: format!("after moving the damaged one aside: {e}"),
-                    }
-                })?
-            }
-        };
+        let loaded =
+            match load(&store, config.cache_capacity, config.open_timeout) {
+                Ok(l) => l,
+                Err(LoadError::Locked(detail)) => {
+                    return Err(SpoolError::Locked {
+                        path: store,
+                        detail,
+                    });
+                }
+                Err(LoadError::Io(reason)) => {
+                    return Err(SpoolError::Open {
+                        path: store,
+                        reason,
+                    });
+                }
+                Err(LoadError::Damaged { slug, detail }) => {
+                    let moved = quarantine(config, slug, &detail)?;
+                    Metrics::inc(&metrics.spool_quarantined_total);
+                    tracing::error!(
+                        store = %store.display(),
+                        moved_to = %moved.display(),
+                        reason = %detail,
+                        "spool store damaged: moved aside, starting a fresh one"
+                    );
+                    let mut fresh = load(&store, config.cache_capacity, config.open_timeout)
+                        .map_err(|e| SpoolError::Open {
+                            path: store.clone(),
+                            reason: format!("after moving the damaged one aside: {e}"),
+                        })?;
+                    report.rescued = rescue(config, &moved, &mut fresh, metrics)?;
+                    report.quarantined = Some(moved);
+                    report.quarantine_reason = Some(detail);
+                    fresh
+                }
+            };
         Ok(loaded)
     }
 
     fn extend_lease(&mut self, from: Seq) -> Result<(), SpoolError> {
         self.seq_lease = from + SEQ_LEASE;
-        self.store
-            .insert(Tree::Meta, META_SEQ_LEASE, &self.seq_lease.to_be_bytes())
-            .map_err(SpoolError::store("leasing sequence numbers"))?;
+        let lease = self.seq_lease.to_be_bytes();
+        self.with_store("leasing sequence numbers", |s| {
+            s.insert(Tree::Meta, META_SEQ_LEASE, &lease)
+        })?;
         self.flush().map(|_| ())
     }
 
     fn apply_evictions(&mut self, evicted: &[Eviction]) -> Result<(), SpoolError> {
         for e in evicted {
             if e.stored {
-                self.store
-                    .remove(Tree::Records, &record::key(e.seq))
-                    .map_err(SpoolError::store("evicting a record"))?;
+                self.delete("evicting a record", e.seq)?;
             } else {
                 self.unstored.remove(&e.seq);
             }
@@ -396,17 +411,22 @@ impl Spool {
         Ok(())
     }
 
-    /// Makes every write so far durable (fsync). This is what "flushed" means.
+    /// Makes every write so far durable (fsync). This is what "flushed" means. While the
+    /// spool runs in memory nothing becomes durable: `through` stays where the disk left it.
     pub fn flush(&mut self) -> Result<Flushed, SpoolError> {
         let started = Instant::now();
-        self.store.flush().map_err(SpoolError::store("flushing"))?;
+        self.with_store("flushing", |s| s.flush())?;
         let took = started.elapsed();
-        // Space the store holds far beyond what is pending goes back to the filesystem here
-        // (invariant 5). A failure costs only disk space: the flush itself is done.
-        if let Err(e) = self.store.reclaim(self.ledger.depth().bytes()) {
-            tracing::warn!(error = %e, "spool: giving space back to the filesystem failed");
+        if self.away.is_none() {
+            // Space the store holds far beyond what is pending goes back to the filesystem
+            // here (invariant 5). A failure costs only disk space: the flush itself is done.
+            if let Err(e) = self.store.reclaim(self.ledger.depth().bytes()) {
+                tracing::warn!(error = %e, "spool: giving space back to the filesystem failed");
+            }
+            self.durable_through = self.written_through;
+            self.unflushed_copies.clear();
+            self.removed_since_flush.clear();
         }
-        self.durable_through = self.written_through;
         self.unflushed = 0;
         self.unflushed_since = None;
         let us = took.as_micros() as u64;
@@ -455,10 +475,11 @@ impl Spool {
                 continue;
             }
             let key = record::key(seq);
-            let value = self
-                .store
-                .get(Tree::Records, &key)
-                .map_err(SpoolError::store("reading a record"))?;
+            let value = self.with_store("reading a record", |s| s.get(Tree::Records, &key))?;
+            if !self.ledger.contains(seq) {
+                // It was on the disk, which failed just now: it waits there (`memory.rs`).
+                continue;
+            }
             match value.map(|v| record::decode(&key, &v)) {
                 Some(Ok(r)) => out.push(r),
                 Some(Err(damage)) => self.drop_corrupt(seq, &damage.to_string())?,
@@ -472,9 +493,7 @@ impl Spool {
     fn drop_corrupt(&mut self, seq: Seq, why: &str) -> Result<(), SpoolError> {
         tracing::error!(seq, why, "spool record unreadable: dropped");
         self.ledger.forget(seq);
-        self.store
-            .remove(Tree::Records, &record::key(seq))
-            .map_err(SpoolError::store("dropping a damaged record"))?;
+        self.delete("dropping a damaged record", seq)?;
         Metrics::inc(&self.metrics.spool_corrupt_records_total);
         Ok(())
     }
@@ -483,12 +502,11 @@ impl Spool {
     /// pending (already acknowledged, or evicted).
     pub fn ack(&mut self, seq: Seq) -> Result<bool, SpoolError> {
         let Some(removed) = self.ledger.ack(seq) else {
+            self.acked_while_away(seq);
             return Ok(false);
         };
         if removed.stored {
-            self.store
-                .remove(Tree::Records, &record::key(seq))
-                .map_err(SpoolError::store("deleting an acknowledged record"))?;
+            self.delete("deleting an acknowledged record", seq)?;
         } else {
             self.unstored.remove(&seq);
         }
@@ -539,8 +557,16 @@ impl Spool {
         Ok(())
     }
 
-    /// Writes what is kept only in memory and flushes: the clean shutdown.
+    /// Writes what is kept only in memory and flushes: the clean shutdown. A spool running
+    /// in memory tries its disk once more first.
     pub fn close(mut self) -> Result<Flushed, SpoolError> {
+        if self.in_memory() && !self.rejoin_disk(Instant::now()) {
+            tracing::error!(
+                event = "spool_lost_at_exit",
+                records = self.ledger.depth().records(),
+                "the spool's disk still takes no writes: the records held in memory are lost"
+            );
+        }
         let seqs = self.ledger.unstored();
         self.spill(&seqs)?;
         self.flush()
@@ -554,6 +580,7 @@ impl Spool {
             durable_through: self.durable_through,
             boot_id: self.boot_id,
             online: self.ledger.is_online(),
+            in_memory: self.away.is_some(),
         }
     }
 
@@ -748,6 +775,57 @@ fn load_unguarded(dir: &Path, cache_capacity: u64) -> Result<Loaded, LoadError> 
         bad,
         lease,
     })
+}
+
+/// Reads back what it can of the store quarantined in `moved` (`redb_store::read_back`)
+/// and writes those records, marked as recovered, into the fresh store under their own
+/// sequence numbers, so their `(boot, seq)` stays what it was and the fresh store numbers
+/// on above them. Returns how many; a store that cannot be read at all gives 0.
+fn rescue(
+    config: &SpoolConfig,
+    moved: &Path,
+    fresh: &mut Loaded,
+    metrics: &Metrics,
+) -> Result<u64, SpoolError> {
+    let file = moved.join(redb_store::FILE);
+    let cache = config.cache_capacity;
+    let back = match guarded(config.open_timeout, move || {
+        redb_store::read_back(&file, cache).map_err(LoadError::Io)
+    }) {
+        Ok(back) => back,
+        Err(e) => {
+            tracing::warn!(event = "spool_rescue_failed", store = %moved.display(), reason = %e, "nothing could be read back from the quarantined spool store");
+            return Ok(0);
+        }
+    };
+    for mut r in back.records.iter().cloned() {
+        r.recovered = true;
+        let (key, value) = (record::key(r.seq), record::encode(&r));
+        fresh
+            .store
+            .insert(Tree::Records, &key, &value)
+            .map_err(SpoolError::store("writing a record read back"))?;
+        fresh
+            .found
+            .push(record::verify(&key, &value).expect("just encoded"));
+        fresh.lease = fresh.lease.max(r.seq + 1);
+    }
+    fresh
+        .store
+        .flush()
+        .map_err(SpoolError::store("writing the records read back"))?;
+    let n = back.records.len() as u64;
+    Metrics::add(&metrics.spool_rescued_total, n);
+    Metrics::add(&metrics.spool_corrupt_records_total, back.damaged);
+    tracing::warn!(
+        event = "spool_rescued",
+        records = n,
+        damaged = back.damaged,
+        damaged_stretches_skipped = back.skips,
+        stopped = back.stopped.as_deref().unwrap_or("at the end"),
+        "records read back from the quarantined spool store are queued again, marked as recovered"
+    );
+    Ok(n)
 }
 
 /// Moves the store aside into `quarantine/<unix-seconds>-<slug>` with a `reason.txt`, and

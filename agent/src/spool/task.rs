@@ -207,6 +207,7 @@ async fn run(
     spill_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let deadline = spool.flush_deadline();
+        let retry = spool.retry_at();
         tokio::select! {
             biased;
             _ = cancel.cancelled() => {
@@ -222,6 +223,9 @@ async fn run(
                 None => break,
             },
             _ = sleep_until(deadline), if deadline.is_some() => {}
+            _ = sleep_until(retry), if retry.is_some() => {
+                spool.rejoin_disk_if_due(Instant::now());
+            }
             _ = spill_check.tick(), if offline_only => {
                 if let Err(e) = spool.spill_stale() {
                     tracing::error!(error = %e, "spool: writing memory-only readings failed");

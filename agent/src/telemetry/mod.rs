@@ -192,6 +192,9 @@ metrics! {
     spool_evicted_total,
     /// Damaged spool stores moved aside at startup.
     spool_quarantined_total,
+    /// Records read back from quarantined spool stores (their checksums held) and queued
+    /// again, marked as recovered.
+    spool_rescued_total,
     /// Spooled records that failed their checksum (or vanished) and were dropped, never sent.
     spool_corrupt_records_total,
     /// Readings kept in memory instead of flash (write-only-while-offline mode).
@@ -199,8 +202,11 @@ metrics! {
     /// Readings kept in memory that were later written to flash (link down, stale, shutdown).
     spool_spilled_total,
     /// Gauge: 1 while the spool's store is held in memory because the one on disk could
-    /// not be opened (lost at exit), else 0.
+    /// not be opened or failed (what it holds is lost if the agent stops first), else 0.
     spool_memory_only,
+    /// Times the spool's store on disk failed (a full or failing disk) and the spool moved
+    /// its records to memory until the disk took writes again.
+    spool_store_failures_total,
     /// Spool flushes (fsync) completed.
     spool_flushes_total,
     /// Gauge: duration of the last spool flush, microseconds.

@@ -78,8 +78,9 @@ pub fn stored(stream: Stream, body: &[u8]) -> Vec<u8> {
 
 /// Bytes the identity adds to a body, at most, for a thing name of `thing_len` bytes.
 pub fn identity_headroom(thing_len: usize) -> usize {
-    // {"thing":"","boot":,"seq":, plus two u64 of 20 digits and JSON escapes of the name.
-    30 + 40 + thing_len * 2
+    // {"thing":"","boot":,"seq":, plus two u64 of 20 digits and JSON escapes of the name,
+    // and ,"recovered":true.
+    30 + 40 + 17 + thing_len * 2
 }
 
 /// The topic and the bytes to publish for a spooled record; `None` for a payload this
@@ -94,6 +95,9 @@ pub fn publication<'t>(record: &Record, topics: &'t Topics) -> Option<(&'t str, 
     out.extend_from_slice(
         format!(",\"boot\":{},\"seq\":{}", record.boot_id, record.seq).as_bytes(),
     );
+    if record.recovered {
+        out.extend_from_slice(b",\"recovered\":true");
+    }
     if rest != b"}" {
         out.push(b',');
     }
@@ -342,8 +346,16 @@ pub struct SpoolDepth {
     pub alerts: u64,
     /// Age of the oldest pending record, milliseconds; 0 when the spool is empty.
     pub oldest_age_ms: u64,
-    /// Whether the spool is held in memory because its store on disk could not be opened.
+    /// Whether the spool is held in memory because its store on disk could not be opened
+    /// or failed (a full disk); it goes back to the disk by itself.
     pub memory_only: bool,
+    /// Since the agent started: records dropped to stay under the caps (never sent),
+    /// damaged stores moved aside, failures of the store on disk, and records the pipeline
+    /// could not append. Each is also logged.
+    pub evicted: u64,
+    pub quarantined: u64,
+    pub store_failures: u64,
+    pub append_failures: u64,
 }
 
 /// The broker connection since the agent started.
@@ -489,6 +501,7 @@ mod tests {
             kind: RecordKind::Readings,
             boot_id: 7,
             created_ms: 0,
+            recovered: false,
             payload,
         }
     }
@@ -503,6 +516,10 @@ mod tests {
                 alerts: 1,
                 oldest_age_ms: 4200,
                 memory_only: false,
+                evicted: 0,
+                quarantined: 0,
+                store_failures: 0,
+                append_failures: 0,
             },
             detect: DetectStatus {
                 model: ModelCoverage {
@@ -581,5 +598,19 @@ mod tests {
         let (_, bytes) = publication(&empty, &topics).unwrap();
         assert_eq!(bytes, br#"{"thing":"truck-7","boot":7,"seq":42}"#);
         assert!(publication(&record(vec![9, b'{', b'}']), &topics).is_none());
+        // Read back from a quarantined store: marked, and still within the headroom.
+        let recovered = Record {
+            recovered: true,
+            boot_id: u64::MAX,
+            seq: u64::MAX,
+            ..record(stored(Stream::Alerts, b"{}"))
+        };
+        let (_, bytes) = publication(&recovered, &topics).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.ends_with(r#","recovered":true}"#), "{text}");
+        assert!(
+            text.len() - 2 <= identity_headroom(topics.thing.len()),
+            "{text}"
+        );
     }
 }

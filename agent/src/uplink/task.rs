@@ -332,11 +332,15 @@ impl Uplink {
                 }
             }
             while st.jobs.try_join_next().is_some() {}
-            let depth = stats.borrow().depth.records();
+            let (depth, in_memory) = {
+                let s = stats.borrow();
+                (s.depth.records(), s.in_memory)
+            };
             self.link.send_if_modified(|l| {
                 let new = LinkStatus {
                     online: Some(st.connected),
                     spool_depth: Some(depth),
+                    spool_in_memory: in_memory,
                 };
                 std::mem::replace(l, new) != new
             });
@@ -593,6 +597,10 @@ impl Uplink {
                     alerts: depth.alerts.records,
                     oldest_age_ms,
                     memory_only: metrics.spool_memory_only > 0,
+                    evicted: metrics.spool_evicted_total,
+                    quarantined: metrics.spool_quarantined_total,
+                    store_failures: metrics.spool_store_failures_total,
+                    append_failures: metrics.outbound_append_failures_total,
                 },
                 detect: self.detect.borrow().clone(),
                 security: SecurityCounts::from_metrics(&self.metrics),
@@ -640,9 +648,11 @@ impl Uplink {
         })
         .await;
         let _ = self.spool.link_down().await;
+        let stats = *self.spool.stats().borrow();
         self.link.send_replace(LinkStatus {
             online: Some(false),
-            spool_depth: Some(self.spool.stats().borrow().depth.records()),
+            spool_depth: Some(stats.depth.records()),
+            spool_in_memory: stats.in_memory,
         });
         tracing::info!(
             event = "uplink_stopped",

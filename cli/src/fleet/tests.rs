@@ -391,6 +391,7 @@ fn the_board_reads_the_agent_s_own_messages() {
             kind: RecordKind::Alert,
             boot_id: 9,
             created_ms: 0,
+            recovered: false,
             payload: stored(stream, &body),
         };
         let (topic, bytes) = publication(&r, &topics).unwrap();
@@ -459,6 +460,7 @@ fn security_findings_show_with_their_suspect_and_count() {
             kind: RecordKind::Alert,
             boot_id: 9,
             created_ms: 0,
+            recovered: false,
             payload: stored(Stream::Security, &security_body(&event)),
         };
         let (topic, bytes) = publication(&record, &topics).unwrap();

@@ -82,13 +82,18 @@ impl View {
         let link = *self.link.as_ref()?.borrow();
         let m = self.metrics.snapshot();
         Some(format!(
-            "uplink {}  spool {} records  published {}  acknowledged {}",
+            "uplink {}  spool {} records{}  published {}  acknowledged {}",
             match link.online {
                 Some(true) => "online",
                 Some(false) => "offline",
                 None => "unknown",
             },
             link.spool_depth.unwrap_or(0),
+            if link.spool_in_memory {
+                " IN MEMORY (disk full or failing)"
+            } else {
+                ""
+            },
             m.uplink_published_total,
             m.uplink_acked_total
         ))

@@ -69,6 +69,7 @@ fn the_dashboard_fits_80_columns_with_everything_on_it() {
     let (_link_tx, link_rx) = watch::channel(LinkStatus {
         online: Some(true),
         spool_depth: Some(1_234_567),
+        ..LinkStatus::default()
     });
     let id = format!("tanker-{}", "eu-west-1-depot-7-".repeat(6));
     let title = format!(

@@ -209,10 +209,11 @@ where
         Some(false) => "OFFLINE",
         None => "unknown",
     };
-    let spool = match link.spool_depth {
-        Some(0) => "empty".to_owned(),
-        Some(n) => format!("{} queued", count(n)),
-        None => "unknown".to_owned(),
+    let spool = match (link.spool_depth, link.spool_in_memory) {
+        (Some(n), true) => format!("{} NO DISK", count(n)),
+        (Some(0), false) => "empty".to_owned(),
+        (Some(n), false) => format!("{} queued", count(n)),
+        (None, _) => "unknown".to_owned(),
     };
     text(
         &format!("link   {online}"),

@@ -113,6 +113,7 @@ fn all_normal_online() {
     let link = LinkStatus {
         online: Some(true),
         spool_depth: Some(0),
+        ..LinkStatus::default()
     };
     check("normal_online", &Screen::Normal(link));
 }
@@ -122,8 +123,19 @@ fn all_normal_offline_with_a_backlog() {
     let link = LinkStatus {
         online: Some(false),
         spool_depth: Some(1234),
+        ..LinkStatus::default()
     };
     check("normal_offline", &Screen::Normal(link));
+}
+
+#[test]
+fn all_normal_with_the_spool_in_memory() {
+    let link = LinkStatus {
+        online: Some(true),
+        spool_depth: Some(1234),
+        spool_in_memory: true,
+    };
+    check("normal_spool_in_memory", &Screen::Normal(link));
 }
 
 #[test]
@@ -191,6 +203,7 @@ fn the_longest_texts_stay_on_the_screen_and_apart() {
     let link = LinkStatus {
         online: Some(false),
         spool_depth: Some(u64::MAX),
+        spool_in_memory: true,
     };
     for screen in [Screen::Normal(link), Screen::Stopped] {
         let frame = Frame::render(&screen);
@@ -256,6 +269,7 @@ fn the_screen_follows_the_panel() {
     let link = LinkStatus {
         online: Some(false),
         spool_depth: Some(7),
+        ..LinkStatus::default()
     };
     let mut panel = Panel::default();
     let age = |_: &Alert| Duration::from_millis(61_900);

@@ -14,6 +14,7 @@ use redb::{
 };
 
 use super::{LoadError, StoreError, Tree};
+use crate::spool::record::{self, Record, Seq};
 
 /// The store's one file, in the store directory.
 pub(crate) const FILE: &str = "spool.redb";
@@ -82,9 +83,9 @@ pub(crate) fn open(dir: &Path, cache_capacity: u64) -> Result<Opened, LoadError>
         DatabaseError::DatabaseAlreadyOpen => {
             LoadError::Locked("another process holds the store's file lock".into())
         }
-        DatabaseError::Storage(StorageError::Io(io))
-            if io.kind() == std::io::ErrorKind::PermissionDenied =>
-        {
+        // A full disk or no permission says nothing about the file's content: the spool
+        // runs in memory and tries again; it never quarantines for one.
+        DatabaseError::Storage(StorageError::Io(io)) if not_the_files_fault(&io) => {
             LoadError::Io(io.to_string())
         }
         DatabaseError::Storage(StorageError::Corrupted(what)) => LoadError::Damaged {
@@ -113,6 +114,91 @@ pub(crate) fn open(dir: &Path, cache_capacity: u64) -> Result<Opened, LoadError>
     txn.open_table(RECORDS).map_err(|e| damaged(e.into()))?;
     txn.open_table(META).map_err(|e| damaged(e.into()))?;
     Ok(Opened { store, existed })
+}
+
+/// What could be read of a quarantined store.
+#[derive(Debug, Default)]
+pub(crate) struct ReadBack {
+    /// Records whose own checksum held, in sequence order.
+    pub records: Vec<Record>,
+    /// Records that failed their checksum.
+    pub damaged: u64,
+    /// The first reason a pass stopped before the end, if one did...
+    pub stopped: Option<String>,
+    /// ...and how many damaged stretches were stepped over.
+    pub skips: u64,
+}
+
+/// Reads what can be read of a store that was quarantined: opened read-only (never
+/// repaired: the evidence stays as it was) without redb's integrity check, keeping only
+/// the records whose own checksum holds. A page redb cannot read (an error, or a panic
+/// deep in its cursor) ends one pass; the next starts past it, probing sequence numbers
+/// further and further on, so one damaged page loses the records on it and no more.
+pub(crate) fn read_back(path: &Path, cache_capacity: u64) -> Result<ReadBack, String> {
+    let db = Database::builder()
+        .set_cache_size(cache_capacity as usize)
+        .open_read_only(path)
+        .map_err(|e| format!("redb cannot open it even read-only: {e}"))?;
+    let read = db.begin_read().map_err(|e| e.to_string())?;
+    let table = read
+        .open_table(RECORDS)
+        .map_err(|e| format!("its records table cannot be read: {e}"))?;
+    let mut back = ReadBack::default();
+    let mut from: Seq = 0;
+    loop {
+        let pass = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read_from(&table, from, &mut back)
+        }))
+        .unwrap_or_else(|_| Err("redb panicked on a damaged page".into()));
+        let Err(why) = pass else { return Ok(back) };
+        back.stopped.get_or_insert(why);
+        let last = back.records.last().map_or(from, |r| r.seq + 1).max(from);
+        match (0..48).map(|k| last.saturating_add(1 << k)).find(|&probe| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let key = record::key(probe);
+                matches!(
+                    table.range::<&[u8]>(key.as_slice()..).map(|mut r| r.next()),
+                    Ok(Some(Ok(_)))
+                )
+            }))
+            .unwrap_or(false)
+        }) {
+            Some(probe) => {
+                back.skips += 1;
+                from = probe;
+            }
+            None => return Ok(back),
+        }
+    }
+}
+
+/// One pass of [`read_back`] from sequence number `from` to the end or the first error.
+fn read_from(
+    table: &redb::ReadOnlyTable<&[u8], &[u8]>,
+    from: Seq,
+    back: &mut ReadBack,
+) -> Result<(), String> {
+    let key = record::key(from);
+    for item in table
+        .range::<&[u8]>(key.as_slice()..)
+        .map_err(|e| e.to_string())?
+    {
+        let (k, v) = item.map_err(|e| e.to_string())?;
+        match record::decode(k.value(), v.value()) {
+            Ok(record) => back.records.push(record),
+            Err(_) => back.damaged += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Whether an I/O error comes from the disk or the rights on it rather than the file.
+fn not_the_files_fault(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        PermissionDenied | StorageFull | QuotaExceeded | ReadOnlyFilesystem | FileTooLarge
+    )
 }
 
 /// A store in memory, for when the disk store cannot be had (a spool folder the agent may
@@ -237,6 +323,15 @@ impl RedbStore {
             "spool store compacted"
         );
         Ok(())
+    }
+}
+
+impl RedbStore {
+    /// Lets go of a store that failed: the open transaction is dropped uncommitted (redb
+    /// refuses every write after an I/O error until the file is opened again).
+    pub(crate) fn abandon(mut self) {
+        self.txn = None;
+        self.uncommitted = 0;
     }
 }
 
