@@ -34,13 +34,13 @@
 //!    every write not yet synced, half keep a random subset of the unsynced 4 KiB pages or
 //!    512-byte sectors, so a commit, or a page, can reach the disk torn. The store is then
 //!    opened as the agent opens it. Over 2,000 cuts (two runs of 1,000; CI runs 100 on the
-//!    host, 20 under qemu-aarch64): each of the 212,721 records covered by a completed flush
+//!    host, 20 under qemu-aarch64): each of the 215,802 records covered by a completed flush
 //!    was there unless acked, no record acked before a completed flush came back, nothing
 //!    was corrupt, no store was quarantined, and sequence numbers kept growing. 177 of the
 //!    1,000 torn cuts had kept redb's new header without every page written with it. Of
 //!    the records appended after the last completed flush (at most 100, `every_records`: at
-//!    that rate the count bound comes before the time bound), 98.7-99.5 % were lost when
-//!    the cache was dropped and 96.7-98.8 % when it was torn; the rest had been committed
+//!    that rate the count bound comes before the time bound), 98.7-99.6 % were lost when
+//!    the cache was dropped and 97.6-99.6 % when it was torn; the rest had been committed
 //!    without a reported flush: by the store's own commit after 256 changes
 //!    (acknowledgements count), or by a commit whose pages had all reached the disk when
 //!    the power went.
