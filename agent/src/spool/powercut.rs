@@ -27,7 +27,6 @@
 mod disk;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -429,87 +428,4 @@ fn check(
     );
     spool.close().unwrap();
     present
-}
-
-/// The disk model itself: reads see the cache, a sync makes it the file's, a cut drops or
-/// tears it.
-#[test]
-fn the_disk_keeps_only_what_was_synced_or_what_the_cut_chose() {
-    use redb::StorageBackend;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("file");
-    let init = |path: &Path| std::fs::write(path, vec![1u8; 3 * disk::PAGE as usize]).unwrap();
-
-    init(&path);
-    let d = Disk::open(&path).unwrap();
-    d.write(10, &[2; 5000]).unwrap();
-    d.set_len(20_000).unwrap();
-    let mut buf = vec![0; 20_000];
-    d.read(0, &mut buf).unwrap();
-    assert_eq!((buf[9], buf[10], buf[5009], buf[5010]), (1, 2, 2, 1));
-    assert_eq!(buf[19_999], 0, "a file grows with zeros");
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        vec![1u8; 12_288],
-        "not synced"
-    );
-    d.sync_data().unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), buf, "synced");
-    d.write(0, &[3; 100]).unwrap();
-    let report = d.cut_now(Cut::DropUnsynced, 1).unwrap();
-    assert_eq!((report.cached_ops, report.dirty_sectors), (1, 1));
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        buf,
-        "the unsynced write is gone"
-    );
-    assert!(d.read(0, &mut buf[..1]).is_err(), "the power is off");
-    assert!(d.write(0, &[4]).is_err());
-
-    // A torn cut keeps each sector in one of its versions, or not at all.
-    let mut kept = BTreeSet::new();
-    for seed in 0..64 {
-        init(&path);
-        let d = Disk::open(&path).unwrap();
-        d.write(0, &[5; 8192]).unwrap();
-        d.write(0, &[6; 100]).unwrap();
-        d.arm(0, Cut::TornSectors { sector: disk::PAGE }, seed);
-        assert!(d.sync_data().is_err(), "the armed cut falls on the sync");
-        let after = std::fs::read(&path).unwrap();
-        assert_eq!(after.len(), 12_288);
-        let first: &[u8] = &after[..4096];
-        let version = if first == [1; 4096] {
-            "old"
-        } else if first == [5; 4096] {
-            "first write"
-        } else {
-            assert!(first[..100] == [6; 100] && first[100..] == [5; 3996]);
-            "second write"
-        };
-        kept.insert((version, after[4096], after[8192]));
-    }
-    for version in ["old", "first write", "second write"] {
-        assert!(kept.iter().any(|k| k.0 == version), "{version}: {kept:?}");
-    }
-    assert!(kept.iter().any(|k| k.1 == 1) && kept.iter().any(|k| k.1 == 5));
-    assert!(kept.iter().all(|k| k.2 == 1), "an unwritten sector stays");
-
-    // With 512-byte sectors a page can reach the medium in part, but never a sector.
-    let mut torn_pages = 0;
-    for seed in 0..64 {
-        init(&path);
-        let d = Disk::open(&path).unwrap();
-        d.write(0, &[7; 4096]).unwrap();
-        d.cut_now(Cut::TornSectors { sector: 512 }, seed).unwrap();
-        let page = std::fs::read(&path).unwrap();
-        let new: Vec<bool> = page[..4096]
-            .chunks(512)
-            .map(|s| {
-                assert!(s == [1; 512] || s == [7; 512], "a sector is never torn");
-                s[0] == 7
-            })
-            .collect();
-        torn_pages += usize::from(new.contains(&true) && new.contains(&false));
-    }
-    assert!(torn_pages > 0, "some pages reach the medium in part");
 }
