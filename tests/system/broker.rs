@@ -232,20 +232,28 @@ impl Mosquitto {
         }
     }
 
-    /// The most PUBLISH packets the broker received from `client` in one of its seconds
-    /// (by its own log's timestamps), and how many it received in all.
+    /// The most PUBLISH packets the broker received from `client` on one connection in one
+    /// of its seconds (by its own log's timestamps), and how many it received in all.
     pub fn busiest_second(&self, client: &str) -> (usize, usize) {
         let rates = self.received_from(client);
         (rates.busiest_publishes, rates.publishes)
     }
 
-    /// What the broker received from `client`, per second of its own clock (needs
-    /// [`Mosquitto::start_logging_publishes`]): its busiest second by publishes and by
-    /// payload bytes (Mosquitto logs each PUBLISH as `... (N bytes))`), and the totals.
+    /// What the broker received from `client`, per connection and second of its own clock
+    /// (needs [`Mosquitto::start_logging_publishes`]): its busiest second by publishes and
+    /// by payload bytes (Mosquitto logs each PUBLISH as `... (N bytes))`), and the totals.
+    /// Per connection, as AWS IoT Core's limits are: after a frozen broker wakes, it reads
+    /// what the dead connection sent long before in the same second as the new one's.
+    /// (Mosquitto closes the old connection before it logs the new one's connect.)
     pub fn received_from(&self, client: &str) -> Received {
+        let connected = format!(" as {client} (");
         let needle = format!(": Received PUBLISH from {client} ");
-        let mut per_second = std::collections::BTreeMap::<u64, (usize, u64)>::new();
+        let mut connection = 0;
+        let mut per_second = std::collections::BTreeMap::<(u32, u64), (usize, u64)>::new();
         for line in self.log.lock().unwrap().iter() {
+            if line.contains("New client connected from ") && line.contains(&connected) {
+                connection += 1;
+            }
             if line.contains(&needle) {
                 let second = line.split(':').next().unwrap().trim().parse().unwrap();
                 let bytes: u64 = line
@@ -253,7 +261,7 @@ impl Mosquitto {
                     .and_then(|(_, tail)| tail.strip_suffix(" bytes))"))
                     .and_then(|n| n.parse().ok())
                     .unwrap_or_else(|| panic!("no payload size in {line:?}"));
-                let entry = per_second.entry(second).or_default();
+                let entry = per_second.entry((connection, second)).or_default();
                 entry.0 += 1;
                 entry.1 += bytes;
             }
@@ -263,6 +271,25 @@ impl Mosquitto {
             busiest_bytes: per_second.values().map(|s| s.1).max().unwrap_or(0),
             publishes: per_second.values().map(|s| s.0).sum(),
             bytes: per_second.values().map(|s| s.1).sum(),
+        }
+    }
+
+    /// Waits for a line of the broker's log containing `needle`, among those logged after the
+    /// first `from` (the log's length when the caller began to look); returns the log's
+    /// length after it, or `None` past `limit`.
+    pub fn wait_log(&self, needle: &str, from: usize, limit: Duration) -> Option<usize> {
+        let end = Instant::now() + limit;
+        loop {
+            {
+                let log = self.log.lock().unwrap();
+                if let Some(i) = log.iter().skip(from).position(|l| l.contains(needle)) {
+                    return Some(from + i + 1);
+                }
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -33,7 +33,7 @@ impl Profile {
                 kills_up: 100,
                 kills_down: 20,
                 steady_records: 1_000,
-                outage_records: 3_000,
+                outage_records: 1_500,
                 freezes: 3,
                 evictions: 500,
             }
@@ -43,7 +43,7 @@ impl Profile {
                 kills_up: 8,
                 kills_down: 2,
                 steady_records: 100,
-                outage_records: 300,
+                outage_records: 150,
                 freezes: 1,
                 evictions: 20,
             }

@@ -82,11 +82,21 @@ impl Tally {
     }
 }
 
-/// One run of the agent: its boot id and the first sequence number it handed out.
+/// One run of the agent: its boot id, the first sequence number it handed out and, for a
+/// run that stopped cleanly, the last (from the records it says it spooled).
 #[derive(Clone, Copy, Debug)]
 pub struct Boot {
     pub id: u64,
     pub first_seq: u64,
+    pub last_seq: Option<u64>,
+}
+
+impl Boot {
+    /// Whether the fleet has every record of this run that stopped cleanly.
+    pub fn complete(&self, tally: &Tally) -> bool {
+        let last = self.last_seq.expect("a run that stopped cleanly");
+        (self.first_seq..=last).all(|seq| tally.has(&(self.id, seq)))
+    }
 }
 
 /// What reached the fleet, against what the agent had made durable.
@@ -98,7 +108,8 @@ pub struct Account {
     pub duplicates: usize,
     /// Records never delivered that were not yet flushed when a kill came: sequence numbers
     /// missing between delivered or stored ones, above everything that run had flushed.
-    /// (Records appended after a run's last delivered or stored one leave no trace.)
+    /// (Records a killed run appended after its last delivered or stored one leave no
+    /// trace; a run that stopped cleanly says how many it appended.)
     pub lost_inside: usize,
     /// Records never delivered that had been flushed: held by the store at a kill, or below
     /// a record that was (a commit makes everything written before it durable).
@@ -122,7 +133,8 @@ pub fn account(boots: &[Boot], durable: &BTreeSet<Held>, tally: &Tally) -> Accou
             .range(range.clone())
             .next_back()
             .map(|(k, _)| k.1)
-            .max(max_durable);
+            .max(max_durable)
+            .max(boot.last_seq);
         let Some(max_known) = max_known else { continue };
         for seq in boot.first_seq..=max_known {
             let key = (boot.id, seq);

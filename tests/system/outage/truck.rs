@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use serde_json::Value;
 use vigil_agent::spool::{FlushPolicy, RecordKind, Spool, soak};
 use vigil_agent::telemetry::Metrics;
 
+use super::tally::Boot;
 use crate::Lines;
 use crate::broker::{Identity, KillOnDrop, LIMIT, Pki};
 
@@ -40,10 +41,14 @@ pub struct TruckConfig {
     pub tank_critical: f64,
     /// `[spool] max_bytes` and `max_alert_bytes`; the defaults when `None`.
     pub spool_caps: Option<(u64, u64)>,
+    /// `[source.simulator] speed`: times real time.
+    pub speed: f64,
     /// `[batch] max_readings`: small batches make many small records.
     pub batch_readings: usize,
     /// `[uplink] message_bytes`: the largest readings message.
     pub message_bytes: usize,
+    /// `[uplink] max_bytes_per_second`: AWS IoT Core's 512 KiB, or lower.
+    pub bytes_per_second: u32,
 }
 
 impl TruckConfig {
@@ -57,8 +62,10 @@ impl TruckConfig {
             metrics: free_port(),
             tank_critical: 90.0,
             spool_caps: None,
-            batch_readings: 10,
+            speed: 20.0,
+            batch_readings: 20,
             message_bytes: 5000,
+            bytes_per_second: 512 * 1024,
         }
     }
 
@@ -69,21 +76,23 @@ impl TruckConfig {
         });
         let text = format!(
             "[vehicle]\nid = \"{thing}\"\n\n\
-             # Twenty times real time: a steady stream of reading batches to count.\n\
-             [source.simulator]\nspeed = 20.0\n\n\
+             [source.simulator]\nspeed = {speed:.1}\n\n\
              [detect.tank.gasoline]\nwarning = 5.0\ncritical = {critical:.1}\n\n\
              [batch]\nmax_readings = {batch}\n\n\
              [spool]\npath = \"{spool}\"\n{caps}\n\
              [uplink]\nendpoint = \"localhost\"\nport = {port}\nca_file = \"{ca}\"\n\
              cert_file = \"{cert}\"\nkey_file = \"{key}\"\n\
              # AWS IoT Core's shortest keep-alive; a lost link is retried within 5 s.\n\
-             keep_alive = \"30s\"\nreconnect_max = \"5s\"\nmessage_bytes = {message_bytes}\n\n\
+             keep_alive = \"30s\"\nreconnect_max = \"5s\"\nmessage_bytes = {message_bytes}\n\
+             max_bytes_per_second = {bytes_per_second}\n\n\
              [metrics]\nlisten = \"{metrics}\"\n\n\
              [log]\nformat = \"json\"\n",
             thing = self.thing,
             critical = self.tank_critical,
+            speed = self.speed,
             batch = self.batch_readings,
             message_bytes = self.message_bytes,
+            bytes_per_second = self.bytes_per_second,
             spool = self.spool.display(),
             port = self.port,
             ca = self.ca.display(),
@@ -231,14 +240,31 @@ impl Truck {
         child.wait().unwrap();
     }
 
-    /// SIGTERM; the exit status and the whole log once it has exited.
-    pub fn stop(mut self) -> (ExitStatus, Vec<String>) {
+    /// This run, as the accounting knows it so far (it has not stopped).
+    pub fn boot(&self) -> Boot {
+        Boot {
+            id: self.boot_id,
+            first_seq: self.first_seq,
+            last_seq: None,
+        }
+    }
+
+    /// SIGTERM; once it has exited cleanly, this run with its last sequence number (from the
+    /// records its exit summary says it spooled).
+    pub fn stop(mut self) -> Boot {
         self.signal("TERM");
         let child = self.guard.0.take().unwrap();
         let status = crate::wait_with_limit(child, LIMIT)
             .unwrap_or_else(|| panic!("no exit after SIGTERM: {:#?}", self.log.seen));
-        let rest = self.log.rest(Duration::from_secs(1)).to_vec();
-        (status, rest)
+        let summary = self.wait("\"event\":\"run_summary\"", LIMIT);
+        let log = self.log.rest(Duration::from_secs(1));
+        assert!(status.success(), "{status}: {log:#?}");
+        let spooled = summary.and_then(|s| s["records_spooled"].as_u64());
+        let spooled = spooled.unwrap_or_else(|| panic!("no records_spooled in {log:#?}"));
+        Boot {
+            last_seq: spooled.checked_sub(1).map(|n| self.first_seq + n),
+            ..self.boot()
+        }
     }
 }
 
