@@ -148,19 +148,31 @@ fn outage_frozen_broker_is_detected_within_keep_alive_and_a_bound() {
         if freeze > 0 {
             let from = broker.log.lock().unwrap().len();
             broker
-                .wait_log(&format!("Sending PINGRESP to {thing}"), from, KEEP_ALIVE * 2)
+                .wait_log(
+                    &format!("Sending PINGRESP to {thing}"),
+                    from,
+                    KEEP_ALIVE * 2,
+                )
                 .expect("the agent pings within its keep-alive");
         }
         let frozen = Instant::now();
         broker.signal("STOP");
         let lost = truck.wait("uplink_disconnected", KEEP_ALIVE * 3);
         let detected = frozen.elapsed();
-        figure(phase, &format!("freeze {freeze}: detected after (ms)"), detected.as_millis());
+        figure(
+            phase,
+            &format!("freeze {freeze}: detected after (ms)"),
+            detected.as_millis(),
+        );
         let lost = lost.unwrap_or_else(|| {
             broker.signal("CONT");
             panic!("a frozen broker was not detected in {detected:?}")
         });
-        figure(phase, &format!("freeze {freeze}: the agent said"), &lost["error"]);
+        figure(
+            phase,
+            &format!("freeze {freeze}: the agent said"),
+            &lost["error"],
+        );
         worst = worst.max(detected);
         // It goes on spooling while the broker is silent.
         let held = truck.metric("spool_records").unwrap();

@@ -92,10 +92,12 @@ pub struct Boot {
 }
 
 impl Boot {
-    /// Whether the fleet has every record of this run that stopped cleanly.
-    pub fn complete(&self, tally: &Tally) -> bool {
+    /// Records of this run (which stopped cleanly) the fleet does not have.
+    pub fn missing(&self, tally: &Tally) -> usize {
         let last = self.last_seq.expect("a run that stopped cleanly");
-        (self.first_seq..=last).all(|seq| tally.has(&(self.id, seq)))
+        (self.first_seq..=last)
+            .filter(|&seq| !tally.has(&(self.id, seq)))
+            .count()
     }
 }
 

@@ -129,7 +129,24 @@ pub struct Truck {
 impl Truck {
     /// Starts the agent on `config` and waits until its spool is open.
     pub fn start(config: &Path, metrics: SocketAddr) -> Truck {
-        let mut child = Command::new(binary())
+        Truck::start_as(config, metrics, None)
+    }
+
+    /// [`Truck::start`], as the user `uid` (with its group) when given: the agent as its
+    /// own unprivileged user, where a test runs as root.
+    pub fn start_as(config: &Path, metrics: SocketAddr, uid: Option<u32>) -> Truck {
+        let mut command = match uid {
+            None => Command::new(binary()),
+            Some(uid) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .args(["--clear-groups", "--"])
+                    .arg(binary());
+                c
+            }
+        };
+        let mut child = command
             .env_remove("VIGIL_LOG")
             .args(["run", "--config"])
             .arg(config)
@@ -284,7 +301,11 @@ pub fn held(dir: &Path) -> BTreeSet<Held> {
     std::fs::create_dir(copy.path().join("store")).unwrap();
     for entry in std::fs::read_dir(dir.join("store")).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.path().join("store").join(entry.file_name())).unwrap();
+        std::fs::copy(
+            entry.path(),
+            copy.path().join("store").join(entry.file_name()),
+        )
+        .unwrap();
     }
     let mut spool = Spool::open(
         soak::config(copy.path(), FlushPolicy::default()),
