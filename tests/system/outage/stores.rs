@@ -116,7 +116,7 @@ fn outage_damaged_and_unopenable_stores_still_give_alerts_and_say_what_happened(
         }
         config.batch_readings = 200;
         let file = config.write(pki.dir.path());
-        let mut truck = Truck::start_as(&file, config.metrics, user);
+        let mut truck = Truck::start_as(&file, user);
         let boot = truck.boot_id;
         // It says what happened: moved aside (and it was), or held in memory.
         let said = truck.seen("spool store damaged").pop().or_else(|| {
@@ -188,8 +188,9 @@ fn outage_a_full_spool_evicts_readings_counts_them_and_keeps_its_alerts() {
     let (max_bytes, max_alert_bytes) = (272 << 10, 132 << 10);
     config.spool_caps = Some((max_bytes, max_alert_bytes));
     config.speed = 40.0;
+    config.batch_readings = 50;
     let file = config.write(pki.dir.path());
-    let mut truck = Truck::start(&file, config.metrics);
+    let mut truck = Truck::start(&file);
     let boot = truck.boot_id;
     truck.expect("uplink_connected");
     assert!(tally.wait(LIMIT, |t| t.of_boot(boot) >= 20));

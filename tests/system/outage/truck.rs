@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -35,7 +35,6 @@ pub struct TruckConfig {
     pub ca: PathBuf,
     pub id: Identity,
     pub spool: PathBuf,
-    pub metrics: SocketAddr,
     /// The tanks sit near the air's temperature: a warning limit of 5 degC raises an alert
     /// at once; lowering `tank_critical` under the tank's temperature escalates it.
     pub tank_critical: f64,
@@ -59,7 +58,6 @@ impl TruckConfig {
             ca: pki.ca.pem.clone(),
             id: pki.client(thing, None, false),
             spool,
-            metrics: free_port(),
             tank_critical: 90.0,
             spool_caps: None,
             speed: 20.0,
@@ -85,7 +83,8 @@ impl TruckConfig {
              # AWS IoT Core's shortest keep-alive; a lost link is retried within 5 s.\n\
              keep_alive = \"30s\"\nreconnect_max = \"5s\"\nmessage_bytes = {message_bytes}\n\
              max_bytes_per_second = {bytes_per_second}\n\n\
-             [metrics]\nlisten = \"{metrics}\"\n\n\
+             # Port 0: a free port, which the agent names in its log.\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\n\
              [log]\nformat = \"json\"\n",
             thing = self.thing,
             critical = self.tank_critical,
@@ -98,19 +97,9 @@ impl TruckConfig {
             ca = self.ca.display(),
             cert = self.id.cert.display(),
             key = self.id.key.display(),
-            metrics = self.metrics,
         );
         crate::write_file(dir, &format!("{}.toml", self.thing), &text)
     }
-}
-
-/// A loopback address with a port nobody listens on now (the agent binds it next; if
-/// another process takes it first the agent says so and the test fails loudly).
-pub fn free_port() -> SocketAddr {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 /// One run of `vigil run`.
@@ -127,14 +116,15 @@ pub struct Truck {
 }
 
 impl Truck {
-    /// Starts the agent on `config` and waits until its spool is open.
-    pub fn start(config: &Path, metrics: SocketAddr) -> Truck {
-        Truck::start_as(config, metrics, None)
+    /// Starts the agent on `config` and waits until its spool is open and its metrics
+    /// endpoint listens.
+    pub fn start(config: &Path) -> Truck {
+        Truck::start_as(config, None)
     }
 
     /// [`Truck::start`], as the user `uid` (with its group) when given: the agent as its
     /// own unprivileged user, where a test runs as root.
-    pub fn start_as(config: &Path, metrics: SocketAddr, uid: Option<u32>) -> Truck {
+    pub fn start_as(config: &Path, uid: Option<u32>) -> Truck {
         let mut command = match uid {
             None => Command::new(binary()),
             Some(uid) => {
@@ -164,13 +154,24 @@ impl Truck {
             boot_id: 0,
             first_seq: 0,
             opened: Value::Null,
-            metrics,
+            metrics: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         };
-        let opened = truck.expect("\"message\":\"spool open\"");
+        let opened = truck.find("\"message\":\"spool open\"");
         truck.boot_id = opened["boot_id"].as_u64().expect("boot_id");
         truck.first_seq = opened["next_seq"].as_u64().expect("next_seq");
         truck.opened = opened;
+        let listening = truck.find("\"event\":\"metrics_listening\"");
+        truck.metrics = listening["addr"].as_str().unwrap().parse().unwrap();
         truck
+    }
+
+    /// The first line so far containing `needle`, or the next one (failing the test if none
+    /// comes), as JSON.
+    fn find(&mut self, needle: &str) -> Value {
+        match self.log.seen.iter().find(|l| l.contains(needle)) {
+            Some(line) => serde_json::from_str(line).unwrap(),
+            None => self.expect(needle),
+        }
     }
 
     /// The next log line containing `needle`, as JSON; `None` past `limit` or at exit.
