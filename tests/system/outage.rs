@@ -66,11 +66,20 @@ fn stop_and_drain_but(
         truck.wait_metric("spool_records", DRAIN, |n| n <= 20.0),
         "the spool did not drain"
     );
-    let run = truck.stop();
+    let (run, log) = truck.stop();
     let left = held(spool);
     if left.is_empty() {
         // What is missing after this is lost (the account says so).
         tally.wait(DRAIN, |t| run.missing(t) as u64 <= evicted);
+    } else {
+        let shutdown: Vec<&String> = log
+            .iter()
+            .filter(|l| l.contains("drain") || l.contains("shutdown") || l.contains("uplink_"))
+            .collect();
+        eprintln!(
+            "left in the store after a clean stop: {}; {shutdown:#?}",
+            some(&left)
+        );
     }
     (run, left)
 }

@@ -47,8 +47,8 @@
 //!    `tests::disk_use_stays_bounded_under_churn` bounds it under churn.
 //! 6. **Alerts first.** Alerts go out before any reading; after a reconnect, readings appended
 //!    since the connect and the older backlog take turns. At most `max_in_flight` records are
-//!    unacknowledged at once. Rate pacing (at most 100 publishes and 512 KiB in any 1.1 s)
-//!    is the uplink's.
+//!    unacknowledged at once. Rate pacing (at most 100 publishes and 512 KiB in any second
+//!    at the broker) is the uplink's.
 //! 7. **Write only while offline.** With [`WriteMode::OnlyWhileOffline`], readings appended
 //!    while the link is up and the uplink keeps up stay in memory and go straight to the
 //!    uplink; they are written to flash when the link drops, when they wait longer than

@@ -33,7 +33,7 @@ use super::backoff::Backoff;
 use super::config::UplinkConfig;
 use super::inflight::{InFlight, Resolved, Sent};
 use super::jobs::{self, Taken};
-use super::pacer::Pacer;
+use super::pacer::{Pacer, Wait};
 use super::payload::{
     self, AlarmHealth, Health, LinkCounts, SecurityCounts, SpoolDepth, Status, publication,
 };
@@ -370,7 +370,8 @@ impl Uplink {
     }
 
     /// Hands ready messages to rumqttc while the window and the pacer allow; returns when
-    /// to try again if the pacer said wait.
+    /// to try again if the pacer said wait for a time (`None` also when it waits for a
+    /// PUBACK: the loop comes back here after every event).
     fn submit(&self, st: &mut State) -> Option<Instant> {
         while st.inflight.room() > 0 {
             let now = Instant::now();
@@ -389,8 +390,10 @@ impl Uplink {
                 return None;
             };
             let bytes = payload.len();
-            if let Err(wait) = st.pacer.take(bytes, now) {
-                return Some(now + wait);
+            match st.pacer.take(bytes, now) {
+                Ok(()) => {}
+                Err(Wait::For(wait)) => return Some(now + wait),
+                Err(Wait::Ack) => return None,
             }
             match st
                 .client
@@ -408,7 +411,9 @@ impl Uplink {
                 }
                 Err(e) => {
                     // The request channel is sized above the window, so this is a bug or a
-                    // closed event loop; try again on the next turn.
+                    // closed event loop; try again on the next turn. (Counted as sent all the
+                    // same: the pacer errs on the side of the broker.)
+                    st.pacer.acked(bytes, now);
                     tracing::warn!(event = "uplink_request_refused", error = %e);
                     return Some(now + Duration::from_millis(10));
                 }
@@ -441,6 +446,7 @@ impl Uplink {
                 // Whatever rumqttc had in flight is gone with the old session; the spool
                 // requeues it all and it is published again.
                 st.inflight.reset();
+                st.pacer.reset(Instant::now());
                 st.ready.clear();
                 self.spool.link_up().await?;
                 tracing::info!(
@@ -476,23 +482,30 @@ impl Uplink {
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
                 if let Some(lost) = st.inflight.written(pkid) {
+                    st.pacer.acked(lost.bytes(), Instant::now());
                     tracing::error!(event = "uplink_pkid_reused_early", pkid, ?lost);
                 }
             }
-            Event::Incoming(Incoming::PubAck(ack)) => match st.inflight.acked(ack.pkid) {
-                Resolved::Acked(Sent::Record { seq, .. }) => {
-                    Metrics::inc(&self.metrics.uplink_acked_total);
-                    self.spool.ack(seq).await?;
-                    if let Some(tx) = &self.acked {
-                        let _ = tx.send(seq);
+            Event::Incoming(Incoming::PubAck(ack)) => {
+                let resolved = st.inflight.acked(ack.pkid);
+                if let Resolved::Acked(sent) = resolved {
+                    st.pacer.acked(sent.bytes(), Instant::now());
+                }
+                match resolved {
+                    Resolved::Acked(Sent::Record { seq, .. }) => {
+                        Metrics::inc(&self.metrics.uplink_acked_total);
+                        self.spool.ack(seq).await?;
+                        if let Some(tx) = &self.acked {
+                            let _ = tx.send(seq);
+                        }
+                    }
+                    Resolved::Acked(Sent::Control { .. }) => {}
+                    Resolved::Unknown(pkid) => {
+                        Metrics::inc(&self.metrics.uplink_unknown_acks_total);
+                        tracing::debug!(event = "uplink_unknown_puback", pkid);
                     }
                 }
-                Resolved::Acked(Sent::Control { .. }) => {}
-                Resolved::Unknown(pkid) => {
-                    Metrics::inc(&self.metrics.uplink_unknown_acks_total);
-                    tracing::debug!(event = "uplink_unknown_puback", pkid);
-                }
-            },
+            }
             Event::Incoming(Incoming::Publish(p)) => {
                 self.on_message(&p.topic, &p.payload, st, jobs_tx)
             }
@@ -525,6 +538,7 @@ impl Uplink {
         }
         st.ping_unanswered = None;
         st.inflight.reset();
+        st.pacer.reset(Instant::now());
         st.ready.clear();
         self.spool.link_down().await?;
         Ok(())

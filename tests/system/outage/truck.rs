@@ -268,21 +268,22 @@ impl Truck {
     }
 
     /// SIGTERM; once it has exited cleanly, this run with its last sequence number (from the
-    /// records its exit summary says it spooled).
-    pub fn stop(mut self) -> Boot {
+    /// records its exit summary says it spooled), and its log.
+    pub fn stop(mut self) -> (Boot, Vec<String>) {
         self.signal("TERM");
         let child = self.guard.0.take().unwrap();
         let status = crate::wait_with_limit(child, LIMIT)
             .unwrap_or_else(|| panic!("no exit after SIGTERM: {:#?}", self.log.seen));
         let summary = self.wait("\"event\":\"run_summary\"", LIMIT);
-        let log = self.log.rest(Duration::from_secs(1));
+        let log = self.log.rest(Duration::from_secs(1)).to_vec();
         assert!(status.success(), "{status}: {log:#?}");
         let spooled = summary.and_then(|s| s["records_spooled"].as_u64());
         let spooled = spooled.unwrap_or_else(|| panic!("no records_spooled in {log:#?}"));
-        Boot {
+        let run = Boot {
             last_seq: spooled.checked_sub(1).map(|n| self.first_seq + n),
             ..self.boot()
-        }
+        };
+        (run, log)
     }
 }
 
