@@ -167,7 +167,7 @@ impl Truck {
 
     /// The first line so far containing `needle`, or the next one (failing the test if none
     /// comes), as JSON.
-    fn find(&mut self, needle: &str) -> Value {
+    pub fn find(&mut self, needle: &str) -> Value {
         match self.log.seen.iter().find(|l| l.contains(needle)) {
             Some(line) => serde_json::from_str(line).unwrap(),
             None => self.expect(needle),
