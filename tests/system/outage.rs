@@ -150,16 +150,16 @@ fn outage_sigkill_loop_loses_nothing_that_was_flushed() {
         }
         let truck = Truck::start(&file);
         boots.push(truck.boot());
-        // The kill point: a random number of this run's records appended (broker stopped)
-        // or received by the fleet (broker up).
+        // The kill point: a random number of this run's records (0: as soon as its spool is
+        // open) appended (broker stopped) or received by the fleet (broker up).
         if down {
-            let target = rng.upto(60) as f64;
+            let target = (rng.upto(61) - 1) as f64;
             assert!(
                 truck.wait_metric("spool_appended_total", LIMIT, |n| n >= target),
                 "kill {i}: the spool never reached {target} appends"
             );
         } else {
-            let target = rng.upto(40) as usize;
+            let target = (rng.upto(41) - 1) as usize;
             let boot = truck.boot_id;
             assert!(
                 tally.wait(LIMIT, |t| t.of_boot(boot) >= target),

@@ -32,7 +32,7 @@ impl Profile {
                 name: "full",
                 kills_up: 100,
                 kills_down: 20,
-                steady_records: 1_000,
+                steady_records: 300,
                 outage_records: 1_500,
                 freezes: 3,
                 evictions: 500,
