@@ -131,7 +131,10 @@ fn outage_damaged_and_unopenable_stores_still_give_alerts_and_say_what_happened(
             ),
         };
         let memory_only = said["event"] == "spool_memory_only";
-        if !memory_only {
+        if memory_only {
+            let moved = truck.seen("moved aside");
+            assert!(moved.is_empty(), "{how:?}: held in memory, yet {moved:?}");
+        } else {
             let moved = Path::new(said["moved_to"].as_str().unwrap());
             assert!(
                 moved.join("reason.txt").is_file(),

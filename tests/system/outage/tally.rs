@@ -113,6 +113,8 @@ pub struct Account {
     /// (Records a killed run appended after its last delivered or stored one leave no
     /// trace; a run that stopped cleanly says how many it appended.)
     pub lost_inside: usize,
+    /// The most of those in one run.
+    pub most_inside_one_run: usize,
     /// Records never delivered that had been flushed: held by the store at a kill, or below
     /// a record that was (a commit makes everything written before it durable).
     pub lost_outside: Vec<Key>,
@@ -138,6 +140,7 @@ pub fn account(boots: &[Boot], durable: &BTreeSet<Held>, tally: &Tally) -> Accou
             .max(max_durable)
             .max(boot.last_seq);
         let Some(max_known) = max_known else { continue };
+        let mut inside = 0;
         for seq in boot.first_seq..=max_known {
             let key = (boot.id, seq);
             if tally.has(&key) {
@@ -146,9 +149,11 @@ pub fn account(boots: &[Boot], durable: &BTreeSet<Held>, tally: &Tally) -> Accou
             if durable.contains(&key) || max_durable.is_some_and(|d| seq <= d) {
                 account.lost_outside.push(key);
             } else {
-                account.lost_inside += 1;
+                inside += 1;
             }
         }
+        account.lost_inside += inside;
+        account.most_inside_one_run = account.most_inside_one_run.max(inside);
     }
     let runs: BTreeSet<u64> = boots.iter().map(|b| b.id).collect();
     let strangers: Vec<&Key> = tally
