@@ -45,7 +45,11 @@ fn report(phase: &str, a: &Account) {
     figure(phase, "delivered", a.delivered);
     figure(phase, "duplicates", a.duplicates);
     figure(phase, "lost inside the window", a.lost_inside);
-    figure(phase, "lost inside the window, most in one run", a.most_inside_one_run);
+    figure(
+        phase,
+        "lost inside the window, most in one run",
+        a.most_inside_one_run,
+    );
     figure(phase, "lost outside the window", a.lost_outside.len());
 }
 

@@ -72,7 +72,9 @@ fn outage_broker_stopped_loses_nothing_sends_alerts_first_and_keeps_the_pace() {
     spooled(&truck, profile.outage_records);
     let back_at = appended(&truck);
     let pending = truck.metric("spool_bytes").unwrap();
-    let file = std::fs::metadata(spool.join("store/spool.redb")).unwrap().len();
+    let file = std::fs::metadata(spool.join("store/spool.redb"))
+        .unwrap()
+        .len();
     broker.restart();
     truck.expect("uplink_connected");
     let backlog: BTreeSet<u64> = (truck.first_seq + lost_at..truck.first_seq + back_at).collect();

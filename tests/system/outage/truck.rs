@@ -110,8 +110,6 @@ pub struct Truck {
     /// This run's boot id and its first sequence number (the spool's `spool open` line).
     pub boot_id: u64,
     pub first_seq: u64,
-    /// What the spool found at open (`recovered`), and the open line itself.
-    pub opened: Value,
     metrics: SocketAddr,
 }
 
@@ -153,13 +151,11 @@ impl Truck {
             log,
             boot_id: 0,
             first_seq: 0,
-            opened: Value::Null,
             metrics: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         };
         let opened = truck.find("\"message\":\"spool open\"");
         truck.boot_id = opened["boot_id"].as_u64().expect("boot_id");
         truck.first_seq = opened["next_seq"].as_u64().expect("next_seq");
-        truck.opened = opened;
         let listening = truck.find("\"event\":\"metrics_listening\"");
         truck.metrics = listening["addr"].as_str().unwrap().parse().unwrap();
         truck
