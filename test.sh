@@ -184,7 +184,7 @@ deploy/check-deb.sh target/debian/vigil_*_amd64.deb
 step "deploy: systemd-analyze security, shellcheck, cfn-lint"
 # The "OK" band or better: systemd-analyze's overall exposure below 5.0 (threshold 0-100).
 systemd-analyze security --offline=true --threshold=49 --no-pager deploy/vigil.service | tail -1
-shellcheck test.sh .ci/run deploy/aws/*.sh deploy/debian/postinst deploy/debian/*.sh deploy/check-deb.sh
+shellcheck test.sh .ci/run tests/outage-suite.sh deploy/aws/*.sh deploy/debian/postinst deploy/debian/*.sh deploy/check-deb.sh
 "$CFN_LINT" deploy/aws/*.yaml
 
 report_times

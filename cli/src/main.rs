@@ -309,11 +309,11 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 let m = &summary.metrics;
                 // A JSON log stays JSON to its last line.
                 if config.log.format == LogFormat::Json {
-                    tracing::info!(event = "run_summary", tasks_drained = summary.tasks_drained, readings = m.readings_total, alerts_raised = m.alerts_raised_total);
+                    tracing::info!(event = "run_summary", tasks_drained = summary.tasks_drained, readings = m.readings_total, alerts_raised = m.alerts_raised_total, records_spooled = m.spool_appended_total);
                 } else {
                     eprintln!(
-                        "vigil: shutdown complete, {} tasks drained, 0 left; {} readings, {} alerts raised",
-                        summary.tasks_drained, m.readings_total, m.alerts_raised_total
+                        "vigil: shutdown complete, {} tasks drained, 0 left; {} readings, {} alerts raised, {} records spooled",
+                        summary.tasks_drained, m.readings_total, m.alerts_raised_total, m.spool_appended_total
                     );
                 }
                 match summary.metrics.sources_failed_total {

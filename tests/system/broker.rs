@@ -232,24 +232,89 @@ impl Mosquitto {
         }
     }
 
-    /// The most PUBLISH packets the broker received from `client` in one of its seconds
-    /// (by its own log's timestamps), and how many it received in all.
+    /// The most PUBLISH packets the broker received from `client` on one connection in one
+    /// of its seconds (by its own log's timestamps), and how many it received in all.
     pub fn busiest_second(&self, client: &str) -> (usize, usize) {
+        let rates = self.received_from(client);
+        (rates.busiest_publishes, rates.publishes)
+    }
+
+    /// What the broker received from `client`, per connection and second of its own clock
+    /// (needs [`Mosquitto::start_logging_publishes`]): its busiest second by publishes and
+    /// by payload bytes (Mosquitto logs each PUBLISH as `... (N bytes))`), and the totals.
+    /// Per connection, as AWS IoT Core's limits are: after a frozen broker wakes, it reads
+    /// what the dead connection sent long before in the same second as the new one's.
+    /// (Mosquitto closes the old connection before it logs the new one's connect.)
+    pub fn received_from(&self, client: &str) -> Received {
+        let connected = format!(" as {client} (");
         let needle = format!(": Received PUBLISH from {client} ");
-        let mut per_second = std::collections::BTreeMap::<u64, usize>::new();
+        let mut connection = 0;
+        let mut per_second = std::collections::BTreeMap::<(u32, u64), (usize, u64)>::new();
         for line in self.log.lock().unwrap().iter() {
+            if line.contains("New client connected from ") && line.contains(&connected) {
+                connection += 1;
+            }
             if line.contains(&needle) {
                 let second = line.split(':').next().unwrap().trim().parse().unwrap();
-                *per_second.entry(second).or_default() += 1;
+                let bytes: u64 = line
+                    .rsplit_once(" (")
+                    .and_then(|(_, tail)| tail.strip_suffix(" bytes))"))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("no payload size in {line:?}"));
+                let entry = per_second.entry((connection, second)).or_default();
+                entry.0 += 1;
+                entry.1 += bytes;
             }
         }
-        let total = per_second.values().sum();
-        (per_second.into_values().max().unwrap_or(0), total)
+        Received {
+            busiest_publishes: per_second.values().map(|s| s.0).max().unwrap_or(0),
+            busiest_bytes: per_second.values().map(|s| s.1).max().unwrap_or(0),
+            publishes: per_second.values().map(|s| s.0).sum(),
+            bytes: per_second.values().map(|s| s.1).sum(),
+        }
+    }
+
+    /// Waits for a line of the broker's log containing `needle`, among those logged after the
+    /// first `from` (the log's length when the caller began to look); returns the log's
+    /// length after it, or `None` past `limit`.
+    pub fn wait_log(&self, needle: &str, from: usize, limit: Duration) -> Option<usize> {
+        let end = Instant::now() + limit;
+        loop {
+            {
+                let log = self.log.lock().unwrap();
+                if let Some(i) = log.iter().skip(from).position(|l| l.contains(needle)) {
+                    return Some(from + i + 1);
+                }
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (a `kill` name: STOP, CONT, KILL) to the broker.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the broker runs");
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {pid}");
     }
 
     /// Stops it the way an operator would (SIGTERM: it saves sessions and queued messages).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A broker a test froze (SIGSTOP) would never act on the SIGTERM.
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
@@ -274,6 +339,15 @@ impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// What the broker received from one client (see [`Mosquitto::received_from`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Received {
+    pub busiest_publishes: usize,
+    pub busiest_bytes: u64,
+    pub publishes: usize,
+    pub bytes: u64,
 }
 
 /// The fleet's (or cloud's) client: subscribes, collects messages, publishes.
@@ -318,8 +392,14 @@ impl Fleet {
         let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
         let subscriptions = filters.len();
         runtime.spawn(async move {
+            // Said once per outage, not at every retry.
+            let mut failing = false;
             loop {
-                match eventloop.poll().await {
+                let event = eventloop.poll().await;
+                if event.is_ok() {
+                    failing = false;
+                }
+                match event {
                     Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                         for f in &filters {
                             let _ = subscriber.subscribe(f.clone(), QoS::AtLeastOnce).await;
@@ -336,7 +416,9 @@ impl Fleet {
                     Ok(_) => {}
                     // The broker restarts in one test: keep trying, at most ten times a second.
                     Err(e) => {
-                        eprintln!("fleet client: {e}");
+                        if !std::mem::replace(&mut failing, true) {
+                            eprintln!("fleet client: {e} (retrying)");
+                        }
                         tokio::time::sleep(Duration::from_millis(100)).await
                     }
                 }
@@ -374,6 +456,11 @@ impl Fleet {
             }
         }
         seen
+    }
+
+    /// The next message, if one comes within `limit`.
+    pub fn next(&self, limit: Duration) -> Option<(String, Vec<u8>)> {
+        self.rx.recv_timeout(limit).ok()
     }
 
     pub fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool) {

@@ -77,8 +77,8 @@
 //!    for a 16 MiB cap in one measurement (8.0 MiB for 8 and 32.1 for 64).
 //! 6. **Alerts first.** Alerts go out before any reading; after a reconnect, readings appended
 //!    since the connect and the older backlog take turns. At most `max_in_flight` records are
-//!    unacknowledged at once. Rate pacing (at most 100 publishes and 512 KiB in any 1.1 s)
-//!    is the uplink's.
+//!    unacknowledged at once. Rate pacing (at most 100 publishes and 512 KiB in any second
+//!    at the broker) is the uplink's.
 //! 7. **Write only while offline.** With [`WriteMode::OnlyWhileOffline`], readings appended
 //!    while the link is up and the uplink keeps up stay in memory and go straight to the
 //!    uplink; they are written to flash when the link drops, when they wait longer than

@@ -26,6 +26,15 @@ pub enum Sent {
     Control { bytes: usize },
 }
 
+impl Sent {
+    /// The payload's bytes (what the broker's byte rate counts).
+    pub fn bytes(self) -> usize {
+        match self {
+            Sent::Record { bytes, .. } | Sent::Control { bytes } => bytes,
+        }
+    }
+}
+
 /// What a PUBACK or an outgoing report resolved to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resolved {

@@ -13,7 +13,8 @@
 //!    are possible (QoS 1); every message carries `(thing, boot, seq)` to drop them.
 //! 3. **Within AWS IoT Core's per-connection limits**: at most `max_in_flight` (100)
 //!    unacknowledged publishes, control messages included; at most 100 publishes and
-//!    512 KiB in any 1.1 s ([`pacer`]); one connect per second at most, backing off with jitter
+//!    512 KiB in any second the broker counts, each counted from its send until a second
+//!    after its PUBACK ([`pacer`]); one connect per second at most, backing off with jitter
 //!    ([`backoff`]).
 //! 4. **Alerts before readings**: the spool hands alerts out first; control messages
 //!    (status, shadow reports, job updates) go ahead of both, and are few.

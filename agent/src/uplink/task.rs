@@ -9,6 +9,8 @@
 //! loop           -> spool.next_to_send(room) -> pace -> publish QoS 1 -> Outgoing::Publish(pkid)
 //! PUBACK(pkid)   -> tracker -> spool.ack(seq)
 //! error          -> spool.link_down(), tracker reset, wait for the backoff, poll again
+//! PINGREQ with no answer for PING_ANSWER -> the same (a silent link: rumqttc would wait
+//!                   for its next ping)
 //! shutdown       -> while connected, go on until outbound has appended its last record and
 //!                   the spool is empty (or the drain budget ends), then status offline
 //!                   (retained), DISCONNECT
@@ -31,7 +33,7 @@ use super::backoff::Backoff;
 use super::config::UplinkConfig;
 use super::inflight::{InFlight, Resolved, Sent};
 use super::jobs::{self, Taken};
-use super::pacer::Pacer;
+use super::pacer::{Pacer, Wait};
 use super::payload::{
     self, AlarmHealth, Health, LinkCounts, SecurityCounts, SpoolDepth, Status, publication,
 };
@@ -57,6 +59,13 @@ const JOB_RESULTS_CAPACITY: usize = 8;
 const MAX_INCOMING: usize = 64 * 1024;
 /// How long a clean shutdown waits for the offline status to be written.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
+/// How long the broker has to answer a PINGREQ (with any packet) before the link counts as
+/// lost. rumqttc alone notices only when its next ping is due, a whole keep-alive later: a
+/// broker that stopped answering with its TCP connection still open (frozen, or a dead
+/// NAT path) went unnoticed for 59 s with a 30 s keep-alive (tests/system/outage). With
+/// this the silence is found within `keep_alive` and this. AWS's device SDKs wait 3 s; a
+/// cellular link that stalls for a few seconds is given more.
+pub const PING_ANSWER: Duration = Duration::from_secs(10);
 
 /// Why the uplink stopped.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +145,8 @@ struct State {
     failures_in_a_row: u32,
     /// Wall-clock ms of the current connection's CONNACK.
     connected_at_ms: i64,
+    /// When a PINGREQ went out that nothing from the broker has followed yet.
+    ping_unanswered: Option<Instant>,
 }
 
 impl Uplink {
@@ -205,6 +216,7 @@ impl Uplink {
             jobs: JoinSet::new(),
             failures_in_a_row: 0,
             connected_at_ms: 0,
+            ping_unanswered: None,
         };
         let mut stats = self.spool.stats();
         // The tuning changes by the shadow (here) or by a config reload: the shadow reports
@@ -287,6 +299,18 @@ impl Uplink {
                         self.on_error(&error, &mut st).await?;
                     }
                 },
+                _ = sleep_until(st.ping_unanswered.map(|t| t + PING_ANSWER)), if st.connected => {
+                    // A silent link: drop the connection rumqttc still holds, and reconnect.
+                    eventloop.clean();
+                    reconnect_at = Some(st.backoff.failed(Instant::now()));
+                    pace_until = None;
+                    let why = format!(
+                        "the broker did not answer a PINGREQ within {}s: the link is silent \
+                         (its TCP connection may still be open)",
+                        PING_ANSWER.as_secs()
+                    );
+                    self.lost(&why, &mut st).await?;
+                }
                 _ = sleep_until(reconnect_at), if reconnect_at.is_some() && !st.connected => {
                     reconnect_at = None;
                     st.backoff.attempt(Instant::now());
@@ -350,7 +374,8 @@ impl Uplink {
     }
 
     /// Hands ready messages to rumqttc while the window and the pacer allow; returns when
-    /// to try again if the pacer said wait.
+    /// to try again if the pacer said wait for a time (`None` also when it waits for a
+    /// PUBACK: the loop comes back here after every event).
     fn submit(&self, st: &mut State) -> Option<Instant> {
         while st.inflight.room() > 0 {
             let now = Instant::now();
@@ -369,8 +394,10 @@ impl Uplink {
                 return None;
             };
             let bytes = payload.len();
-            if let Err(wait) = st.pacer.take(bytes, now) {
-                return Some(now + wait);
+            match st.pacer.take(bytes, now) {
+                Ok(()) => {}
+                Err(Wait::For(wait)) => return Some(now + wait),
+                Err(Wait::Ack) => return None,
             }
             match st
                 .client
@@ -388,7 +415,9 @@ impl Uplink {
                 }
                 Err(e) => {
                     // The request channel is sized above the window, so this is a bug or a
-                    // closed event loop; try again on the next turn.
+                    // closed event loop; try again on the next turn. (Counted as sent all the
+                    // same: the pacer errs on the side of the broker.)
+                    st.pacer.acked(bytes, now);
                     tracing::warn!(event = "uplink_request_refused", error = %e);
                     return Some(now + Duration::from_millis(10));
                 }
@@ -403,6 +432,14 @@ impl Uplink {
         st: &mut State,
         jobs_tx: &mpsc::Sender<jobs::JobUpdate>,
     ) -> Result<(), UplinkError> {
+        // Anything from the broker answers the ping: it is there.
+        match event {
+            Event::Incoming(_) => st.ping_unanswered = None,
+            Event::Outgoing(Outgoing::PingReq) => {
+                st.ping_unanswered.get_or_insert_with(Instant::now);
+            }
+            Event::Outgoing(_) => {}
+        }
         match event {
             Event::Incoming(Incoming::ConnAck(ack)) => {
                 st.connected = true;
@@ -413,6 +450,7 @@ impl Uplink {
                 // Whatever rumqttc had in flight is gone with the old session; the spool
                 // requeues it all and it is published again.
                 st.inflight.reset();
+                st.pacer.reset(Instant::now());
                 st.ready.clear();
                 self.spool.link_up().await?;
                 tracing::info!(
@@ -448,23 +486,30 @@ impl Uplink {
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
                 if let Some(lost) = st.inflight.written(pkid) {
+                    st.pacer.acked(lost.bytes(), Instant::now());
                     tracing::error!(event = "uplink_pkid_reused_early", pkid, ?lost);
                 }
             }
-            Event::Incoming(Incoming::PubAck(ack)) => match st.inflight.acked(ack.pkid) {
-                Resolved::Acked(Sent::Record { seq, .. }) => {
-                    Metrics::inc(&self.metrics.uplink_acked_total);
-                    self.spool.ack(seq).await?;
-                    if let Some(tx) = &self.acked {
-                        let _ = tx.send(seq);
+            Event::Incoming(Incoming::PubAck(ack)) => {
+                let resolved = st.inflight.acked(ack.pkid);
+                if let Resolved::Acked(sent) = resolved {
+                    st.pacer.acked(sent.bytes(), Instant::now());
+                }
+                match resolved {
+                    Resolved::Acked(Sent::Record { seq, .. }) => {
+                        Metrics::inc(&self.metrics.uplink_acked_total);
+                        self.spool.ack(seq).await?;
+                        if let Some(tx) = &self.acked {
+                            let _ = tx.send(seq);
+                        }
+                    }
+                    Resolved::Acked(Sent::Control { .. }) => {}
+                    Resolved::Unknown(pkid) => {
+                        Metrics::inc(&self.metrics.uplink_unknown_acks_total);
+                        tracing::debug!(event = "uplink_unknown_puback", pkid);
                     }
                 }
-                Resolved::Acked(Sent::Control { .. }) => {}
-                Resolved::Unknown(pkid) => {
-                    Metrics::inc(&self.metrics.uplink_unknown_acks_total);
-                    tracing::debug!(event = "uplink_unknown_puback", pkid);
-                }
-            },
+            }
             Event::Incoming(Incoming::Publish(p)) => {
                 self.on_message(&p.topic, &p.payload, st, jobs_tx)
             }
@@ -478,7 +523,12 @@ impl Uplink {
         error: &rumqttc::ConnectionError,
         st: &mut State,
     ) -> Result<(), UplinkError> {
-        let why = tls::explain(error);
+        self.lost(&tls::explain(error), st).await
+    }
+
+    /// The connection is gone (or never came): `why` is logged, what was in flight goes
+    /// back to the spool.
+    async fn lost(&self, why: &str, st: &mut State) -> Result<(), UplinkError> {
         if st.connected {
             st.connected = false;
             Metrics::inc(&self.metrics.uplink_disconnects_total);
@@ -490,7 +540,9 @@ impl Uplink {
             // always at hand; the count says how long it has gone on.
             tracing::error!(event = "uplink_connect_failed", error = %why, attempts = st.failures_in_a_row);
         }
+        st.ping_unanswered = None;
         st.inflight.reset();
+        st.pacer.reset(Instant::now());
         st.ready.clear();
         self.spool.link_down().await?;
         Ok(())
