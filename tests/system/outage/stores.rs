@@ -187,8 +187,10 @@ fn outage_a_full_spool_evicts_readings_counts_them_and_keeps_its_alerts() {
     let mut tally = Tally::connect(&pki, broker.port, thing);
     let spool = pki.dir.path().join("full-spool");
     let mut config = TruckConfig::new(&pki, thing, broker.port, spool.clone());
-    // The smallest caps allowed: one largest alert, and one largest reading batch beyond.
-    let (max_bytes, max_alert_bytes) = (272 << 10, 132 << 10);
+    // The smallest caps allowed: one largest alert, and one largest reading batch beyond
+    // (each 599,187 bytes of the file: a 128 KiB payload takes 256 KiB of pages, which may
+    // fill 7/16 of the cap).
+    let (max_bytes, max_alert_bytes) = (1176 << 10, 588 << 10);
     config.spool_caps = Some((max_bytes, max_alert_bytes));
     config.speed = 40.0;
     config.batch_readings = 50;
@@ -252,6 +254,11 @@ fn outage_a_full_spool_evicts_readings_counts_them_and_keeps_its_alerts() {
     figure(phase, "evicted (the agent's count)", evicted_total);
     figure(phase, "missing at the fleet", a.lost_inside);
     figure(phase, "VmHWM with the spool full (KiB)", hwm);
+    assert!(
+        file_len.len() <= max_bytes,
+        "the store's file is {} bytes for a cap of {max_bytes}",
+        file_len.len()
+    );
     assert!(left.is_empty(), "left after a clean stop: {}", some(&left));
     assert!(a.lost_outside.is_empty(), "{}", some(&a.lost_outside));
     // Nothing lost silently: every record missing at the fleet is one the agent counted as
