@@ -153,7 +153,6 @@ fn outage_sigkill_loop_loses_nothing_that_was_flushed() {
             broker.stop();
         }
         let truck = Truck::start(&file);
-        boots.push(truck.boot());
         // The kill point: a random number of this run's records (0: as soon as its spool is
         // open) appended (broker stopped) or received by the fleet (broker up).
         if down {
@@ -171,7 +170,7 @@ fn outage_sigkill_loop_loses_nothing_that_was_flushed() {
             );
         }
         hwm = hwm.max(truck.vm_hwm_kib());
-        truck.kill();
+        boots.push(truck.kill());
         durable.extend(held(&spool));
         if down {
             broker.restart();

@@ -82,8 +82,10 @@ impl Tally {
     }
 }
 
-/// One run of the agent: its boot id, the first sequence number it handed out and, for a
-/// run that stopped cleanly, the last (from the records it says it spooled).
+/// One run of the agent: its boot id, the first sequence number it handed out, and the
+/// last it is known to have handed out: for a run that stopped cleanly, exactly (from the
+/// records its summary says it spooled); for one that was killed, at least (from its
+/// metrics just before the kill).
 #[derive(Clone, Copy, Debug)]
 pub struct Boot {
     pub id: u64,
@@ -109,9 +111,8 @@ pub struct Account {
     /// Deliveries beyond the first of a record (QoS 1 allows them).
     pub duplicates: usize,
     /// Records never delivered that were not yet flushed when a kill came: sequence numbers
-    /// missing between delivered or stored ones, above everything that run had flushed.
-    /// (Records a killed run appended after its last delivered or stored one leave no
-    /// trace; a run that stopped cleanly says how many it appended.)
+    /// the run handed out, above everything it had flushed. (What a killed run appended
+    /// between its last metrics and the kill leaves no trace.)
     pub lost_inside: usize,
     /// The most of those in one run.
     pub most_inside_one_run: usize,

@@ -247,11 +247,17 @@ impl Truck {
         self.signal("HUP");
     }
 
-    /// SIGKILL, and waits for the process to be gone.
-    pub fn kill(mut self) {
+    /// SIGKILL, and waits for the process to be gone; returns the run with the records it
+    /// had appended by the moment before (at least).
+    pub fn kill(mut self) -> Boot {
+        let appended = self.metric("spool_appended_total").map_or(0, |n| n as u64);
         let mut child = self.guard.0.take().unwrap();
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
+        Boot {
+            last_seq: appended.checked_sub(1).map(|n| self.first_seq + n),
+            ..self.boot()
+        }
     }
 
     /// This run, as the accounting knows it so far (it has not stopped).
