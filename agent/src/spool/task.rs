@@ -214,12 +214,12 @@ async fn run(
                 // Answer what was already asked, then stop.
                 rx.close();
                 while let Some(cmd) = rx.recv().await {
-                    handle(&mut spool, cmd);
+                    handle(&mut spool, cmd, &stats);
                 }
                 break;
             }
             cmd = rx.recv() => match cmd {
-                Some(cmd) => handle(&mut spool, cmd),
+                Some(cmd) => handle(&mut spool, cmd, &stats),
                 None => break,
             },
             _ = sleep_until(deadline), if deadline.is_some() => {}
@@ -250,35 +250,94 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn handle(spool: &mut Spool, cmd: Command) {
-    // A caller that went away no longer wants the answer; the work is done regardless.
+/// Does `cmd`, publishes the stats, then answers: whoever has the answer and reads the stats
+/// sees its own command in them. (The uplink's drain at shutdown stops when the outbound
+/// stage has had its last append answered and the stats show nothing queued; with the
+/// stats published after the answer it once read them stale and left the last batch in
+/// the spool.)
+fn handle(spool: &mut Spool, cmd: Command, stats: &watch::Sender<SpoolStats>) {
+    fn answer<T>(
+        reply: oneshot::Sender<T>,
+        value: T,
+        spool: &Spool,
+        stats: &watch::Sender<SpoolStats>,
+    ) {
+        stats.send_replace(spool.stats());
+        // A caller that went away no longer wants the answer; the work is done regardless.
+        let _ = reply.send(value);
+    }
     match cmd {
         Command::Append {
             kind,
             payload,
             reply,
         } => {
-            let _ = reply.send(spool.append(kind, payload));
+            let result = spool.append(kind, payload);
+            answer(reply, result, spool, stats);
         }
         Command::NextToSend { max, reply } => {
-            let _ = reply.send(spool.next_to_send(max));
+            let result = spool.next_to_send(max);
+            answer(reply, result, spool, stats);
         }
         Command::Ack { seq, reply } => {
-            let _ = reply.send(spool.ack(seq));
+            let result = spool.ack(seq);
+            answer(reply, result, spool, stats);
         }
         Command::LinkUp { reply } => {
             spool.link_up();
-            let _ = reply.send(());
+            answer(reply, (), spool, stats);
         }
         Command::LinkDown { reply } => {
-            let _ = reply.send(spool.link_down());
+            let result = spool.link_down();
+            answer(reply, result, spool, stats);
         }
         Command::RequeueAll { reply } => {
             spool.requeue_all();
-            let _ = reply.send(());
+            answer(reply, (), spool, stats);
         }
         Command::Flush { reply } => {
-            let _ = reply.send(spool.flush());
+            let result = spool.flush();
+            answer(reply, result, spool, stats);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::spool::SpoolConfig;
+    use crate::telemetry::Metrics;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_stats_hold_a_command_as_soon_as_it_is_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool =
+            Spool::open(SpoolConfig::new(dir.path()), Arc::new(Metrics::default())).unwrap();
+        let (handle, task) = SpoolTask::spawn(spool, CancellationToken::new()).unwrap();
+        let stats = handle.stats();
+        for n in 1..=200 {
+            let appended = handle
+                .append(RecordKind::Readings, vec![b'r'; 100])
+                .await
+                .unwrap();
+            let seen = *stats.borrow();
+            assert_eq!(
+                (seen.depth.records(), seen.next_seq),
+                (n, appended.seq + 1),
+                "append {n}"
+            );
+        }
+        handle.link_up().await.unwrap();
+        // At most max_in_flight (100) at once.
+        let sent = handle.next_to_send(100).await.unwrap();
+        assert_eq!(stats.borrow().depth.in_flight, 100);
+        for (n, r) in (1..).zip(&sent) {
+            handle.ack(r.seq).await.unwrap();
+            assert_eq!(stats.borrow().depth.records(), 200 - n, "ack {n}");
+        }
+        drop(handle);
+        task.join().await.unwrap();
     }
 }
