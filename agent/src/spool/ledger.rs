@@ -198,17 +198,7 @@ impl Ledger {
     /// Takes back a record found on flash at startup. Call [`Ledger::enforce_caps`] after
     /// the last one, in case the caps shrank since it was written.
     pub fn restore(&mut self, seq: Seq, kind: RecordKind, bytes: u64, created_ms: u64) {
-        self.insert(
-            seq,
-            Entry {
-                kind,
-                bytes,
-                created_ms,
-                stored: true,
-                in_flight: false,
-            },
-        );
-        self.next_seq = self.next_seq.max(seq + 1);
+        self.take_back(seq, kind, bytes, created_ms);
         self.live_from = self.next_seq;
     }
 
