@@ -104,7 +104,7 @@ impl Batcher {
 /// `batch_max_age` in `tuning` (from the device shadow) applies at once.
 pub async fn run(
     config: BatchConfig,
-    mut readings: mpsc::Receiver<Reading>,
+    mut readings: mpsc::Receiver<Vec<Reading>>,
     batches: mpsc::Sender<Batch>,
     metrics: std::sync::Arc<Metrics>,
     mut tuning: Option<tokio::sync::watch::Receiver<crate::detect::Tuning>>,
@@ -121,33 +121,36 @@ pub async fn run(
                 None => std::future::pending().await,
             }
         };
-        let sealed = tokio::select! {
+        // At most a few: a hand-off holds far fewer readings than a batch.
+        let mut sealed = Vec::new();
+        tokio::select! {
             Some(()) = tuned => {
                 if let Some(t) = &tuning {
                     max_wait = t.borrow().batch_max_age;
                     batcher.set_max_age(max_wait);
                 }
-                None
             }
-            reading = readings.recv() => match reading {
-                Some(reading) => {
-                    let sealed = batcher.push(reading);
-                    if sealed.is_some() || opened.is_none() {
-                        opened = Some(Instant::now());
+            hand_off = readings.recv() => match hand_off {
+                Some(hand_off) => {
+                    for reading in hand_off {
+                        let closed = batcher.push(reading);
+                        if closed.is_some() || opened.is_none() {
+                            opened = Some(Instant::now());
+                        }
+                        sealed.extend(closed);
                     }
-                    sealed
                 }
                 None => break,
             },
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 opened = None;
-                batcher.seal()
+                sealed.extend(batcher.seal());
             }
         };
         if batcher.is_empty() {
             opened = None;
         }
-        if let Some(batch) = sealed {
+        for batch in sealed {
             Metrics::inc(&metrics.batches_sealed_total);
             if batches.send(batch).await.is_err() {
                 return;
@@ -206,11 +209,11 @@ mod tests {
         let (tx, rx) = mpsc::channel(8);
         let (out_tx, mut out) = mpsc::channel(8);
         let task = tokio::spawn(run(config(100), rx, out_tx, Arc::default(), None));
-        tx.send(reading(0)).await.unwrap();
+        tx.send(vec![reading(0)]).await.unwrap();
         // Paused time advances only when every task is idle: this waits out the 10 s timer.
         let batch = out.recv().await.unwrap();
         assert_eq!(batch.readings.len(), 1);
-        tx.send(reading(1)).await.unwrap();
+        tx.send(vec![reading(1)]).await.unwrap();
         drop(tx);
         assert_eq!(out.recv().await.unwrap().readings, vec![reading(1)]);
         task.await.unwrap();

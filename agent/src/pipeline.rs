@@ -64,20 +64,30 @@ use crate::uplink::payload::{self, Dm1Changes, Stream};
 use crate::uplink::{Drain, Uplink, UplinkConfig, readings};
 use crate::vehicle::VehicleConfig;
 
-// Channel capacities, each with its reason.
-/// Sources to decode: 1024 frames is 64 ms of four saturated J1939 buses (16k frames/s),
-/// enough to ride out a scheduling hiccup without holding much memory.
-const INPUTS_CAPACITY: usize = 1024;
+// Channel capacities, each with its reason. Frames and readings move in batches (one
+// hand-off per source wake-up, see `source::HAND_OFF_EVERY`), so the first three count
+// batches of up to `source::BATCH_MAX` inputs and the readings decoded from them.
+/// Sources to decode: 32 batches are 160 ms of a busy source's 5 ms hand-offs (at most
+/// 8,192 frames), enough to ride out a scheduling hiccup without holding much memory.
+const INPUTS_CAPACITY: usize = 32;
 /// Router to detect: detection is cheap per reading, so a short queue keeps alarm latency low.
-const DETECT_CAPACITY: usize = 256;
-/// Router to batch: a full 10 s batch of every signal at 10 Hz fits with room to spare.
-const BATCH_CAPACITY: usize = 2048;
+const DETECT_CAPACITY: usize = 8;
+/// Router to batch: the batch stage only appends to its open batch, so it is never far
+/// behind; 32 hand-offs give it 160 ms of slack before readings are shed (counted).
+const BATCH_CAPACITY: usize = 32;
 /// Detect to alarm: alerts are rare; 64 absorbs a burst when many limits trip at once.
 const ALARM_CAPACITY: usize = 64;
 /// Detect to the fleet: as above; a full queue here sheds (counted), it never blocks detect.
 const OUTBOUND_ALERTS_CAPACITY: usize = 256;
 /// Batch to the fleet: a few sealed batches; the spool behind it absorbs outages.
 const OUTBOUND_BATCHES_CAPACITY: usize = 4;
+
+/// The runtime `vigil run` runs the pipeline on (the pipeline bench builds the same).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
 
 /// What a front end (the demo's view) may watch. Copies are lossy: a slow view misses
 /// readings rather than slowing the pipeline.
@@ -788,25 +798,21 @@ impl Health {
 struct Router {
     decoder: Decoder,
     monitor: Monitor,
-    detect: mpsc::Sender<Reading>,
-    batch: mpsc::Sender<Reading>,
+    detect: mpsc::Sender<Vec<Reading>>,
+    batch: mpsc::Sender<Vec<Reading>>,
     diagnostics: mpsc::Sender<DiagnosticEvent>,
     security: mpsc::Sender<SecurityEvent>,
     tap: Option<mpsc::Sender<Reading>>,
     metrics: Arc<Metrics>,
 }
 
-/// Inputs decoded per batch: enough to amortise the counters on a busy bus, few enough
-/// that the first reading of a batch is not held back noticeably (64 frames are 4 ms of
-/// four saturated buses).
-const DECODE_BATCH: usize = 64;
-
 impl Router {
-    async fn run(mut self, mut inputs: mpsc::Receiver<Input>) {
-        let mut batch = Vec::with_capacity(DECODE_BATCH);
+    /// One batch of inputs in, one batch of readings out to detect (awaited) and to batch
+    /// (shed when full): a hand-off per batch, never per frame.
+    async fn run(mut self, mut inputs: mpsc::Receiver<Vec<Input>>) {
         let mut decoded = Decoded::default();
         let mut findings = Vec::new();
-        while inputs.recv_many(&mut batch, DECODE_BATCH).await > 0 {
+        while let Some(batch) = inputs.recv().await {
             self.decoder.decode_batch(&batch, &mut decoded);
             // Transport sessions time out on the frames' own clock, never the wall clock.
             if let Some(now) = batch.iter().filter_map(Input::mono).max() {
@@ -822,7 +828,6 @@ impl Router {
             for refusal in decoded.transport.drain(..) {
                 self.monitor.refused(&refusal, &mut findings);
             }
-            batch.clear();
             for event in findings.drain(..) {
                 if self.security.try_send(event).is_err() {
                     Metrics::inc(&self.metrics.alerts_shed_total);
@@ -833,16 +838,23 @@ impl Router {
                     Metrics::inc(&self.metrics.alerts_shed_total);
                 }
             }
-            for reading in decoded.readings.drain(..) {
-                if let Some(tap) = &self.tap {
+            if decoded.readings.is_empty() {
+                continue;
+            }
+            let readings = std::mem::take(&mut decoded.readings);
+            if let Some(tap) = &self.tap {
+                for reading in &readings {
                     let _ = tap.try_send(reading.clone());
                 }
-                if self.batch.try_send(reading.clone()).is_err() {
-                    Metrics::inc(&self.metrics.readings_shed_total);
-                }
-                if self.detect.send(reading).await.is_err() {
-                    return;
-                }
+            }
+            if let Err(shed) = self.batch.try_send(readings.clone()) {
+                Metrics::add(
+                    &self.metrics.readings_shed_total,
+                    shed.into_inner().len() as u64,
+                );
+            }
+            if self.detect.send(readings).await.is_err() {
+                return;
             }
         }
     }

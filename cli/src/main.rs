@@ -467,10 +467,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+    vigil_agent::pipeline::runtime().context("cannot start the async runtime")
 }
 
 /// Cancels the returned token on the first Ctrl-C or SIGTERM. A second one, or the deadline

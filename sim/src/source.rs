@@ -117,10 +117,9 @@ impl Source for SimulatedTruck {
                 } else if cx.is_stopping() {
                     return Ok(());
                 }
-                for input in out.drain(..) {
-                    if !cx.send(input).await {
-                        return Ok(());
-                    }
+                // One simulated step's frames and node messages: one hand-off.
+                if !cx.send_batch(std::mem::take(&mut out)).await {
+                    return Ok(());
                 }
                 // As fast as possible still lets the other tasks on this thread run.
                 if speed == 0.0 && elapsed.subsec_millis() == 0 {

@@ -22,7 +22,7 @@ pub struct Watches {
     pub live: watch::Sender<Live>,
 }
 
-/// The detect task: readings in until the channel closes; each alert event goes to the
+/// The detect task: batches of readings in until the channel closes; each alert event goes to the
 /// driver's alarm (awaited: it is local and must not miss one) and to the fleet (never
 /// awaited: a full outbound queue sheds and counts, so the fleet path cannot delay the cab).
 /// A new [`Tuning`] (from the device shadow) is taken before the next reading is judged.
@@ -36,7 +36,7 @@ pub struct Watches {
 /// arrive behind such an advance.
 pub async fn run(
     mut detector: Detector,
-    mut readings: mpsc::Receiver<Reading>,
+    mut readings: mpsc::Receiver<Vec<Reading>>,
     alarm: mpsc::Sender<AlertEvent>,
     fleet: mpsc::Sender<AlertEvent>,
     metrics: std::sync::Arc<Metrics>,
@@ -52,13 +52,17 @@ pub async fn run(
     let mut judged = detector.next_tick();
     loop {
         tokio::select! {
-            reading = readings.recv() => {
-                let Some(reading) = reading else { break };
+            batch = readings.recv() => {
+                let Some(batch) = batch else { break };
                 if tuning.has_changed().unwrap_or(false) {
                     detector.retune(&tuning.borrow_and_update());
                 }
-                detector.observe(&reading, &mut events);
-                newest = Some((reading.at.mono, Instant::now()));
+                for reading in &batch {
+                    detector.observe(reading, &mut events);
+                }
+                if let Some(last) = batch.last() {
+                    newest = Some((last.at.mono, Instant::now()));
+                }
             }
             _ = silence.tick() => {
                 let Some((mono, came)) = newest else { continue };
@@ -173,12 +177,12 @@ mod tests {
                 source_address: 0,
             };
             readings_tx
-                .send(Reading::good(
+                .send(vec![Reading::good(
                     Signal::new(COOLANT_TEMPERATURE),
                     at,
                     85.0,
                     origin,
-                ))
+                )])
                 .await
                 .unwrap();
         }

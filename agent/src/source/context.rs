@@ -2,10 +2,18 @@
 //! `SourceContext`): the clock, the channel to the decoder, the shutdown signal and the
 //! counters. A source never holds the channel itself, so none can forget to stop at
 //! shutdown while it waits on a full queue.
+//!
+//! Inputs go to the decoder in batches: a hand-off wakes the decoder, and one wake-up per
+//! frame was most of what the pipeline cost (on four saturated buses, 70 % of the CPU time
+//! went to the runtime, channels and context switches, not to decoding or detection). A
+//! busy source hands on at most once every [`HAND_OFF_EVERY`], everything that came in
+//! between; a frame is never held longer than that, and a quiet source hands each input
+//! on as it comes.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -29,6 +37,15 @@ pub trait Source: Send + 'static {
     fn run(self: Box<Self>, cx: SourceContext) -> SourceTask;
 }
 
+/// The shortest time between two hand-offs of a busy source: at most this is added to a
+/// frame's way to the alarm (target: sample to buzzer p99 < 50 ms), and it bounds the
+/// decoder's wake-ups to 200 a second a source, however fast the bus.
+pub const HAND_OFF_EVERY: Duration = Duration::from_millis(5);
+
+/// The most inputs in one hand-off: 5 ms of four saturated J1939 buses (16k frames/s) are
+/// 80 frames, so a batch reaches this only when a source catches up (a log at full speed).
+pub const BATCH_MAX: usize = 256;
+
 /// What a source gets from the pipeline. Clones share everything.
 #[derive(Clone)]
 pub struct SourceContext {
@@ -36,13 +53,13 @@ pub struct SourceContext {
     pub clock: Clock,
     pub shutdown: CancellationToken,
     pub metrics: Arc<Metrics>,
-    out: mpsc::Sender<Input>,
+    out: mpsc::Sender<Vec<Input>>,
 }
 
 impl SourceContext {
     pub fn new(
         clock: Clock,
-        out: mpsc::Sender<Input>,
+        out: mpsc::Sender<Vec<Input>>,
         shutdown: CancellationToken,
         metrics: Arc<Metrics>,
     ) -> SourceContext {
@@ -54,13 +71,22 @@ impl SourceContext {
         }
     }
 
-    /// Hands one input to the decoder, waiting while its queue is full: a full queue slows
-    /// a source down instead of losing inputs. `false` means stop: shutdown came first, or
-    /// the pipeline has gone.
+    /// Hands one input to the decoder on its own: for a source whose inputs are rare (a
+    /// bus error, a GPS fix). See [`SourceContext::send_batch`].
     pub async fn send(&self, input: Input) -> bool {
+        self.send_batch(vec![input]).await
+    }
+
+    /// Hands a batch of inputs to the decoder in one hand-off, waiting while its queue is
+    /// full: a full queue slows a source down instead of losing inputs. An empty batch is
+    /// not sent. `false` means stop: shutdown came first, or the pipeline has gone.
+    pub async fn send_batch(&self, inputs: Vec<Input>) -> bool {
+        if inputs.is_empty() {
+            return !self.shutdown.is_cancelled();
+        }
         tokio::select! {
             _ = self.shutdown.cancelled() => false,
-            sent = self.out.send(input) => sent.is_ok(),
+            sent = self.out.send(inputs) => sent.is_ok(),
         }
     }
 
@@ -79,8 +105,9 @@ impl SourceContext {
     }
 }
 
-/// Inputs from a channel as one more source: tests and benchmarks inject frames here. It
-/// ends, like any source, at shutdown or when its sender is dropped.
+/// Inputs from a channel as one more source: tests and benchmarks inject frames here, and
+/// each hand-off takes what the channel holds. It ends, like any source, at shutdown or
+/// when its sender is dropped.
 pub struct Injected(pub mpsc::Receiver<Input>);
 
 impl Source for Injected {
@@ -91,13 +118,13 @@ impl Source for Injected {
     fn run(self: Box<Self>, cx: SourceContext) -> SourceTask {
         let mut from = self.0;
         Box::pin(async move {
+            let mut batch = Vec::new();
             loop {
-                let input = tokio::select! {
+                let received = tokio::select! {
                     _ = cx.shutdown.cancelled() => return Ok(()),
-                    input = from.recv() => input,
+                    received = from.recv_many(&mut batch, BATCH_MAX) => received,
                 };
-                let Some(input) = input else { return Ok(()) };
-                if !cx.send(input).await {
+                if received == 0 || !cx.send_batch(std::mem::take(&mut batch)).await {
                     return Ok(());
                 }
             }

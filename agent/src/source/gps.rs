@@ -241,12 +241,14 @@ mod tests {
         let mut got = Vec::new();
         let collect = async {
             while got.len() < FIXES {
-                match rx.recv().await.expect("the source keeps running") {
-                    Input::Gps(gps) => {
-                        assert_eq!(&*gps.port, path.as_str());
-                        got.push(gps.fix);
+                for input in rx.recv().await.expect("the source keeps running") {
+                    match input {
+                        Input::Gps(gps) => {
+                            assert_eq!(&*gps.port, path.as_str());
+                            got.push(gps.fix);
+                        }
+                        other => panic!("not a GPS input: {other:?}"),
                     }
-                    other => panic!("not a GPS input: {other:?}"),
                 }
             }
         };
@@ -267,7 +269,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert!(matches!(rx.recv().await, Some(Input::Gps(_))));
+        assert!(matches!(rx.recv().await.as_deref(), Some([Input::Gps(_)])));
         let s = metrics.snapshot();
         assert_eq!(s.gps_fixes_total, FIXES as u64 + 1);
         assert_eq!(s.gps_sentences_rejected_total, rejected);

@@ -12,7 +12,7 @@ mod retry;
 pub mod serial;
 
 pub use can::CanConfig;
-pub use context::{Injected, Source, SourceContext, SourceTask};
+pub use context::{BATCH_MAX, HAND_OFF_EVERY, Injected, Source, SourceContext, SourceTask};
 pub use gps::GpsConfig;
 pub use replay::ReplayConfig;
 pub use serial::SerialConfig;

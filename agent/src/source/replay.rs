@@ -5,7 +5,9 @@
 //! in time order.
 //!
 //! Pacing follows the inputs' own timestamps on tokio's clock, so tests run it on paused
-//! time and a sped-up replay is exact. Lines are read as bytes, bounded
+//! time and a sped-up replay is exact. No input is handed on before its time; those due
+//! together go in one batch, and a busy log is handed on at most once every
+//! [`HAND_OFF_EVERY`] (as a CAN socket is read), so an input is at most that late. Lines are read as bytes, bounded
 //! ([`LineSplitter`]); a line that gives no frame (too long, not UTF-8, malformed,
 //! unsupported) is counted (`replay_lines_malformed_total`), logged with its line number and
 //! skipped; the replay carries on. A log that cannot be read at all (a binary form, or no
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead};
 use tokio::time::Instant;
 
-use super::{Source, SourceContext, SourceError, SourceTask};
+use super::{BATCH_MAX, HAND_OFF_EVERY, Source, SourceContext, SourceError, SourceTask};
 use crate::frame::log::LineSplitter;
 use crate::frame::recording::{Recording, serial_companion};
 use crate::telemetry::Metrics;
@@ -75,12 +77,19 @@ async fn run(config: &ReplayConfig, cx: SourceContext) -> Result<(), SourceError
         move |source| SourceError::Io { what, source }
     };
     let from_stdin = config.path.as_os_str() == "-";
+    // A read from a regular file never waits for the writer; one from a pipe may.
+    let mut reads_may_wait = from_stdin;
     let (input, serial): (Box<dyn AsyncRead + Unpin + Send>, Vec<u8>) = if from_stdin {
         (Box::new(tokio::io::stdin()), Vec::new())
     } else {
         let file = tokio::fs::File::open(&config.path)
             .await
             .map_err(io_error(&config.path))?;
+        reads_may_wait = !file
+            .metadata()
+            .await
+            .map_err(io_error(&config.path))?
+            .is_file();
         let serial_path = serial_companion(&config.path);
         let serial = match tokio::fs::read(&serial_path).await {
             Ok(bytes) => bytes,
@@ -95,11 +104,20 @@ async fn run(config: &ReplayConfig, cx: SourceContext) -> Result<(), SourceError
         config.path.display().to_string()
     };
     let mut recording = Recording::new(name, &serial);
-    let mut log = tokio::io::BufReader::new(input);
+    // Large reads: each refill of a file is a round trip to tokio's blocking pool.
+    let mut log = tokio::io::BufReader::with_capacity(READ_BUFFER, input);
     let mut lines = LineSplitter::new();
-    let started = Instant::now();
+    let mut pace = Pace::new(config.speed);
     let mut inputs = Vec::new();
+    let mut batch = Vec::with_capacity(BATCH_MAX);
     loop {
+        // Nothing waits behind a read that may block (a pipe, standard input).
+        if reads_may_wait
+            && log.buffer().is_empty()
+            && !cx.send_batch(std::mem::take(&mut batch)).await
+        {
+            return Ok(());
+        }
         let more = tokio::select! {
             _ = cx.shutdown.cancelled() => return Ok(()),
             read = next_line(&mut log, &mut lines) => read.map_err(io_error(&config.path))?,
@@ -115,17 +133,30 @@ async fn run(config: &ReplayConfig, cx: SourceContext) -> Result<(), SourceError
             recording.log().skipped() - skipped,
         );
         for input in inputs.drain(..) {
-            if let (Some(mono), true) = (input.mono(), config.speed > 0.0)
-                && !cx.sleep_until(started + mono.div_f64(config.speed)).await
+            if let Some(due) = input.mono().and_then(|mono| pace.due(mono))
+                && due > Instant::now()
             {
-                return Ok(());
+                // Hand on what is due before waiting for what is not.
+                if !batch.is_empty() {
+                    if !cx.send_batch(std::mem::take(&mut batch)).await {
+                        return Ok(());
+                    }
+                    pace.handed_on = Some(Instant::now());
+                }
+                if !cx.sleep_until(pace.wake_at(due)).await {
+                    return Ok(());
+                }
             }
-            if !cx.send(input).await {
+            batch.push(input);
+            if batch.len() >= BATCH_MAX && !cx.send_batch(std::mem::take(&mut batch)).await {
                 return Ok(());
             }
         }
         read?;
         if !more {
+            if !cx.send_batch(batch).await {
+                return Ok(());
+            }
             let counts = recording.log().counts();
             tracing::info!(event = "replay_finished", path = %config.path.display(), %counts);
             return Ok(());
@@ -133,7 +164,40 @@ async fn run(config: &ReplayConfig, cx: SourceContext) -> Result<(), SourceError
     }
 }
 
-/// Reads the next line into `lines`, bounded; false at the end of the input.
+/// Bytes read from the log at once.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// When the replay hands inputs on: at their own time scaled by the speed, and no sooner
+/// than [`HAND_OFF_EVERY`] after the last hand-off while the log is busy.
+struct Pace {
+    started: Instant,
+    speed: f64,
+    handed_on: Option<Instant>,
+}
+
+impl Pace {
+    fn new(speed: f64) -> Pace {
+        Pace {
+            started: Instant::now(),
+            speed,
+            handed_on: None,
+        }
+    }
+
+    /// When an input at `mono` in the log is due; `None` at speed 0 (as fast as taken).
+    fn due(&self, mono: std::time::Duration) -> Option<Instant> {
+        (self.speed > 0.0).then(|| self.started + mono.div_f64(self.speed))
+    }
+
+    /// When to wake for an input due at `due`.
+    fn wake_at(&self, due: Instant) -> Instant {
+        match self.handed_on {
+            Some(last) => due.max(last + HAND_OFF_EVERY),
+            None => due,
+        }
+    }
+}
+
 async fn next_line(
     input: &mut (impl AsyncBufRead + Unpin),
     lines: &mut LineSplitter,
@@ -166,7 +230,7 @@ mod tests {
     use crate::reading::Clock;
 
     fn context(
-        tx: mpsc::Sender<Input>,
+        tx: mpsc::Sender<Vec<Input>>,
         metrics: Arc<Metrics>,
     ) -> (SourceContext, CancellationToken) {
         let shutdown = CancellationToken::new();
@@ -202,18 +266,20 @@ mod tests {
         let (cx, _shutdown) = context(tx, metrics.clone());
         let task = tokio::spawn(Box::new(config).run(cx));
         let mut at = Vec::new();
-        while let Some(input) = rx.recv().await {
-            let Input::Can(frame) = input else {
-                panic!("not a frame")
-            };
-            assert_eq!(
-                start.elapsed(),
-                frame
-                    .at
-                    .mono
-                    .div_f64(if speed > 0.0 { speed } else { f64::INFINITY })
-            );
-            at.push(start.elapsed());
+        while let Some(batch) = rx.recv().await {
+            for input in batch {
+                let Input::Can(frame) = input else {
+                    panic!("not a frame")
+                };
+                assert_eq!(
+                    start.elapsed(),
+                    frame
+                        .at
+                        .mono
+                        .div_f64(if speed > 0.0 { speed } else { f64::INFINITY })
+                );
+                at.push(start.elapsed());
+            }
         }
         task.await.unwrap().unwrap();
         (at, metrics.snapshot().replay_lines_malformed_total)
@@ -253,6 +319,51 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_busy_log_is_handed_on_in_batches_never_early_and_at_most_one_period_late() {
+        // One frame every 250 us for 2 s: 4,000 frames/s on one bus.
+        let mut log = String::new();
+        for i in 0..8000u32 {
+            let t = 1635188455.0 + f64::from(i) * 0.000_25;
+            log.push_str(&format!("({t:.6}) can1 18FEEE00#6F3F392BFFFFFFFF\n"));
+        }
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(log.as_bytes()).unwrap();
+        let config = ReplayConfig {
+            path: file.path().to_owned(),
+            speed: 1.0,
+        };
+        let (tx, mut rx) = mpsc::channel(4);
+        let start = Instant::now();
+        let (cx, _shutdown) = context(tx, Arc::default());
+        let task = tokio::spawn(Box::new(config).run(cx));
+        let (mut batches, mut frames, mut latest) = (0usize, 0usize, Duration::ZERO);
+        let mut last_batch: Option<Duration> = None;
+        while let Some(batch) = rx.recv().await {
+            let now = start.elapsed();
+            if let Some(last) = last_batch {
+                assert!(
+                    now - last >= HAND_OFF_EVERY,
+                    "two hand-offs {:?} apart",
+                    now - last
+                );
+            }
+            last_batch = Some(now);
+            for input in &batch {
+                let due = input.mono().unwrap();
+                assert!(due <= now, "a frame due at {due:?} came at {now:?}");
+                latest = latest.max(now - due);
+            }
+            batches += 1;
+            frames += batch.len();
+        }
+        task.await.unwrap().unwrap();
+        assert_eq!(frames, 8000);
+        assert!(latest <= HAND_OFF_EVERY, "a frame came {latest:?} late");
+        // Without batching: 8,000 hand-offs.
+        assert!(batches <= 2000 / 5 + 1, "{batches} hand-offs");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn shutdown_stops_a_replay_waiting_for_its_next_frame() {
         let file = log_file();
         let config = ReplayConfig {
@@ -289,8 +400,8 @@ mod tests {
         let (cx, _shutdown) = context(tx, metrics.clone());
         let task = tokio::spawn(Box::new(config).run(cx));
         let mut frames = 0;
-        while rx.recv().await.is_some() {
-            frames += 1;
+        while let Some(batch) = rx.recv().await {
+            frames += batch.len();
         }
         task.await.unwrap().unwrap();
         assert_eq!(frames, 3);

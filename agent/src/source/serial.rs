@@ -88,8 +88,10 @@ async fn read_port<R: AsyncRead + Unpin>(
         };
         worked = true;
         let at = cx.clock.now();
+        // What one read gave, in one hand-off.
+        let mut inputs = Vec::new();
         for &byte in &buf[..n] {
-            let input = match decoder.push(byte) {
+            inputs.push(match decoder.push(byte) {
                 None => continue,
                 Some(Ok(message)) => Input::Node(NodeMessage {
                     port: port.clone(),
@@ -100,10 +102,10 @@ async fn read_port<R: AsyncRead + Unpin>(
                     port: port.clone(),
                     error,
                 },
-            };
-            if !cx.send(input).await {
-                return Ended::Stop;
-            }
+            });
+        }
+        if !cx.send_batch(inputs).await {
+            return Ended::Stop;
         }
     }
 }
@@ -206,10 +208,12 @@ mod tests {
         // A guard so a lost frame fails the test instead of hanging it.
         let collect = async {
             while good.len() < GOOD as usize || bad.len() < injected {
-                match rx.recv().await.expect("the source keeps running") {
-                    Input::Node(m) => good.push(m.message.seq),
-                    Input::NodeError { error, .. } => bad.push(error),
-                    Input::Can(_) | Input::BusError(_) | Input::Gps(_) => unreachable!(),
+                for input in rx.recv().await.expect("the source keeps running") {
+                    match input {
+                        Input::Node(m) => good.push(m.message.seq),
+                        Input::NodeError { error, .. } => bad.push(error),
+                        Input::Can(_) | Input::BusError(_) | Input::Gps(_) => unreachable!(),
+                    }
                 }
             }
         };
@@ -227,8 +231,8 @@ mod tests {
         // Still running after all that: one more frame arrives.
         let mut node = writer.await.unwrap();
         node.write_all(&encoded(GOOD)).await.unwrap();
-        match rx.recv().await {
-            Some(Input::Node(m)) => assert_eq!(m.message.seq, GOOD),
+        match rx.recv().await.as_deref() {
+            Some([Input::Node(m)]) => assert_eq!(m.message.seq, GOOD),
             other => panic!("expected frame {GOOD}, got {other:?}"),
         }
         assert!(rx.try_recv().is_err(), "nothing extra");
