@@ -118,6 +118,12 @@ unset PYTHONPYCACHEPREFIX
 step "cargo test (host workspace)"
 cargo test --workspace --locked
 
+# train.py --data on data a fleet could bring: the real truck log's 1 Hz CSV and a simulated
+# fleet of coolant, speed and engine speed, each trained or refused with its reason; it runs
+# the vigil binary and the fleet_csv example that cargo test has just built.
+step "models/test_train.py: train.py --data trains or refuses"
+PYTHONPYCACHEPREFIX="$PWD/target/tools/pycache" "$PY_VENV/bin/python3" models/test_train.py
+
 # The firmware is its own workspace (firmware/node), so its embedded dependencies never
 # unify with the host build's features.
 step "firmware: fmt, clippy, host tests, thumbv7em-none-eabihf build"

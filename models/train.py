@@ -2,6 +2,18 @@
 """Trains Vigil's forecaster, calibrates its thresholds and writes the model and its card.
 
     python3 models/train.py            # simulates the data if models/data is missing
+    python3 models/train.py --data DIR --out OUTDIR [--signals NAME,...] [--calibration DIR]
+
+With --data it trains on a fleet's own 1 Hz CSVs (`timestamp`, then VSS names; one file per
+drive or vehicle) instead of the simulated fleet, on the signals given or every column but
+the engine speed and the position: fleet_data.py reads and checks them and refuses data that
+cannot support a model (too few hours, a constant signal, a signal missing from most of a
+file), exit code 2. Each signal's resolution is the smallest step the data shows; the
+engine speed and the companions (the oil for the coolant) are used when the data has them.
+Thresholds are calibrated on --calibration DIR, or on every second file held out, to a
+false-alarm budget per vehicle-day (--budget-per-vehicle-day), and the 95 % upper bound the
+calibration hours reach is reported and written into the card. OUTDIR gets forecaster.onnx,
+forecaster.card.json (what the agent loads) and MODEL_CARD.md. The steps below are the same.
 
 Steps, all seeded (the same inputs give the same bytes):
 1. Data: `cargo run --profile tools -p vigil-lab --example training_data -- models/data` writes
@@ -31,12 +43,16 @@ Needs numpy and onnx (models/requirements.txt). Runs in about two minutes on 2 c
 the data exists.
 """
 
+import argparse
 import hashlib
 import json
+import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import fleet_data  # beside this file
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -111,12 +127,38 @@ def windows(series):
     return idx, w
 
 
-FORECAST_INPUTS = 2 * WINDOW + 1 + len(KINDS)
-# The consistency net's inputs: engine speed, kind and companion columns of the row.
-LEVEL_COLUMNS = np.r_[WINDOW + 1:FORECAST_INPUTS, FORECAST_INPUTS:FORECAST_INPUTS + WINDOW]
+class Layout:
+    """Where each block lies in the input row, for a model of `kinds` signal kinds: the
+    window, the level, the engine speed, the one-hot kind, the companion (the agent's
+    `ModelCard::features` and `ModelCard::conditions`)."""
+
+    def __init__(self, kinds):
+        self.kinds = kinds
+        self.forecast_inputs = 2 * WINDOW + 1 + kinds
+        self.inputs = self.forecast_inputs + WINDOW
+        # The consistency net's inputs: engine speed, kind and companion columns of the row.
+        self.level_columns = np.r_[WINDOW + 1:self.forecast_inputs,
+                                   self.forecast_inputs:self.forecast_inputs + WINDOW]
+        # The columns each net reads: contiguous, and overlapping in the engine speed and
+        # the kind.
+        self.forecast_group = np.arange(0, self.forecast_inputs)
+        self.level_group = np.arange(WINDOW + 1, self.forecast_inputs + WINDOW)
+        # The columns that say whether the model knows the conditions, checked against the
+        # envelope: for the forecaster the signal's level, the engine speed and the kind,
+        # never the window's own changes (a tank heating faster than any training window is
+        # what it must judge, not a reason to stand aside); the consistency check reads no
+        # value of its own signal at all.
+        self.forecast_conditions = np.arange(WINDOW, self.forecast_inputs)
+        self.level_conditions = self.level_group
 
 
-def features(w, ctx, comp, spec, context_norm):
+# The simulated truck's layout (four kinds), which the committed model and parity.py use.
+DEFAULT = Layout(len(KINDS))
+FORECAST_INPUTS = DEFAULT.forecast_inputs
+LEVEL_COLUMNS = DEFAULT.level_columns
+
+
+def features(w, ctx, comp, spec, context_norm, layout=DEFAULT):
     """The agent's input rows for windows `w` (n, 10), context windows `ctx` (n, 10) and
     companion windows `comp` (n, 10; None for a signal without a companion)."""
     kind = spec["kind"]
@@ -126,7 +168,7 @@ def features(w, ctx, comp, spec, context_norm):
     c = np.where(np.isnan(ctx), 0.0, (ctx - context_norm["center"]) / context_norm["scale"])
     if not spec.get("context", True):
         c = np.zeros_like(c)
-    onehot = np.zeros((len(w), len(KINDS)))
+    onehot = np.zeros((len(w), layout.kinds))
     onehot[:, kind] = 1.0
     if comp is None or "level" not in spec:
         k = np.zeros((len(w), WINDOW))
@@ -141,7 +183,9 @@ def signal_windows(run, spec):
     the own window."""
     s = run[spec["signal"]]
     idx, w = windows(s)
-    _, ctx = windows(run[CONTEXT])
+    # Without an engine speed in the data every signal's rows hold zeros there ("context":
+    # false), so its window is all gap and never read.
+    _, ctx = windows(run[CONTEXT] if CONTEXT in run else np.full(len(s), np.nan))
     comp = None
     if "level" in spec and spec["level"]["companion"] in run:
         _, comp = windows(run[spec["level"]["companion"]])
@@ -159,7 +203,7 @@ def context_whole(ctx, spec):
     return whole(ctx) if spec.get("context", True) else np.ones(len(ctx), bool)
 
 
-def samples(run_list, specs, context_norm, with_kinds=False):
+def samples(run_list, specs, context_norm, with_kinds=False, layout=DEFAULT):
     """The forecaster's training rows: windows whose engine speed is whole (a gap masks the
     model, never imputed) and whose next value exists."""
     xs, ys, floors, kinds = [], [], [], []
@@ -171,7 +215,7 @@ def samples(run_list, specs, context_norm, with_kinds=False):
             idx, w, ctx, comp = signal_windows(run, spec)
             nxt = np.append(s[1:], np.nan)[idx]
             ok = ~np.isnan(nxt) & context_whole(ctx, spec)
-            x = features(w[ok], ctx[ok], None if comp is None else comp[ok], spec, context_norm)
+            x = features(w[ok], ctx[ok], None if comp is None else comp[ok], spec, context_norm, layout)
             y = ((nxt[ok] - w[ok, -1]) / spec["scale"]).astype(np.float32)
             xs.append(x)
             ys.append(y)
@@ -181,7 +225,7 @@ def samples(run_list, specs, context_norm, with_kinds=False):
     return (*out, np.concatenate(kinds)) if with_kinds else out
 
 
-def level_samples(run_list, specs, context_norm, with_kinds=False):
+def level_samples(run_list, specs, context_norm, with_kinds=False, layout=DEFAULT):
     """The consistency net's rows (its columns only) and targets: the level now, on windows
     whose engine speed and companion are whole."""
     xs, ys, floors, kinds = [], [], [], []
@@ -193,41 +237,41 @@ def level_samples(run_list, specs, context_norm, with_kinds=False):
             if comp is None:
                 continue
             ok = whole(ctx) & whole(comp)
-            x = features(w[ok], ctx[ok], comp[ok], spec, context_norm)[:, LEVEL_COLUMNS]
+            x = features(w[ok], ctx[ok], comp[ok], spec, context_norm, layout)[:, layout.level_columns]
             y = ((w[ok, -1] - spec["center"]) / spec["level_scale"]).astype(np.float32)
             xs.append(x)
             ys.append(y)
             floors.append(np.full(len(y), spec["sigma_floor"] / spec["level_scale"], np.float32))
             kinds.append(np.full(len(y), spec["kind"]))
+    if not xs:
+        # No signal has a companion in this data: no consistency rows.
+        n = len(layout.level_columns)
+        xs, ys, floors, kinds = [np.zeros((0, n), np.float32)], [np.zeros(0, np.float32)], \
+            [np.zeros(0, np.float32)], [np.zeros(0, int)]
     out = np.concatenate(xs), np.concatenate(ys), np.concatenate(floors)
     return (*out, np.concatenate(kinds)) if with_kinds else out
 
 
-# The columns each net reads: contiguous, and overlapping in the engine speed and the kind.
-FORECAST_GROUP = np.arange(0, FORECAST_INPUTS)
-LEVEL_GROUP = np.arange(WINDOW + 1, FORECAST_INPUTS + WINDOW)
-# The columns that say whether the model knows the conditions, checked against the envelope:
-# for the forecaster the signal's level, the engine speed and the kind, never the window's
-# own changes (a tank heating faster than any training window is what it must judge, not
-# a reason to stand aside); the consistency check reads no value of its own signal at all.
-FORECAST_CONDITIONS = np.arange(WINDOW, FORECAST_INPUTS)
-LEVEL_CONDITIONS = LEVEL_GROUP
+FORECAST_GROUP = DEFAULT.forecast_group
+LEVEL_GROUP = DEFAULT.level_group
+FORECAST_CONDITIONS = DEFAULT.forecast_conditions
+LEVEL_CONDITIONS = DEFAULT.level_conditions
 
 
-def envelope(x, x_kinds, xl, xl_kinds, n_in):
+def envelope(x, x_kinds, xl, xl_kinds, n_in, layout=DEFAULT):
     """Per kind, every input column's low and high over its training rows (the forecaster's
     columns from its rows, the companion's from the consistency rows, the engine speed and
     the kind from both), widened by ENVELOPE_MARGIN of the range, as float32 values (the
     agent compares its float32 row with them exactly)."""
-    shared = np.arange(WINDOW + 1, FORECAST_INPUTS)
-    companion = np.arange(FORECAST_INPUTS, FORECAST_INPUTS + WINDOW)
+    shared = np.arange(WINDOW + 1, layout.forecast_inputs)
+    companion = np.arange(layout.forecast_inputs, layout.forecast_inputs + WINDOW)
     out = []
-    for kind in range(len(KINDS)):
+    for kind in range(layout.kinds):
         low = np.zeros(n_in)
         high = np.zeros(n_in)
-        rows = x[x_kinds == kind][:, FORECAST_GROUP]
-        low[FORECAST_GROUP] = rows.min(axis=0)
-        high[FORECAST_GROUP] = rows.max(axis=0)
+        rows = x[x_kinds == kind][:, layout.forecast_group]
+        low[layout.forecast_group] = rows.min(axis=0)
+        high[layout.forecast_group] = rows.max(axis=0)
         level_rows = xl[xl_kinds == kind]
         if len(level_rows):
             lo, hi = level_rows.min(axis=0), level_rows.max(axis=0)
@@ -253,11 +297,14 @@ def within(env, kind, x, group):
     return ((low <= cols) & (cols <= high)).all(axis=1)
 
 
-def normalisation(run_list):
+def normalisation(run_list, watched=WATCHED, without_context=WITHOUT_CONTEXT, context=CONTEXT):
+    """Each watched (signal, kind, resolution)'s normalisation, pooled over its kind, and the
+    engine speed's; `context` None when the data has no engine speed (every signal's rows
+    then hold zeros there, and the card's context is a placeholder nothing reads)."""
     specs = []
-    for signal, kind, resolution in WATCHED:
+    for signal, kind, resolution in watched:
         series = [run[signal] for _, run in run_list if signal in run]
-        kind_series = [run[s] for _, run in run_list for s, k, _ in WATCHED if k == kind and s in run]
+        kind_series = [run[s] for _, run in run_list for s, k, _ in watched if k == kind and s in run]
         if not kind_series:
             continue
         deltas = np.concatenate([np.diff(s) for s in kind_series])
@@ -270,7 +317,7 @@ def normalisation(run_list):
             "center": float(np.mean(levels)),
             "level_scale": float(max(np.std(levels), 1.0)),
             "sigma_floor": float(resolution / np.sqrt(12.0)),
-            "context": kind not in WITHOUT_CONTEXT,
+            "context": context is not None and kind not in without_context,
         })
         _ = series
     by_signal = {s["signal"]: s for s in specs}
@@ -281,9 +328,11 @@ def normalisation(run_list):
                 "companion_center": by_signal[companion]["center"],
                 "companion_scale": by_signal[companion]["level_scale"],
             }
-    ctx = np.concatenate([run[CONTEXT] for _, run in run_list])
+    if context is None:
+        return specs, {"signal": CONTEXT, "center": 0.0, "scale": 1.0}
+    ctx = np.concatenate([run[context] for _, run in run_list if context in run])
     ctx = ctx[~np.isnan(ctx)]
-    context_norm = {"signal": CONTEXT, "center": float(np.mean(ctx)), "scale": float(np.std(ctx))}
+    context_norm = {"signal": context, "center": float(np.mean(ctx)), "scale": float(np.std(ctx))}
     return specs, context_norm
 
 
@@ -319,12 +368,12 @@ def nll_grad(model, x, y, floor):
     return loss, [gw1, gb1, gw2, gb2]
 
 
-def train(x, y, floor, rng, hidden):
+def train(x, y, floor, rng, hidden, epochs=EPOCHS):
     model = Mlp(rng, x.shape[1], hidden)
     m = [np.zeros_like(p) for p in model.params()]
     v = [np.zeros_like(p) for p in model.params()]
     step = 0
-    for epoch in range(EPOCHS):
+    for epoch in range(epochs):
         order = rng.permutation(len(y))
         total = 0.0
         lr = LR * (0.5 ** (epoch // 4))
@@ -341,7 +390,7 @@ def train(x, y, floor, rng, hidden):
                 mhat = mi / (1 - 0.9 ** step)
                 vhat = vi / (1 - 0.999 ** step)
                 p -= (lr * mhat / (np.sqrt(vhat) + 1e-8)).astype(np.float32)
-        print(f"epoch {epoch + 1}/{EPOCHS}: nll {total / len(y):.4f}", flush=True)
+        print(f"epoch {epoch + 1}/{epochs}: nll {total / len(y):.4f}", flush=True)
     return model
 
 
@@ -385,18 +434,18 @@ def residuals(s, k, w, comp, out, spec, forecast_ok=None, level_ok=None):
     return r, z
 
 
-def masks(x, ctx, comp, spec, env):
+def masks(x, ctx, comp, spec, env, layout=DEFAULT):
     """Per window: whether the forecast runs (the engine speed whole, the conditions it
     reads in the envelope) and whether the consistency check does (also the companion
     whole and in the envelope)."""
     ctx_whole = context_whole(ctx, spec)
     comp_whole = np.zeros(len(x), bool) if comp is None else whole(comp)
-    forecast_ok = ctx_whole & within(env, spec["kind"], x, FORECAST_CONDITIONS)
-    level_ok = ctx_whole & comp_whole & within(env, spec["kind"], x, LEVEL_CONDITIONS)
+    forecast_ok = ctx_whole & within(env, spec["kind"], x, layout.forecast_conditions)
+    level_ok = ctx_whole & comp_whole & within(env, spec["kind"], x, layout.level_conditions)
     return forecast_ok, level_ok
 
 
-def residual_streams(joined, run_list, specs, context_norm, env):
+def residual_streams(joined, run_list, specs, context_norm, env, layout=DEFAULT):
     """Per (run, signal): the standardised residual of the forecast at each tick, and of the
     consistency check (all NaN without one), NaN where none, as the agent computes them
     (masked where an input has a gap, abstaining outside the envelope `env`)."""
@@ -406,9 +455,9 @@ def residual_streams(joined, run_list, specs, context_norm, env):
                 continue
             s = run[spec["signal"]]
             k, w, ctx, comp = signal_windows(run, spec)
-            x = features(w, ctx, comp, spec, context_norm)
+            x = features(w, ctx, comp, spec, context_norm, layout)
             out = joined_forward(joined, x).astype(np.float64)
-            forecast_ok, level_ok = masks(x, ctx, comp, spec, env)
+            forecast_ok, level_ok = masks(x, ctx, comp, spec, env, layout)
             r, z = residuals(s, k, w, comp, out, spec, forecast_ok, level_ok)
             yield name, spec["signal"], r, z
 
@@ -454,19 +503,29 @@ def statistics(r):
     return score, cusum, outliers
 
 
-def calibrate(joined, run_list, specs, context_norm, env):
-    """The worst each statistic held on normal drives, per signal kind."""
+STATISTICS = ["score", "cusum", "outliers", "level"]
+
+
+def calibrate(joined, run_list, specs, context_norm, env, layout=DEFAULT, kind_names=KINDS, spare=0):
+    """Sets each signal's thresholds from the statistics held on normal drives, per signal
+    kind: the (spare + 1)-th highest peak of a stream (the worst, for spare 0) times MARGIN.
+    `spare` is how many streams per statistic the false-alarm budget lets cross (see
+    `alarms_allowed`). Returns that reference value per kind and statistic, and the hours."""
     kind_of = {s["signal"]: s["kind"] for s in specs}
-    worst = {k: {"score": 0.0, "cusum": 0.0, "outliers": 0.0, "level": 0.0}
-             for k in range(len(KINDS))}
-    for name, signal, r, z in residual_streams(joined, run_list, specs, context_norm, env):
+    peaks = {k: {key: [0.0] for key in STATISTICS} for k in range(layout.kinds)}
+    worst = {k: {key: 0.0 for key in STATISTICS} for k in range(layout.kinds)}
+    for name, signal, r, z in residual_streams(joined, run_list, specs, context_norm, env, layout):
         w = worst[kind_of[signal]]
         stats = list(statistics(r)) + [level_statistic(z)]
-        for key, stat in zip(["score", "cusum", "outliers", "level"], stats):
+        for key, stat in zip(STATISTICS, stats):
             peak = float(held(stat).max())
+            peaks[kind_of[signal]][key].append(peak)
             if peak > w[key]:
                 w[key] = peak
                 print(f"calibration: {key} {peak:.2f} on {signal} in {name}", flush=True)
+    for k, by_statistic in peaks.items():
+        for key, values in by_statistic.items():
+            worst[k][key] = sorted(values, reverse=True)[min(spare, len(values) - 1)]
     hours = sum(len(next(iter(run.values()))) for _, run in run_list) / 3600.0
     for spec in specs:
         w = worst[spec["kind"]]
@@ -475,16 +534,70 @@ def calibrate(joined, run_list, specs, context_norm, env):
         spec["outlier_count"] = int(w["outliers"]) + 2
         if "level" in spec:
             spec["level"]["h"] = round(max(w["level"] * MARGIN, 1.0), 3)
-    return {KINDS[k]: v for k, v in worst.items()}, hours
+    return {kind_names[k]: v for k, v in worst.items()}, hours
 
 
-def join(forecaster, level, n_in):
+def thresholds_of(spec):
+    """The threshold of each statistic of one signal's card entry (None: not judged)."""
+    return {"score": spec["score"], "cusum": spec["cusum_h"], "outliers": spec["outlier_count"] - 1,
+            "level": spec["level"]["h"] if "level" in spec else None}
+
+
+def crossings(stat, threshold):
+    """How many times the statistic, held for the debounce, goes above `threshold`: the
+    alarms it would raise (each counted once however long it stays above)."""
+    above = held(stat) > threshold
+    return int(above[0]) + int((above[1:] & ~above[:-1]).sum())
+
+
+def count_alarms(joined, run_list, specs, context_norm, env, layout):
+    """The alarms the card's thresholds raise on `run_list`, per (signal, statistic): an
+    upper count of what the agent would raise (its incidents merge what fires together)."""
+    out = {}
+    for _name, signal, r, z in residual_streams(joined, run_list, specs, context_norm, env, layout):
+        spec = next(s for s in specs if s["signal"] == signal)
+        stats = list(statistics(r)) + [level_statistic(z)]
+        for key, stat in zip(STATISTICS, stats):
+            th = thresholds_of(spec)[key]
+            if th is not None:
+                n = crossings(stat, th)
+                if n:
+                    out[f"{signal} {key}"] = out.get(f"{signal} {key}", 0) + n
+    return out
+
+
+def poisson_upper(n, confidence=0.95):
+    """The one-sided upper confidence bound on a Poisson mean after `n` events: the mean
+    at which seeing `n` or fewer has probability 1 - confidence (3.0 for none at 95 %)."""
+    def cdf(mu):
+        term = total = math.exp(-mu)
+        for i in range(1, n + 1):
+            term *= mu / i
+            total += term
+        return total
+    lo, hi = 0.0, 10.0 + 10.0 * n
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) > 1 - confidence else (lo, mid)
+    return hi
+
+
+def alarms_allowed(budget_per_hour, hours):
+    """The most alarms calibration may let through on `hours` while the 95 % upper bound on
+    the rate stays within the budget: -1 when even none cannot show it (too few hours)."""
+    n = -1
+    while poisson_upper(n + 1) <= budget_per_hour * hours:
+        n += 1
+    return n
+
+
+def join(forecaster, level, n_in, layout=DEFAULT):
     """One Gemm-Relu-Gemm from the two nets: hidden units side by side, each fed only the
     columns its net was trained on, each output fed only by its own net's hidden units."""
     h1, h2 = forecaster.w1.shape[1], level.w1.shape[1]
     w1 = np.zeros((n_in, h1 + h2), np.float32)
-    w1[:FORECAST_INPUTS, :h1] = forecaster.w1
-    w1[LEVEL_COLUMNS, h1:] = level.w1
+    w1[:layout.forecast_inputs, :h1] = forecaster.w1
+    w1[layout.level_columns, h1:] = level.w1
     b1 = np.concatenate([forecaster.b1, level.b1])
     w2 = np.zeros((h1 + h2, 4), np.float32)
     w2[:h1, :2] = forecaster.w2
@@ -520,36 +633,53 @@ def export(joined, n_in, path):
     return hashlib.sha256(data).hexdigest()
 
 
-def main():
-    ensure_data()
-    rng = np.random.default_rng(SEED)
-    train_runs, calib_runs = runs("train"), runs("calib")
-    specs, context_norm = normalisation(train_runs)
-    x, y, floor, x_kinds = samples(train_runs, specs, context_norm, with_kinds=True)
-    print(f"{len(y)} training windows from {len(train_runs)} drives", flush=True)
-    forecaster = train(x[:, :FORECAST_INPUTS], y, floor, rng, HIDDEN)
-    xl, yl, floor_l, xl_kinds = level_samples(train_runs, specs, context_norm, with_kinds=True)
-    print(f"{len(yl)} consistency windows", flush=True)
-    level = train(xl, yl, floor_l, rng, LEVEL_HIDDEN)
-    n_in = x.shape[1]
-    joined = join(forecaster, level, n_in)
-    sha = export(joined, n_in, HERE / "forecaster.onnx")
-    env = envelope(x, x_kinds, xl, xl_kinds, n_in)
-    worst, calib_hours = calibrate(joined, calib_runs, specs, context_norm, env)
-    # Golden vectors: real calibration windows, and the model's output on them in float32.
-    xc, _, _ = samples(calib_runs[:1], specs, context_norm)
-    # Six rows of any signal and two with a companion, so both nets are checked.
-    with_companion = np.flatnonzero(np.abs(xc[:, FORECAST_INPUTS:]).sum(axis=1) > 0)
+class Fitted:
+    """The two nets trained on one set of runs, joined, with the rows they saw."""
+
+    def __init__(self, train_runs, specs, context_norm, layout, epochs):
+        rng = np.random.default_rng(SEED)
+        x, y, floor, self.x_kinds = samples(train_runs, specs, context_norm, True, layout)
+        print(f"{len(y)} training windows from {len(train_runs)} drives", flush=True)
+        self.forecaster = train(x[:, :layout.forecast_inputs], y, floor, rng, HIDDEN, epochs)
+        xl, yl, floor_l, self.xl_kinds = level_samples(train_runs, specs, context_norm, True, layout)
+        print(f"{len(yl)} consistency windows", flush=True)
+        if len(yl):
+            self.level = train(xl, yl, floor_l, rng, LEVEL_HIDDEN, epochs)
+        else:
+            # No signal with a companion: the consistency outputs are a constant nothing
+            # reads (the agent checks the level only for a signal whose card entry has one).
+            self.level = Mlp(rng, len(layout.level_columns), LEVEL_HIDDEN)
+            for p in self.level.params():
+                p[...] = 0.0
+        self.x, self.xl, self.windows = x, xl, len(y)
+        self.n_in = x.shape[1]
+        self.joined = join(self.forecaster, self.level, self.n_in, layout)
+        self.parameters = int(sum(p.size for p in self.forecaster.params() +
+                                  (self.level.params() if len(yl) else [])))
+
+    def envelope(self, layout):
+        return envelope(self.x, self.x_kinds, self.xl, self.xl_kinds, self.n_in, layout)
+
+
+def golden_vectors(joined, xc, layout):
+    """Real calibration rows and the model's output on them in float32: six rows of any
+    signal and two with a companion (eight of any without one), so both nets are checked."""
+    with_companion = np.flatnonzero(np.abs(xc[:, layout.forecast_inputs:]).sum(axis=1) > 0)
     pick_rng = np.random.default_rng(SEED + 1)
-    pick = np.concatenate([pick_rng.choice(len(xc), 6, replace=False),
-                           pick_rng.choice(with_companion, 2, replace=False)])
-    golden = [{"input": [float(v) for v in xc[i]],
-               "output": [float(v) for v in joined_forward(joined, xc[i:i + 1])[0]]} for i in pick]
-    n_params = sum(p.size for p in forecaster.params() + level.params())
-    train_hours = sum(len(next(iter(run.values()))) for _, run in train_runs) / 3600.0
-    card = {
-        "name": "vigil-forecaster",
-        "version": "2.3.0",
+    if len(with_companion) >= 2:
+        pick = np.concatenate([pick_rng.choice(len(xc), 6, replace=False),
+                               pick_rng.choice(with_companion, 2, replace=False)])
+    else:
+        pick = pick_rng.choice(len(xc), min(8, len(xc)), replace=False)
+    return [{"input": [float(v) for v in xc[i]],
+             "output": [float(v) for v in joined_forward(joined, xc[i:i + 1])[0]]} for i in pick]
+
+
+def card_head(name, version, sha, n_in, context_norm, kinds, specs):
+    """The card's fields up to the signals, in the order the agent's ModelCard lists them."""
+    return {
+        "name": name,
+        "version": version,
         "onnx": "forecaster.onnx",
         "sha256": sha,
         "input": {"name": "x", "shape": [1, n_in]},
@@ -557,17 +687,40 @@ def main():
         "rate_hz": 1.0,
         "window": WINDOW,
         "context": context_norm,
-        "kinds": len(KINDS),
+        "kinds": kinds,
         "signals": specs,
-        "thresholds": {
-            "debounce_ticks": DEBOUNCE_TICKS,
-            "cusum_k": CUSUM_K,
-            "level_tau": LEVEL_TAU,
-            "level_clip": LEVEL_CLIP,
-            "cusum_clip": CUSUM_CLIP,
-            "outlier": OUTLIER,
-            "outlier_window": OUTLIER_WINDOW,
-        },
+    }
+
+
+def thresholds_section():
+    return {
+        "debounce_ticks": DEBOUNCE_TICKS,
+        "cusum_k": CUSUM_K,
+        "level_tau": LEVEL_TAU,
+        "level_clip": LEVEL_CLIP,
+        "cusum_clip": CUSUM_CLIP,
+        "outlier": OUTLIER,
+        "outlier_window": OUTLIER_WINDOW,
+    }
+
+
+def main():
+    """The committed model: trained and calibrated on the simulated fleet in models/data."""
+    ensure_data()
+    train_runs, calib_runs = runs("train"), runs("calib")
+    specs, context_norm = normalisation(train_runs)
+    fit = Fitted(train_runs, specs, context_norm, DEFAULT, EPOCHS)
+    forecaster, level, joined, n_in = fit.forecaster, fit.level, fit.joined, fit.n_in
+    sha = export(joined, n_in, HERE / "forecaster.onnx")
+    env = fit.envelope(DEFAULT)
+    worst, calib_hours = calibrate(joined, calib_runs, specs, context_norm, env)
+    xc, _, _ = samples(calib_runs[:1], specs, context_norm)
+    golden = golden_vectors(joined, xc, DEFAULT)
+    n_params = sum(p.size for p in forecaster.params() + level.params())
+    train_hours = sum(len(next(iter(run.values()))) for _, run in train_runs) / 3600.0
+    card = {
+        **card_head("vigil-forecaster", "2.3.0", sha, n_in, context_norm, len(KINDS), specs),
+        "thresholds": thresholds_section(),
         "false_alarm_budget_per_hour": BUDGET_PER_HOUR,
         "golden": golden,
         "golden_tolerance": 1e-4,
@@ -583,7 +736,7 @@ def main():
             "envelope_margin": ENVELOPE_MARGIN,
             "drives": len(train_runs),
             "hours": round(train_hours, 2),
-            "windows": len(y),
+            "windows": fit.windows,
             "parameters": int(n_params),
             "architecture": f"forecaster MLP {FORECAST_INPUTS}-{HIDDEN}-2 and consistency MLP "
                             f"{len(LEVEL_COLUMNS)}-{LEVEL_HIDDEN}-2, joined as {n_in}-{HIDDEN + LEVEL_HIDDEN}-4, "
@@ -602,28 +755,31 @@ def main():
     card["evaluation"] = json.loads(eval_path.read_text()) if eval_path.exists() else \
         "run `vigil eval --model models/forecaster.card.json --out models/eval.json`, then train.py again"
     (HERE / "forecaster.card.json").write_text(json.dumps(card, indent=1) + "\n")
-    write_markdown(card)
+    write_markdown(card, HERE / "MODEL_CARD.md")
     print(f"wrote forecaster.onnx ({n_params} parameters, sha256 {sha[:12]}...) and its card")
 
 
-def write_markdown(card):
+def write_markdown(card, path):
     t = card["thresholds"]
     tr = card["training"]
+    fleet = tr.get("data_seen")
     lines = [
-        "# Model card: vigil-forecaster " + card["version"],
+        f"# Model card: {card['name']} {card['version']}",
         "",
         "Written by `models/train.py`; the JSON card beside it is what the agent loads and checks.",
         "",
         "## What it does",
-        (f"From the last {card['window']} s of one temperature signal, resampled at {card['rate_hz']:g} Hz, "
-        "and the engine speed over the same ticks (not for a cargo tank, whose temperature follows the "
-        "air and the cargo: its rows hold zeros there), it forecasts the next tick's value and its spread. "
-        "The agent scores each tick by the standardised residual (actual - mean) / spread."),
-        "",
-        ("For a signal with a companion (the coolant, whose companion is the oil) it also says what the "
-        "signal's level should be now, from the companion's window and the engine speed only, never from "
-        "the signal's own values. The agent keeps an EWMA of that standardised residual: a coolant "
-        "sensor that drifts or sticks stops agreeing with the oil, which a 10 s forecast cannot see."),
+        *(what_it_does_on_fleet_data(card) if fleet else [
+            (f"From the last {card['window']} s of one temperature signal, resampled at {card['rate_hz']:g} Hz, "
+             "and the engine speed over the same ticks (not for a cargo tank, whose temperature follows the "
+             "air and the cargo: its rows hold zeros there), it forecasts the next tick's value and its spread. "
+             "The agent scores each tick by the standardised residual (actual - mean) / spread."),
+            "",
+            ("For a signal with a companion (the coolant, whose companion is the oil) it also says what the "
+             "signal's level should be now, from the companion's window and the engine speed only, never from "
+             "the signal's own values. The agent keeps an EWMA of that standardised residual: a coolant "
+             "sensor that drifts or sticks stops agreeing with the oil, which a 10 s forecast cannot see."),
+        ]),
         "",
         "## Input and output",
         (f"- input `x` [1, {card['input']['shape'][1]}]: 10 window values less the last, over the signal's scale; "
@@ -647,17 +803,19 @@ def write_markdown(card):
         f"\nContext: `{c['signal']}`, center {c['center']:.1f}, scale {c['scale']:.1f}.",
         "",
         "## Thresholds (calibrated on normal drives)",
-        (f"Budget: {card['false_alarm_budget_per_hour'] * 100:g} false alarm per 100 vehicle-hours. Each "
-        f"threshold is the largest value the statistic held for {t['debounce_ticks']} ticks on "
-        f"{tr['calibration']['hours']} h of normal calibration drives (other vehicles than training), "
-        f"times {tr['calibration']['margin']}, per signal kind (table above)."),
+        *(calibration_on_fleet_data(tr["calibration"], t) if fleet else [
+            (f"Budget: {card['false_alarm_budget_per_hour'] * 100:g} false alarm per 100 vehicle-hours. Each "
+             f"threshold is the largest value the statistic held for {t['debounce_ticks']} ticks on "
+             f"{tr['calibration']['hours']} h of normal calibration drives (other vehicles than training), "
+             f"times {tr['calibration']['margin']}, per signal kind (table above)."),
+        ]),
         f"- residual score: |residual| held {t['debounce_ticks']} ticks",
         f"- CUSUM on the residual clipped to +-{t['cusum_clip']}, less k = {t['cusum_k']} per tick",
         f"- outliers: residuals beyond {t['outlier']} within {t['outlier_window']} ticks",
         f"- consistency: |EWMA| (time constant {t['level_tau']:g} ticks) of the level residual clipped to "
         f"+-{t['level_clip']:g}; thresholds: "
-        + ", ".join(f"`{s['signal']}` {s['level']['h']} (companion `{s['level']['companion']}`)"
-                    for s in card["signals"] if "level" in s),
+        + (", ".join(f"`{s['signal']}` {s['level']['h']} (companion `{s['level']['companion']}`)"
+                     for s in card["signals"] if "level" in s) or "none (no signal has its companion)"),
         "",
         "## Where it abstains",
         (f"The card holds, per signal kind, every input column's range over the training rows, widened by "
@@ -671,6 +829,7 @@ def write_markdown(card):
         (f"{tr['architecture']}; {tr['parameters']} parameters; {tr['windows']} windows from "
         f"{tr['drives']} drives ({tr['hours']} h), {tr['data']}; seed {tr['seed']}."),
         "",
+        *(data_seen_lines(card) if fleet else []),
         "## Evaluation",
     ]
     ev = card["evaluation"]
@@ -681,8 +840,280 @@ def write_markdown(card):
     lines += ["", "## Golden vectors",
               (f"{len(card['golden'])} input/output pairs in the JSON card; the agent refuses the model "
               f"unless tract reproduces them within {card['golden_tolerance']}.")]
-    (HERE / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def what_it_does_on_fleet_data(card):
+    with_context = [s["signal"] for s in card["signals"] if s["context"]]
+    with_level = [f"`{s['signal']}` (companion `{s['level']['companion']}`)"
+                  for s in card["signals"] if "level" in s]
+    return [
+        (f"From the last {card['window']} s of one signal, resampled at {card['rate_hz']:g} Hz, "
+         + (f"and the engine speed (`{card['context']['signal']}`) over the same ticks for "
+            f"{len(with_context)} of its {len(card['signals'])} signals, " if with_context else
+            "without an engine speed (the data had none: every row holds zeros there), ")
+         + "it forecasts the next tick's value and its spread. The agent scores each tick by the "
+         "standardised residual (actual - mean) / spread."),
+        "",
+        ("It also says what a signal's level should be now from its companion's window, for "
+         + ", ".join(with_level) + "." if with_level else
+         "No signal has its companion in this data, so there is no consistency check."),
+    ]
+
+
+def calibration_on_fleet_data(cal, t):
+    b = cal["budget"]
+    return [
+        (f"Budget: {b['per_vehicle_day']:g} false alarm per vehicle-day ({b['hours_per_vehicle_day']:g} h of "
+         f"running), {b['per_hour']:g} per hour. On {cal['hours']} h of calibration drives (held apart from "
+         f"training) the budget lets {max(b['alarms_allowed'], 0)} alarm(s) through at 95 % confidence; each "
+         f"threshold is the {'largest' if cal['spare'] == 0 else str(cal['spare'] + 1) + '-th largest'} value "
+         f"a drive's statistic held for {t['debounce_ticks']} ticks, times {cal['margin']}, per signal kind "
+         "(table above)."),
+        "",
+        (f"At these thresholds the calibration data raised {b['alarms']} alarm(s) "
+         f"({', '.join(f'{k}: {v}' for k, v in b['alarms_by_statistic'].items()) or 'none'}): at most "
+         f"{b['upper_95_per_vehicle_day']:.3g} per vehicle-day at 95 % confidence, "
+         + ("within the budget." if b["met"] else
+            f"NOT shown within the budget: that needs {b['hours_needed']:g} calibration hours without an "
+            "alarm.")),
+        "",
+    ]
+
+
+def data_seen_lines(card):
+    d = card["training"]["data_seen"]
+    spans = [d["training"]["span"], d["calibration"]["span"]]
+    lines = [
+        "## Data",
+        (f"{d['training']['hours']} h to train and {d['calibration']['hours']} h to calibrate, "
+         f"{min(s['start'] for s in spans)} to {max(s['end'] for s in spans)} "
+         f"(training from `{d['training']['source']}`, calibration from `{d['calibration']['source']}`)."),
+        "",
+        "| signal | resolution (smallest step) | range | whole-window hours | worst gap share | longest gap |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, f in d["signals"].items():
+        lines.append(f"| `{name}` | {f['resolution']} | {f['min']:g} to {f['max']:g} | {f['window_hours']} | "
+                     f"{f['worst_gap_share']:.1%} | {f['longest_gap_s']} s |")
+    lines += ["", "| file | used for | hours | first | last |", "|---|---|---|---|---|"]
+    for part in ("training", "calibration"):
+        for f in d[part]["files"]:
+            lines.append(f"| `{f['file']}` | {part} | {f['hours']} | {f['start']} | {f['end']} |")
+    return lines + [""]
+
+
+# --- Training on a fleet's own recorded drives (--data) ---
+
+# A vehicle-day is a working day of running: EU drivers' hours allow 9 h of driving, 10 h
+# twice a week, and the agent runs while the engine does.
+HOURS_PER_VEHICLE_DAY = 10.0
+# One false alarm per 10 vehicle-days: the 1 per 100 vehicle-hours the committed model is
+# calibrated to (BUDGET_PER_HOUR).
+BUDGET_PER_VEHICLE_DAY = BUDGET_PER_HOUR * HOURS_PER_VEHICLE_DAY
+# Training needs, for each signal, at least this many whole windows per parameter of the
+# forecaster (802 parameters for one kind: 2.2 h; the committed model had 130 per
+# parameter). Fewer rows than ten per parameter fit the drives, not the signal's normal.
+WINDOWS_PER_PARAMETER = 10
+# The kind of each built-in signal, as the committed model names them; any other signal is
+# a kind of its own, named by its VSS name.
+KNOWN_KINDS = {
+    "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature": "coolant",
+    "Vehicle.Powertrain.CombustionEngine.EngineOil.Temperature": "oil",
+    "Vehicle.Powertrain.FuelSystem.Temperature": "fuel",
+    **{f"Vehicle.Cargo.Tank.Compartment{n}.Temperature": "tank" for n in range(1, 9)},
+}
+
+
+def minimum_training_hours(layout):
+    parameters = layout.forecast_inputs * HIDDEN + HIDDEN + HIDDEN * 2 + 2
+    return WINDOWS_PER_PARAMETER * parameters / 3600.0
+
+
+def kinds_of(signals):
+    """Each signal's kind index and the kinds' names, in the order first met."""
+    names = []
+    for s in signals:
+        k = KNOWN_KINDS.get(s, s)
+        if k not in names:
+            names.append(k)
+    return [names.index(KNOWN_KINDS.get(s, s)) for s in signals], names
+
+
+def choose_signals(args, every_run):
+    """The watched signals (--signals, or every column but the engine speed and the
+    position) and the engine speed's column, or None."""
+    columns = fleet_data.columns(every_run)
+    if args.context == "none":
+        context = None
+    else:
+        context = args.context if args.context in columns else None
+        if context is None and args.context != fleet_data.ENGINE_SPEED:
+            raise fleet_data.Refused([(f"--context {args.context}: not a column of the data "
+                                      f"(columns: {', '.join(columns)})")])
+    if args.signals:
+        signals = [s.strip() for s in args.signals.split(",") if s.strip()]
+    else:
+        signals = [c for c in columns if c != context and c not in fleet_data.POSITION]
+    if context in signals:
+        raise fleet_data.Refused([(f"{context}: the engine speed is the model's context, not a watched "
+                                  "signal; leave it out of --signals, or pass --context none")])
+    return signals, context
+
+
+def as_runs(run_list):
+    """fleet_data's runs as the (name, columns) pairs the functions above take."""
+    return [(f"{r.file}@{fleet_data.iso(r.start)}", r.columns) for r in run_list]
+
+
+def data_main(args):
+    """Trains, calibrates and writes a model of the signals in a folder of 1 Hz CSVs."""
+    started, cpu_started = time.monotonic(), time.process_time()
+    out = Path(args.out)
+    every = fleet_data.read_folder(args.data)
+    if args.calibration:
+        train_part, calib_part = every, fleet_data.read_folder(args.calibration)
+        calib_source = args.calibration
+    else:
+        train_part, calib_part = fleet_data.split(every)
+        calib_source = f"{args.data} (every second file held out)"
+    signals, context = choose_signals(args, train_part + calib_part)
+    kind_index, kind_names = kinds_of(signals)
+    layout = Layout(len(kind_names))
+    fleet_data.check(train_part, calib_part, signals, WINDOW, minimum_training_hours(layout),
+                     args.hours_per_vehicle_day)
+    if context is not None and fleet_data.signal_figures(train_part, context, WINDOW)["min"] == \
+            fleet_data.signal_figures(train_part, context, WINDOW)["max"]:
+        print(f"{context} is constant in the training data: trained without it", flush=True)
+        context = None
+    figures = {s: fleet_data.signal_figures(train_part + calib_part, s, WINDOW) for s in signals}
+    watched = [(s, k, figures[s]["resolution"]) for s, k in zip(signals, kind_index)]
+    without_context = {kind_names.index("tank")} if "tank" in kind_names else set()
+    train_runs, calib_runs = as_runs(train_part), as_runs(calib_part)
+    specs, context_norm = normalisation(train_runs, watched, without_context, context)
+    for spec in specs:
+        spec["resolution"] = figures[spec["signal"]]["resolution"]
+    fit = Fitted(train_runs, specs, context_norm, layout, args.epochs)
+    trained = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
+    sha = export(fit.joined, fit.n_in, out / "forecaster.onnx")
+    env = fit.envelope(layout)
+    budget_per_hour = args.budget_per_vehicle_day / args.hours_per_vehicle_day
+    calib_hours = fleet_data.hours(calib_part)
+    allowed = alarms_allowed(budget_per_hour, calib_hours)
+    statistics_judged = 3 * layout.kinds + len({s["kind"] for s in specs if "level" in s})
+    spare = max(allowed, 0) // statistics_judged
+    worst, _ = calibrate(fit.joined, calib_runs, specs, context_norm, env, layout, kind_names, spare)
+    alarms = count_alarms(fit.joined, calib_runs, specs, context_norm, env, layout)
+    n_alarms = sum(alarms.values())
+    upper = poisson_upper(n_alarms) / calib_hours * args.hours_per_vehicle_day
+    xc, _, _ = samples(calib_runs[:4], specs, context_norm, layout=layout)
+    golden = golden_vectors(fit.joined, xc, layout)
+    card = {
+        **card_head(args.name, args.version, sha, fit.n_in, context_norm, layout.kinds, specs),
+        "thresholds": thresholds_section(),
+        "false_alarm_budget_per_hour": budget_per_hour,
+        "golden": golden,
+        "golden_tolerance": 1e-4,
+        "training": {
+            "script": "models/train.py --data",
+            "seed": SEED,
+            "data": f"{len(train_runs)} recorded drives from {args.data}",
+            "data_seen": {
+                "training": {"source": str(args.data), **fleet_data.describe(train_part)},
+                "calibration": {"source": str(calib_source), **fleet_data.describe(calib_part)},
+                "signals": figures,
+                "context": context,
+            },
+            "envelope_margin": ENVELOPE_MARGIN,
+            "drives": len(train_runs),
+            "hours": round(fleet_data.hours(train_part), 2),
+            "windows": fit.windows,
+            "parameters": fit.parameters,
+            "architecture": f"forecaster MLP {layout.forecast_inputs}-{HIDDEN}-2 and consistency MLP "
+                            f"{len(layout.level_columns)}-{LEVEL_HIDDEN}-2, joined as "
+                            f"{fit.n_in}-{HIDDEN + LEVEL_HIDDEN}-4, ReLU; Gaussian NLL; Adam, {args.epochs} epochs",
+            "calibration": {
+                "drives": len(calib_runs),
+                "hours": round(calib_hours, 2),
+                "worst_normal": worst,
+                "margin": MARGIN,
+                "spare": spare,
+                "budget": {
+                    "per_vehicle_day": args.budget_per_vehicle_day,
+                    "hours_per_vehicle_day": args.hours_per_vehicle_day,
+                    "per_hour": budget_per_hour,
+                    "alarms_allowed": allowed,
+                    "alarms": n_alarms,
+                    "alarms_by_statistic": alarms,
+                    "upper_95_per_vehicle_day": round(upper, 4),
+                    "met": upper <= args.budget_per_vehicle_day,
+                    "hours_needed": math.ceil(poisson_upper(0) / budget_per_hour),
+                },
+            },
+        },
+        "kind_names": kind_names,
+        "envelope": env,
+        "evaluation": "not evaluated: run `vigil eval` on labelled recorded drives",
+    }
+    card_path = out / "forecaster.card.json"
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+    write_markdown(card, out / "MODEL_CARD.md")
+    seconds, cpu = time.monotonic() - started, time.process_time() - cpu_started
+    vehicle_hours = fleet_data.hours(train_part) + calib_hours
+    b = card["training"]["calibration"]["budget"]
+    print(f"wrote {card_path} ({fit.parameters} parameters, {layout.kinds} kinds, sha256 {sha[:12]}...)")
+    print(f"calibration: {n_alarms} alarm(s) in {calib_hours:.2f} h: at most {upper:.3g} false alarms per "
+          f"vehicle-day at 95 % (budget {args.budget_per_vehicle_day:g}: "
+          + ("met" if b["met"] else f"not shown; needs {b['hours_needed']} h without an alarm") + ")")
+    print(f"trained and calibrated in {seconds:.1f} s ({cpu:.1f} s of CPU; reading and training "
+          f"{trained - started:.1f} s, calibrating {started + seconds - trained:.1f} s) on "
+          f"{vehicle_hours:.2f} vehicle-hours: {seconds / vehicle_hours:.2f} s per vehicle-hour")
+    return 0
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", help="a folder of 1 Hz CSVs (`timestamp` then VSS names, one file per "
+                   "drive or vehicle); without it, the simulated fleet in models/data")
+    p.add_argument("--out", help="where to write forecaster.onnx, forecaster.card.json, MODEL_CARD.md "
+                   "(with --data)")
+    p.add_argument("--signals", help="comma-separated VSS names to watch (default: every column but the "
+                   "engine speed and the position)")
+    p.add_argument("--calibration", help="a folder of 1 Hz CSVs of other vehicles to calibrate on "
+                   "(default: every second file of --data)")
+    p.add_argument("--context", default=fleet_data.ENGINE_SPEED,
+                   help="the engine-speed column, or `none` (default: %(default)s when the data has it)")
+    p.add_argument("--budget-per-vehicle-day", type=float, default=BUDGET_PER_VEHICLE_DAY,
+                   help="false alarms per vehicle-day the thresholds may cost (default: %(default)g)")
+    p.add_argument("--hours-per-vehicle-day", type=float, default=HOURS_PER_VEHICLE_DAY,
+                   help="running hours in a vehicle-day (default: %(default)g); also the fewest "
+                   "calibration hours accepted")
+    p.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs (default: %(default)s)")
+    p.add_argument("--name", default="fleet-forecaster", help="the model's name in its card")
+    p.add_argument("--version", default="1.0.0", help="the model's version in its card")
+    args = p.parse_args(argv)
+    if args.data is None:
+        given = [f for f in ("out", "signals", "calibration") if getattr(args, f) is not None]
+        if given:
+            p.error(f"--{given[0]} needs --data")
+    elif args.out is None:
+        p.error("--data needs --out")
+    return args
+
+
+def entry(argv):
+    args = parse_args(argv)
+    if args.data is None:
+        return main()
+    try:
+        return data_main(args)
+    except fleet_data.Refused as e:
+        print("train.py: refused: the data cannot support a model:", file=sys.stderr)
+        for reason in e.reasons:
+            print(f"  {reason}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(sys.argv[1:]))
