@@ -56,6 +56,7 @@ impl Reload {
         differs("dbc", in_force.dbc != new.dbc);
         differs("security", in_force.security != new.security);
         differs("detect.model", in_force.detect.model != new.detect.model);
+        differs("model_store", in_force.model_store != new.model_store);
         differs("batch", in_force.batch != new.batch);
         differs("alarm", in_force.alarm != new.alarm);
         differs("spool", in_force.spool != new.spool);
