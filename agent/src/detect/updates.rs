@@ -25,7 +25,7 @@ pub struct ModelUpdates {
 }
 
 impl Default for ModelUpdates {
-    /// The built-in model from the config, no store: what [`crate::pipeline::Stages::builtin`]
+    /// The built-in model from the config, no store: what the pipeline's `Stages::builtin`
     /// runs.
     fn default() -> Self {
         ModelUpdates {
