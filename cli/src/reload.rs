@@ -167,6 +167,8 @@ mod tests {
         assert_eq!(same.in_force, running);
         let new = parse("[source.simulator]\n[detect]\nmodel = \"none\"\n");
         assert_eq!(Reload::of(&running, &new).needs_restart, ["detect.model"]);
+        let new = parse("[source.simulator]\n[model_store]\npath = \"/var/lib/vigil/models\"\n");
+        assert_eq!(Reload::of(&running, &new).needs_restart, ["model_store"]);
         let new = parse("[source.simulator]\n[log]\nlevel = \"debug\"\nformat = \"json\"\n");
         let reload = Reload::of(&running, &new);
         assert_eq!(reload.needs_restart, ["log.format"]);
