@@ -50,7 +50,8 @@ use crate::decode::table::SignalTable;
 use crate::decode::{Decoded, Decoder};
 use crate::detect::alert::AlertEvent;
 use crate::detect::{
-    self, DetectConfig, DetectStatus, Detector, Model, ModelHandle, ModelUpdater, Tuning,
+    self, DetectConfig, DetectStatus, Detector, Model, ModelHandle, ModelUpdater, ModelUpdates,
+    Tuning,
 };
 use crate::duration;
 use crate::frame::Input;
@@ -147,6 +148,8 @@ pub struct Stages {
     pub detect: DetectConfig,
     /// The forecaster, verified against its card; `None` runs the rules and limits alone.
     pub model: Option<Model>,
+    /// Where jobs' models are kept, what to fall back to, and why `model` was chosen.
+    pub model_updates: ModelUpdates,
     pub batch: BatchConfig,
     pub alarm: AlarmConfig,
     /// The spool and the uplink; `None` keeps everything on the truck.
@@ -177,6 +180,7 @@ impl Stages {
             security: SecurityConfig::default(),
             detect: DetectConfig::default(),
             model: Some(Model::builtin().expect("the built-in model checks out")),
+            model_updates: ModelUpdates::default(),
             batch: BatchConfig::default(),
             alarm: AlarmConfig::default(),
             outbound: None,
@@ -392,6 +396,7 @@ impl Pipeline {
             security,
             detect,
             model,
+            model_updates,
             batch,
             alarm,
             outbound: leaves_the_truck,
@@ -453,7 +458,7 @@ impl Pipeline {
         // Model-update jobs swap this detector's model unless a caller plugs in another.
         let model_updater: Arc<dyn ModelUpdater> = match plugs.model {
             Some(updater) => updater,
-            None => Arc::new(model_handle),
+            None => Arc::new(model_updates.updater(model_handle)),
         };
         tasks.spawn(
             "detect",

@@ -9,7 +9,9 @@ pub mod config;
 pub mod demo;
 pub mod fleet;
 pub mod generate;
+pub mod model_job;
 pub mod reload;
+pub mod schema;
 pub mod view;
 
 use std::path::Path;
@@ -42,8 +44,17 @@ pub async fn run(
 ) -> Result<Summary, AgentError> {
     let resolved = config.resolve(file)?;
     if let Some(error) = &resolved.model_rejected {
-        tracing::error!(event = "model_rejected", %error, "running the rules without the model");
+        tracing::error!(event = "model_rejected", %error, "the config's model cannot be used");
     }
+    // Which model runs: a stored one a job sent, or the config's; and what was refused.
+    let running = &resolved.stages.model_updates.running;
+    tracing::info!(
+        event = "model_chosen",
+        from = ?running.from,
+        version = ?running.version,
+        entry = ?running.entry,
+        refused = ?running.refused
+    );
     if let Some(warning) = resolved.certificate_warning(std::time::SystemTime::now()) {
         tracing::warn!(event = "certificate_expiring", "{warning}");
     }

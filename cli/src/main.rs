@@ -144,6 +144,9 @@ enum Command {
     /// Look into the store-and-forward spool.
     #[command(subcommand)]
     Spool(SpoolCommand),
+    /// Ship a model to the trucks.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// The fleet team's side: watch the trucks through the broker they publish to.
     #[command(subcommand)]
     Fleet(FleetCommand),
@@ -214,6 +217,26 @@ enum SpoolCommand {
         /// Records per second; 0 for as fast as possible.
         #[arg(long, default_value_t = 0)]
         rate: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Build the model-update job document (AWS IoT Jobs) from a model card and the .onnx
+    /// file beside it: the model verified against the card as the truck will, the card's
+    /// evaluation left out, checked against deploy/schemas/model-job.schema.json and the
+    /// 32 KB document limit.
+    #[command(
+        after_help = "Example:\n  vigil model job --card models/forecaster.card.json --out job.json\n  \
+                      aws iot create-job --job-id model-1-0-1 --targets ARN --document file://job.json"
+    )]
+    Job {
+        /// The model card (JSON, as models/train.py writes it); its `onnx` names the model file.
+        #[arg(long)]
+        card: PathBuf,
+        /// Where to write the job document.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -350,6 +373,12 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{report}");
             }
+        }
+        Command::Model(ModelCommand::Job { card, out }) => {
+            let job = vigil::model_job::build(&card)?;
+            std::fs::write(&out, &job.bytes)
+                .with_context(|| format!("cannot write the job document {}", out.display()))?;
+            eprintln!("{}", job.summary(&out));
         }
         Command::Spool(SpoolCommand::Soak { path, rate }) => {
             vigil_agent::spool::soak::run(&path, rate, std::io::stdout().lock())?;

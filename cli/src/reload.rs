@@ -56,6 +56,7 @@ impl Reload {
         differs("dbc", in_force.dbc != new.dbc);
         differs("security", in_force.security != new.security);
         differs("detect.model", in_force.detect.model != new.detect.model);
+        differs("model_store", in_force.model_store != new.model_store);
         differs("batch", in_force.batch != new.batch);
         differs("alarm", in_force.alarm != new.alarm);
         differs("spool", in_force.spool != new.spool);
@@ -166,6 +167,8 @@ mod tests {
         assert_eq!(same.in_force, running);
         let new = parse("[source.simulator]\n[detect]\nmodel = \"none\"\n");
         assert_eq!(Reload::of(&running, &new).needs_restart, ["detect.model"]);
+        let new = parse("[source.simulator]\n[model_store]\npath = \"/var/lib/vigil/models\"\n");
+        assert_eq!(Reload::of(&running, &new).needs_restart, ["model_store"]);
         let new = parse("[source.simulator]\n[log]\nlevel = \"debug\"\nformat = \"json\"\n");
         let reload = Reload::of(&running, &new);
         assert_eq!(reload.needs_restart, ["log.format"]);

@@ -8,6 +8,7 @@ mod decode;
 mod demo;
 mod fleet;
 mod metrics;
+mod model_store;
 mod outage;
 mod provision;
 mod reload;

@@ -1,10 +1,6 @@
-//! A small JSON Schema checker for the schemas in `deploy/schemas/`.
-//!
-//! The `jsonschema` crate would bring a regex engine, an HTTP client (unless trimmed) and
-//! dozens of crates into the test build on a 2-core machine; the schemas use a small subset
-//! of draft 2020-12, which this checks exactly. A keyword it does not know fails the test,
-//! so a schema can never use one that is silently ignored. (test.sh also checks that every
-//! schema is valid draft 2020-12 when Python's `jsonschema` is there.)
+//! The schemas in `deploy/schemas/`, read from the repository and checked with the `vigil`
+//! crate's small checker ([`vigil::schema`], which says why it is not the `jsonschema`
+//! crate). A keyword it does not know fails the test.
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +19,7 @@ pub fn load(name: &str) -> Value {
 /// Checks `value` against the schema file `name`; the error names the path and the rule.
 pub fn check(name: &str, value: &Value) -> Result<(), String> {
     let root = load(name);
-    validate(&root, &root, value, "$")
+    vigil::schema::validate(&root, &root, value, "$", &load)
 }
 
 /// Parses `payload` as JSON and checks it, panicking with the payload on failure.
@@ -34,151 +30,6 @@ pub fn assert_valid(name: &str, payload: &[u8]) -> Value {
         panic!("{name}: {e}\n{value}");
     }
     value
-}
-
-fn type_ok(t: &str, v: &Value) -> bool {
-    match t {
-        "object" => v.is_object(),
-        "array" => v.is_array(),
-        "string" => v.is_string(),
-        "integer" => v.is_i64() || v.is_u64(),
-        "number" => v.is_number(),
-        "boolean" => v.is_boolean(),
-        "null" => v.is_null(),
-        other => panic!("unknown type {other}"),
-    }
-}
-
-fn validate(root: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
-    let Some(rules) = schema.as_object() else {
-        return Err(format!("{at}: schema is not an object"));
-    };
-    for (key, rule) in rules {
-        match key.as_str() {
-            "$schema" | "$id" | "title" | "description" | "$defs" => {}
-            "$ref" => {
-                let r = rule.as_str().unwrap();
-                let target = if let Some(def) = r.strip_prefix("#/$defs/") {
-                    root["$defs"][def].clone()
-                } else {
-                    load(r)
-                };
-                let new_root = if r.starts_with('#') {
-                    root.clone()
-                } else {
-                    target.clone()
-                };
-                validate(&new_root, &target, v, at)?;
-            }
-            "type" => {
-                let ok = match rule {
-                    Value::String(t) => type_ok(t, v),
-                    Value::Array(ts) => ts.iter().any(|t| type_ok(t.as_str().unwrap(), v)),
-                    _ => panic!("bad type rule"),
-                };
-                if !ok {
-                    return Err(format!("{at}: expected type {rule}, found {v}"));
-                }
-            }
-            "const" if v != rule => return Err(format!("{at}: expected {rule}, found {v}")),
-            "enum" if !rule.as_array().unwrap().contains(v) => {
-                return Err(format!("{at}: expected one of {rule}, found {v}"));
-            }
-            "required" => {
-                if let Some(o) = v.as_object() {
-                    for k in rule.as_array().unwrap() {
-                        if !o.contains_key(k.as_str().unwrap()) {
-                            return Err(format!("{at}: missing {k}"));
-                        }
-                    }
-                }
-            }
-            "properties" => {
-                if let Some(o) = v.as_object() {
-                    for (k, sub) in rule.as_object().unwrap() {
-                        if let Some(x) = o.get(k) {
-                            validate(root, sub, x, &format!("{at}.{k}"))?;
-                        }
-                    }
-                }
-            }
-            "additionalProperties" => {
-                if let Some(o) = v.as_object() {
-                    let known = schema["properties"].as_object();
-                    for (k, x) in o {
-                        if known.is_some_and(|p| p.contains_key(k)) {
-                            continue;
-                        }
-                        match rule {
-                            Value::Bool(false) => {
-                                return Err(format!("{at}: unexpected key {k:?}"));
-                            }
-                            Value::Bool(true) => {}
-                            sub => validate(root, sub, x, &format!("{at}.{k}"))?,
-                        }
-                    }
-                }
-            }
-            "items" => {
-                if let Some(a) = v.as_array() {
-                    let skip = schema["prefixItems"].as_array().map_or(0, |p| p.len());
-                    for (i, x) in a.iter().enumerate().skip(skip) {
-                        validate(root, rule, x, &format!("{at}[{i}]"))?;
-                    }
-                }
-            }
-            "prefixItems" => {
-                if let Some(a) = v.as_array() {
-                    for (i, (sub, x)) in rule.as_array().unwrap().iter().zip(a).enumerate() {
-                        validate(root, sub, x, &format!("{at}[{i}]"))?;
-                    }
-                }
-            }
-            "minItems" | "maxItems" => {
-                if let Some(a) = v.as_array() {
-                    let n = rule.as_u64().unwrap() as usize;
-                    let ok = if key == "minItems" {
-                        a.len() >= n
-                    } else {
-                        a.len() <= n
-                    };
-                    if !ok {
-                        return Err(format!("{at}: {key} {n}, found {} items", a.len()));
-                    }
-                }
-            }
-            "minLength" | "maxLength" => {
-                if let Some(s) = v.as_str() {
-                    let n = rule.as_u64().unwrap() as usize;
-                    let len = s.chars().count();
-                    let ok = if key == "minLength" {
-                        len >= n
-                    } else {
-                        len <= n
-                    };
-                    if !ok {
-                        return Err(format!("{at}: {key} {n}, found {len} characters"));
-                    }
-                }
-            }
-            "minimum" | "maximum" | "exclusiveMinimum" => {
-                if let Some(x) = v.as_f64() {
-                    let n = rule.as_f64().unwrap();
-                    let ok = match key.as_str() {
-                        "minimum" => x >= n,
-                        "maximum" => x <= n,
-                        _ => x > n,
-                    };
-                    if !ok {
-                        return Err(format!("{at}: {key} {n}, found {x}"));
-                    }
-                }
-            }
-            "const" | "enum" => {}
-            other => panic!("the schema checker does not know the keyword {other:?} (at {at})"),
-        }
-    }
-    Ok(())
 }
 
 #[test]
@@ -210,6 +61,12 @@ fn the_health_status_matches_its_schema() {
 
     let health = Health {
         model_version: Some("2.3.0".into()),
+        model: Some(vigil_agent::detect::Running {
+            version: Some("2.3.0".into()),
+            from: vigil_agent::detect::Origin::Stored,
+            entry: Some(7),
+            refused: vec!["stored model 00000008: SHA-256 mismatch".into()],
+        }),
         spool: SpoolDepth {
             records: 12,
             bytes: 4096,

@@ -19,8 +19,10 @@ pub mod model;
 pub mod position;
 pub(crate) mod rules;
 pub mod score;
+pub mod store;
 mod task;
 mod tuning;
+mod updates;
 pub mod window;
 
 pub use config::{DetectConfig, EngineLimits, Limit, RulesConfig};
@@ -28,5 +30,7 @@ pub use detector::{
     DetectStatus, Detector, Live, ModelCoverage, Senders, TracePoint, watched_signals,
 };
 pub use model::{Model, ModelHandle, ModelUpdater};
+pub use store::{ModelStore, ModelStoreConfig, Origin, Running};
 pub use task::{Watches, run};
 pub use tuning::{Tuning, TuningError};
+pub use updates::{ModelUpdates, StoredModels};

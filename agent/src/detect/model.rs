@@ -594,6 +594,16 @@ impl ModelHandle {
         Swapped { now, before }
     }
 
+    /// Runs no model from now on (the rules alone); the model it replaces is kept as the
+    /// previous one.
+    pub fn clear(&self) {
+        let mut slots = self.slots();
+        if let Some(old) = slots.current.take() {
+            slots.previous = Some(old);
+        }
+        tracing::info!(event = "model_cleared", "running the rules without a model");
+    }
+
     /// Puts the previous model back; `None` when there is none.
     pub fn rollback(&self) -> Option<Swapped> {
         let mut slots = self.slots();
@@ -611,6 +621,11 @@ impl ModelHandle {
 pub trait ModelUpdater: Send + Sync + 'static {
     /// The running model's version, for the status message.
     fn version(&self) -> Option<String>;
+    /// Which model runs, where it came from and why any newer one was passed over, for
+    /// the status message and the shadow; `None` when the updater does not know.
+    fn running(&self) -> Option<super::store::Running> {
+        None
+    }
     /// Loads `onnx` (with its model card, when the job carries one) and swaps it in as
     /// `version`. On error the running model is unchanged.
     fn swap(&self, version: &str, onnx: &[u8], card: Option<&str>) -> Result<(), String>;

@@ -1,17 +1,22 @@
-//! Model-update jobs (AWS IoT Jobs): the model arrives inline in the job document, base64,
+//! Model jobs (AWS IoT Jobs): a model update arrives inline in the job document, base64,
 //! with its SHA-256 and version; the agent verifies it, swaps it in through the detect
-//! stage's [`ModelUpdater`], and reports `IN_PROGRESS`, then `SUCCEEDED` or `FAILED`.
+//! stage's [`ModelUpdater`] (which keeps it in the model store), and reports `IN_PROGRESS`,
+//! then `SUCCEEDED` or `FAILED`. A rollback job returns to the model that ran before.
 //!
-//! The job document (schema: `deploy/schemas/model-job.schema.json`):
+//! The job documents (schema: `deploy/schemas/model-job.schema.json`; `vigil model job`
+//! builds the first from a card):
 //!
 //! ```json
 //! {"operation": "model-update",
 //!  "model": {"version": "2.1.0", "sha256": "<64 hex digits>", "onnx_base64": "<base64>",
 //!            "card": { ...the model card JSON, as models/forecaster.card.json... }}}
+//! {"operation": "model-rollback"}
 //! ```
 //!
 //! The card carries what the model needs to run (normalisation, thresholds, golden vectors);
-//! the detect stage refuses a model without one. Its `version` must be the job's.
+//! the detect stage refuses a model without one. Its `version` must be the job's. Its
+//! `evaluation` section is for people and may be left out (AWS IoT Jobs takes documents
+//! of at most 32 KB).
 //!
 //! Nothing is swapped before the hash matches. If the swap fails the updater keeps the
 //! running model; if the swap went through but the updater does not then report the new
@@ -91,11 +96,23 @@ pub fn in_progress(execution: &Execution) -> JobUpdate {
     }
 }
 
+/// A model-update job's document.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Document {
-    operation: String,
+    /// Read before: it chose this shape.
+    #[serde(rename = "operation")]
+    _operation: String,
     model: ModelPart,
+}
+
+/// A rollback job's document.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rollback {
+    /// Read before: it chose this shape.
+    #[serde(rename = "operation")]
+    _operation: String,
 }
 
 #[derive(Deserialize)]
@@ -109,11 +126,33 @@ struct ModelPart {
     card: Option<serde_json::Value>,
 }
 
-/// Verifies and applies a model-update job; returns the final status to report. Runs the
-/// updater's blocking calls: call it off the uplink's event loop.
+/// The operations this agent does, as the job document's `operation` names them.
+pub const UPDATE: &str = "model-update";
+pub const ROLLBACK: &str = "model-rollback";
+
+/// Runs a model job (an update or a rollback); returns the final status to report. Runs
+/// the updater's blocking calls: call it off the uplink's event loop.
 pub fn finish(execution: &Execution, updater: &dyn ModelUpdater) -> JobUpdate {
-    let running = updater.version().unwrap_or_else(|| "none".into());
-    let failed = |reason: String, rolled_back: bool| JobUpdate {
+    match execution.document["operation"].as_str() {
+        Some(UPDATE) => update(execution, updater),
+        Some(ROLLBACK) => rollback(execution, updater),
+        other => failed(
+            execution,
+            updater,
+            format!("unknown operation {other:?}; this agent does {UPDATE:?} and {ROLLBACK:?}"),
+            false,
+        ),
+    }
+}
+
+/// A FAILED update naming the reason and the model that runs.
+fn failed(
+    execution: &Execution,
+    updater: &dyn ModelUpdater,
+    reason: String,
+    rolled_back: bool,
+) -> JobUpdate {
+    JobUpdate {
         job_id: execution.job_id.clone(),
         status: "FAILED",
         details: vec![
@@ -124,20 +163,51 @@ pub fn finish(execution: &Execution, updater: &dyn ModelUpdater) -> JobUpdate {
             ),
             ("rolled_back", rolled_back.to_string()),
         ],
-    };
+    }
+}
+
+/// Returns to the model that ran before the running one (the previous stored model, else
+/// the config's).
+fn rollback(execution: &Execution, updater: &dyn ModelUpdater) -> JobUpdate {
+    if let Err(e) = serde_json::from_value::<Rollback>(execution.document.clone()) {
+        return failed(
+            execution,
+            updater,
+            format!("not a model-rollback job document: {e}"),
+            false,
+        );
+    }
+    let running = updater.version().unwrap_or_else(|| "none".into());
+    if let Err(e) = updater.rollback() {
+        return failed(
+            execution,
+            updater,
+            format!("nothing was rolled back: {e}; model {running} keeps running"),
+            false,
+        );
+    }
+    JobUpdate {
+        job_id: execution.job_id.clone(),
+        status: "SUCCEEDED",
+        details: vec![
+            (
+                "model_version",
+                updater.version().unwrap_or_else(|| "none".into()),
+            ),
+            ("previous_model", running),
+        ],
+    }
+}
+
+/// Verifies and applies a model-update job.
+fn update(execution: &Execution, updater: &dyn ModelUpdater) -> JobUpdate {
+    let running = updater.version().unwrap_or_else(|| "none".into());
+    let failed =
+        |reason: String, rolled_back: bool| failed(execution, updater, reason, rolled_back);
     let doc: Document = match serde_json::from_value(execution.document.clone()) {
         Ok(d) => d,
         Err(e) => return failed(format!("not a model-update job document: {e}"), false),
     };
-    if doc.operation != "model-update" {
-        return failed(
-            format!(
-                "unknown operation {:?}; this agent does \"model-update\"",
-                doc.operation
-            ),
-            false,
-        );
-    }
     let onnx = match base64::engine::general_purpose::STANDARD.decode(doc.model.onnx_base64.trim())
     {
         Ok(bytes) => bytes,
@@ -341,5 +411,38 @@ pub(crate) mod tests {
         let mut taken = Taken::default();
         assert!(taken.take("j4"));
         assert!(!taken.take("j4"));
+    }
+
+    #[test]
+    fn a_rollback_job_rolls_back_and_an_unknown_operation_changes_nothing() {
+        let fake = FakeUpdater {
+            version: Mutex::new(Some("1.0.0".into())),
+            ..FakeUpdater::default()
+        };
+        let run = |document: Value| {
+            finish(
+                &Execution {
+                    job_id: "j5".into(),
+                    document,
+                },
+                &fake,
+            )
+        };
+        let done = run(json!({"operation": "model-rollback"}));
+        assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+        assert_eq!(*fake.calls.lock().unwrap(), vec!["rollback"]);
+        let extra = run(json!({"operation": "model-rollback", "to": "0.9"}));
+        assert_eq!(extra.status, "FAILED", "{extra:?}");
+        let unknown = run(json!({"operation": "model-delete"}));
+        assert_eq!(unknown.status, "FAILED");
+        assert!(
+            unknown.details[0].1.contains("model-rollback"),
+            "{unknown:?}"
+        );
+        assert_eq!(
+            fake.calls.lock().unwrap().len(),
+            1,
+            "nothing else was called"
+        );
     }
 }

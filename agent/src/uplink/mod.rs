@@ -37,7 +37,7 @@ pub mod config;
 pub mod demo_broker;
 pub mod expiry;
 pub(crate) mod inflight;
-pub(crate) mod jobs;
+pub mod jobs;
 pub(crate) mod pacer;
 pub mod payload;
 pub mod readings;

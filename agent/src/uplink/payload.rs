@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::decode::dm1::{DiagnosticEvent, Dtc, Lamps};
 use crate::detect::alert::AlertEvent;
-use crate::detect::{DetectStatus, ModelCoverage};
+use crate::detect::{DetectStatus, ModelCoverage, Running};
 use crate::reading::Timestamp;
 use crate::security::SecurityEvent;
 use crate::spool::{Record, RecordKind};
@@ -280,6 +280,10 @@ pub struct Status {
     pub agent_version: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_version: Option<String>,
+    /// Which model runs: where it came from (a stored job's model, the config's, a job's
+    /// held in memory, none) and why newer ones were passed over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<Running>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spool: Option<SpoolDepth>,
     /// What the model covered (signal-ticks where it could run, abstained, was masked, and
@@ -387,6 +391,7 @@ impl LinkCounts {
 #[derive(Clone, Debug)]
 pub struct Health {
     pub model_version: Option<String>,
+    pub model: Option<Running>,
     pub spool: SpoolDepth,
     pub detect: DetectStatus,
     pub security: SecurityCounts,
@@ -405,6 +410,7 @@ impl Status {
             state: "online",
             agent_version: Some(env!("CARGO_PKG_VERSION")),
             model_version: health.model_version,
+            model: health.model,
             spool: Some(health.spool),
             detect: Some(health.detect),
             security: Some(health.security),
@@ -424,6 +430,7 @@ impl Status {
             state: "offline",
             agent_version: Some(env!("CARGO_PKG_VERSION")),
             model_version: None,
+            model: None,
             spool: None,
             detect: None,
             security: None,
@@ -510,6 +517,7 @@ mod tests {
     fn the_online_status_reports_stages_spool_age_link_and_the_abstention_share() {
         let health = Health {
             model_version: Some("2.3.0".into()),
+            model: None,
             spool: SpoolDepth {
                 records: 3,
                 bytes: 300,

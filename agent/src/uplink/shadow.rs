@@ -7,11 +7,13 @@
 //! in the same shape as desired, so the delta clears once a change is applied. A desired
 //! state that fails the config checks is not applied: the running tuning is reported with a
 //! `rejected` entry giving the shadow version, the key and the reason, and the delta stays
-//! for the fleet to see.
+//! for the fleet to see. The reported state also says which model runs (`model`: where it
+//! came from and why a newer one was passed over), which only jobs change: a desired
+//! `model` is refused like any key the shadow may not set.
 
 use serde_json::{Value, json};
 
-use crate::detect::{Tuning, TuningError};
+use crate::detect::{Running, Tuning, TuningError};
 
 /// What a shadow message led to.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +33,8 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Shadow {
     running: Tuning,
+    /// The running model as reported (`null` until the uplink says).
+    model: Value,
     /// Whether the running tuning has been reported since start.
     reported: bool,
 }
@@ -40,6 +44,7 @@ impl Shadow {
     pub fn new(running: Tuning) -> Self {
         Shadow {
             running,
+            model: Value::Null,
             reported: false,
         }
     }
@@ -58,7 +63,31 @@ impl Shadow {
         }
         self.running = tuning.clone();
         self.reported = true;
-        Some(report(&self.running, Value::Null))
+        Some(self.report(Value::Null))
+    }
+
+    /// The running model changed (a job, or the start): the report to publish, once the
+    /// tuning has been reported at all (the first report carries it anyway). `None` when
+    /// nothing changed.
+    pub fn model_changed(&mut self, model: Option<&Running>) -> Option<Vec<u8>> {
+        let model = serde_json::to_value(model).expect("a running model always serialises");
+        if model == self.model {
+            return None;
+        }
+        self.model = model;
+        self.reported.then(|| self.report(Value::Null))
+    }
+
+    /// The `update` document: the running tuning and model as reported state; `rejected`
+    /// is `null` (which deletes it in the shadow) once a desired state has been applied.
+    fn report(&self, rejected: Value) -> Vec<u8> {
+        let mut reported = serde_json::to_value(&self.running).expect("a tuning always serialises");
+        reported["rejected"] = rejected;
+        if !self.model.is_null() {
+            reported["model"] = self.model.clone();
+        }
+        serde_json::to_vec(&json!({ "state": { "reported": reported } }))
+            .expect("a report always serialises")
     }
 
     /// A message on `update/delta`: `{"version": N, "state": {...desired keys...}}`.
@@ -96,7 +125,7 @@ impl Shadow {
     fn first_report(&mut self) -> Option<Vec<u8>> {
         (!self.reported).then(|| {
             self.reported = true;
-            report(&self.running, Value::Null)
+            self.report(Value::Null)
         })
     }
 
@@ -106,7 +135,7 @@ impl Shadow {
                 self.running = tuning.clone();
                 self.reported = true;
                 Outcome::Applied {
-                    report: report(&tuning, Value::Null),
+                    report: self.report(Value::Null),
                     tuning: Box::new(tuning),
                 }
             }
@@ -122,19 +151,10 @@ impl Shadow {
             "reason": error.message,
         });
         Outcome::Rejected {
-            report: report(&self.running, rejected),
+            report: self.report(rejected),
             error,
         }
     }
-}
-
-/// The `update` document: the running tuning as reported state; `rejected` is `null`
-/// (which deletes it in the shadow) once a desired state has been applied.
-fn report(tuning: &Tuning, rejected: Value) -> Vec<u8> {
-    let mut reported = serde_json::to_value(tuning).expect("a tuning always serialises");
-    reported["rejected"] = rejected;
-    serde_json::to_vec(&json!({ "state": { "reported": reported } }))
-        .expect("a report always serialises")
 }
 
 #[cfg(test)]

@@ -211,7 +211,12 @@ impl Uplink {
             ),
             ready: VecDeque::new(),
             control: VecDeque::new(),
-            shadow: Shadow::new(self.tuning.borrow().clone()),
+            shadow: {
+                let mut shadow = Shadow::new(self.tuning.borrow().clone());
+                // Carried by the first report, which nothing has sent yet.
+                let _ = shadow.model_changed(self.model.running().as_ref());
+                shadow
+            },
             jobs_taken: Taken::default(),
             jobs: JoinSet::new(),
             failures_in_a_row: 0,
@@ -332,7 +337,11 @@ impl Uplink {
                     tracing::info!(event = "job_finished", job = %update.job_id, status = update.status, details = ?update.details);
                     let topic = st.topics.jobs(&format!("{}/update", update.job_id));
                     push_control(&mut st.control, Control { topic, payload: update.payload(), retain: false });
-                    // The model version changed (or not): say so on the status topic.
+                    // The model changed (or not): say so on the status topic and in the shadow.
+                    if let Some(report) = st.shadow.model_changed(self.model.running().as_ref()) {
+                        let topic = st.topics.shadow("update");
+                        push_control(&mut st.control, Control { topic, payload: report, retain: false });
+                    }
                     if st.connected {
                         self.queue_status(&mut st);
                     }
@@ -643,6 +652,7 @@ impl Uplink {
             &self.thing,
             Health {
                 model_version: self.model.version(),
+                model: self.model.running(),
                 spool: SpoolDepth {
                     records: depth.records(),
                     bytes: depth.bytes(),

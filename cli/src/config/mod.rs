@@ -22,7 +22,9 @@ use vigil_agent::batch::BatchConfig;
 use vigil_agent::decode::dbc::DbcConfig;
 use vigil_agent::decode::table::SignalTable;
 use vigil_agent::detect::model::{self, Model, ModelError};
-use vigil_agent::detect::{DetectConfig, watched_signals};
+use vigil_agent::detect::{
+    DetectConfig, ModelStore, ModelStoreConfig, ModelUpdates, Running, watched_signals,
+};
 use vigil_agent::pipeline::{Outbound, ShutdownConfig, Stages};
 use vigil_agent::reading::Signal;
 use vigil_agent::security::SecurityConfig;
@@ -51,6 +53,8 @@ pub struct Config {
     /// The bus's intrusion monitor.
     pub security: SecurityConfig,
     pub detect: DetectConfig,
+    /// Where models accepted from jobs are kept, so a restart runs them.
+    pub model_store: ModelStoreConfig,
     pub batch: BatchConfig,
     pub alarm: AlarmConfig,
     /// The store-and-forward spool; used when `[uplink]` is configured.
@@ -215,6 +219,8 @@ impl Config {
         }
         self.security.check()?;
         self.detect.check(self.vehicle.cargo)?;
+        self.model_store.check()?;
+        self.check_model_store_apart()?;
         self.batch.check()?;
         self.alarm.check()?;
         let max_in_flight = self.uplink.as_ref().map_or(100, |u| u.max_in_flight);
@@ -224,6 +230,26 @@ impl Config {
         }
         self.metrics.check()?;
         self.shutdown.check()
+    }
+
+    /// The model store and the spool each own their folder: one inside the other would
+    /// have each take the other's files for its own.
+    fn check_model_store_apart(&self) -> Result<(), (&'static str, String)> {
+        let (Some(store), Some(spool)) = (&self.model_store.path, &self.spool.path) else {
+            return Ok(());
+        };
+        if store.starts_with(spool) || spool.starts_with(store) {
+            return Err((
+                "model_store.path",
+                format!(
+                    "expected a folder apart from the spool's ({}), found {}; on a gateway: \
+                     /var/lib/vigil/models beside /var/lib/vigil/spool",
+                    spool.display(),
+                    store.display()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Reads what the config names, once: the DBC, the model and the uplink's PEM files;
@@ -250,6 +276,7 @@ impl Config {
             Ok(model) => (model, None),
             Err(error) => (None, Some(error)),
         };
+        let (model, model_updates) = self.stored_or(model);
         let outbound = match &self.uplink {
             Some(uplink) => Some(Outbound {
                 spool: self
@@ -298,6 +325,7 @@ impl Config {
                 security: self.security.clone(),
                 detect: self.detect.clone(),
                 model,
+                model_updates,
                 batch: self.batch.clone(),
                 alarm: self.alarm.clone(),
                 outbound,
@@ -308,6 +336,44 @@ impl Config {
             model_rejected,
             unsourced,
         })
+    }
+
+    /// The model to run: the newest model in the store that verifies, else `config_model`
+    /// (the one `[detect] model` names); with what model-update jobs need. A store that
+    /// cannot be opened is a refusal the status reports, never a failed start: the rules
+    /// and the config's model run, and jobs' models are held in memory.
+    fn stored_or(&self, config_model: Option<Model>) -> (Option<Model>, ModelUpdates) {
+        let config = self.detect.model.clone();
+        let Some(dir) = &self.model_store.path else {
+            let running = Running::config(config_model.as_ref());
+            let updates = ModelUpdates {
+                store: None,
+                config,
+                running,
+            };
+            return (config_model, updates);
+        };
+        match ModelStore::open(dir) {
+            Ok(store) => {
+                let choice = store.choose(|| config_model);
+                let updates = ModelUpdates {
+                    store: Some(store),
+                    config,
+                    running: choice.running,
+                };
+                (choice.model, updates)
+            }
+            Err(error) => {
+                let mut running = Running::config(config_model.as_ref());
+                running.refused.push(error.to_string());
+                let updates = ModelUpdates {
+                    store: None,
+                    config,
+                    running,
+                };
+                (config_model, updates)
+            }
+        }
     }
 
     /// The watched signals none of the configured sources gives: a CAN bus or a replayed
@@ -546,6 +612,23 @@ mod tests {
         };
         let message = error.to_string();
         assert!(message.contains("key `uplink.ca_file`"), "{message}");
+    }
+
+    #[test]
+    fn the_model_store_is_an_absolute_folder_apart_from_the_spool() {
+        let config = |spool: &str, store: &str| {
+            parse(&format!(
+                "[source.simulator]\n[spool]\npath = \"{spool}\"\n[model_store]\npath = \"{store}\"\n"
+            ))
+        };
+        let relative = config("/var/lib/vigil/spool", "models").unwrap_err();
+        assert!(
+            relative.contains("model_store.path") && relative.contains("absolute"),
+            "{relative}"
+        );
+        let inside = config("/var/lib/vigil", "/var/lib/vigil/models").unwrap_err();
+        assert!(inside.contains("apart from the spool"), "{inside}");
+        config("/var/lib/vigil/spool", "/var/lib/vigil/models").unwrap();
     }
 
     #[test]
