@@ -28,7 +28,6 @@
 //! [`DiagnosticEvent`](super::dm1::DiagnosticEvent).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,7 +38,7 @@ use vigil_agent::decode::table::SignalTable;
 use vigil_agent::decode::{Decoded, Decoder};
 use vigil_agent::frame::log::{LineSplitter, LogCounts, LogError, next_line};
 use vigil_agent::frame::recording::{Recording, serial_companion};
-use vigil_agent::reading::{Reading, Timestamp};
+use vigil_agent::reading::{Origin, Reading, Timestamp};
 use vigil_agent::telemetry::{Metrics, MetricsSnapshot};
 
 /// The row format.
@@ -126,6 +125,10 @@ pub enum DecodeCommandError {
     },
 }
 
+/// The input's and the output's buffer: a system call per 64 KiB of log or rows, not per
+/// 8 KiB (std's default).
+const IO_BUFFER: usize = 64 * 1024;
+
 /// Runs `vigil decode`.
 pub fn decode_command(cmd: &DecodeCommand) -> Result<DecodeSummary, DecodeCommandError> {
     let text = dbc::read_dbc(&cmd.dbc)?;
@@ -137,7 +140,7 @@ pub fn decode_command(cmd: &DecodeCommand) -> Result<DecodeSummary, DecodeComman
     };
     let from_stdin = cmd.input.as_os_str() == "-";
     let (input, recording): (Box<dyn BufRead>, Recording) = if from_stdin {
-        let stdin = std::io::BufReader::new(std::io::stdin());
+        let stdin = std::io::BufReader::with_capacity(IO_BUFFER, std::io::stdin());
         (Box::new(stdin), Recording::new("standard input", &[]))
     } else {
         let file = std::fs::File::open(&cmd.input).map_err(input_error(&cmd.input))?;
@@ -149,7 +152,7 @@ pub fn decode_command(cmd: &DecodeCommand) -> Result<DecodeSummary, DecodeComman
         };
         let name = cmd.input.display().to_string();
         (
-            Box::new(std::io::BufReader::new(file)),
+            Box::new(std::io::BufReader::with_capacity(IO_BUFFER, file)),
             Recording::new(name, &serial),
         )
     };
@@ -160,11 +163,11 @@ pub fn decode_command(cmd: &DecodeCommand) -> Result<DecodeSummary, DecodeComman
     match &cmd.out {
         Some(path) => {
             let file = std::fs::File::create(path).map_err(output_error)?;
-            let out = std::io::BufWriter::new(file);
+            let out = std::io::BufWriter::with_capacity(IO_BUFFER, file);
             decode_log(table, recording, input, cmd.format, out)
         }
         None => {
-            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            let out = std::io::BufWriter::with_capacity(IO_BUFFER, std::io::stdout().lock());
             decode_log(table, recording, input, cmd.format, out)
         }
     }
@@ -190,7 +193,8 @@ pub fn decode_log<R: BufRead, W: Write>(
     let mut decoder = Decoder::with_signal_table(table, metrics.clone());
     let mut summary = DecodeSummary::default();
     let mut decoded = Decoded::default();
-    let mut row = String::new();
+    // One input's rows, formatted here (no allocation per row) and written in one call.
+    let (mut row, mut scratch) = (Vec::with_capacity(1024), Vec::new());
     let (mut lines, mut inputs) = (LineSplitter::new(), Vec::new());
     if format == OutputFormat::Csv {
         out.write_all(b"timestamp,signal,origin,value\n")
@@ -220,17 +224,17 @@ pub fn decode_log<R: BufRead, W: Write>(
                 summary.flagged += reading.value().is_none() as u64;
                 match format {
                     OutputFormat::Csv => csv_reading(&mut row, reading),
-                    OutputFormat::Jsonl => jsonl_reading(&mut row, reading),
+                    OutputFormat::Jsonl => jsonl_reading(&mut row, &mut scratch, reading),
                 }
             }
             for event in &decoded.diagnostics {
                 summary.diagnostics += 1;
                 match format {
                     OutputFormat::Csv => csv_diagnostic(&mut row, event),
-                    OutputFormat::Jsonl => jsonl_diagnostic(&mut row, event),
+                    OutputFormat::Jsonl => jsonl_diagnostic(&mut row, &mut scratch, event),
                 }
             }
-            out.write_all(row.as_bytes()).map_err(write_error)?;
+            out.write_all(&row).map_err(write_error)?;
         }
         if read.is_err() || !more {
             break read;
@@ -244,17 +248,57 @@ pub fn decode_log<R: BufRead, W: Write>(
 }
 
 /// `SECONDS.MICROS`, exactly as the log wrote it.
-fn write_timestamp(row: &mut String, at: Timestamp) {
+fn write_timestamp(row: &mut Vec<u8>, at: Timestamp) {
     let secs = at.wall_us.div_euclid(1_000_000);
     let micros = at.wall_us.rem_euclid(1_000_000);
-    let _ = write!(row, "{secs}.{micros:06}");
+    if secs < 0 {
+        row.push(b'-');
+    }
+    write_decimal(row, secs.unsigned_abs(), 1);
+    row.push(b'.');
+    write_decimal(row, micros.unsigned_abs(), 6);
 }
 
-fn csv_reading(row: &mut String, r: &Reading) {
+/// `n` in decimal, zero-padded to at least `width` digits (at most 20), without going
+/// through `fmt`: the timestamp is formatted for every row.
+fn write_decimal(row: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    while n > 0 {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    start = start.min(digits.len() - width.clamp(1, 20));
+    row.extend_from_slice(&digits[start..]);
+}
+
+/// `can1/sa00`, as [`Origin`]'s `Display` writes it.
+fn write_origin(row: &mut Vec<u8>, origin: &Origin) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    match origin {
+        Origin::Can {
+            bus,
+            source_address,
+        } => {
+            row.extend_from_slice(bus.as_bytes());
+            let sa = *source_address as usize;
+            row.extend_from_slice(&[b'/', b's', b'a', HEX[sa >> 4], HEX[sa & 0xF]]);
+        }
+        Origin::Serial { port } => row.extend_from_slice(port.as_bytes()),
+    }
+}
+
+fn csv_reading(row: &mut Vec<u8>, r: &Reading) {
     write_timestamp(row, r.at);
+    row.push(b',');
+    row.extend_from_slice(r.signal.as_str().as_bytes());
+    row.push(b',');
+    write_origin(row, &r.origin);
+    row.push(b',');
     let _ = match r.value() {
-        Some(v) => writeln!(row, ",{},{},{v}", r.signal, r.origin),
-        None => writeln!(row, ",{},{},{}", r.signal, r.origin, r.quality),
+        Some(v) => writeln!(row, "{v}"),
+        None => writeln!(row, "{}", r.quality),
     };
 }
 
@@ -267,61 +311,83 @@ fn lamp(state: LampState) -> &'static str {
     }
 }
 
-fn csv_diagnostic(row: &mut String, e: &DiagnosticEvent) {
-    let lamps = format!(
-        "mil={} rsl={} awl={} pl={}",
-        lamp(e.lamps.malfunction.state),
-        lamp(e.lamps.red_stop.state),
-        lamp(e.lamps.amber_warning.state),
-        lamp(e.lamps.protect.state)
-    );
-    if e.dtcs.is_empty() {
-        write_timestamp(row, e.at);
-        let _ = writeln!(row, ",DM1,{},no_active_dtc {lamps}", e.origin);
-    }
-    for dtc in &e.dtcs {
-        write_timestamp(row, e.at);
-        let oc = dtc
-            .occurrence_count
-            .map_or_else(|| "not_available".to_owned(), |n| n.to_string());
-        let cm = (dtc.conversion != SpnConversion::Version4) as u8;
+fn csv_diagnostic(row: &mut Vec<u8>, e: &DiagnosticEvent) {
+    let lamps = |row: &mut Vec<u8>| {
         let _ = writeln!(
             row,
-            ",DM1,{},spn={} fmi={} oc={oc} cm={cm} {lamps}",
-            e.origin, dtc.spn, dtc.fmi
+            "mil={} rsl={} awl={} pl={}",
+            lamp(e.lamps.malfunction.state),
+            lamp(e.lamps.red_stop.state),
+            lamp(e.lamps.amber_warning.state),
+            lamp(e.lamps.protect.state)
         );
+    };
+    let start = |row: &mut Vec<u8>| {
+        write_timestamp(row, e.at);
+        row.extend_from_slice(b",DM1,");
+        write_origin(row, &e.origin);
+    };
+    if e.dtcs.is_empty() {
+        start(row);
+        row.extend_from_slice(b",no_active_dtc ");
+        lamps(row);
+    }
+    for dtc in &e.dtcs {
+        start(row);
+        let cm = (dtc.conversion != SpnConversion::Version4) as u8;
+        let _ = write!(row, ",spn={} fmi={} oc=", dtc.spn, dtc.fmi);
+        let _ = match dtc.occurrence_count {
+            Some(n) => write!(row, "{n}"),
+            None => write!(row, "not_available"),
+        };
+        let _ = write!(row, " cm={cm} ");
+        lamps(row);
     }
 }
 
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+/// A JSON string, escaped, written in place.
+fn json_string(row: &mut Vec<u8>, s: &str) {
+    // Writing to a Vec cannot fail, and a str always serialises.
+    let _ = serde_json::to_writer(&mut *row, s);
 }
 
-fn jsonl_reading(row: &mut String, r: &Reading) {
-    row.push_str("{\"timestamp\":");
+/// The origin as a JSON string: its text has nothing to escape but what the bus or port
+/// name holds, so it is written as text first, into `scratch`.
+fn json_origin(row: &mut Vec<u8>, scratch: &mut Vec<u8>, origin: &Origin) {
+    scratch.clear();
+    write_origin(scratch, origin);
+    json_string(row, std::str::from_utf8(scratch).unwrap_or_default());
+}
+
+fn jsonl_reading(row: &mut Vec<u8>, scratch: &mut Vec<u8>, r: &Reading) {
+    row.extend_from_slice(b"{\"timestamp\":");
     write_timestamp(row, r.at);
-    let _ = write!(
-        row,
-        ",\"signal\":{},\"origin\":{},",
-        json_string(r.signal.as_str()),
-        json_string(&r.origin.to_string())
-    );
+    row.extend_from_slice(b",\"signal\":");
+    json_string(row, r.signal.as_str());
+    row.extend_from_slice(b",\"origin\":");
+    json_origin(row, scratch, &r.origin);
     let _ = match r.value() {
-        Some(v) if v.is_finite() => writeln!(row, "\"value\":{v}}}"),
-        _ => writeln!(row, "\"quality\":\"{}\"}}", r.quality),
+        Some(v) if v.is_finite() => writeln!(row, ",\"value\":{v}}}"),
+        _ => writeln!(row, ",\"quality\":\"{}\"}}", r.quality),
     };
 }
 
-fn jsonl_diagnostic(row: &mut String, e: &DiagnosticEvent) {
-    row.push_str("{\"timestamp\":");
+fn jsonl_diagnostic(row: &mut Vec<u8>, scratch: &mut Vec<u8>, e: &DiagnosticEvent) {
+    row.extend_from_slice(b"{\"timestamp\":");
     write_timestamp(row, e.at);
-    let event = serde_json::to_string(e).unwrap_or_else(|_| "null".to_owned());
-    let origin = json_string(&e.origin.to_string());
-    let _ = writeln!(row, ",\"origin\":{origin},\"dm1\":{event}}}");
+    row.extend_from_slice(b",\"origin\":");
+    json_origin(row, scratch, &e.origin);
+    row.extend_from_slice(b",\"dm1\":");
+    if serde_json::to_writer(&mut *row, e).is_err() {
+        row.extend_from_slice(b"null");
+    }
+    row.extend_from_slice(b"}\n");
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
     use vigil_agent::frame::log::Form;
     use vigil_agent::signals::COOLANT_TEMPERATURE;
@@ -550,6 +616,79 @@ mod tests {
             );
             assert!(same == rows, "{form}: the rows differ");
         }
+    }
+
+    /// The rows are formatted by hand, not through `fmt`: they must read exactly as the
+    /// `Display` of what they show.
+    #[test]
+    fn hand_formatted_fields_read_as_their_display() {
+        for wall_us in [
+            0,
+            5_001,
+            1_635_188_455_020_850,
+            -500_000,
+            -1,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut row = Vec::new();
+            write_timestamp(
+                &mut row,
+                Timestamp {
+                    wall_us,
+                    mono: Default::default(),
+                },
+            );
+            let (secs, micros) = (wall_us.div_euclid(1_000_000), wall_us.rem_euclid(1_000_000));
+            assert_eq!(
+                String::from_utf8(row).unwrap(),
+                format!("{secs}.{micros:06}")
+            );
+        }
+        let bus: Arc<str> = Arc::from("can1");
+        for origin in [
+            Origin::Can {
+                bus: bus.clone(),
+                source_address: 0,
+            },
+            Origin::Can {
+                bus,
+                source_address: 0xFE,
+            },
+            Origin::Serial {
+                port: Arc::from("/dev/ttyUSB0"),
+            },
+        ] {
+            let mut row = Vec::new();
+            write_origin(&mut row, &origin);
+            assert_eq!(String::from_utf8(row).unwrap(), origin.to_string());
+        }
+    }
+
+    #[test]
+    fn json_rows_escape_what_names_hold() {
+        let at = Timestamp {
+            wall_us: 1_000_000,
+            mono: Default::default(),
+        };
+        let origin = Origin::Serial {
+            port: Arc::from("odd \"port\"\\"),
+        };
+        let reading = Reading::good(
+            vigil_agent::reading::Signal::new("a \"quoted\" name"),
+            at,
+            1.5,
+            origin,
+        );
+        let (mut row, mut scratch) = (Vec::new(), Vec::new());
+        jsonl_reading(&mut row, &mut scratch, &reading);
+        let value: serde_json::Value = serde_json::from_slice(&row).unwrap();
+        assert_eq!(value["signal"], "a \"quoted\" name");
+        assert_eq!(value["origin"], "odd \"port\"\\");
+        assert_eq!(
+            (value["value"].as_f64(), value["timestamp"].as_f64()),
+            (Some(1.5), Some(1.0))
+        );
     }
 
     #[test]

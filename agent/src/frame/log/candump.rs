@@ -150,10 +150,7 @@ pub(crate) fn parse(line: &str) -> Result<(CandumpForm, Parsed<'_>), CandumpErro
         if count == len && word.starts_with('\'') {
             break; // `-a`'s ASCII rendering of the data
         }
-        let byte = (word.len() == 2)
-            .then(|| u8::from_str_radix(word, 16).ok())
-            .flatten()
-            .filter(|_| count < MAX_FD_LEN && (fd || count < 8));
+        let byte = hex_byte(word.as_bytes()).filter(|_| count < MAX_FD_LEN && (fd || count < 8));
         match byte {
             Some(b) => data[count] = b,
             None => return Err(CandumpError::Data(short(word))),
@@ -181,7 +178,7 @@ fn parse_id(hex: &str) -> Result<Id, CandumpError> {
         3 => false,
         _ => return Err(CandumpError::Id(short(hex))),
     };
-    let id = u32::from_str_radix(hex, 16).map_err(|_| CandumpError::Id(short(hex)))?;
+    let id = hex_number(hex.as_bytes()).ok_or_else(|| CandumpError::Id(short(hex)))?;
     if extended && id & 0xE000_0000 == 0x2000_0000 {
         return Err(CandumpError::ErrorFrame);
     }
@@ -207,15 +204,52 @@ fn frame(bus: &str, id: Id, fd: bool, data: [u8; MAX_FD_LEN], len: u8, wall_us: 
 fn packed(hex: &str, fd: bool) -> Result<([u8; MAX_FD_LEN], u8), CandumpError> {
     let bad = || CandumpError::Data(short(hex));
     let max = if fd { MAX_FD_LEN } else { 8 };
-    if !hex.len().is_multiple_of(2) || hex.len() > 2 * max || !hex.is_ascii() {
+    if !hex.len().is_multiple_of(2) || hex.len() > 2 * max {
         return Err(bad());
     }
     let mut data = [0u8; MAX_FD_LEN];
-    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-        let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
-        data[i] = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+    for (slot, pair) in data.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        *slot = hex_byte(pair).ok_or_else(bad)?;
     }
     Ok((data, (hex.len() / 2) as u8))
+}
+
+/// Two hex digits, either case, as one byte.
+fn hex_byte(pair: &[u8]) -> Option<u8> {
+    match pair {
+        [high, low] => Some(hex_digit(*high)? << 4 | hex_digit(*low)?),
+        _ => None,
+    }
+}
+
+/// One to eight hex digits, either case, and nothing else (no sign, unlike
+/// `u32::from_str_radix`).
+fn hex_number(hex: &[u8]) -> Option<u32> {
+    if hex.is_empty() || hex.len() > 8 {
+        return None;
+    }
+    hex.iter()
+        .try_fold(0u32, |n, &b| Some(n << 4 | u32::from(hex_digit(b)?)))
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decimal digits and nothing else (no sign), as long as they fit an `i64`.
+fn decimal(digits: &[u8]) -> Option<i64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0i64, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(i64::from(digit))
+    })
 }
 
 /// At most 32 characters of a field, for an error message: a log line is never copied
@@ -237,15 +271,14 @@ fn parse_timestamp(stamp: &str) -> Option<i64> {
         if micros.len() != 6 {
             return None;
         }
-        let micros: i64 = micros.parse().ok()?;
+        let micros = decimal(micros.as_bytes())?;
         return unix_micros(y, m, d, h, mi, s)?.checked_add(micros);
     }
     let (secs, micros) = inner.split_once('.')?;
-    if micros.len() != 6 || secs.starts_with(['+', '-']) || micros.starts_with(['+', '-']) {
+    if micros.len() != 6 {
         return None;
     }
-    let secs: i64 = secs.parse().ok()?;
-    let micros: i64 = micros.parse().ok()?;
+    let (secs, micros) = (decimal(secs.as_bytes())?, decimal(micros.as_bytes())?);
     secs.checked_mul(1_000_000)?.checked_add(micros)
 }
 
@@ -389,6 +422,46 @@ mod tests {
         for (line, expected) in cases {
             assert_eq!(parse_line(line, None), Err(expected), "{line}");
         }
+    }
+}
+
+#[cfg(test)]
+mod digits {
+    use super::*;
+
+    /// Ids, data and seconds are read byte by byte: a sign, which `from_str_radix` and
+    /// `str::parse` would take, is no digit.
+    #[test]
+    fn signs_and_stray_characters_are_not_digits() {
+        let cases = [
+            ("(1.000000) can0 +12#00", CandumpError::Id("+12".into())),
+            ("(1.000000) can0 123#+1", CandumpError::Data("+1".into())),
+            ("(1.000000) can0 123#0G", CandumpError::Data("0G".into())),
+            (
+                "(1.000000) can0 123 [1] +1",
+                CandumpError::Data("+1".into()),
+            ),
+            (
+                "(+1.000000) can0 123#00",
+                CandumpError::Timestamp("(+1.000000)".into()),
+            ),
+            (
+                "(1.+00000) can0 123#00",
+                CandumpError::Timestamp("(1.+00000)".into()),
+            ),
+            (
+                "(99999999999999999999.000000) can0 123#00",
+                CandumpError::Timestamp("(99999999999999999999.000000)".into()),
+            ),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(parse_line(line, None), Err(expected), "{line}");
+        }
+        let frame = parse_line("(0.000001) can0 1aB#fF0a", None).unwrap();
+        assert_eq!(
+            (frame.id, frame.payload(), frame.at.wall_us),
+            (0x1AB, &[0xFF, 0x0A][..], 1)
+        );
     }
 }
 
