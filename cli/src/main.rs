@@ -80,14 +80,56 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Evaluate the model and the baselines on simulated drives never used in training.
+    /// Convert recorded drives or the fleet's stored readings to the 1 Hz training CSV.
     #[command(
-        after_help = "Example:\n  vigil eval --model models/forecaster.card.json --out models/eval.json"
+        after_help = "Examples:\n  vigil dataset --input drives/*.log --out data/ --config /etc/vigil/vigil.toml\n  \
+                            aws s3 cp --recursive s3://BUCKET/readings/ s3/ && vigil dataset --input s3/*/*/*/*/* --out data/\n\
+                            Inputs: CAN logs (candump, Vector ASC, Saleae CSV; a .serial file beside a log is merged in),\n\
+                            CSVs of readings (`timestamp` then VSS names), `vigil decode` rows, and vigil.readings/1\n\
+                            batches as Firehose stores them (one JSON a line, gzip or not; one CSV per vehicle).\n\
+                            Writes one CSV per input (`timestamp` in Unix seconds, then VSS names; a signal's other\n\
+                            senders as NAME@ORIGIN columns) and dataset-summary.json. Bad lines are counted, never fatal;\n\
+                            exits 1 if an input could not be read at all (the others are still converted)."
+    )]
+    Dataset {
+        /// The recorded drives or stored batches, one or more.
+        #[arg(long, num_args = 1.., required = true)]
+        input: Vec<PathBuf>,
+        /// The folder to write the CSVs and the summary into (made if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The DBC that decodes the logs (default: the config's, or the built-in one),
+        /// mapped to VSS names by the config's `[dbc.signals]`.
+        #[arg(long)]
+        dbc: Option<PathBuf>,
+        /// The agent's config file, for its DBC and `[dbc.signals]`.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Evaluate the model and the baselines on simulated drives never used in training, or
+    /// on your own recorded drives (--data).
+    #[command(
+        after_help = "Examples:\n  vigil eval --model models/forecaster.card.json --out models/eval.json\n  \
+                            vigil eval --data data/ --labels labels.csv --model models/forecaster.card.json --out eval.json\n\
+                            --data: a folder of the 1 Hz CSVs `vigil dataset` writes; --labels: `file,signal,start,end,kind`,\n\
+                            one labelled fault a row (start and end in the data's Unix seconds); files without a label are\n\
+                            normal drives. Writes eval.json and a one-page HTML summary beside it (eval.html)."
     )]
     Eval {
         /// The model card to evaluate.
         #[arg(long)]
         model: PathBuf,
+        /// Evaluate on recorded drives instead of simulated ones: a folder of the 1 Hz CSVs
+        /// `vigil dataset` writes. The simulation's options are then not used.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The labelled faults of --data: `file,signal,start,end,kind`.
+        #[arg(long, requires = "data")]
+        labels: Option<PathBuf>,
+        /// Also write the one-page HTML summary here (with --data and --out: beside the
+        /// JSON, named like it with .html).
+        #[arg(long)]
+        html: Option<PathBuf>,
         /// Drives per fault kind, each on a vehicle of its own.
         #[arg(long, default_value_t = 20)]
         drives_per_fault: usize,
@@ -448,6 +490,54 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             eprintln!("{}", vigil_lab::report::coverage(&summary.detect));
             eprintln!("{}", summary.line(&input, &out));
         }
+        Command::Dataset {
+            input,
+            out,
+            dbc,
+            config,
+        } => {
+            let (_, table) = lab_config(config, dbc)?;
+            let summary = vigil_lab::export::run(&vigil_lab::export::DatasetCommand {
+                inputs: input,
+                out,
+                table,
+            })?;
+            for line in summary.lines() {
+                eprintln!("{line}");
+            }
+            if summary.failed_inputs() > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Eval {
+            model,
+            data: Some(dir),
+            labels,
+            html,
+            out,
+            config,
+            ..
+        } => {
+            let (config, _) = lab_config(config, None)?;
+            let judge = vigil_lab::Judge {
+                vehicle: config.vehicle,
+                detect: config.detect,
+                model: Some(Arc::new(vigil_agent::detect::Model::load(&model)?)),
+            };
+            let options = vigil_lab::eval::DataOptions { dir, labels };
+            let report = match vigil_lab::eval::run_on_data(&judge, &options, |line| {
+                tracing::info!(event = "eval_progress", "{line}")
+            }) {
+                Err(error @ vigil_lab::eval::DataEvalError::Label { .. }) => {
+                    eprintln!("error: {error}");
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+                result => result?,
+            };
+            println!("{}", report.table_markdown);
+            let html = html.or_else(|| out.as_ref().map(|o| o.with_extension("html")));
+            write_eval(&report, out, html)?;
+        }
         Command::Eval {
             model,
             drives_per_fault,
@@ -456,6 +546,8 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             quirks,
             out,
             config,
+            html,
+            ..
         } => {
             let detect = match config {
                 Some(path) => Config::load(&path)?.detect,
@@ -475,10 +567,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 tracing::info!(event = "eval_progress", "{line}")
             });
             println!("{}", report.table_markdown);
-            if let Some(out) = out {
-                std::fs::write(&out, serde_json::to_string_pretty(&report)?)
-                    .with_context(|| format!("cannot write {}", out.display()))?;
-            }
+            write_eval(&report, out, html)?;
         }
         Command::Fleet(FleetCommand::Watch(options)) => {
             runtime()?.block_on(async {
@@ -493,6 +582,49 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes an evaluation's figures as JSON and its HTML summary, each where asked.
+fn write_eval(
+    report: &vigil_lab::eval::EvalReport,
+    json: Option<PathBuf>,
+    html: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if let Some(out) = json {
+        std::fs::write(&out, serde_json::to_string_pretty(report)?)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    if let Some(out) = html {
+        std::fs::write(&out, vigil_lab::eval::html(report))
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+/// The config a lab command judges or decodes with (the built-in defaults when none is
+/// given), the DBC given instead of the config's, and its signal table, read once.
+fn lab_config(
+    config: Option<PathBuf>,
+    dbc: Option<PathBuf>,
+) -> anyhow::Result<(Config, vigil_agent::decode::table::SignalTable)> {
+    let (mut config, file) = match config {
+        Some(path) => (Config::load(&path)?, path),
+        None => (
+            Config::embedded_default(),
+            PathBuf::from("(built-in defaults)"),
+        ),
+    };
+    if dbc.is_some() {
+        config.dbc.path = dbc;
+    }
+    let table = config.dbc.load().map_err(|e| ConfigError::Invalid {
+        file,
+        location: String::new(),
+        key: "dbc".into(),
+        message: e.to_string(),
+    })?;
+    Ok((config, table))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -17,6 +17,9 @@
 //! needed), cannot be caught by any detector; it is counted apart and left out of recall.
 //! An alert raised on a normal drive, or before a fault starts, is a false alarm; clean
 //! hours count both.
+//!
+//! The same figures on the user's own recorded drives (`vigil eval --data DIR --labels
+//! FILE`), with what recorded data cannot give spelt out: [`recorded`].
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -36,6 +39,11 @@ use vigil_sim::{BusQuirks, FaultInterval, Scenario, Sensor, TruckParams};
 use crate::Judge;
 use crate::baseline::{Ewma, Forest};
 use crate::dataset::{self, CALIBRATION_SEEDS, EVALUATION_SEEDS};
+
+mod recorded;
+pub use recorded::{
+    DataEvalError, DataOptions, DataSummary, FileScore, LABELS_HEADER, Label, html, run_on_data,
+};
 
 /// The detectors a table compares.
 pub const DETECTORS: [&str; 5] = ["stage", "model", "rules", "ewma", "rcf"];
@@ -90,6 +98,8 @@ pub struct EvalOptions {
     pub calibration_drives: usize,
     /// Bus quirks every drive's truck has ([`QUIRKS`]); none by default.
     pub quirks: Vec<String>,
+    /// Only these rows of the table (`stuck-sensor`, `dropout (tank)`); every row when empty.
+    pub rows: Vec<String>,
 }
 
 impl Default for EvalOptions {
@@ -102,6 +112,7 @@ impl Default for EvalOptions {
             slow_fault_drive: Duration::from_secs(60 * 60),
             calibration_drives: CALIBRATION_SEEDS.count(),
             quirks: Vec::new(),
+            rows: Vec::new(),
         }
     }
 }
@@ -153,6 +164,9 @@ pub struct EvalReport {
     /// Baseline thresholds calibrated here: (detector, signal kind, threshold).
     pub baseline_thresholds: Vec<(String, String, f64)>,
     pub table_markdown: String,
+    /// On recorded drives (`vigil eval --data`): the folder, the labels, each file's part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataSummary>,
 }
 
 /// A detector's alerts: signal, the monotonic time it was raised, and what raised it.
@@ -169,8 +183,9 @@ struct Baselines {
 }
 
 impl Baselines {
-    fn new(model: &Model, compartments: u8, seed: u64) -> Self {
-        let signals: Vec<(Signal, usize)> = dataset::csv_signals(compartments)
+    /// The baselines over the `candidates` the model's card watches.
+    fn new(model: &Model, candidates: Vec<Signal>, seed: u64) -> Self {
+        let signals: Vec<(Signal, usize)> = candidates
             .into_iter()
             .filter_map(|s| {
                 let i = model
@@ -188,7 +203,7 @@ impl Baselines {
                 .map(|&(_, i)| Ewma::new(model.card.signals[i].sigma_floor))
                 .collect(),
             forests: (0..signals.len())
-                .map(|k| Forest::new(30, 256, seed * 31 + k as u64))
+                .map(|k| Forest::new(30, 256, seed.wrapping_mul(31).wrapping_add(k as u64)))
                 .collect(),
             signals,
             window: Vec::new(),
@@ -261,7 +276,7 @@ impl Alarm {
     }
 }
 
-/// Runs one drive through the detect stage and the baselines.
+/// Runs one simulated drive through the detect stage and the baselines.
 fn drive(
     judge: &Judge,
     model: &Arc<Model>,
@@ -272,10 +287,37 @@ fn drive(
     worst: &mut HashMap<(usize, usize), f64>,
 ) -> HashMap<&'static str, Raised> {
     let seed = params.seed;
+    let candidates = dataset::csv_signals(params.compartments);
+    judge_drive(
+        judge,
+        model,
+        (candidates, seed),
+        |each| {
+            if let Err(e) = dataset::simulate(params, scenario, duration, each) {
+                tracing::error!(event = "eval_drive_failed", error = %e);
+            }
+        },
+        thresholds,
+        worst,
+    )
+}
+
+/// Runs one drive's readings (`feed` hands each to the closure it is given) through the
+/// detect stage and the baselines over `candidates` (those the card watches are scored;
+/// the seed seeds the forests). With `thresholds`, the baselines raise alerts; `worst`
+/// learns the worst score each held for the debounce.
+fn judge_drive(
+    judge: &Judge,
+    model: &Arc<Model>,
+    (candidates, seed): (Vec<Signal>, u64),
+    feed: impl FnOnce(&mut dyn FnMut(&Reading)),
+    thresholds: Option<&HashMap<(usize, usize), f64>>,
+    worst: &mut HashMap<(usize, usize), f64>,
+) -> HashMap<&'static str, Raised> {
     // Every finding on its own: recall and delay are scored per kind (an incident raises
     // with its first finding, so the stage's recall and delay are the same either way).
     let mut detector = judge.detector().findings_only();
-    let mut baselines = Baselines::new(model, params.compartments, seed);
+    let mut baselines = Baselines::new(model, candidates, seed);
     let ticks = model.card.thresholds.debounce_ticks;
     let mut alarms: HashMap<(usize, usize), Alarm> = HashMap::new();
     let mut held: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
@@ -287,7 +329,7 @@ fn drive(
         .iter()
         .map(|(_, i)| model.card.signals[*i].kind)
         .collect();
-    let result = dataset::simulate(params, scenario, duration, |reading| {
+    feed(&mut |reading: &Reading| {
         detector.observe(reading, &mut events);
         for e in events.drain(..) {
             if let AlertEvent::Raised(a) = e {
@@ -333,9 +375,6 @@ fn drive(
             }
         }
     });
-    if let Err(e) = result {
-        tracing::error!(event = "eval_drive_failed", error = %e);
-    }
     raised
 }
 
@@ -488,6 +527,14 @@ impl Row {
         own.chain(on_tank).collect()
     }
 
+    /// The rows `options` asks for, in the table's order.
+    fn chosen(options: &EvalOptions) -> Vec<Row> {
+        Row::all()
+            .into_iter()
+            .filter(|row| options.rows.is_empty() || options.rows.contains(&row.name()))
+            .collect()
+    }
+
     fn name(&self) -> String {
         match self.sensor {
             None => self.scenario.to_owned(),
@@ -554,11 +601,7 @@ pub fn run(
         detect: detect.clone(),
         model: Some(model.clone()),
     };
-    // Every drive's truck with the quirks asked for (checked by the caller).
-    let truck = |params: TruckParams| TruckParams {
-        quirks: quirks(&options.quirks, params.seed).expect("quirk names checked"),
-        ..params
-    };
+    let truck = |params: TruckParams| with_quirks(params, options);
     let progress = Mutex::new(progress);
     let say = |line: &str| (progress.lock().expect("progress never panics"))(line);
     let margin = model
@@ -632,26 +675,11 @@ pub fn run(
         }
     }
     // 3. Fault drives: every row on fresh seeds (vehicles) of its own.
-    let rows = Row::all();
-    let jobs: Vec<(Row, u64)> = rows
-        .iter()
-        .flat_map(|row| std::iter::repeat_n(*row, options.drives_per_fault))
-        .zip(FAULT_SEEDS)
-        .collect();
+    let rows = Row::chosen(options);
+    let jobs = fault_jobs(options);
     let drives = in_parallel(&jobs, |&(row, seed)| {
-        let name = row.scenario;
         let start = fault_start(seed);
-        let params = truck(fault_params(name, seed));
-        let scenario = Scenario::from_name(name, start).expect("a listed scenario");
-        let scenario = match row.sensor {
-            Some(sensor) => scenario.targeting(sensor).expect("a sensor fault"),
-            None => scenario,
-        };
-        let length = if SLOW_FAULTS.contains(&name) {
-            options.slow_fault_drive
-        } else {
-            options.fault_drive
-        };
+        let (params, scenario, length) = fault_drive(row, seed, options);
         let fault = scenario.intervals(length)[0].clone();
         let least = material(&model, &fault.signal);
         let visible = first_visible(&params, &scenario, &fault, length, least);
@@ -721,11 +749,91 @@ pub fn run(
     report
 }
 
+/// Every drive's truck with the quirks asked for (checked by the caller).
+fn with_quirks(params: TruckParams, options: &EvalOptions) -> TruckParams {
+    TruckParams {
+        quirks: quirks(&options.quirks, params.seed).expect("quirk names checked"),
+        ..params
+    }
+}
+
+/// The fault drives: every row, `drives_per_fault` times, each on a seed of its own.
+fn fault_jobs(options: &EvalOptions) -> Vec<(Row, u64)> {
+    Row::chosen(options)
+        .iter()
+        .flat_map(|row| std::iter::repeat_n(*row, options.drives_per_fault))
+        .zip(FAULT_SEEDS)
+        .collect()
+}
+
+/// A fault drive's truck, scenario and length.
+fn fault_drive(row: Row, seed: u64, options: &EvalOptions) -> (TruckParams, Scenario, Duration) {
+    let name = row.scenario;
+    let params = with_quirks(fault_params(name, seed), options);
+    let scenario = Scenario::from_name(name, fault_start(seed)).expect("a listed scenario");
+    let scenario = match row.sensor {
+        Some(sensor) => scenario.targeting(sensor).expect("a sensor fault"),
+        None => scenario,
+    };
+    let length = if SLOW_FAULTS.contains(&name) {
+        options.slow_fault_drive
+    } else {
+        options.fault_drive
+    };
+    (params, scenario, length)
+}
+
+/// One drive the simulated evaluation judges (the baselines' calibration drives aside).
+#[derive(Clone, Debug)]
+pub struct SimulatedDrive {
+    /// The table's row (`stuck-sensor (tank)`); `None` for a normal drive.
+    pub row: Option<String>,
+    pub params: TruckParams,
+    pub scenario: Scenario,
+    pub length: Duration,
+    /// A fault drive's fault: its signal, start and end on the drive's monotonic clock.
+    pub fault: Option<FaultInterval>,
+}
+
+/// The drives [`run`] judges with `options`: the normal ones, then the fault ones, so the
+/// same drives can be recorded and judged through `vigil eval --data`.
+pub fn simulated_drives(options: &EvalOptions) -> Vec<SimulatedDrive> {
+    let normal = EVALUATION_SEEDS
+        .take(options.normal_drives)
+        .map(|seed| SimulatedDrive {
+            row: None,
+            params: with_quirks(dataset::truck_params(seed), options),
+            scenario: Scenario::normal(),
+            length: Duration::from_secs(3600),
+            fault: None,
+        });
+    let faults = fault_jobs(options).into_iter().map(|(row, seed)| {
+        let (params, scenario, length) = fault_drive(row, seed, options);
+        SimulatedDrive {
+            row: Some(row.name()),
+            fault: Some(scenario.intervals(length)[0].clone()),
+            params,
+            scenario,
+            length,
+        }
+    });
+    normal.chain(faults).collect()
+}
+
 /// The figures as a Markdown table: per fault kind and detector, recall over the events
 /// that showed in the data and the median delay from the fault's start (in brackets, from
 /// the first changed reading); then false alarms per 100 vehicle-hours.
 pub fn table(report: &EvalReport) -> String {
     let mut out = String::new();
+    if let Some(data) = &report.data {
+        let _ = writeln!(
+            out,
+            "Recorded drives in {}: {} files, {} labelled; delays from the label's start.\n",
+            data.dir.display(),
+            data.files.len(),
+            data.files.iter().filter(|f| f.labels > 0).count()
+        );
+    }
     if !report.quirks.is_empty() {
         let _ = writeln!(
             out,
@@ -845,6 +953,7 @@ mod tests {
             slow_fault_drive: Duration::from_secs(16 * 60),
             calibration_drives: 1,
             quirks: QUIRKS.iter().map(|q| q.to_string()).collect(),
+            rows: Vec::new(),
         };
         let model = Arc::new(Model::builtin().unwrap());
         let report = run(model, &DetectConfig::default(), &options, |_| {});

@@ -6,12 +6,14 @@
 //! - [`eval`] (`vigil eval`): the model, the rules and two [`baseline`]s on simulated
 //!   drives of unseen vehicles.
 //! - [`dataset`]: simulated drives decoded to readings, and the 1 Hz CSV training uses.
+//! - [`export`] (`vigil dataset`): recorded drives and the fleet's stored readings to that CSV.
 //! - [`decode`] (`vigil decode`): a candump log decoded by a DBC into rows.
 
 pub mod baseline;
 pub mod dataset;
 pub mod decode;
 pub mod eval;
+pub mod export;
 pub mod replay;
 pub mod report;
 #[cfg(test)]

@@ -4,6 +4,7 @@ mod alarm;
 mod broker;
 mod completions;
 mod config_errors;
+mod dataset;
 mod decode;
 mod demo;
 mod fleet;
