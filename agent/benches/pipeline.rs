@@ -242,11 +242,9 @@ struct Cycle {
     latency: Duration,
 }
 
-fn one_cycle(
-    runtime: &tokio::runtime::Runtime,
-    log_path: &Path,
-    trigger: Duration,
-) -> Result<Cycle, String> {
+/// One fresh pipeline on its own thread, as `vigil run` runs it (its runtime driven by
+/// that thread), replaying the log; this thread watches the buzzer's line.
+fn one_cycle(log_path: &Path, trigger: Duration) -> Result<Cycle, String> {
     let mut stages = Stages::builtin();
     stages.detect.debounce = Duration::ZERO;
     let (levels_tx, levels) = std_mpsc::channel();
@@ -260,35 +258,51 @@ fn one_cycle(
     };
     let shutdown = CancellationToken::new();
     let started = Instant::now();
-    let pipeline = {
-        let _guard = runtime.enter();
-        Pipeline::start_with(
-            stages,
-            vec![Box::new(replay)],
-            shutdown.clone(),
-            Taps::default(),
-            Plugs {
-                alarm: Some(devices),
-                ..Plugs::default()
-            },
-        )
-        .map_err(|e| format!("the pipeline did not start: {e}"))?
+    let agent = {
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || -> Result<(), String> {
+            let runtime = pipeline::runtime().map_err(|e| format!("no runtime: {e}"))?;
+            runtime.block_on(async move {
+                let pipeline = Pipeline::start_with(
+                    stages,
+                    vec![Box::new(replay)],
+                    shutdown,
+                    Taps::default(),
+                    Plugs {
+                        alarm: Some(devices),
+                        ..Plugs::default()
+                    },
+                )
+                .map_err(|e| format!("the pipeline did not start: {e}"))?;
+                pipeline
+                    .join()
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("the pipeline did not drain: {e}"))
+            })
+        })
     };
-    wait_level(&levels, false, NO_EDGE).ok_or("the buzzer was never driven low at start")?;
-    std::thread::sleep((started + SETTLE).saturating_duration_since(Instant::now()));
-    let (cpu_from, wall_from) = (cpu_time(), Instant::now());
-    let sent = started + trigger;
-    let high = wait_level(
-        &levels,
-        true,
-        (sent + NO_EDGE).saturating_duration_since(Instant::now()),
-    );
+    let low = wait_level(&levels, false, NO_EDGE);
+    let (mut cpu_from, mut wall_from) = (Duration::ZERO, Instant::now());
+    let mut high = None;
+    if low.is_some() {
+        std::thread::sleep((started + SETTLE).saturating_duration_since(Instant::now()));
+        (cpu_from, wall_from) = (cpu_time(), Instant::now());
+        let sent = started + trigger;
+        high = wait_level(
+            &levels,
+            true,
+            (sent + NO_EDGE).saturating_duration_since(Instant::now()),
+        );
+    }
     let (cpu_to, wall_to) = (cpu_time(), Instant::now());
     shutdown.cancel();
-    runtime
-        .block_on(pipeline.join())
-        .map_err(|e| format!("the pipeline did not drain: {e}"))?;
+    agent
+        .join()
+        .map_err(|_| "the pipeline's thread panicked".to_owned())??;
+    low.ok_or("the buzzer was never driven low at start")?;
     let high = high.ok_or_else(|| format!("no buzzer edge within {NO_EDGE:?} of the trigger"))?;
+    let sent = started + trigger;
     if high < sent {
         return Err(format!(
             "the buzzer sounded {:?} before the trigger: the background raised an alert",
@@ -310,7 +324,6 @@ fn main() {
     };
     let cycles = env("PIPELINE_BENCH_CYCLES", 3) as usize;
     let seconds = env("PIPELINE_BENCH_SECONDS", 12).max(4);
-    let runtime = pipeline::runtime().expect("a runtime");
     let stages = Stages::builtin();
     let critical = stages.detect.engine.coolant_critical;
     let real = real_frames();
@@ -334,7 +347,7 @@ fn main() {
         let mut shares = Vec::new();
         let mut latencies = Vec::new();
         for cycle in 0..cycles {
-            match one_cycle(&runtime, &path, trigger) {
+            match one_cycle(&path, trigger) {
                 Ok(c) => {
                     shares.push(c.cpu_share);
                     latencies.push(c.latency);

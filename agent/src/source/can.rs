@@ -203,7 +203,7 @@ async fn listen<O: CanOpener>(opener: &O, bus: Arc<str>, cx: SourceContext) {
 
 /// Reads an open interface in batches until it fails (the error) or the source must stop
 /// (`None`). A busy bus is read at most once every [`HAND_OFF_EVERY`]: what comes between
-/// waits in the socket's kernel buffer (at 4,000 frames/s a bus, 20 frames), and each read
+/// waits in the socket's kernel buffer (at 4,000 frames/s a bus, 80 frames), and each read
 /// takes everything there, up to [`BATCH_MAX`]. A quiet bus's frame is read as it comes.
 async fn read_until_failure<I: CanInterface>(
     interface: &mut I,
@@ -408,7 +408,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn what_the_socket_holds_is_handed_on_in_one_batch() {
         let bus = FakeBus::default();
-        let burst: VecDeque<_> = (0..300u32)
+        let burst: VecDeque<_> = (0..700u32)
             .map(|i| data(0x18FEEE00, i as u8, None))
             .collect();
         bus.scripts.lock().unwrap().push(("can0".into(), burst));
@@ -420,13 +420,13 @@ mod tests {
         let cx = SourceContext::new(Clock::start(), tx, shutdown.clone(), Arc::default());
         let start = Instant::now();
         let task = tokio::spawn(run_with(bus, config, cx));
-        // 300 frames waiting: a full batch at once, the rest one hand-off period later.
+        // 700 frames waiting: a full batch at once, the rest one hand-off period later.
         let first = rx.recv().await.unwrap();
         assert_eq!((first.len(), start.elapsed()), (BATCH_MAX, Duration::ZERO));
         let second = rx.recv().await.unwrap();
         assert_eq!(
             (second.len(), start.elapsed()),
-            (300 - BATCH_MAX, HAND_OFF_EVERY)
+            (700 - BATCH_MAX, HAND_OFF_EVERY)
         );
         shutdown.cancel();
         task.await.unwrap().unwrap();

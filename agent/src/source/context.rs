@@ -6,7 +6,7 @@
 //! Inputs go to the decoder in batches: a hand-off wakes the decoder, and one wake-up per
 //! frame was most of what the pipeline cost (on four saturated buses, 70 % of the CPU time
 //! went to the runtime, channels and context switches, not to decoding or detection). A
-//! busy source hands on at most once every [`HAND_OFF_EVERY`], everything that came in
+//! busy source hands on at most once every [`HAND_OFF_EVERY`] (20 ms), everything that came in
 //! between; a frame is never held longer than that, and a quiet source hands each input
 //! on as it comes.
 
@@ -39,12 +39,16 @@ pub trait Source: Send + 'static {
 
 /// The shortest time between two hand-offs of a busy source: at most this is added to a
 /// frame's way to the alarm (target: sample to buzzer p99 < 50 ms), and it bounds the
-/// decoder's wake-ups to 200 a second a source, however fast the bus.
-pub const HAND_OFF_EVERY: Duration = Duration::from_millis(5);
+/// decoder's wake-ups to 50 a second a source, however fast the bus. Measured with the
+/// pipeline bench (agent/benches/pipeline.rs) on the 2-core build machine, the other core
+/// busy: at 5 ms, 1.6 % of a core at the real truck's rate and 3.7 % at 16k frames/s,
+/// sample -> buzzer 10-12 ms; at 20 ms, 0.8 % and 2.6 %, 16-23 ms.
+pub const HAND_OFF_EVERY: Duration = Duration::from_millis(20);
 
-/// The most inputs in one hand-off: 5 ms of four saturated J1939 buses (16k frames/s) are
-/// 80 frames, so a batch reaches this only when a source catches up (a log at full speed).
-pub const BATCH_MAX: usize = 256;
+/// The most inputs in one hand-off: 20 ms of four saturated J1939 buses (16k frames/s)
+/// are 320 frames, so a batch reaches this only when a source catches up (a log at full
+/// speed) or the buses run faster still.
+pub const BATCH_MAX: usize = 512;
 
 /// What a source gets from the pipeline. Clones share everything.
 #[derive(Clone)]

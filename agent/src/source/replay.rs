@@ -360,7 +360,8 @@ mod tests {
         assert_eq!(frames, 8000);
         assert!(latest <= HAND_OFF_EVERY, "a frame came {latest:?} late");
         // Without batching: 8,000 hand-offs.
-        assert!(batches <= 2000 / 5 + 1, "{batches} hand-offs");
+        let period_ms = HAND_OFF_EVERY.as_millis() as usize;
+        assert!(batches <= 2000 / period_ms + 1, "{batches} hand-offs");
     }
 
     #[tokio::test(start_paused = true)]

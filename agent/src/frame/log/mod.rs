@@ -222,6 +222,9 @@ enum FormState {
     Saleae(saleae::Saleae),
 }
 
+/// How many bus names a log reader keeps to share.
+const MAX_SHARED_BUSES: usize = 16;
+
 /// Reads a log, one line at a time, as every command does. The caller reads the bytes
 /// (through [`next_line`] or its own loop over a [`LineSplitter`]); this judges them.
 #[derive(Debug)]
@@ -232,8 +235,9 @@ pub struct LogReader {
     container: Option<LogError>,
     counts: LogCounts,
     first_wall_us: Option<i64>,
-    /// The last bus name, shared by the frames that name it.
-    bus: Option<Arc<str>>,
+    /// The bus names seen, each shared by the frames that name it: a log of interleaved
+    /// buses allocated a name per frame when only the last one was kept.
+    buses: Vec<Arc<str>>,
     /// The bus error the last line gave, until the caller takes it.
     bus_error: Option<BusError>,
 }
@@ -246,7 +250,7 @@ impl LogReader {
             container: None,
             counts: LogCounts::default(),
             first_wall_us: None,
-            bus: None,
+            buses: Vec::new(),
             bus_error: None,
         }
     }
@@ -482,12 +486,17 @@ impl LogReader {
         }
     }
 
-    /// The bus name, shared with the frames before that named it.
+    /// The bus name, shared with the frames before that named it. A log names a handful
+    /// of buses; past [`MAX_SHARED_BUSES`] names (a hostile log) each frame gets its own.
     fn intern(&mut self, name: &str) -> Arc<str> {
-        match &self.bus {
-            Some(bus) if **bus == *name => bus.clone(),
-            _ => self.bus.insert(Arc::from(name)).clone(),
+        if let Some(bus) = self.buses.iter().find(|bus| ***bus == *name) {
+            return bus.clone();
         }
+        let bus: Arc<str> = Arc::from(name);
+        if self.buses.len() < MAX_SHARED_BUSES {
+            self.buses.push(bus.clone());
+        }
+        bus
     }
 
     /// A wall time, with its monotonic time since the log's first frame.

@@ -433,3 +433,20 @@ fn broken_off_frames_are_handed_on_as_bus_errors_with_their_identifier() {
     let times: Vec<_> = inputs.iter().filter_map(Input::mono).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
 }
+
+#[test]
+fn interleaved_buses_share_their_names() {
+    let mut reader = LogReader::new("test.log");
+    let mut frames = Vec::new();
+    for i in 0..40 {
+        let line = format!("(1.{i:06}) can{} 18FEEE00#6F3F392BFFFFFFFF", i % 4);
+        frames.extend(reader.line(line.as_bytes()).unwrap());
+    }
+    assert_eq!(frames.len(), 40);
+    for (i, frame) in frames.iter().enumerate().skip(4) {
+        let first = &frames[i % 4];
+        assert_eq!(*frame.bus, *first.bus);
+        // One name per bus, not one allocation per frame.
+        assert!(Arc::ptr_eq(&frame.bus, &first.bus), "frame {i}");
+    }
+}
