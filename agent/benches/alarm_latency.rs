@@ -18,12 +18,14 @@
 //! builds ran: idle p50 213 us, p99 546 us; 2k frames/s p50 84 us, p99 289 us; 16k frames/s
 //! p50 86 us, p99 9 ms.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use embedded_hal::digital::{ErrorType, OutputPin};
+use common::{Line, wait_level};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use vigil_agent::alarm::{BuzzerPin, Devices, DynOutputPin};
@@ -35,25 +37,6 @@ use vigil_agent::signals::{COOLANT_TEMPERATURE, SPEED, j1939_signal, pgn};
 use vigil_agent::source::Injected;
 
 const TARGET_P99: Duration = Duration::from_millis(50);
-
-/// A buzzer line that reports every level it is set to, with when.
-struct Line(std_mpsc::Sender<(bool, Instant)>);
-
-impl ErrorType for Line {
-    type Error = std::convert::Infallible;
-}
-
-impl OutputPin for Line {
-    fn set_low(&mut self) -> Result<(), Self::Error> {
-        let _ = self.0.send((false, Instant::now()));
-        Ok(())
-    }
-
-    fn set_high(&mut self) -> Result<(), Self::Error> {
-        let _ = self.0.send((true, Instant::now()));
-        Ok(())
-    }
-}
 
 fn frame(bus: &Arc<str>, pgn: u32, sa: u8, vss: &str, value: f64, mono: Duration) -> Input {
     let mut data = [0xFF; 8];
@@ -84,23 +67,6 @@ fn frame(bus: &Arc<str>, pgn: u32, sa: u8, vss: &str, value: f64, mono: Duration
 
 fn coolant(bus: &Arc<str>, value: f64, mono: Duration) -> Input {
     frame(bus, pgn::ET1, 0x00, COOLANT_TEMPERATURE, value, mono)
-}
-
-/// Waits for the line to reach `level`; returns when it did, or `None` after `limit`.
-fn wait_level(
-    levels: &std_mpsc::Receiver<(bool, Instant)>,
-    level: bool,
-    limit: Duration,
-) -> Option<Instant> {
-    let end = Instant::now() + limit;
-    loop {
-        let left = end.checked_duration_since(Instant::now())?;
-        match levels.recv_timeout(left) {
-            Ok((l, at)) if l == level => return Some(at),
-            Ok(_) => {}
-            Err(_) => return None,
-        }
-    }
 }
 
 /// How long a trigger may take before the cycle counts as a missed edge.

@@ -21,13 +21,15 @@
 //! PIPELINE_BENCH_SECONDS, 12 by default, per rate). Exits non-zero, saying which, when a
 //! figure misses its target or an edge never comes.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use embedded_hal::digital::{ErrorType, OutputPin};
+use common::{Line, wait_level};
 use tokio_util::sync::CancellationToken;
 use vigil_agent::alarm::{BuzzerPin, Devices, DynOutputPin};
 use vigil_agent::decode::{Decoded, Decoder};
@@ -47,25 +49,6 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// The trigger comes this long before the log ends.
 const TRIGGER_BEFORE_END: Duration = Duration::from_secs(1);
 const NO_EDGE: Duration = Duration::from_secs(5);
-
-/// A buzzer line that reports every level it is set to, with when.
-struct Line(std_mpsc::Sender<(bool, Instant)>);
-
-impl ErrorType for Line {
-    type Error = std::convert::Infallible;
-}
-
-impl OutputPin for Line {
-    fn set_low(&mut self) -> Result<(), Self::Error> {
-        let _ = self.0.send((false, Instant::now()));
-        Ok(())
-    }
-
-    fn set_high(&mut self) -> Result<(), Self::Error> {
-        let _ = self.0.send((true, Instant::now()));
-        Ok(())
-    }
-}
 
 /// One frame of the real log: its offset from the log's start, identifier and data.
 #[derive(Clone)]
@@ -219,22 +202,6 @@ fn cpu_time() -> Duration {
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1_000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn wait_level(
-    levels: &std_mpsc::Receiver<(bool, Instant)>,
-    level: bool,
-    limit: Duration,
-) -> Option<Instant> {
-    let end = Instant::now() + limit;
-    loop {
-        let left = end.checked_duration_since(Instant::now())?;
-        match levels.recv_timeout(left) {
-            Ok((l, at)) if l == level => return Some(at),
-            Ok(_) => {}
-            Err(_) => return None,
-        }
-    }
 }
 
 struct Cycle {
