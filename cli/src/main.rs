@@ -452,28 +452,13 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             dbc,
             config,
         } => {
-            let (mut config, file) = match config {
-                Some(path) => (Config::load(&path)?, path),
-                None => (
-                    Config::embedded_default(),
-                    PathBuf::from("(built-in defaults)"),
-                ),
-            };
-            if dbc.is_some() {
-                config.dbc.path = dbc;
-            }
-            if model.is_some() {
-                config.detect.model = model;
-            }
             // The same resolution as `vigil run`: the config's DBC and model, read once. A
             // model that cannot be used is an error here, not a warning: a backtest must
             // judge with the model it names.
-            let signals = config.dbc.load().map_err(|e| ConfigError::Invalid {
-                file: file.clone(),
-                location: String::new(),
-                key: "dbc".into(),
-                message: e.to_string(),
-            })?;
+            let (mut config, signals) = lab_config(config, dbc)?;
+            if model.is_some() {
+                config.detect.model = model;
+            }
             let judge = vigil_lab::Judge {
                 vehicle: config.vehicle.clone(),
                 detect: config.detect.clone(),

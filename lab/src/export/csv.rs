@@ -39,22 +39,11 @@ pub(super) fn read_wide_csv(
         port: Arc::from("csv"),
     };
     let mut clock = Clock::default();
-    let mut lines = 0;
-    for (i, line) in reader.split(b'\n').enumerate() {
-        let line = line?;
-        lines += 1;
-        let line_no = i as u64 + 2;
-        let Ok(line) = std::str::from_utf8(&line) else {
-            skipped.count(name, line_no, "bad_bytes");
-            continue;
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
+    each_line(name, reader, skipped, |line_no, line, skipped| {
         let mut cells = line.split(',');
         let Some(at) = clock.stamp(cells.next().unwrap_or("")) else {
             skipped.count(name, line_no, "bad_timestamp");
-            continue;
+            return;
         };
         for (signal, cell) in columns.iter().zip(cells) {
             let cell = cell.trim();
@@ -67,6 +56,29 @@ pub(super) fn read_wide_csv(
                 }
                 _ => skipped.count(name, line_no, "bad_value"),
             }
+        }
+    })
+}
+
+/// Calls `row` with each non-blank line after the header and its line number in the file;
+/// a line that is not UTF-8 is counted and skipped. Returns how many lines were read.
+fn each_line(
+    name: &str,
+    reader: impl BufRead,
+    skipped: &mut Skipped,
+    mut row: impl FnMut(u64, &str, &mut Skipped),
+) -> std::io::Result<u64> {
+    let mut lines = 0;
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let line = line?;
+        lines += 1;
+        let line_no = i as u64 + 2;
+        let Ok(line) = std::str::from_utf8(&line) else {
+            skipped.count(name, line_no, "bad_bytes");
+            continue;
+        };
+        if !line.trim().is_empty() {
+            row(line_no, line, skipped);
         }
     }
     Ok(lines)
@@ -83,29 +95,18 @@ pub(super) fn read_rows(
     let mut header = String::new();
     reader.read_line(&mut header)?;
     let mut clock = Clock::default();
-    let mut lines = 1;
-    for (i, line) in reader.split(b'\n').enumerate() {
-        let line = line?;
-        lines += 1;
-        let line_no = i as u64 + 2;
-        let Ok(line) = std::str::from_utf8(&line) else {
-            skipped.count(name, line_no, "bad_bytes");
-            continue;
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
+    let rows = each_line(name, reader, skipped, |line_no, line, skipped| {
         let cells: Vec<&str> = line.trim().splitn(4, ',').collect();
         let [stamp, signal, origin, value] = cells[..] else {
             skipped.count(name, line_no, "malformed");
-            continue;
+            return;
         };
         if signal == "DM1" {
-            continue;
+            return;
         }
         let Some(at) = clock.stamp(stamp) else {
             skipped.count(name, line_no, "bad_timestamp");
-            continue;
+            return;
         };
         let (signal, origin) = (Signal::new(signal), parse_origin(origin));
         let reading = match value.parse::<f64>() {
@@ -116,13 +117,14 @@ pub(super) fn read_rows(
                 "out_of_range" => Reading::flagged(signal, at, Quality::OutOfRange, origin),
                 _ => {
                     skipped.count(name, line_no, "bad_value");
-                    continue;
+                    return;
                 }
             },
         };
         each(&reading);
-    }
-    Ok(lines)
+    })?;
+    // The header is a line too.
+    Ok(rows + 1)
 }
 
 /// The monotonic clock a CSV's wall times give: from the first row, never backwards.
