@@ -41,6 +41,17 @@ use crate::baseline::{Ewma, Forest};
 use crate::dataset::{self, CALIBRATION_SEEDS, EVALUATION_SEEDS};
 
 mod recorded;
+
+/// How far above the worst score on normal drives a baseline's threshold is set: the
+/// card's `training.baseline_margin`, or 1.25.
+fn baseline_margin(model: &Model) -> f64 {
+    model
+        .card
+        .training
+        .get("baseline_margin")
+        .and_then(|m| m.as_f64())
+        .unwrap_or(1.25)
+}
 pub use recorded::{
     DataEvalError, DataOptions, DataSummary, FileScore, LABELS_HEADER, Label, html, run_on_data,
 };
@@ -604,12 +615,7 @@ pub fn run(
     let truck = |params: TruckParams| with_quirks(params, options);
     let progress = Mutex::new(progress);
     let say = |line: &str| (progress.lock().expect("progress never panics"))(line);
-    let margin = model
-        .card
-        .training
-        .get("baseline_margin")
-        .and_then(|m| m.as_f64())
-        .unwrap_or(1.25);
+    let margin = baseline_margin(&model);
     // 1. Calibrate the baselines on the calibration drives (normal).
     let seeds: Vec<u64> = CALIBRATION_SEEDS.take(options.calibration_drives).collect();
     let worsts = in_parallel(&seeds, |&seed| {

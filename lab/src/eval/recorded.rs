@@ -33,7 +33,10 @@ use serde::Serialize;
 use vigil_agent::detect::Model;
 use vigil_agent::reading::Signal;
 
-use super::{Cell, DETECTORS, EvalReport, Raised, in_parallel, judge_drive, poisson_upper_95};
+use super::{
+    Cell, DETECTORS, EvalReport, Raised, baseline_margin, in_parallel, judge_drive,
+    poisson_upper_95,
+};
 use crate::Judge;
 use crate::dataset::{self, CsvError};
 
@@ -359,12 +362,7 @@ pub fn run_on_data(
     let progress = Mutex::new(progress);
     let say = |line: &str| (progress.lock().expect("progress never panics"))(line);
     let labelled = |f: &DataFile| labels.iter().any(|l| l.file == f.name);
-    let margin = model
-        .card
-        .training
-        .get("baseline_margin")
-        .and_then(|m| m.as_f64())
-        .unwrap_or(1.25);
+    let margin = baseline_margin(&model);
     let run_file = |f: &DataFile, thresholds: Option<&HashMap<(usize, usize), f64>>| {
         let mut worst = HashMap::new();
         let mut failed = None;
