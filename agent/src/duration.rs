@@ -28,3 +28,24 @@ pub fn check_positive(value: Duration) -> Result<(), String> {
         Ok(())
     }
 }
+
+/// An optional duration (`#[serde(default, with = "duration::option")]`): absent or written
+/// as above.
+pub mod option {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => super::serialize(value, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|text| super::parse(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}

@@ -26,6 +26,14 @@ pub fn tank_temperature(compartment: u8) -> Signal {
     ))
 }
 
+/// The compartment a cargo-tank temperature's VSS name is of, if it is one.
+pub fn tank_compartment(name: &str) -> Option<u8> {
+    name.strip_prefix("Vehicle.Cargo.Tank.Compartment")?
+        .strip_suffix(".Temperature")?
+        .parse()
+        .ok()
+}
+
 /// J1939 parameter group numbers the agent decodes.
 pub mod pgn {
     /// Electronic Engine Controller 1.

@@ -35,13 +35,25 @@ pub struct Reload {
 impl Reload {
     /// Compares a freshly loaded (and checked) file with the config in force. Pure.
     pub fn of(running: &Config, new: &Config) -> Reload {
-        let tuning = Tuning::new(&new.vehicle, &new.detect, new.batch.max_age);
-        let mut in_force = running.clone();
-        in_force.vehicle.cargo = new.vehicle.cargo;
-        in_force.detect = DetectConfig {
+        // Which signals are watched changes at a restart only (the detector's streams are
+        // made at start); each watched signal's own rules apply at once.
+        let names = |c: &Config| -> Vec<String> {
+            c.detect.watch.iter().map(|w| w.signal.clone()).collect()
+        };
+        let watch = if names(running) == names(new) {
+            new.detect.watch.clone()
+        } else {
+            running.detect.watch.clone()
+        };
+        let detect = DetectConfig {
             model: running.detect.model.clone(),
+            watch,
             ..new.detect.clone()
         };
+        let tuning = Tuning::new(&new.vehicle, &detect, new.batch.max_age);
+        let mut in_force = running.clone();
+        in_force.vehicle.cargo = new.vehicle.cargo;
+        in_force.detect = detect;
         in_force.batch.max_age = new.batch.max_age;
         in_force.log.level = new.log.level;
         // What still differs once the tuning is taken over can only change by a restart.
@@ -56,6 +68,7 @@ impl Reload {
         differs("dbc", in_force.dbc != new.dbc);
         differs("security", in_force.security != new.security);
         differs("detect.model", in_force.detect.model != new.detect.model);
+        differs("detect.watch", in_force.detect.watch != new.detect.watch);
         differs("model_store", in_force.model_store != new.model_store);
         differs("batch", in_force.batch != new.batch);
         differs("alarm", in_force.alarm != new.alarm);
@@ -167,6 +180,20 @@ mod tests {
         assert_eq!(same.in_force, running);
         let new = parse("[source.simulator]\n[detect]\nmodel = \"none\"\n");
         assert_eq!(Reload::of(&running, &new).needs_restart, ["detect.model"]);
+        // A new watched signal waits for the restart too; a watched one's limit does not.
+        let watching = |limit: u32| {
+            parse(&format!(
+                "[source.simulator]\n[[detect.watch]]\nsignal = \"Vehicle.Cargo.Tank.Pressure\"\n\
+                 range = [0, 2500]\nlimit = {{ warning = {limit}, critical = 2100 }}\n"
+            ))
+        };
+        let reload = Reload::of(&running, &watching(1900));
+        assert_eq!(reload.needs_restart, ["detect.watch"]);
+        assert!(reload.tuning.detect.watch.is_empty());
+        let retuned = Reload::of(&watching(1900), &watching(1800));
+        assert!(retuned.needs_restart.is_empty());
+        let limit = retuned.tuning.detect.watch[0].limit.map(|l| l.warning);
+        assert_eq!(limit, Some(1800.0));
         let new = parse("[source.simulator]\n[model_store]\npath = \"/var/lib/vigil/models\"\n");
         assert_eq!(Reload::of(&running, &new).needs_restart, ["model_store"]);
         let new = parse("[source.simulator]\n[log]\nlevel = \"debug\"\nformat = \"json\"\n");

@@ -83,6 +83,9 @@ fn the_health_status_matches_its_schema() {
                 ticks: 1000,
                 abstained: 125,
                 masked: 3,
+                signals: vec![Signal::new(
+                    "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature",
+                )],
             },
             unsupported: vec![Signal::new(
                 "Vehicle.Powertrain.CombustionEngine.EngineOil.Temperature",

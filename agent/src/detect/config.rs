@@ -10,7 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::window;
 use crate::duration;
+use crate::signals::{COOLANT_TEMPERATURE, FUEL_TEMPERATURE, OIL_TEMPERATURE, tank_compartment};
 use crate::vehicle::CargoClass;
+
+/// The engine signals the detector always watches (with every compartment's tank).
+pub(super) const BUILT_IN: [&str; 3] = [COOLANT_TEMPERATURE, OIL_TEMPERATURE, FUEL_TEMPERATURE];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,6 +34,56 @@ pub struct DetectConfig {
     pub engine: EngineLimits,
     pub tank: BTreeMap<CargoClass, Limit>,
     pub rules: RulesConfig,
+    /// Signals watched beside the built-in ones: any the DBC decodes or the serial node
+    /// sends (`[[detect.watch]]`). The model card's signals are watched too, without one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<WatchConfig>,
+}
+
+/// One more signal to watch, with its own limits and rules (`[[detect.watch]]`). In the
+/// signal's own unit: nothing here assumes degC.
+///
+/// It gets the rules that need no physics of their own (dropout, sensor fault), and those
+/// this entry sets: out of range, a high limit (per cargo class or for any), rate of rise,
+/// stuck and spikes. The model judges it too when the running model's card lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Its name as the decoder gives it (a VSS name from the DBC or the serial node).
+    pub signal: String,
+    /// Its unit, for people reading the config and the alerts (`"kPa"`, `"%"`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+    /// What the sensor can read, `[low, high]`: outside it a value is out of range.
+    pub range: [f64; 2],
+    /// A warning and a critical level for every cargo...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Limit>,
+    /// ...or per cargo class, which wins over `limit` for that class.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cargo: BTreeMap<CargoClass, Limit>,
+    /// A rise over the last 10 s faster than this, in units per minute, raises an alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rise_per_minute: Option<f64>,
+    /// A value that does not change at all for this long is stuck (for a signal whose
+    /// sensor always moves a little; leave it out for one that may hold still).
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stuck_after: Option<Duration>,
+    /// A single tick that leaves both neighbours by at least this much and comes back is
+    /// a spike (`detect.rules.spikes_to_raise` of them within `spike_window` raise it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spike_jump: Option<f64>,
+}
+
+impl WatchConfig {
+    /// The high limit for a cargo class: the class's own, else the one for every cargo.
+    pub fn limit_for(&self, cargo: CargoClass) -> Option<Limit> {
+        self.cargo.get(&cargo).copied().or(self.limit)
+    }
 }
 
 /// The rules that run beside the model, per class of signal (engine, tank).
@@ -167,6 +221,7 @@ impl Default for DetectConfig {
                 (CargoClass::Empty, limit(60.0, 80.0)),
             ]),
             rules: RulesConfig::default(),
+            watch: Vec::new(),
         }
     }
 }
@@ -291,6 +346,72 @@ impl DetectConfig {
                     rules.spike_window
                 ),
             ));
+        }
+        self.check_watch()
+    }
+
+    /// The `[[detect.watch]]` entries: each names a signal not watched already, once, with
+    /// a sound range and levels.
+    fn check_watch(&self) -> Result<(), (&'static str, String)> {
+        const KEY: &str = "detect.watch";
+        let mut seen = std::collections::HashSet::new();
+        for entry in &self.watch {
+            let name = entry.signal.as_str();
+            if name.trim().is_empty() {
+                return Err((KEY, "expected a signal name, found an empty one".into()));
+            }
+            if BUILT_IN.contains(&name) || tank_compartment(name).is_some() {
+                return Err((
+                    KEY,
+                    format!(
+                        "{name} is watched already (its limits are in detect.engine or detect.tank)"
+                    ),
+                ));
+            }
+            if !seen.insert(name) {
+                return Err((KEY, format!("{name} is listed twice")));
+            }
+            let [low, high] = entry.range;
+            if !(low.is_finite() && high.is_finite() && low < high) {
+                return Err((
+                    KEY,
+                    format!(
+                        "{name}: expected range [low, high] with low < high, found {:?}",
+                        entry.range
+                    ),
+                ));
+            }
+            for limit in entry.limit.iter().chain(entry.cargo.values()) {
+                limit.check(KEY)?;
+            }
+            for (what, value) in [
+                ("rise_per_minute", entry.rise_per_minute),
+                ("spike_jump", entry.spike_jump),
+            ] {
+                if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                    return Err((
+                        KEY,
+                        format!(
+                            "{name}: expected {what} > 0, found {}",
+                            value.unwrap_or(0.0)
+                        ),
+                    ));
+                }
+            }
+            if let Some(after) = entry.stuck_after {
+                let window = window::TICK * window::HISTORY as u32;
+                if after < Duration::from_secs(10) || after > window {
+                    return Err((
+                        KEY,
+                        format!(
+                            "{name}: expected stuck_after from 10 s to {} s (the rules see the last {} s), found {} s",
+                            window.as_secs(),
+                            window.as_secs(),
+                            after.as_secs()
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -6,19 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::alert::{AlertEvent, AlertKind, AlertState, Severity, Verdict};
+use super::config::BUILT_IN;
 use super::incident::Incidents;
-use super::model::{Forecast, ModelHandle};
+use super::model::{Forecast, Model, ModelHandle};
 use super::position::PositionTracker;
-use super::rules::{self, Class, Rules};
+use super::rules::{self, Bounds, Class, Rules};
 use super::score::{self, Residuals};
 use super::window::Grid;
 use super::{DetectConfig, Limit, Tuning};
 use crate::reading::{Origin, Reading, Signal, Timestamp};
 use crate::signals::{
     AMBIENT_TEMPERATURE, COOLANT_TEMPERATURE, ENGINE_SPEED, FUEL_TEMPERATURE, OIL_TEMPERATURE,
-    tank_temperature,
+    tank_compartment, tank_temperature,
 };
-use crate::vehicle::VehicleConfig;
+use crate::vehicle::{CargoClass, VehicleConfig};
 
 /// The name and version alerts of the limit rule carry.
 const LIMIT_RULE: &str = "limits/1";
@@ -84,16 +85,20 @@ struct Watched {
     abstained_ticks: u64,
     /// ...or was masked (the engine speed had a gap).
     masked_ticks: u64,
+    /// Ticks the model ran on (a forecast or an abstention).
+    model_runs: u64,
 }
 
 /// Signal-ticks where the model could have run (a whole window of the signal), and of
 /// those the ones where it abstained (inputs outside its training envelope) or was masked
 /// (the engine speed had a gap). The rules run on all of them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ModelCoverage {
     pub ticks: u64,
     pub abstained: u64,
     pub masked: u64,
+    /// The signals the model has run on at least once, in the order they are watched.
+    pub signals: Vec<Signal>,
 }
 
 /// What the detect stage tells the fleet in the status message: how much of the time the
@@ -159,7 +164,12 @@ pub struct Detector {
     watched: Vec<Watched>,
     /// The grid's streams already given a [`Watched`].
     streams_seen: u64,
+    /// The engine speed, which the rules read beside a coolant.
     context: Signal,
+    /// The running model's context signal (its card's; the engine speed so far).
+    model_context: Signal,
+    /// The tank compartments, whose limits follow the cargo class.
+    compartments: u8,
     model: ModelHandle,
     /// The id of the model the residual states belong to; a swap resets them.
     model_id: Option<Arc<str>>,
@@ -192,13 +202,61 @@ struct Scratch {
 }
 
 /// The signals the detect stage judges on a vehicle: the engine's coolant, oil and fuel
-/// temperatures and each compartment's tank temperature (their limits, rules and model).
-/// `check-config` holds them against what the configured sources can give.
-pub fn watched_signals(vehicle: &VehicleConfig) -> Vec<Signal> {
-    [COOLANT_TEMPERATURE, OIL_TEMPERATURE, FUEL_TEMPERATURE]
+/// temperatures, each compartment's tank temperature, then the config's `[[detect.watch]]`
+/// (their limits, rules and model). The running model's card may add its own signals
+/// (see [`Detector::new`]). `check-config` holds these against what the configured
+/// sources can give.
+pub fn watched_signals(vehicle: &VehicleConfig, detect: &DetectConfig) -> Vec<Signal> {
+    BUILT_IN
         .into_iter()
         .map(Signal::new)
         .chain((1..=vehicle.compartments).map(tank_temperature))
+        .chain(detect.watch.iter().map(|w| Signal::new(&w.signal)))
+        .collect()
+}
+
+/// The high limit of every watched signal that has one, for a cargo class.
+fn high_limits(
+    detect: &DetectConfig,
+    cargo: CargoClass,
+    compartments: u8,
+) -> HashMap<Signal, HighLimit> {
+    let engine = &detect.engine;
+    let mut limits = vec![
+        (
+            Signal::new(COOLANT_TEMPERATURE),
+            Limit {
+                warning: engine.coolant_warning,
+                critical: engine.coolant_critical,
+            },
+        ),
+        (
+            Signal::new(OIL_TEMPERATURE),
+            Limit {
+                warning: engine.oil_warning,
+                critical: engine.oil_critical,
+            },
+        ),
+    ];
+    // A cargo without limits was refused by the config check; nothing to watch then.
+    if let Some(tank) = detect.tank_limit(cargo) {
+        limits.extend((1..=compartments).map(|n| (tank_temperature(n), tank)));
+    }
+    limits.extend(
+        detect
+            .watch
+            .iter()
+            .filter_map(|w| Some((Signal::new(&w.signal), w.limit_for(cargo)?))),
+    );
+    limits
+        .into_iter()
+        .map(|(signal, limit)| {
+            let rule = HighLimit {
+                limit,
+                hysteresis: detect.hysteresis,
+            };
+            (signal, rule)
+        })
         .collect()
 }
 
@@ -207,34 +265,6 @@ impl Detector {
     /// (a handle whose model may be `None`: the rules and limits then run alone). The
     /// agent, `vigil replay` and `vigil eval` all build it here, so they judge alike.
     pub fn new(vehicle: &VehicleConfig, detect: &DetectConfig, model: ModelHandle) -> Self {
-        let hysteresis = detect.hysteresis;
-        let engine = &detect.engine;
-        let mut limits = HashMap::new();
-        let mut add = |signal: Signal, warning, critical| {
-            limits.insert(
-                signal,
-                HighLimit {
-                    limit: Limit { warning, critical },
-                    hysteresis,
-                },
-            );
-        };
-        add(
-            Signal::new(COOLANT_TEMPERATURE),
-            engine.coolant_warning,
-            engine.coolant_critical,
-        );
-        add(
-            Signal::new(OIL_TEMPERATURE),
-            engine.oil_warning,
-            engine.oil_critical,
-        );
-        // A cargo without limits was refused by the config check; nothing to watch then.
-        if let Some(tank) = detect.tank_limit(vehicle.cargo) {
-            for compartment in 1..=vehicle.compartments {
-                add(tank_temperature(compartment), tank.warning, tank.critical);
-            }
-        }
         let (coolant, oil) = (
             Signal::new(COOLANT_TEMPERATURE),
             Signal::new(OIL_TEMPERATURE),
@@ -258,6 +288,11 @@ impl Detector {
             class: Class::Tank,
             companion: Some(air.clone()),
         }));
+        specs.extend(detect.watch.iter().map(|w| Spec {
+            signal: Signal::new(&w.signal),
+            class: Class::Other(Bounds::of(w)),
+            companion: None,
+        }));
         let context = Signal::new(ENGINE_SPEED);
         let grid = Grid::new(
             specs
@@ -265,14 +300,16 @@ impl Detector {
                 .map(|w| w.signal.clone())
                 .chain([context.clone(), air]),
         );
-        Detector {
-            limits,
+        let mut detector = Detector {
+            limits: high_limits(detect, vehicle.cargo, vehicle.compartments),
             rules: Rules::new(&detect.rules),
             grid,
             specs,
             watched: Vec::new(),
             streams_seen: 0,
+            model_context: context.clone(),
             context,
+            compartments: vehicle.compartments,
             model,
             model_id: None,
             states: HashMap::new(),
@@ -286,7 +323,42 @@ impl Detector {
             incidents: Some(Incidents::default()),
             found: Vec::new(),
             position: PositionTracker::default(),
+        };
+        if let Some(model) = detector.model.current() {
+            detector.watch_card(&model);
         }
+        detector
+    }
+
+    /// Watches what the model's card needs beside the specs: each signal it judges (a
+    /// signal no spec has is watched with dropout and sensor-fault rules only, and the
+    /// model), its context and its level checks' companions.
+    fn watch_card(&mut self, model: &Model) {
+        let card = &model.card;
+        for watched in &card.signals {
+            let signal = Signal::new(&watched.signal);
+            // How many compartments the tank has is the vehicle's to say, not the card's.
+            let tank = tank_compartment(&watched.signal).is_some();
+            if !tank && !self.specs.iter().any(|spec| spec.signal == signal) {
+                tracing::info!(
+                    event = "watching_model_signal",
+                    signal = %signal,
+                    model = %model.id,
+                    "the model's card lists a signal the config does not watch: watched for the model, dropout and sensor fault"
+                );
+                self.grid.watch(signal.clone());
+                self.specs.push(Spec {
+                    signal,
+                    class: Class::Other(Bounds::default()),
+                    companion: None,
+                });
+            }
+            if let Some(check) = &watched.level {
+                self.grid.watch(Signal::new(&check.companion));
+            }
+        }
+        self.model_context = Signal::new(&card.context.signal);
+        self.grid.watch(self.model_context.clone());
     }
 
     /// The handle to swap the model through; clones share it.
@@ -433,6 +505,7 @@ impl Detector {
                             model_ticks: 0,
                             abstained_ticks: 0,
                             masked_ticks: 0,
+                            model_runs: 0,
                         }
                     }
                 });
@@ -471,6 +544,9 @@ impl Detector {
                 w.residuals = Residuals::default();
             }
             self.model_id = model_id;
+            if let Some(model) = &model {
+                self.watch_card(model);
+            }
         }
         let window = model.as_ref().map_or(EVIDENCE_TICKS, |m| m.card.window);
         for i in 0..self.watched.len() {
@@ -482,7 +558,7 @@ impl Detector {
             // whole: a gap masks the model, never imputed.
             let context_ok = self
                 .grid
-                .column_near(&self.context, &w.origin)
+                .column_near(&self.model_context, &w.origin)
                 .is_some_and(|c| c.copy_last(window, &mut self.scratch.context))
                 && self.scratch.context.iter().all(|v| !v.is_nan());
             if column.unsupported() && self.reported_unsupported.insert(w.signal.clone()) {
@@ -548,6 +624,7 @@ impl Detector {
                 if full && (context_ok || !spec.context) {
                     match model.forecast(spec, &s.window, &s.context, companion, &mut s.features) {
                         Ok(step) => {
+                            w.model_runs += 1;
                             match step.forecast {
                                 Some(forecast) => w.residuals.expect(tick + 1, forecast),
                                 None => w.abstained_ticks += 1,
@@ -637,27 +714,25 @@ impl Detector {
     /// that are active stay active and clear by the new limits; the debounce applies to
     /// signals that had not been over a limit yet.
     pub fn retune(&mut self, tuning: &Tuning) {
-        let engine = &tuning.detect.engine;
-        let tank = tuning.detect.tank.get(&tuning.cargo).copied();
-        for (signal, rule) in self.limits.iter_mut() {
-            let limit = match signal.as_str() {
-                COOLANT_TEMPERATURE => Limit {
-                    warning: engine.coolant_warning,
-                    critical: engine.coolant_critical,
-                },
-                OIL_TEMPERATURE => Limit {
-                    warning: engine.oil_warning,
-                    critical: engine.oil_critical,
-                },
-                _ => match tank {
-                    Some(tank) => tank,
-                    None => continue,
-                },
-            };
-            *rule = HighLimit {
-                limit,
-                hysteresis: tuning.detect.hysteresis,
-            };
+        self.limits = high_limits(&tuning.detect, tuning.cargo, self.compartments);
+        // The shadow may change a `[[detect.watch]]` entry's rules, never the list itself
+        // (see `Tuning::patched`).
+        for watch in &tuning.detect.watch {
+            let class = Class::Other(Bounds::of(watch));
+            for spec in self
+                .specs
+                .iter_mut()
+                .filter(|s| s.signal.as_str() == watch.signal)
+            {
+                spec.class = class;
+            }
+            for w in self
+                .watched
+                .iter_mut()
+                .filter(|w| w.signal.as_str() == watch.signal)
+            {
+                w.class = class;
+            }
         }
         self.debounce = tuning.detect.debounce;
         self.rules = Rules::new(&tuning.detect.rules);
@@ -680,6 +755,9 @@ impl Detector {
             coverage.ticks += w.model_ticks;
             coverage.abstained += w.abstained_ticks;
             coverage.masked += w.masked_ticks;
+            if w.model_runs > 0 && !coverage.signals.contains(&w.signal) {
+                coverage.signals.push(w.signal.clone());
+            }
         }
         coverage
     }
@@ -778,7 +856,7 @@ pub(super) mod tests {
         };
         let d = default_detector(&vehicle);
         let judged: Vec<Signal> = d.specs.iter().map(|s| s.signal.clone()).collect();
-        assert_eq!(watched_signals(&vehicle), judged);
+        assert_eq!(watched_signals(&vehicle, &DetectConfig::default()), judged);
     }
     use crate::reading::{Origin, Timestamp};
     use std::sync::Arc;
@@ -942,6 +1020,140 @@ pub(super) mod tests {
             ticks >= 45 && masked == ticks,
             "{ticks} ticks, {masked} masked"
         );
+    }
+
+    /// An LPG tank's pressure from the DBC, watched through `[[detect.watch]]`: kPa, with
+    /// its own range, limits per cargo, rise and stuck time.
+    fn tank_pressure_config() -> DetectConfig {
+        let text = r#"
+            [[watch]]
+            signal = "Vehicle.Cargo.Tank.Pressure"
+            unit = "kPa"
+            range = [0, 2500]
+            limit = { warning = 1900, critical = 2100 }
+            cargo.lpg = { warning = 1500, critical = 1700 }
+            rise_per_minute = 300
+            stuck_after = "60s"
+        "#;
+        let detect: DetectConfig = toml::from_str(text).expect("the entry parses");
+        detect
+            .check(crate::vehicle::CargoClass::Lpg)
+            .expect("and checks out");
+        detect
+    }
+
+    fn pressure(secs: u64, value: f64) -> Reading {
+        Reading::good(
+            Signal::new("Vehicle.Cargo.Tank.Pressure"),
+            Timestamp {
+                wall_us: secs as i64 * 1_000_000,
+                mono: Duration::from_secs(secs),
+            },
+            value,
+            Origin::Can {
+                bus: Arc::from("can0"),
+                source_address: 0x30,
+            },
+        )
+    }
+
+    #[test]
+    fn a_signal_from_the_config_is_judged_by_its_own_limits_and_rules() {
+        let vehicle = VehicleConfig {
+            cargo: crate::vehicle::CargoClass::Lpg,
+            ..VehicleConfig::default()
+        };
+        let detect = tank_pressure_config();
+        let signal = Signal::new("Vehicle.Cargo.Tank.Pressure");
+        assert!(watched_signals(&vehicle, &detect).contains(&signal));
+        let mut d = Detector::new(&vehicle, &detect, ModelHandle::new(None)).findings_only();
+        let mut raised = Vec::new();
+        // 1,000 kPa held still for two minutes: stuck after 60 s (a pressure always moves).
+        for secs in 0..120 {
+            raised.extend(observe(&mut d, &pressure(secs, 1000.0)));
+        }
+        let kinds = |events: &[AlertEvent]| -> Vec<AlertKind> {
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    AlertEvent::Raised(a) => Some(a.kind),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(kinds(&raised), [AlertKind::StuckSensor]);
+        // Then it climbs 100 kPa a second to 1,600: over the LPG warning (1,500, not the
+        // 1,900 for other cargo) and far over its rise of 300 kPa a minute.
+        let mut climbing = Vec::new();
+        for (i, secs) in (120..126).enumerate() {
+            climbing.extend(observe(&mut d, &pressure(secs, 1100.0 + 100.0 * i as f64)));
+        }
+        for secs in 126..130 {
+            climbing.extend(observe(&mut d, &pressure(secs, 1600.0)));
+        }
+        let kinds = kinds(&climbing);
+        assert!(kinds.contains(&AlertKind::HighLimit), "{kinds:?}");
+        assert!(kinds.contains(&AlertKind::RateOfRise), "{kinds:?}");
+        let limit = climbing.iter().find_map(|e| match e {
+            AlertEvent::Raised(a) if a.kind == AlertKind::HighLimit => Some(a.threshold),
+            _ => None,
+        });
+        assert_eq!(limit, Some(1500.0));
+        // The shadow retunes its limit for the cargo like any other.
+        let mut tuning = Tuning::new(&vehicle, &detect, Duration::from_secs(10));
+        tuning.detect.watch[0].cargo.clear();
+        d.retune(&tuning);
+        assert_eq!(d.limits[&signal].limit.warning, 1900.0);
+    }
+
+    #[test]
+    fn a_signal_only_the_model_card_lists_is_watched_and_the_model_runs_on_it() {
+        // The committed model with its fuel row renamed the outside air: a card that
+        // judges a signal no built-in rule watches.
+        let card_path = crate::detect::model::committed_card_path();
+        let mut card: crate::detect::model::ModelCard =
+            serde_json::from_str(&std::fs::read_to_string(&card_path).unwrap()).unwrap();
+        let fuel = card
+            .signals
+            .iter_mut()
+            .find(|w| w.signal == FUEL_TEMPERATURE)
+            .expect("the card judges the fuel");
+        fuel.signal = AMBIENT_TEMPERATURE.into();
+        let onnx = std::fs::read(card_path.with_file_name(&card.onnx)).unwrap();
+        let model = super::super::Model::from_parts(card, &onnx, &card_path).unwrap();
+        let vehicle = VehicleConfig::default();
+        let mut d = Detector::new(
+            &vehicle,
+            &DetectConfig::default(),
+            ModelHandle::new(Some(model)),
+        );
+        // Watched beside the config's signals, once; the card's eight compartments do not
+        // add tanks the vehicle does not have.
+        let air = Signal::new(AMBIENT_TEMPERATURE);
+        let specs: Vec<&Signal> = d.specs.iter().map(|s| &s.signal).collect();
+        let mut expected = watched_signals(&vehicle, &DetectConfig::default());
+        expected.push(air.clone());
+        assert_eq!(specs, expected.iter().collect::<Vec<_>>());
+        let ecu = Origin::Can {
+            bus: Arc::from("can0"),
+            source_address: 0,
+        };
+        for secs in 0..60 {
+            let at = Timestamp {
+                wall_us: 0,
+                mono: Duration::from_secs(secs),
+            };
+            let air_value = 12.0 + (secs % 4) as f64 * 0.03125;
+            observe(
+                &mut d,
+                &Reading::good(air.clone(), at, air_value, ecu.clone()),
+            );
+            let rpm = Reading::good(Signal::new(ENGINE_SPEED), at, 1200.0, ecu.clone());
+            observe(&mut d, &rpm);
+        }
+        let coverage = d.model_coverage();
+        assert_eq!(coverage.signals, [air]);
+        assert!(coverage.ticks >= 45, "{coverage:?}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod tuning;
 mod updates;
 pub mod window;
 
-pub use config::{DetectConfig, EngineLimits, Limit, RulesConfig};
+pub use config::{DetectConfig, EngineLimits, Limit, RulesConfig, WatchConfig};
 pub use detector::{
     DetectStatus, Detector, Live, ModelCoverage, Senders, TracePoint, watched_signals,
 };

@@ -17,7 +17,7 @@ use super::window::{Column, HISTORY};
 pub const RULES: &str = "rules/1";
 
 /// Which class a signal's rules use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Class {
     /// Engine temperatures other than the coolant (fine oil, 1 degC fuel).
     Engine,
@@ -27,16 +27,37 @@ pub enum Class {
     Coolant,
     /// Cargo-tank temperatures (PT100, milli-degC).
     Tank,
+    /// A signal from `[[detect.watch]]` or the model card, in its own unit: only the
+    /// rules its [`Bounds`] set, beside dropout and sensor fault.
+    Other(Bounds),
 }
 
-impl Class {
-    /// The index of the class's limits: the coolant shares the engine's.
-    fn limits(self) -> usize {
-        match self {
-            Class::Engine | Class::Coolant => 0,
-            Class::Tank => 1,
+/// The rules a watched signal's own settings give (a `[[detect.watch]]` entry); each left
+/// out is a rule that does not run. A signal only the model card lists has none.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Bounds {
+    /// What the sensor can read; outside it is out of range.
+    pub range: Option<[f64; 2]>,
+    pub rise_per_minute: Option<f64>,
+    /// Ticks without any change that make it stuck.
+    pub stuck_ticks: Option<usize>,
+    pub spike_jump: Option<f64>,
+}
+
+impl Bounds {
+    pub fn of(watch: &super::WatchConfig) -> Self {
+        Bounds {
+            range: Some(watch.range),
+            rise_per_minute: watch.rise_per_minute,
+            stuck_ticks: watch.stuck_after.map(ticks),
+            spike_jump: watch.spike_jump,
         }
     }
+}
+
+/// Whole ticks in a duration, at least one.
+fn ticks(d: Duration) -> usize {
+    d.as_secs().max(1) as usize
 }
 
 /// The rules for one class, resolved from the config.
@@ -73,7 +94,6 @@ const ENGINE_RUNNING_RPM: f64 = 400.0;
 
 impl Rules {
     pub fn new(config: &RulesConfig) -> Self {
-        let ticks = |d: Duration| d.as_secs().max(1) as usize;
         Rules {
             rise_per_minute: [config.engine_rise_per_minute, config.tank_rise_per_minute],
             stuck_ticks: ticks(config.stuck_after),
@@ -109,7 +129,7 @@ impl Rules {
         engine: Option<&Column>,
         out: &mut Vec<Judged>,
     ) {
-        let c = class.limits();
+        let bounds = self.bounds(class);
         let newest = column.newest();
         // Dropout: only for a signal that has been seen, so a log without it stays quiet. A
         // sensor fault is a change (a good value, then a flag) or a sender's error report;
@@ -132,22 +152,24 @@ impl Rules {
         if newest.is_nan() {
             return;
         }
-        let [low, high] = self.range[c];
-        let outside = newest < low || newest > high;
-        out.push((
-            AlertKind::OutOfRange,
-            Verdict {
-                severity: outside.then_some(Severity::Critical),
-                threshold: if newest < low { low } else { high },
-                clear: !outside,
-                score: None,
-            },
-        ));
-        if let Some(mut window) = column.last(RISE_TICKS + 1) {
+        if let Some([low, high]) = bounds.range {
+            let outside = newest < low || newest > high;
+            out.push((
+                AlertKind::OutOfRange,
+                Verdict {
+                    severity: outside.then_some(Severity::Critical),
+                    threshold: if newest < low { low } else { high },
+                    clear: !outside,
+                    score: None,
+                },
+            ));
+        }
+        if let (Some(limit), Some(mut window)) =
+            (bounds.rise_per_minute, column.last(RISE_TICKS + 1))
+        {
             let first = window.next().unwrap_or(f64::NAN);
             let rate = (newest - first) * 60.0 / RISE_TICKS as f64;
             if rate.is_finite() {
-                let limit = self.rise_per_minute[c];
                 out.push((
                     AlertKind::RateOfRise,
                     Verdict {
@@ -195,17 +217,30 @@ impl Rules {
         }
         // Spikes, for every class: the model's outlier count catches them too, but only
         // while it runs (not when it abstains, nor without a model).
-        let spikes = spikes(column, self.spike_ticks, self.spike_jump);
-        out.push((
-            AlertKind::Spikes,
-            Verdict {
-                severity: (spikes >= self.spikes_to_raise).then_some(Severity::Warning),
-                threshold: self.spikes_to_raise as f64,
-                clear: spikes == 0,
-                score: Some(spikes as f64),
-            },
-        ));
+        if let Some(jump) = bounds.spike_jump {
+            let spikes = spikes(column, self.spike_ticks, jump);
+            out.push((
+                AlertKind::Spikes,
+                Verdict {
+                    severity: (spikes >= self.spikes_to_raise).then_some(Severity::Warning),
+                    threshold: self.spikes_to_raise as f64,
+                    clear: spikes == 0,
+                    score: Some(spikes as f64),
+                },
+            ));
+        }
         let unchanged = column.unchanged_ticks();
+        if matches!(class, Class::Other(_)) {
+            // No companion and no physics: stuck is a value with no change at all.
+            if let Some(held_for) = bounds.stuck_ticks {
+                let stuck = unchanged >= held_for;
+                out.push((
+                    AlertKind::StuckSensor,
+                    flag(stuck, !stuck && unchanged <= 1, unchanged as f64),
+                ));
+            }
+            return;
+        }
         // How far the companion moved over the ticks the signal held still (gaps skipped).
         let companion_move = companion.map_or(0.0, |other| moved(other, unchanged));
         let warm = newest >= self.thermostat_opens;
@@ -230,6 +265,22 @@ impl Rules {
             AlertKind::StuckSensor,
             flag(stuck, !stuck && unchanged <= 1, unchanged as f64),
         ));
+    }
+
+    /// The range, rise and spike settings of a class: the config's for the built-in ones,
+    /// the signal's own for [`Class::Other`].
+    fn bounds(&self, class: Class) -> Bounds {
+        let of = |i: usize| Bounds {
+            range: Some(self.range[i]),
+            rise_per_minute: Some(self.rise_per_minute[i]),
+            stuck_ticks: Some(self.stuck_ticks),
+            spike_jump: Some(self.spike_jump),
+        };
+        match class {
+            Class::Engine | Class::Coolant => of(0),
+            Class::Tank => of(1),
+            Class::Other(bounds) => bounds,
+        }
     }
 
     /// Whether a cold coolant rose less than it must over the warm-up window while the
@@ -367,6 +418,62 @@ mod tests {
         let mut out = Vec::new();
         rules.judge(class, &column(values), companion.as_ref(), None, &mut out);
         out
+    }
+
+    #[test]
+    fn a_signal_of_its_own_gets_only_the_rules_its_entry_sets() {
+        // Flat at 40 for two minutes: a card-only signal hears nothing but its dropout and
+        // fault checks; one with a range, a rise and a stuck time gets those too.
+        let flat = vec![40.0; 120];
+        let kinds = |class| -> Vec<AlertKind> {
+            judge(class, &flat, None).iter().map(|(k, _)| *k).collect()
+        };
+        assert_eq!(
+            kinds(Class::Other(Bounds::default())),
+            [AlertKind::Dropout, AlertKind::SensorFault]
+        );
+        let own = Bounds {
+            range: Some([0.0, 30.0]),
+            rise_per_minute: Some(5.0),
+            stuck_ticks: Some(60),
+            spike_jump: None,
+        };
+        let judged = judge(Class::Other(own), &flat, None);
+        assert_eq!(
+            judged.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            [
+                AlertKind::Dropout,
+                AlertKind::SensorFault,
+                AlertKind::OutOfRange,
+                AlertKind::RateOfRise,
+                AlertKind::StuckSensor
+            ]
+        );
+        // 40 is above the range's 30, and unchanged for 120 s is past the 60 s stuck time,
+        // with no companion asked for.
+        assert_eq!(
+            raised(&judged, AlertKind::OutOfRange),
+            Some(Severity::Critical)
+        );
+        assert_eq!(
+            raised(&judged, AlertKind::StuckSensor),
+            Some(Severity::Warning)
+        );
+        // Its own rise limit, in its own unit: 1 a second is 60 a minute.
+        let rising = ramp(0.0, 1.0, 30);
+        let judged = judge(
+            Class::Other(Bounds {
+                range: Some([0.0, 100.0]),
+                ..own
+            }),
+            &rising,
+            None,
+        );
+        assert_eq!(
+            raised(&judged, AlertKind::RateOfRise),
+            Some(Severity::Critical)
+        );
+        assert_eq!(raised(&judged, AlertKind::StuckSensor), None);
     }
 
     fn raised(judged: &[Judged], kind: AlertKind) -> Option<Severity> {

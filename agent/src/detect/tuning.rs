@@ -92,6 +92,18 @@ impl Tuning {
             },
             ..tuning
         };
+        let names = |t: &Tuning| -> Vec<String> {
+            t.detect.watch.iter().map(|w| w.signal.clone()).collect()
+        };
+        if names(&tuning) != names(self) {
+            return Err(TuningError {
+                key: "detect.watch".into(),
+                message: format!(
+                    "the shadow may change the rules of the watched signals {:?}, not which signals are watched: that is the config's (and a restart)",
+                    names(self)
+                ),
+            });
+        }
         tuning.check()?;
         Ok(tuning)
     }
@@ -129,6 +141,37 @@ mod tests {
             &DetectConfig::default(),
             Duration::from_secs(10),
         )
+    }
+
+    #[test]
+    fn the_shadow_retunes_a_watched_signal_but_cannot_add_one() {
+        let entry = |warning: f64| {
+            json!({"signal": "Vehicle.Cargo.Tank.Pressure", "range": [0, 2500],
+                   "limit": {"warning": warning, "critical": 2100}})
+        };
+        let err = running()
+            .patched(&json!({"detect": {"watch": [entry(1900.0)]}}))
+            .unwrap_err();
+        assert_eq!(err.key, "detect.watch");
+        let mut watching = running();
+        watching.detect.watch = vec![serde_json::from_value(entry(1900.0)).unwrap()];
+        let retuned = watching
+            .patched(&json!({"detect": {"watch": [entry(1800.0)]}}))
+            .unwrap();
+        assert_eq!(
+            retuned.detect.watch[0].limit.map(|l| l.warning),
+            Some(1800.0)
+        );
+        // A bad level is the check's to refuse, as for any limit.
+        let err = watching
+            .patched(&json!({"detect": {"watch": [entry(2200.0)]}}))
+            .unwrap_err();
+        assert_eq!(err.key, "detect.watch");
+        assert!(
+            err.message.contains("below the critical"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

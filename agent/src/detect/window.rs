@@ -251,6 +251,12 @@ impl Grid {
         }
     }
 
+    /// Watches one more signal (a model's card can bring one); its streams start as
+    /// any watched signal's do, with its first reading. Watched already: nothing changes.
+    pub fn watch(&mut self, signal: Signal) {
+        self.streams.entry(signal).or_default();
+    }
+
     /// Takes one reading; returns the index of every tick it closed, oldest first
     /// (usually none or one; several after a silence on every signal; none when the
     /// reading's clock jumped and the grid restarted).

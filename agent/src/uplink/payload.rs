@@ -534,6 +534,9 @@ mod tests {
                     ticks: 3,
                     abstained: 1,
                     masked: 0,
+                    signals: vec![crate::reading::Signal::new(
+                        "Vehicle.Exterior.AirTemperature",
+                    )],
                 },
                 ..DetectStatus::default()
             },
@@ -571,7 +574,8 @@ mod tests {
         );
         assert_eq!(
             status["detect"]["model"],
-            serde_json::json!({"ticks": 3, "abstained": 1, "masked": 0, "abstained_share": 0.3333})
+            serde_json::json!({"ticks": 3, "abstained": 1, "masked": 0, "abstained_share": 0.3333,
+                "signals": ["Vehicle.Exterior.AirTemperature"]})
         );
         assert_eq!(status["detect"]["unsupported"], serde_json::json!([]));
         // Before the model could run there is no share to give.
@@ -584,7 +588,7 @@ mod tests {
             serde_json::from_slice(&Status::online("truck-7", fresh).to_bytes()).unwrap();
         assert_eq!(
             status["detect"]["model"],
-            serde_json::json!({"ticks": 0, "abstained": 0, "masked": 0})
+            serde_json::json!({"ticks": 0, "abstained": 0, "masked": 0, "signals": []})
         );
         assert!(status.get("stages").is_none());
         let offline: serde_json::Value =

@@ -260,7 +260,9 @@ impl Config {
             .load()
             .map_err(|e| ConfigError::invalid(file, "dbc", e.to_string()))?;
         let unsourced = self.unsourced(&decode);
-        if !unsourced.is_empty() && unsourced.len() == watched_signals(&self.vehicle).len() {
+        if !unsourced.is_empty()
+            && unsourced.len() == watched_signals(&self.vehicle, &self.detect).len()
+        {
             return Err(ConfigError::invalid(
                 file,
                 "dbc.signals",
@@ -385,7 +387,7 @@ impl Config {
         }
         let bus = self.source.can.is_some() || self.source.replay.is_some();
         let node = !self.source.serial.is_empty();
-        watched_signals(&self.vehicle)
+        watched_signals(&self.vehicle, &self.detect)
             .into_iter()
             .filter(|signal| {
                 let decoded = bus && table.layouts().iter().any(|l| l.signal == *signal);

@@ -361,7 +361,7 @@ fn escape(text: &str) -> String {
 
 /// One sentence on what the model covered and what the truck does not send.
 pub fn coverage(detect: &DetectStatus) -> String {
-    let m = detect.model;
+    let m = &detect.model;
     let share = |n: u64| {
         if m.ticks == 0 {
             0.0
