@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod fleet;
 pub mod generate;
+#[cfg(feature = "lab")]
 pub mod model_job;
 pub mod reload;
 pub mod schema;

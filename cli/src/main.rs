@@ -3,13 +3,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+#[cfg(feature = "lab")]
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use vigil::config::{Config, ConfigError, DEFAULT_TOML, LogConfig, LogFormat, load_model};
+#[cfg(feature = "lab")]
+use vigil::config::load_model;
+use vigil::config::{Config, ConfigError, DEFAULT_TOML, LogConfig, LogFormat};
 
 /// Exit code for a bad config or bad arguments: nothing was started.
 const EXIT_CONFIG: u8 = 2;
@@ -25,6 +28,8 @@ struct Cli {
     command: Command,
 }
 
+// The commands behind `feature = "lab"` are the engineer's desk tools (replay, dataset, eval,
+// decode, model job): the gateway's build leaves them out (cli/Cargo.toml, feature `lab`).
 #[derive(Subcommand)]
 enum Command {
     /// Run the agent with a config file until Ctrl-C or SIGTERM.
@@ -46,6 +51,7 @@ enum Command {
                             writes drive.log (candump -l), drive.serial (raw node bytes) and drive.labels.csv"
     )]
     Simulate(vigil::demo::SimulateOptions),
+    #[cfg(feature = "lab")]
     /// Run the detect stage over a recorded CAN log (with its .serial companion) or CSV,
     /// judging exactly as `vigil run` with the same config would.
     #[command(
@@ -80,6 +86,7 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    #[cfg(feature = "lab")]
     /// Convert recorded drives or the fleet's stored readings to the 1 Hz training CSV.
     #[command(
         after_help = "Examples:\n  vigil dataset --input drives/*.log --out data/ --config /etc/vigil/vigil.toml\n  \
@@ -106,6 +113,7 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    #[cfg(feature = "lab")]
     /// Evaluate the model and the baselines on simulated drives never used in training, or
     /// on your own recorded drives (--data).
     #[command(
@@ -162,6 +170,7 @@ enum Command {
         /// The TOML config file to check.
         file: PathBuf,
     },
+    #[cfg(feature = "lab")]
     /// Decode a CAN log with a DBC to rows of timestamp, VSS signal, origin and value.
     #[command(
         after_help = "Example:\n  vigil decode --dbc deploy/dbc/vigil-j1939.dbc --input tests/data/j1939-truck-css.candump.log --format csv\n\
@@ -186,6 +195,7 @@ enum Command {
     /// Look into the store-and-forward spool.
     #[command(subcommand)]
     Spool(SpoolCommand),
+    #[cfg(feature = "lab")]
     /// Ship a model to the trucks.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -262,6 +272,7 @@ enum SpoolCommand {
     },
 }
 
+#[cfg(feature = "lab")]
 #[derive(Subcommand)]
 enum ModelCommand {
     /// Build the model-update job document (AWS IoT Jobs) from a model card and the .onnx
@@ -393,6 +404,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 vigil::demo::run(options, shutdown).await
             })?;
         }
+        #[cfg(feature = "lab")]
         Command::Decode {
             dbc,
             input,
@@ -416,6 +428,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 print!("{report}");
             }
         }
+        #[cfg(feature = "lab")]
         Command::Model(ModelCommand::Job { card, out }) => {
             let job = vigil::model_job::build(&card)?;
             std::fs::write(&out, &job.bytes)
@@ -444,6 +457,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             }
             result?;
         }
+        #[cfg(feature = "lab")]
         Command::Replay {
             input,
             model,
@@ -475,6 +489,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             eprintln!("{}", vigil_lab::report::coverage(&summary.detect));
             eprintln!("{}", summary.line(&input, &out));
         }
+        #[cfg(feature = "lab")]
         Command::Dataset {
             input,
             out,
@@ -494,6 +509,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        #[cfg(feature = "lab")]
         Command::Eval {
             model,
             data: Some(dir),
@@ -523,6 +539,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let html = html.or_else(|| out.as_ref().map(|o| o.with_extension("html")));
             write_eval(&report, out, html)?;
         }
+        #[cfg(feature = "lab")]
         Command::Eval {
             model,
             drives_per_fault,
@@ -569,6 +586,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(feature = "lab")]
 /// Writes an evaluation's figures as JSON and its HTML summary, each where asked.
 fn write_eval(
     report: &vigil_lab::eval::EvalReport,
@@ -587,6 +605,7 @@ fn write_eval(
     Ok(())
 }
 
+#[cfg(feature = "lab")]
 /// The config a lab command judges or decodes with (the built-in defaults when none is
 /// given), the DBC given instead of the config's, and its signal table, read once.
 fn lab_config(

@@ -3,8 +3,10 @@
 # command line's own definition (`vigil generate`): the bash, zsh and fish completions, and
 # the man pages (vigil.1 and one page per command, vigil-run.1 and so on). cargo-deb takes
 # them from OUT (the asset lines in cli/Cargo.toml) and gzips the man pages; test.sh runs this
-# before `cargo deb`. Any build of vigil writes the same files.
-# Usage: deploy/debian/generate.sh path/to/vigil OUT   (test.sh: target/debug/vigil target/generated)
+# before `cargo deb`. A build writes the files of the commands it has: the package's come from
+# the gateway's build (`--no-default-features --features demo-broker`, without the lab's
+# commands), whichever architecture it was built for.
+# Usage: deploy/debian/generate.sh path/to/vigil OUT   (test.sh: target/release/vigil target/generated)
 set -euo pipefail
 vigil=${1:?usage: deploy/debian/generate.sh path/to/vigil OUT}
 out=${2:?usage: deploy/debian/generate.sh path/to/vigil OUT}
