@@ -131,21 +131,23 @@
 //!   record (0.3-8 ms per commit: two `fdatasync`s; the VM's disk is shared and its fsync
 //!   time varies that much between runs). Drain (send 100, ack each): 21,000-140,000
 //!   records/s. Far above the spool's real rate (a few records per second).
-//! - Reopen (the agent's start after an outage; target < 250 ms, a quarter of the 1 s start
-//!   budget, since the gateway's cores are slower than this VM): a full spool at the
-//!   default cap (7,168 records of 4 KiB, a 57 MiB file) in 287 ms, one reopen with the
-//!   2-core machine at a load of 7.6 from other builds (511 ms before redb was built at
-//!   "s"), 318 ms (293-331) as the median of five at a load of 9.2: the target is missed
-//!   under that load. 20,480 records of 4 KiB under a cap that never evicts them (a 257 MiB
-//!   file): 749 ms (974 before).
-//!   The open reads the file three times: redb's check and its rebuild of the allocator
-//!   state, then the spool's scan of every record.
+//! - Reopen (the agent's start after an outage; target < 250 ms in wall time, a quarter of
+//!   the 1 s start budget, since the gateway's cores are slower than this VM): a full spool
+//!   at the default cap (7,168 records of 4 KiB, a 57 MiB file), median of five reopens,
+//!   the bench built with redb at "z" and at "s" run one after the other on the 2-core VM
+//!   while other builds ran (load 5.3): 419 ms (CPU time 278 ms) at "z", 227 ms (CPU time
+//!   139 ms) at "s". Under heavier load the wall time passes the target and the bench
+//!   fails: 480-646 ms at "s" (CPU time 122-142 ms) against 1,303 ms at "z" (CPU time
+//!   282 ms) with a clippy run beside them. 20,480 records of 4 KiB under a cap
+//!   that never evicts them (a 257 MiB file): 1,021 ms (CPU 617 ms) at "z", 666 ms (CPU
+//!   436 ms) at "s". The open reads the file three times: redb's check and its rebuild of
+//!   the allocator state, then the spool's scan of every record.
 //! - Resident memory (`VmRSS` of the bench process, one process per size, 2.0-2.4 MB
 //!   before the spool opens): 5.6-6.0 MB with 4 MiB queued, 6.3-6.4 MB with 20 MiB,
 //!   7.9-8.3 MB with 80 MiB, 8.2-10.6 MB after reopening it; peak (`VmHWM`) 8.0-11.4 MB.
 //!   The bench as it is now (80 MiB queued, reopened, drained, then 320 MiB churned through
-//!   the 128 MiB cap and the full spool reopened five times): 10.9 MB with 80 MiB queued,
-//!   13.5 MB reopened, 14.0 MB through the churn, peak 14.2 MB.
+//!   the 128 MiB cap and the full spool reopened five times): 10.9-11.1 MB with 80 MiB
+//!   queued, 13.4-13.7 MB reopened, 13.9-14.2 MB through the churn, peak 14.1-14.4 MB.
 //! - Disk: redb rounds a value up to a power of two of 4 KiB pages, so a record of a
 //!   4,096-byte payload takes 8 KiB, and one of a 4,000-byte payload one page; smaller ones
 //!   share a page. The file grows by doubling and is sparse. Before the caps counted pages
