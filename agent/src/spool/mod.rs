@@ -74,7 +74,14 @@
 //!    back once it is mostly free. `tests::the_file_stays_under_its_cap_whatever_the_record_size`:
 //!    through an 8 MiB cap, the file stayed at 4.0-4.7 MiB with 700, 3,900 and 4,950-byte
 //!    records. Records of 20 KB (32 KiB pages) fragment more: their file reached 16.1 MiB
-//!    for a 16 MiB cap in one measurement (8.0 MiB for 8 and 32.1 for 64).
+//!    for a 16 MiB cap in one measurement (8.0 MiB for 8 and 32.1 for 64). At the default
+//!    128 MiB cap, `benches/spool.rs` churns 320 MiB of 4 KiB readings through it (a slow
+//!    link acking 3 records in 20, the rest evicted) and fails if the file ever passes the
+//!    cap: it peaked at 64.3 MiB. Compaction is redb's own, in transactions of its own, so
+//!    a power cut in the middle of one loses nothing flushed: `powercut/compaction.rs` cuts
+//!    the power at 13 points spread over a compacting flush (the commit of the acks, the
+//!    moves, the file cut short) and finds every unacked record there, intact, the store
+//!    not quarantined, and the next flush compacting what the cut left past 4 MiB.
 //! 6. **Alerts first.** Alerts go out before any reading; after a reconnect, readings appended
 //!    since the connect and the older backlog take turns. At most `max_in_flight` records are
 //!    unacknowledged at once. Rate pacing (at most 100 publishes and 512 KiB in any second
@@ -105,8 +112,12 @@
 //!   flush, so the flash sees what the policy asks and "flushed" has one meaning. An open
 //!   transaction is also committed after 256 changes, which bounds the memory and space
 //!   that acknowledgements (not counted by the policy) hold.
-//! - `set_check_integrity_on_open(true)`: every page is checked at open (80 MiB in
-//!   137-347 ms here). Quick-repair is off: it would save the allocator state at every commit to make
+//! - redb is built at opt-level "s" in the release profile (the root `Cargo.toml`): at "z"
+//!   it zero-fills each page it reads a byte at a time, and reopening a full spool spent
+//!   40 % of its time there.
+//! - `set_check_integrity_on_open(true)`: every page is checked at open (a 64 MiB file of
+//!   8 KiB leaves in 155-180 ms with redb at "s", 375-410 ms at "z", on a loaded machine:
+//!   a redb-only probe). Quick-repair is off: it would save the allocator state at every commit to make
 //!   crash recovery instant, but the open reads the whole file anyway.
 //! - Exclusive writer (redb's default): a second process gets [`SpoolError::Locked`].
 //! - Compaction at flush when the file is past 4 MiB and 8 times the live bytes (after a
@@ -120,10 +131,23 @@
 //!   record (0.3-8 ms per commit: two `fdatasync`s; the VM's disk is shared and its fsync
 //!   time varies that much between runs). Drain (send 100, ack each): 21,000-140,000
 //!   records/s. Far above the spool's real rate (a few records per second).
+//! - Reopen (the agent's start after an outage; target < 250 ms in wall time, a quarter of
+//!   the 1 s start budget, since the gateway's cores are slower than this VM): a full spool
+//!   at the default cap (7,168 records of 4 KiB, a 57 MiB file), median of five reopens,
+//!   the bench built with redb at "z" and at "s" run one after the other on the 2-core VM
+//!   while other builds ran (load 5.3): 419 ms (CPU time 278 ms) at "z", 227 ms (CPU time
+//!   139 ms) at "s". Under heavier load the wall time passes the target and the bench
+//!   fails: 480-646 ms at "s" (CPU time 122-142 ms) against 1,303 ms at "z" (CPU time
+//!   282 ms) with a clippy run beside them. 20,480 records of 4 KiB under a cap
+//!   that never evicts them (a 257 MiB file): 1,021 ms (CPU 617 ms) at "z", 666 ms (CPU
+//!   436 ms) at "s". The open reads the file three times: redb's check and its rebuild of
+//!   the allocator state, then the spool's scan of every record.
 //! - Resident memory (`VmRSS` of the bench process, one process per size, 2.0-2.4 MB
 //!   before the spool opens): 5.6-6.0 MB with 4 MiB queued, 6.3-6.4 MB with 20 MiB,
-//!   7.9-8.3 MB with 80 MiB, 8.2-10.6 MB after reopening it; 6.7-11 MB churning through a
-//!   16 MiB cap; peak (`VmHWM`) 8.0-11.4 MB.
+//!   7.9-8.3 MB with 80 MiB, 8.2-10.6 MB after reopening it; peak (`VmHWM`) 8.0-11.4 MB.
+//!   The bench as it is now (80 MiB queued, reopened, drained, then 320 MiB churned through
+//!   the 128 MiB cap and the full spool reopened five times): 10.9-11.1 MB with 80 MiB
+//!   queued, 13.4-13.7 MB reopened, 13.9-14.2 MB through the churn, peak 14.1-14.4 MB.
 //! - Disk: redb rounds a value up to a power of two of 4 KiB pages, so a record of a
 //!   4,096-byte payload takes 8 KiB, and one of a 4,000-byte payload one page; smaller ones
 //!   share a page. The file grows by doubling and is sparse. Before the caps counted pages

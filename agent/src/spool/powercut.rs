@@ -24,6 +24,7 @@
 //! a run (the cut points and the disk's choices follow from it; the spool's own timing
 //! does not, so a replay is close, not exact).
 
+mod compaction;
 mod disk;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

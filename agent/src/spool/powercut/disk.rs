@@ -120,6 +120,8 @@ struct State {
     cache: Vec<Op>,
     armed: Option<Armed>,
     cut: Option<CutReport>,
+    /// Writes, length changes and syncs since the disk was opened.
+    changes: u64,
 }
 
 /// The disk; clones share it, so the test keeps one to cut the power under redb's feet.
@@ -152,6 +154,7 @@ impl Disk {
             cache: Vec::new(),
             armed: None,
             cut: None,
+            changes: 0,
         }))))
     }
 
@@ -176,6 +179,11 @@ impl Disk {
         self.state().cut
     }
 
+    /// Writes, length changes and syncs made so far: where [`Disk::arm`] can aim.
+    pub(super) fn changes(&self) -> u64 {
+        self.state().changes
+    }
+
     /// The state, while the power is on.
     fn powered(&self) -> io::Result<MutexGuard<'_, State>> {
         let state = self.state();
@@ -188,6 +196,7 @@ impl Disk {
     /// The state for a change, unless the armed cut falls on it.
     fn changing(&self) -> io::Result<MutexGuard<'_, State>> {
         let mut state = self.powered()?;
+        state.changes += 1;
         match state.armed.as_mut() {
             Some(armed) if armed.after == 0 => {
                 let (cut, seed) = (armed.cut, armed.seed);
