@@ -8,6 +8,8 @@ mod dataset;
 mod decode;
 mod demo;
 mod fleet;
+mod fleet_loop;
+mod jobs;
 mod metrics;
 mod model_store;
 mod outage;
@@ -116,6 +118,25 @@ pub fn wait_with_limit(mut child: Child, limit: Duration) -> Option<ExitStatus> 
             None
         }
     }
+}
+
+/// The Python the system tests run: `VIGIL_TEST_PYTHON`, or test.sh's venv, which holds
+/// `prometheus_client` (tests/requirements.txt) and train.py's numpy and onnx
+/// (models/requirements.txt).
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("VIGIL_TEST_PYTHON").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/py-venv/bin/python3"),
+        PathBuf::from,
+    );
+    assert!(
+        python.exists(),
+        "{} is missing: run ./test.sh once, or `python3 -m venv target/tools/py-venv && \
+         target/tools/py-venv/bin/pip install --require-hashes -r tests/requirements.txt \
+         -r models/requirements.txt`, or point VIGIL_TEST_PYTHON at a Python with \
+         prometheus_client, numpy and onnx",
+        python.display()
+    );
+    python
 }
 
 /// A config that runs the simulated truck with the given simulator keys.

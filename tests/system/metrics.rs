@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use vigil_agent::source::{Injected, Source};
 use vigil_agent::telemetry::{DESCRIPTIONS, Kind, MetricsConfig};
 
 use crate::broker::run_agent;
-use crate::{sim_config, wait_with_limit, write_file};
+use crate::{python, sim_config, wait_with_limit, write_file};
 
 /// Bounds a hang; nothing waits this long when the agent works.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -36,22 +35,6 @@ for f in text_string_to_metric_families(sys.stdin.read()):
                         "samples": {s.name: s.value for s in f.samples}}
 print(json.dumps(families))
 "#;
-
-/// The Python with `prometheus_client`: `VIGIL_TEST_PYTHON`, or test.sh's venv.
-fn python() -> PathBuf {
-    let python = std::env::var_os("VIGIL_TEST_PYTHON").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/py-venv/bin/python3"),
-        PathBuf::from,
-    );
-    assert!(
-        python.exists(),
-        "{} is missing: run ./test.sh once, or `python3 -m venv target/tools/py-venv && \
-         target/tools/py-venv/bin/pip install --require-hashes -r tests/requirements.txt`, \
-         or point VIGIL_TEST_PYTHON at a Python with prometheus_client",
-        python.display()
-    );
-    python
-}
 
 /// Every metric family of `text` as Prometheus's text parser reads it.
 fn parse_exposition(text: &str) -> serde_json::Map<String, Value> {
