@@ -195,6 +195,12 @@ impl Uplink {
         let options = self.options(&topics)?;
         let capacity = options.request_channel_capacity();
         let (client, mut eventloop) = AsyncClient::new(options, capacity);
+        // An alert is one small PUBLISH: it goes out at once, not held back by Nagle's
+        // algorithm until the broker acknowledges the segment before it (rumqttc leaves
+        // Nagle on by default).
+        let mut network = eventloop.network_options();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
         let mut st = State {
             client,
             topics,
