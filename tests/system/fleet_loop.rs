@@ -236,9 +236,9 @@ fn a_fleet_trains_a_model_of_its_own_signals_evaluates_it_and_the_truck_runs_it_
         model,
         json!({"version": TRAINED, "from": "stored", "entry": 1})
     );
-    // The air is watched by the model. DEPENDS ON THE LEAD'S CHANGE (the detector watches
+    // The air, which no built-in rule watches, is judged by the model: the detector watches
     // every signal its card lists, and the status's `detect.model.signals` names the
-    // signals the model has run on at least once): fails until that is merged.
+    // signals the model has run on at least once.
     let seen = cloud.until("a status whose model has run on the air", |seen| {
         online_status(seen).is_some_and(|s| ran_on(&s, AIR) && ran_on(&s, COOLANT))
     });
