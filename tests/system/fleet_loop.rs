@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::broker::{Fleet, Mosquitto, Pki};
-use crate::jobs::{Thing, model_job, online_status, status_model, stop};
+use crate::broker::{Mosquitto, Pki};
+use crate::jobs::{Thing, cloud_of, model_job, online_status, status_model, stop};
 use crate::uplink::agent_config;
 use crate::{python, run, vigil, write_file};
 
@@ -191,15 +191,7 @@ fn a_fleet_trains_a_model_of_its_own_signals_evaluates_it_and_the_truck_runs_it_
 
     // A truck on the fleet's broker, its model store on disk, its status every second.
     let broker = Mosquitto::start(&pki);
-    let cloud = Fleet::connect(
-        &pki,
-        broker.port,
-        "cloud",
-        &[
-            &format!("$aws/things/{THING}/#"),
-            &format!("dt/vigil/{THING}/status"),
-        ],
-    );
+    let cloud = cloud_of(&pki, broker.port, THING);
     let truck = Thing {
         cloud: &cloud,
         name: THING,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::broker::{Fleet, KillOnDrop, LIMIT, run_agent};
+use crate::broker::{Fleet, KillOnDrop, LIMIT, Pki, run_agent};
 use crate::schema::assert_valid;
 use crate::{Lines, vigil, wait_with_limit};
 
@@ -63,6 +63,20 @@ pub fn online_status(seen: &[(String, Vec<u8>)]) -> Option<Value> {
 /// The running model an online status reports, if `seen` holds one.
 pub fn status_model(seen: &[(String, Vec<u8>)]) -> Option<Value> {
     online_status(seen).map(|v| v["model"].clone())
+}
+
+/// The cloud on the broker at `port`, hearing everything `thing` publishes: its jobs and
+/// shadow topics and its status.
+pub fn cloud_of(pki: &Pki, port: u16, thing: &str) -> Fleet {
+    Fleet::connect(
+        pki,
+        port,
+        "cloud",
+        &[
+            &format!("$aws/things/{thing}/#"),
+            &format!("dt/vigil/{thing}/status"),
+        ],
+    )
 }
 
 /// One truck as the cloud sees it: its jobs, shadow and status topics on the broker.

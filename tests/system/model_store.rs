@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::broker::{Fleet, Mosquitto, Pki};
-use crate::jobs::{Thing, model_job, status_model, stop};
+use crate::broker::{Mosquitto, Pki};
+use crate::jobs::{Thing, cloud_of, model_job, status_model, stop};
 use crate::uplink::agent_config;
 use crate::write_file;
 
@@ -44,15 +44,7 @@ fn build_job(dir: &Path) -> Value {
 fn a_model_sent_by_a_job_runs_again_after_a_restart_and_a_rollback_job_is_kept_too() {
     let pki = Pki::new();
     let broker = Mosquitto::start(&pki);
-    let cloud = Fleet::connect(
-        &pki,
-        broker.port,
-        "cloud",
-        &[
-            &format!("$aws/things/{THING}/#"),
-            &format!("dt/vigil/{THING}/status"),
-        ],
-    );
+    let cloud = cloud_of(&pki, broker.port, THING);
     let truck = Thing {
         cloud: &cloud,
         name: THING,
