@@ -37,10 +37,7 @@ impl Reload {
     pub fn of(running: &Config, new: &Config) -> Reload {
         // Which signals are watched changes at a restart only (the detector's streams are
         // made at start); each watched signal's own rules apply at once.
-        let names = |c: &Config| -> Vec<String> {
-            c.detect.watch.iter().map(|w| w.signal.clone()).collect()
-        };
-        let watch = if names(running) == names(new) {
+        let watch = if running.detect.watch_signals() == new.detect.watch_signals() {
             new.detect.watch.clone()
         } else {
             running.detect.watch.clone()

@@ -232,7 +232,7 @@ impl DetectConfig {
     /// exactly this on every change.
     pub fn check(&self, cargo: CargoClass) -> Result<(), (&'static str, String)> {
         let rules = &self.rules;
-        let window = window::TICK * window::HISTORY as u32;
+        let window = rules_window();
         for (key, after) in [
             ("detect.rules.stuck_after", rules.stuck_after),
             (
@@ -399,7 +399,7 @@ impl DetectConfig {
                 }
             }
             if let Some(after) = entry.stuck_after {
-                let window = window::TICK * window::HISTORY as u32;
+                let window = rules_window();
                 if after < Duration::from_secs(10) || after > window {
                     return Err((
                         KEY,
@@ -416,10 +416,21 @@ impl DetectConfig {
         Ok(())
     }
 
+    /// The signals `[[detect.watch]]` names, in order: which signals are watched beside
+    /// the built-in ones (a change of these waits for a restart).
+    pub fn watch_signals(&self) -> Vec<&str> {
+        self.watch.iter().map(|w| w.signal.as_str()).collect()
+    }
+
     /// The tank limits for a cargo (present once [`DetectConfig::check`] passed for it).
     pub fn tank_limit(&self, cargo: CargoClass) -> Option<Limit> {
         self.tank.get(&cargo).copied()
     }
+}
+
+/// How far back the rules see: the grid's whole history.
+fn rules_window() -> Duration {
+    window::TICK * window::HISTORY as u32
 }
 
 impl Limit {

@@ -92,15 +92,12 @@ impl Tuning {
             },
             ..tuning
         };
-        let names = |t: &Tuning| -> Vec<String> {
-            t.detect.watch.iter().map(|w| w.signal.clone()).collect()
-        };
-        if names(&tuning) != names(self) {
+        if tuning.detect.watch_signals() != self.detect.watch_signals() {
             return Err(TuningError {
                 key: "detect.watch".into(),
                 message: format!(
                     "the shadow may change the rules of the watched signals {:?}, not which signals are watched: that is the config's (and a restart)",
-                    names(self)
+                    self.detect.watch_signals()
                 ),
             });
         }
