@@ -296,10 +296,29 @@ fn csv_reading(row: &mut Vec<u8>, r: &Reading) {
     row.push(b',');
     write_origin(row, &r.origin);
     row.push(b',');
-    let _ = match r.value() {
-        Some(v) => writeln!(row, "{v}"),
-        None => writeln!(row, "{}", r.quality),
-    };
+    match r.value() {
+        Some(v) => write_value(row, v),
+        None => {
+            let _ = write!(row, "{}", r.quality);
+        }
+    }
+    row.push(b'\n');
+}
+
+/// A value as its `Display` writes it. Whole numbers (most of what a DBC's scales give:
+/// 71 °C, 1,250 rpm) are written as integers without going through `fmt`; the rest are
+/// `fmt`'s shortest form.
+fn write_value(row: &mut Vec<u8>, v: f64) {
+    // Below 2^53 every whole f64 is an exact integer; -0.0 prints as `-0`, so it goes to fmt.
+    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 && !(v == 0.0 && v.is_sign_negative())
+    {
+        if v < 0.0 {
+            row.push(b'-');
+        }
+        write_decimal(row, v.abs() as u64, 1);
+    } else {
+        let _ = write!(row, "{v}");
+    }
 }
 
 fn lamp(state: LampState) -> &'static str {
@@ -662,6 +681,31 @@ mod tests {
             let mut row = Vec::new();
             write_origin(&mut row, &origin);
             assert_eq!(String::from_utf8(row).unwrap(), origin.to_string());
+        }
+    }
+
+    #[test]
+    fn values_read_as_their_display() {
+        for v in [
+            0.0,
+            -0.0,
+            71.0,
+            -40.0,
+            72.78125,
+            -0.5,
+            1e15,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            1e300,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            let mut row = Vec::new();
+            write_value(&mut row, v);
+            assert_eq!(String::from_utf8(row).unwrap(), v.to_string(), "{v:?}");
         }
     }
 

@@ -87,6 +87,132 @@ pub fn parse_line(line: &str, first_wall_us: Option<i64>) -> Result<CanFrame, Ca
     })
 }
 
+/// A classic frame as [`parse_log_file_line`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LogFileFrame<'a> {
+    pub(crate) bus: &'a str,
+    pub(crate) id: u32,
+    pub(crate) extended: bool,
+    pub(crate) data: [u8; 8],
+    pub(crate) len: u8,
+    pub(crate) wall_us: i64,
+}
+
+/// The `candump -l` line as candump writes it, `(SECONDS.MICROS) IFACE ID#DATA` with single
+/// spaces and at most candump's direction mark (` R`, ` T`) after it, read in one pass over
+/// its bytes: the reader's path for a log already known to be in this form, where a busy
+/// bus gives tens of thousands of lines a second. `None` for anything else (CAN FD, remote
+/// frames, other spacing, seconds of more than 18 digits, every malformed line), which
+/// [`parse`] then reads or refuses with its reason: what this accepts, [`parse`] accepts
+/// as the same frame (property tests hold them to it).
+pub(crate) fn parse_log_file_line(line: &[u8]) -> Option<LogFileFrame<'_>> {
+    let mut bytes = Bytes { line, at: 0 };
+    bytes.expect(b'(')?;
+    let (secs, digits) = bytes.decimal(18);
+    if digits == 0 {
+        return None;
+    }
+    bytes.expect(b'.')?;
+    let (micros, digits) = bytes.decimal(6);
+    if digits != 6 {
+        return None;
+    }
+    bytes.expect(b')')?;
+    bytes.expect(b' ')?;
+    // The bus name: printable ASCII (so its bytes are the `str` the full parser sees).
+    let bus_start = bytes.at;
+    while bytes.peek().is_some_and(|b| b.is_ascii_graphic()) {
+        bytes.at += 1;
+    }
+    let bus = &line[bus_start..bytes.at];
+    if bus.is_empty() {
+        return None;
+    }
+    bytes.expect(b' ')?;
+    let (id, digits) = bytes.hex(8);
+    let extended = match digits {
+        8 if id <= 0x1FFF_FFFF => true,
+        3 if id <= 0x7FF => false,
+        _ => return None,
+    };
+    bytes.expect(b'#')?;
+    let mut data = [0u8; 8];
+    let mut len = 0;
+    while let Some(byte) = bytes.hex_pair() {
+        *data.get_mut(len)? = byte;
+        len += 1;
+    }
+    // The end, or candump's direction mark and then the end.
+    match &line[bytes.at..] {
+        b"" | b" R" | b" T" => {}
+        _ => return None,
+    }
+    Some(LogFileFrame {
+        bus: std::str::from_utf8(bus).ok()?,
+        id,
+        extended,
+        data,
+        len: len as u8,
+        wall_us: secs.checked_mul(1_000_000)?.checked_add(micros)?,
+    })
+}
+
+/// A cursor over a line's bytes, for [`parse_log_file_line`].
+struct Bytes<'a> {
+    line: &'a [u8],
+    at: usize,
+}
+
+impl Bytes<'_> {
+    #[inline(always)]
+    fn peek(&self) -> Option<u8> {
+        self.line.get(self.at).copied()
+    }
+
+    #[inline(always)]
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// Up to `max` (at most 18) decimal digits: their value and how many there were.
+    #[inline(always)]
+    fn decimal(&mut self, max: usize) -> (i64, usize) {
+        let (mut n, start) = (0i64, self.at);
+        while self.at - start < max
+            && let Some(digit) = self
+                .peek()
+                .map(|b| b.wrapping_sub(b'0'))
+                .filter(|d| *d <= 9)
+        {
+            n = n * 10 + i64::from(digit);
+            self.at += 1;
+        }
+        (n, self.at - start)
+    }
+
+    /// Up to `max` (at most 8) hex digits: their value and how many there were.
+    #[inline(always)]
+    fn hex(&mut self, max: usize) -> (u32, usize) {
+        let (mut n, start) = (0u32, self.at);
+        while self.at - start < max
+            && let Some(digit) = self.peek().and_then(hex_digit)
+        {
+            n = n << 4 | u32::from(digit);
+            self.at += 1;
+        }
+        (n, self.at - start)
+    }
+
+    /// Two hex digits as a byte; `None`, taking nothing, unless both are there.
+    #[inline(always)]
+    fn hex_pair(&mut self) -> Option<u8> {
+        let pair = self.line.get(self.at..self.at + 2)?;
+        let byte = hex_byte(pair)?;
+        self.at += 2;
+        Some(byte)
+    }
+}
+
 /// Parses one line in either form and says which form it was.
 pub(crate) fn parse(line: &str) -> Result<(CandumpForm, Parsed<'_>), CandumpError> {
     let shape = || CandumpError::Shape(short(line.trim()));
@@ -215,6 +341,7 @@ fn packed(hex: &str, fd: bool) -> Result<([u8; MAX_FD_LEN], u8), CandumpError> {
 }
 
 /// Two hex digits, either case, as one byte.
+#[inline(always)]
 fn hex_byte(pair: &[u8]) -> Option<u8> {
     match pair {
         [high, low] => Some(hex_digit(*high)? << 4 | hex_digit(*low)?),
@@ -224,6 +351,7 @@ fn hex_byte(pair: &[u8]) -> Option<u8> {
 
 /// One to eight hex digits, either case, and nothing else (no sign, unlike
 /// `u32::from_str_radix`).
+#[inline]
 fn hex_number(hex: &[u8]) -> Option<u32> {
     if hex.is_empty() || hex.len() > 8 {
         return None;
@@ -232,19 +360,49 @@ fn hex_number(hex: &[u8]) -> Option<u32> {
         .try_fold(0u32, |n, &b| Some(n << 4 | u32::from(hex_digit(b)?)))
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+/// A hex digit's value by its byte; [`NOT_HEX`] for every other byte. One load per digit
+/// where three range checks were: the gateway's build optimises for size and would not
+/// turn them into this.
+const HEX_VALUES: [u8; 256] = {
+    let mut values = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        values[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        values[b'a' as usize + i] = 10 + i as u8;
+        values[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    values
+};
+const NOT_HEX: u8 = 0xFF;
+
+#[inline(always)]
+fn hex_digit(b: u8) -> Option<u8> {
+    let value = HEX_VALUES[b as usize];
+    (value != NOT_HEX).then_some(value)
 }
 
 /// Decimal digits and nothing else (no sign), as long as they fit an `i64`.
+#[inline(always)]
 fn decimal(digits: &[u8]) -> Option<i64> {
     if digits.is_empty() {
         return None;
+    }
+    // 18 digits always fit: no overflow check per digit for a timestamp's 10 and 6.
+    if digits.len() <= 18 {
+        let mut n = 0i64;
+        for &b in digits {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            n = n * 10 + i64::from(digit);
+        }
+        return Some(n);
     }
     digits.iter().try_fold(0i64, |n, &b| {
         let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
@@ -429,6 +587,33 @@ mod tests {
 mod digits {
     use super::*;
 
+    #[test]
+    fn the_hex_table_reads_every_byte_as_char_to_digit_does() {
+        for b in 0..=u8::MAX {
+            let expected = (b as char).to_digit(16).map(|d| d as u8);
+            assert_eq!(hex_digit(b), expected, "byte {b:#04x}");
+        }
+    }
+
+    #[test]
+    fn decimals_of_every_length_read_as_i64_parses_them() {
+        for digits in [
+            "0",
+            "7",
+            "000001",
+            "1635188455",
+            "999999999999999999",
+            "9223372036854775807",
+            "9223372036854775808",
+            "99999999999999999999",
+            "12a4",
+            "",
+        ] {
+            let expected = digits.parse::<i64>().ok().filter(|_| !digits.is_empty());
+            assert_eq!(decimal(digits.as_bytes()), expected, "{digits:?}");
+        }
+    }
+
     /// Ids, data and seconds are read byte by byte: a sign, which `from_str_radix` and
     /// `str::parse` would take, is no digit.
     #[test]
@@ -472,9 +657,28 @@ mod properties {
 
     use proptest::prelude::*;
 
-    use super::{format_line, parse_line};
+    use super::{
+        CandumpForm, LogFileFrame, MAX_FD_LEN, Parsed, format_line, parse, parse_line,
+        parse_log_file_line,
+    };
     use crate::frame::CanFrame;
     use crate::reading::Timestamp;
+
+    /// The one-pass reader's frame as the full parser gives it.
+    fn full(f: LogFileFrame<'_>) -> (CandumpForm, Parsed<'_>) {
+        let mut data = [0u8; MAX_FD_LEN];
+        data[..8].copy_from_slice(&f.data);
+        let parsed = Parsed {
+            bus: f.bus.into(),
+            id: f.id,
+            extended: f.extended,
+            fd: false,
+            data,
+            len: f.len,
+            wall_us: f.wall_us,
+        };
+        (CandumpForm::LogFile, parsed)
+    }
 
     fn frame() -> impl Strategy<Value = CanFrame> {
         (
@@ -502,6 +706,42 @@ mod properties {
             })
     }
 
+    /// The edges of the one-pass reader: what it takes (the full parser reads the same
+    /// frame) and what it leaves to the full parser.
+    #[test]
+    fn the_one_pass_reader_takes_candumps_own_lines_and_leaves_the_rest() {
+        let cases = [
+            ("(1635188455.020850) can1 18F00E00#821639C4FFFFFFFF", true),
+            ("(1635188455.020850) can1 18F00E00#821639C4FFFFFFFF R", true),
+            ("(1.000000) vcan-0.x 7FF#", true),
+            ("(0.000001) can0 1FFFFFFF#00 T", true),
+            ("(999999999999.000000) can0 123#0011223344556677", true),
+            ("(1.000000) can0 800#00", false),
+            ("(1.000000) can0 20000000#00", false),
+            ("(1.000000) can0 1234#00", false),
+            ("(1.000000) can0 123#R", false),
+            ("(1.000000) can0 123##100", false),
+            ("(1234567890123456789.000000) can0 123#00", false),
+            ("(999999999999999999.000000) can0 123#00", false),
+            ("(1.00000) can0 123#00", false),
+            ("(1.000000)  can0 123#00", false),
+            ("(1.000000) can0 123#001", false),
+            ("(1.000000) can0 123#001122334455667788", false),
+            ("(1.000000) can0 123#00 X", false),
+            ("(1.000000) can0 123#00 R ", false),
+            ("(1.000000) can\u{1} 123#00", false),
+            ("(-1.000000) can0 123#00", false),
+            ("(1.000000) can0 +12#00", false),
+        ];
+        for (line, taken) in cases {
+            let fast = parse_log_file_line(line.as_bytes());
+            assert_eq!(fast.is_some(), taken, "{line:?}");
+            if let Some(fast) = fast {
+                assert_eq!(parse(line), Ok(full(fast)), "{line:?}");
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn any_line_parses_or_fails_without_panicking(line in any::<String>(), first in any::<Option<i64>>()) {
@@ -518,6 +758,30 @@ mod properties {
             let line = format_line(&frame);
             let back = parse_line(&line, Some(frame.at.wall_us)).unwrap();
             prop_assert_eq!(back, frame);
+            // The one-pass reader reads every line candump -l writes, to the same frame.
+            let fast = parse_log_file_line(line.as_bytes()).map(full);
+            prop_assert_eq!(fast, Some(parse(&line).unwrap()));
+        }
+
+        /// A line candump wrote with one byte changed, inserted or removed.
+        #[test]
+        fn one_byte_off_the_one_pass_reader_agrees_with_the_full_parser(
+            frame in frame(),
+            at in any::<prop::sample::Index>(),
+            edit in 0u8..3,
+            byte in prop::sample::select(b"0aAfFgG#.() \t\rRTx-+\x01".to_vec()),
+        ) {
+            let mut line = format_line(&frame).into_bytes();
+            let at = at.index(line.len());
+            match edit {
+                0 => line[at] = byte,
+                1 => line.insert(at, byte),
+                _ => { line.remove(at); }
+            }
+            let line = String::from_utf8(line).unwrap();
+            if let Some(fast) = parse_log_file_line(line.as_bytes()) {
+                prop_assert_eq!(parse(&line), Ok(full(fast)), "{:?}", line);
+            }
         }
     }
 }

@@ -48,7 +48,7 @@ impl LineSplitter {
             self.dropped = 0;
             self.ended = false;
         }
-        let (taken, ended) = match chunk.iter().position(|&b| b == b'\n') {
+        let (taken, ended) = match memchr::memchr(b'\n', chunk) {
             Some(at) => (at + 1, true),
             None => (chunk.len(), false),
         };

@@ -282,6 +282,20 @@ impl LogReader {
             Some(rest) if self.counts.lines == 1 => rest,
             _ => bytes,
         };
+        // A log known to be candump's log file takes the one-pass reader; what it does not
+        // read (a malformed line among them) goes the long way, which says why.
+        if let Some(FormState::Candump(candump::CandumpForm::LogFile)) = self.state
+            && let Some(f) = candump::parse_log_file_line(bytes)
+        {
+            self.counts.frames += 1;
+            return Ok(Some(self.frame(
+                f.bus,
+                (f.id, f.extended),
+                f.data,
+                f.len,
+                f.wall_us,
+            )));
+        }
         let text = match std::str::from_utf8(bytes) {
             Ok(text) => text,
             Err(e) => {
@@ -466,23 +480,30 @@ impl LogReader {
                     return None;
                 }
                 self.counts.frames += 1;
-                Some(self.frame(parsed))
+                let mut data = [0u8; 8];
+                data.copy_from_slice(&parsed.data[..8]);
+                let id = (parsed.id, parsed.extended);
+                Some(self.frame(&parsed.bus, id, data, parsed.len, parsed.wall_us))
             }
         }
     }
 
-    fn frame(&mut self, parsed: Parsed<'_>) -> CanFrame {
-        let bus = self.intern(&parsed.bus);
-        let at = self.timestamp(parsed.wall_us);
-        let mut data = [0u8; 8];
-        data.copy_from_slice(&parsed.data[..8]);
+    /// A frame of at most 8 bytes, its bus name shared and its time on the log's clock.
+    fn frame(
+        &mut self,
+        bus: &str,
+        (id, extended): (u32, bool),
+        data: [u8; 8],
+        len: u8,
+        wall_us: i64,
+    ) -> CanFrame {
         CanFrame {
-            bus,
-            id: parsed.id,
-            extended: parsed.extended,
+            bus: self.intern(bus),
+            id,
+            extended,
             data,
-            len: parsed.len,
-            at,
+            len,
+            at: self.timestamp(wall_us),
         }
     }
 
