@@ -97,6 +97,9 @@ struct IdRate {
     most: u32,
     /// Until when its seconds are learned.
     learn_until: Duration,
+    /// Its sender is one its parameter group knows (senders are never forgotten): a frame
+    /// of this identifier needs no look-up in `groups`, one hash fewer for most frames.
+    sender_known: bool,
 }
 
 /// Who sends one data parameter group.
@@ -212,7 +215,7 @@ impl BusWatch {
     ) {
         self.roll(now, config, out);
         self.frames += 1;
-        self.count_id(key, now);
+        let sender_known = self.count_id(key, now);
         if key & (1 << 31) == 0 {
             return;
         }
@@ -249,7 +252,14 @@ impl BusWatch {
             PGN_TP_DT | PGN_ACKNOWLEDGEMENT => {}
             // Fault reports come from whichever controller has a fault to report.
             PGN_DM1 | PGN_DM2 => {}
-            pgn => self.sender(pgn, key & 0x1FFF_FFFF, sa, now, out),
+            pgn => {
+                if !sender_known
+                    && self.sender(pgn, key & 0x1FFF_FFFF, sa, now, out)
+                    && let Some(rate) = self.ids.get_mut(&key)
+                {
+                    rate.sender_known = true;
+                }
+            }
         }
         self.active.insert(sa);
     }
@@ -285,13 +295,14 @@ impl BusWatch {
         }
     }
 
-    fn count_id(&mut self, key: u32, now: Duration) {
+    /// Counts a frame of `key`; whether its sender is known for its group already.
+    fn count_id(&mut self, key: u32, now: Duration) -> bool {
         if let Some(rate) = self.ids.get_mut(&key) {
             if rate.count == 0 {
                 self.touched.push(key);
             }
             rate.count += 1;
-            return;
+            return rate.sender_known;
         }
         if self.learned(now) {
             self.new_ids += 1;
@@ -303,28 +314,38 @@ impl BusWatch {
                     count: 1,
                     most: 0,
                     learn_until: self.learned_until.max(now + self.learn),
+                    sender_known: false,
                 },
             );
             self.touched.push(key);
         }
+        false
     }
 
     /// A data parameter group from `sa`: a sender it was not learned with is a finding.
-    fn sender(&mut self, pgn: u32, can_id: u32, sa: u8, now: Duration, out: &mut Vec<Finding>) {
+    /// Returns whether `sa` is now one of the group's senders (not when the table is full).
+    fn sender(
+        &mut self,
+        pgn: u32,
+        can_id: u32,
+        sa: u8,
+        now: Duration,
+        out: &mut Vec<Finding>,
+    ) -> bool {
         let learn_until = self.learned_until.max(now + self.learn);
         if self.groups.len() >= MAX_KEPT && !self.groups.contains_key(&pgn) {
-            return;
+            return false;
         }
         let group = self.groups.entry(pgn).or_insert(GroupSenders {
             senders: Addresses::default(),
             learn_until,
         });
         if group.senders.contains(sa) {
-            return;
+            return true;
         }
         if now < group.learn_until {
             group.senders.insert(sa);
-            return;
+            return true;
         }
         let known: Vec<u8> = group.senders.iter().collect();
         group.senders.insert(sa);
@@ -352,6 +373,7 @@ impl BusWatch {
             can_id: Some(can_id),
             ..Finding::warning(SecurityKind::NewSender, (pgn << 8) | sa as u32, detail)
         });
+        true
     }
 
     /// An address claim (PGN 60928) from `sa` carrying a NAME.

@@ -212,6 +212,9 @@ async fn read_until_failure<I: CanInterface>(
     backoff: &mut Backoff,
 ) -> Option<std::io::Error> {
     let mut handed_on: Option<Instant> = None;
+    // Each batch starts as large as the last: grown from nothing, a busy bus's batch was
+    // copied over several times on its way.
+    let mut last_batch = 0;
     loop {
         if let Some(at) = handed_on
             && at + HAND_OFF_EVERY > Instant::now()
@@ -223,7 +226,7 @@ async fn read_until_failure<I: CanInterface>(
             _ = cx.shutdown.cancelled() => return None,
             received = interface.recv() => received,
         };
-        let mut batch = Vec::new();
+        let mut batch = Vec::with_capacity(last_batch);
         let mut failure = None;
         let mut received = Some(first);
         while let Some(next) = received.take() {
@@ -241,6 +244,7 @@ async fn read_until_failure<I: CanInterface>(
         if !batch.is_empty() {
             backoff.reset();
         }
+        last_batch = batch.len();
         // What was read before a failure is handed on before the reopen.
         if !cx.send_batch(batch).await {
             return None;

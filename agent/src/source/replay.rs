@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead};
 use tokio::time::Instant;
 
 use super::{BATCH_MAX, HAND_OFF_EVERY, Source, SourceContext, SourceError, SourceTask};
-use crate::frame::log::LineSplitter;
+use crate::frame::log::{LineSplitter, Piece};
 use crate::frame::recording::{Recording, serial_companion};
 use crate::telemetry::Metrics;
 
@@ -112,42 +112,43 @@ async fn run(config: &ReplayConfig, cx: SourceContext) -> Result<(), SourceError
     let mut batch = Vec::with_capacity(BATCH_MAX);
     loop {
         // Nothing waits behind a read that may block (a pipe, standard input).
-        if reads_may_wait
-            && log.buffer().is_empty()
-            && !cx.send_batch(std::mem::take(&mut batch)).await
+        if reads_may_wait && log.buffer().is_empty() && !cx.send_batch(next_batch(&mut batch)).await
         {
             return Ok(());
         }
-        // A line already in the buffer is taken as it is: a select on the shutdown per line
+        let skipped = recording.log().skipped();
+        // A line whole in the buffer is read in place: a select on the shutdown per line
         // registered and dropped a waiter (two lock round trips) for each frame of a busy log.
-        let more = if buffered_line(&mut log, &mut lines) {
+        let (more, read) = if let Some((line, taken)) = lines.whole_line(log.buffer()) {
             if cx.is_stopping() {
                 return Ok(());
             }
-            true
+            let read = recording.piece(Piece::Line(line), &mut inputs);
+            std::pin::Pin::new(&mut log).consume(taken);
+            (true, read)
         } else {
-            tokio::select! {
+            let more = tokio::select! {
                 _ = cx.shutdown.cancelled() => return Ok(()),
                 read = next_line(&mut log, &mut lines) => read.map_err(io_error(&config.path))?,
-            }
+            };
+            let read = if more {
+                recording.piece(lines.piece(), &mut inputs)
+            } else {
+                recording.finish(&mut inputs)
+            };
+            (more, read)
         };
-        let skipped = recording.log().skipped();
-        let read = if more {
-            recording.piece(lines.piece(), &mut inputs)
-        } else {
-            recording.finish(&mut inputs)
-        };
-        Metrics::add(
-            &cx.metrics.replay_lines_malformed_total,
-            recording.log().skipped() - skipped,
-        );
+        let malformed = recording.log().skipped() - skipped;
+        if malformed > 0 {
+            Metrics::add(&cx.metrics.replay_lines_malformed_total, malformed);
+        }
         for input in inputs.drain(..) {
             if let Some(due) = input.mono().and_then(|mono| pace.due(mono))
-                && due > Instant::now()
+                && pace.ahead(due)
             {
                 // Hand on what is due before waiting for what is not.
                 if !batch.is_empty() {
-                    if !cx.send_batch(std::mem::take(&mut batch)).await {
+                    if !cx.send_batch(next_batch(&mut batch)).await {
                         return Ok(());
                     }
                     pace.handed_on = Some(Instant::now());
@@ -157,7 +158,7 @@ async fn run(config: &ReplayConfig, cx: SourceContext) -> Result<(), SourceError
                 }
             }
             batch.push(input);
-            if batch.len() >= BATCH_MAX && !cx.send_batch(std::mem::take(&mut batch)).await {
+            if batch.len() >= BATCH_MAX && !cx.send_batch(next_batch(&mut batch)).await {
                 return Ok(());
             }
         }
@@ -173,6 +174,16 @@ async fn run(config: &ReplayConfig, cx: SourceContext) -> Result<(), SourceError
     }
 }
 
+/// The batch to hand on, leaving an empty one as large in its place: grown from nothing,
+/// a busy log's batch of hundreds of frames was copied over eight times on its way.
+fn next_batch(batch: &mut Vec<crate::frame::Input>) -> Vec<crate::frame::Input> {
+    if batch.is_empty() {
+        return Vec::new();
+    }
+    let capacity = batch.len();
+    std::mem::replace(batch, Vec::with_capacity(capacity))
+}
+
 /// Bytes read from the log at once.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -182,6 +193,9 @@ struct Pace {
     started: Instant,
     speed: f64,
     handed_on: Option<Instant>,
+    /// The clock as last read: it is read again only when an input looks early (a clock
+    /// read for every frame was a tenth of the replay's time on a busy log).
+    now: Instant,
 }
 
 impl Pace {
@@ -190,12 +204,27 @@ impl Pace {
             started: Instant::now(),
             speed,
             handed_on: None,
+            now: Instant::now(),
         }
+    }
+
+    /// Whether `due` is still to come.
+    fn ahead(&mut self, due: Instant) -> bool {
+        if due <= self.now {
+            return false;
+        }
+        self.now = Instant::now();
+        due > self.now
     }
 
     /// When an input at `mono` in the log is due; `None` at speed 0 (as fast as taken).
     fn due(&self, mono: std::time::Duration) -> Option<Instant> {
-        (self.speed > 0.0).then(|| self.started + mono.div_f64(self.speed))
+        match self.speed {
+            // Real time, the common case, without a float division for every frame.
+            1.0 => Some(self.started + mono),
+            speed if speed > 0.0 => Some(self.started + mono.div_f64(speed)),
+            _ => None,
+        }
     }
 
     /// When to wake for an input due at `due`.
@@ -205,21 +234,6 @@ impl Pace {
             None => due,
         }
     }
-}
-
-/// Takes the next line from what `input` has buffered, if a whole one is there (the rest
-/// of a line begun in an earlier read included); false, taking nothing, if not.
-fn buffered_line<R: AsyncRead + Unpin>(
-    input: &mut tokio::io::BufReader<R>,
-    lines: &mut LineSplitter,
-) -> bool {
-    let chunk = input.buffer();
-    let Some(end) = memchr::memchr(b'\n', chunk) else {
-        return false;
-    };
-    let (taken, ended) = lines.feed(&chunk[..=end]);
-    std::pin::Pin::new(input).consume(taken);
-    ended
 }
 
 async fn next_line(

@@ -29,6 +29,8 @@ pub struct LineSplitter {
     /// Bytes of the current line beyond what `line` holds.
     dropped: u64,
     ended: bool,
+    /// Bytes [`next_line`] handed out from the reader's own buffer, consumed at its next call.
+    lent: usize,
 }
 
 impl LineSplitter {
@@ -37,7 +39,21 @@ impl LineSplitter {
             line: Vec::with_capacity(MAX_LINE + 1),
             dropped: 0,
             ended: false,
+            lent: 0,
         }
+    }
+
+    /// A whole line at the start of `chunk`, when no line is part-read: the line, without
+    /// its line ending, and the bytes it takes with its `\n`. Read in place, not gathered:
+    /// a log read in large chunks has almost every line whole in one. `None` when the line
+    /// goes on past `chunk` (or past [`MAX_LINE`]): then [`LineSplitter::feed`] gathers it.
+    pub fn whole_line<'c>(&self, chunk: &'c [u8]) -> Option<(&'c [u8], usize)> {
+        if !self.ended && (!self.line.is_empty() || self.dropped > 0) {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', &chunk[..chunk.len().min(MAX_LINE + 1)])?;
+        let line = &chunk[..end];
+        Some((line.strip_suffix(b"\r").unwrap_or(line), end + 1))
     }
 
     /// Takes bytes of `chunk` up to and including the first newline. Returns how many it
@@ -90,11 +106,13 @@ impl LineSplitter {
 }
 
 /// The next line of `input`, or `None` at its end. Reads at most what `input` buffers
-/// beyond the line; never holds more than [`MAX_LINE`] + 1 bytes of it.
-pub fn next_line<'s>(
-    input: &mut impl BufRead,
+/// beyond the line; never holds more than [`MAX_LINE`] + 1 bytes of it. A line whole in
+/// `input`'s buffer is lent from there and consumed at the next call.
+pub fn next_line<'s, R: BufRead>(
+    input: &'s mut R,
     lines: &'s mut LineSplitter,
 ) -> std::io::Result<Option<Piece<'s>>> {
+    input.consume(std::mem::take(&mut lines.lent));
     loop {
         let chunk = match input.fill_buf() {
             Ok(chunk) => chunk,
@@ -103,6 +121,12 @@ pub fn next_line<'s>(
         };
         if chunk.is_empty() {
             return Ok(lines.end_of_input().then(|| lines.piece()));
+        }
+        if let Some((line, taken)) = lines.whole_line(chunk) {
+            let len = line.len();
+            lines.lent = taken;
+            // The buffer again, now only to lend it (fill_buf does not read when it holds bytes).
+            return Ok(Some(Piece::Line(&input.fill_buf()?[..len])));
         }
         let (taken, ended) = lines.feed(chunk);
         input.consume(taken);
@@ -155,5 +179,26 @@ mod tests {
         let over = [vec![b'y'; MAX_LINE + 1], b"\n".to_vec()].concat();
         assert!(all(&over, 7)[0].starts_with("too long: 513"));
         assert!(all(b"", 4).is_empty());
+        // The same at the bound with the whole text in one buffer, where lines are lent.
+        for text in [&at_bound, &over] {
+            assert_eq!(all(text, 8192), all(text, 7));
+        }
+    }
+
+    proptest::proptest! {
+        /// Lines lent from a large buffer are the lines gathered from small reads.
+        #[test]
+        fn lent_lines_are_the_gathered_lines(
+            pieces in proptest::collection::vec((0usize..600, proptest::sample::select(vec!["\n", "\r\n", "\r", ""])), 0..20)
+        ) {
+            let mut text = Vec::new();
+            for (i, (len, end)) in pieces.iter().enumerate() {
+                text.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, *len));
+                text.extend(end.as_bytes());
+            }
+            let gathered = all(&text, 1);
+            proptest::prop_assert_eq!(&all(&text, 8192), &gathered);
+            proptest::prop_assert_eq!(&all(&text, 700), &gathered);
+        }
     }
 }

@@ -278,8 +278,8 @@ impl LogReader {
         };
         self.check_container(bytes)?;
         // Windows tools may open a text export with a byte-order mark.
-        let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
-            Some(rest) if self.counts.lines == 1 => rest,
+        let bytes = match self.counts.lines {
+            1 => bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes),
             _ => bytes,
         };
         // A log known to be candump's log file takes the one-pass reader; what it does not
