@@ -22,6 +22,8 @@
 //! figure misses its target or an edge never comes.
 
 mod common;
+#[path = "common/cpu.rs"]
+mod cpu;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -30,6 +32,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use common::{Line, wait_level};
+use cpu::cpu_time;
 use tokio_util::sync::CancellationToken;
 use vigil_agent::alarm::{BuzzerPin, Devices, DynOutputPin};
 use vigil_agent::decode::{Decoded, Decoder};
@@ -191,17 +194,6 @@ fn log(
     lines.push((trigger, text));
     lines.sort_by_key(|(at, _)| *at);
     (lines.into_iter().map(|(_, l)| l).collect(), trigger)
-}
-
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage only writes the struct it is given.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1_000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 struct Cycle {

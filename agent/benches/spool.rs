@@ -18,9 +18,13 @@
 //!   than [`REOPEN_TARGET`], the median of five reopens in wall time. Its CPU time is
 //!   printed beside it: on a machine shared with other work, that is the figure to compare.
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cpu::cpu_time;
 use vigil_agent::spool::{FlushPolicy, RecordKind, Spool, SpoolConfig};
 use vigil_agent::telemetry::Metrics;
 
@@ -54,19 +58,6 @@ fn rss_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// This process's user + system CPU time (getrusage): the reopen's own cost, which other
-/// work on a shared machine stretches in wall time but does not change.
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage only writes the struct it is given.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn payload(i: u64) -> Vec<u8> {

@@ -204,11 +204,7 @@ impl Reassembler {
 
     /// The index of `bus` in the bus table, added if there is room.
     fn bus(&mut self, bus: &Arc<str>) -> Option<usize> {
-        // The log reader and the sources share one name per bus: the pointer finds it
-        // without comparing names (four buses compared byte by byte cost a call each).
-        if let Some(b) = (self.buses.iter().position(|b| Arc::ptr_eq(&b.name, bus)))
-            .or_else(|| self.buses.iter().position(|b| *b.name == **bus))
-        {
+        if let Some(b) = crate::frame::find_bus(&self.buses, bus, |b| &b.name) {
             return Some(b);
         }
         if self.buses.len() >= MAX_BUSES {

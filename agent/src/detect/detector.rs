@@ -894,11 +894,16 @@ pub(super) mod tests {
     }
 
     /// The oil each second: a good value while `good(second)`, else the flag `quality`.
-    fn oil(secs: u64, good: bool, quality: crate::reading::Quality) -> Reading {
-        let at = Timestamp {
+    /// `secs` into a test's drive (wall time zero).
+    fn second(secs: u64) -> Timestamp {
+        Timestamp {
             wall_us: 0,
             mono: Duration::from_secs(secs),
-        };
+        }
+    }
+
+    fn oil(secs: u64, good: bool, quality: crate::reading::Quality) -> Reading {
+        let at = second(secs);
         let origin = Origin::Can {
             bus: Arc::from("can0"),
             source_address: 0,
@@ -990,10 +995,7 @@ pub(super) mod tests {
         };
         let mut d = default_detector(&VehicleConfig::default());
         for secs in 0..60 {
-            let at = Timestamp {
-                wall_us: 0,
-                mono: Duration::from_secs(secs),
-            };
+            let at = second(secs);
             let tank = 14.0 + (secs % 3) as f64 * 0.001;
             observe(
                 &mut d,
@@ -1139,10 +1141,7 @@ pub(super) mod tests {
             source_address: 0,
         };
         for secs in 0..60 {
-            let at = Timestamp {
-                wall_us: 0,
-                mono: Duration::from_secs(secs),
-            };
+            let at = second(secs);
             let air_value = 12.0 + (secs % 4) as f64 * 0.03125;
             observe(
                 &mut d,

@@ -114,11 +114,7 @@ impl Monitor {
     }
 
     fn bus(&mut self, name: &Arc<str>, now: Duration) -> Option<usize> {
-        // The log reader and the sources share one name per bus: the pointer finds it
-        // without comparing names (four buses compared byte by byte cost a call each).
-        if let Some(b) = (self.buses.iter().position(|b| Arc::ptr_eq(&b.name, name)))
-            .or_else(|| self.buses.iter().position(|b| *b.name == **name))
-        {
+        if let Some(b) = crate::frame::find_bus(&self.buses, name, |b| &b.name) {
             return Some(b);
         }
         if self.buses.len() >= MAX_BUSES {

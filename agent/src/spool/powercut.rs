@@ -349,6 +349,21 @@ fn check_intact(i: u64, r: &super::Record, made: &HashMap<Seq, (RecordKind, usiz
     );
 }
 
+/// Opens the store as the agent does after a cut: it must open whole, nothing quarantined
+/// and no record corrupt. `what` names the cut in messages.
+fn reopened(config: SpoolConfig, what: &str) -> (Spool, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::default());
+    let spool = Spool::open(config, metrics.clone())
+        .unwrap_or_else(|e| panic!("{what}: reopening the store failed: {e}"));
+    let report = spool.open_report().clone();
+    assert_eq!(report.quarantined, None, "{what}: quarantined: {report:?}");
+    assert_eq!(
+        report.corrupt_records, 0,
+        "{what}: corrupt records: {report:?}"
+    );
+    (spool, metrics)
+}
+
 /// Opens the store as the agent does after the cut, checks what is there against what the
 /// cycle was told, counts the loss window, and returns the records found.
 fn check(
@@ -359,16 +374,11 @@ fn check(
     made: &HashMap<Seq, (RecordKind, usize)>,
     t: &mut Tally,
 ) -> BTreeSet<Seq> {
-    let metrics = Arc::new(Metrics::default());
     let all = SpoolConfig {
         max_in_flight: usize::MAX,
         ..config.clone()
     };
-    let mut spool = Spool::open(all, metrics.clone())
-        .unwrap_or_else(|e| panic!("cut {i}: reopening the store failed: {e}"));
-    let report = spool.open_report().clone();
-    assert_eq!(report.quarantined, None, "cut {i}: quarantined: {report:?}");
-    assert_eq!(report.corrupt_records, 0, "cut {i}: {report:?}");
+    let (mut spool, metrics) = reopened(all, &format!("cut {i}"));
     let mut present = BTreeSet::new();
     for r in spool.next_to_send(usize::MAX).unwrap() {
         assert!(

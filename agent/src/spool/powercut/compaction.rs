@@ -19,7 +19,7 @@ use std::sync::Arc;
 use redb::StorageBackend;
 
 use super::disk::{Cut, Disk, PAGE};
-use super::{payload, returned};
+use super::{payload, reopened, returned};
 use crate::spool::store::{FILE, backend_for_tests};
 use crate::spool::{RecordKind, Spool, SpoolConfig};
 use crate::telemetry::Metrics;
@@ -143,12 +143,7 @@ fn a_power_cut_while_compacting_loses_nothing_flushed() {
 
 /// Opens the store as the agent does after the cut and checks what is there.
 fn check_after_cut(config: &SpoolConfig, run: &Drained, what: &str) {
-    let metrics = Arc::new(Metrics::default());
-    let mut spool = Spool::open(config.clone(), metrics.clone())
-        .unwrap_or_else(|e| panic!("{what}: reopening failed: {e}"));
-    let report = spool.open_report().clone();
-    assert_eq!(report.quarantined, None, "{what}: {report:?}");
-    assert_eq!(report.corrupt_records, 0, "{what}: {report:?}");
+    let (mut spool, metrics) = reopened(config.clone(), what);
     let mut present = BTreeSet::new();
     for r in spool.next_to_send(usize::MAX).unwrap() {
         assert!(present.insert(r.seq), "{what}: seq {} twice", r.seq);
