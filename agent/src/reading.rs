@@ -118,6 +118,7 @@ pub struct Reading {
 
 impl Reading {
     /// A trustworthy value.
+    #[inline]
     pub fn good(signal: Signal, at: Timestamp, value: f64, origin: Origin) -> Self {
         Reading {
             signal,
@@ -129,6 +130,7 @@ impl Reading {
     }
 
     /// A reading that says the value is missing or wrong, and so carries no number.
+    #[inline]
     pub fn flagged(signal: Signal, at: Timestamp, quality: Quality, origin: Origin) -> Self {
         debug_assert_ne!(quality, Quality::Good, "a flagged reading needs a flag");
         Reading {

@@ -15,6 +15,7 @@ pub struct J1939Id {
 }
 
 impl J1939Id {
+    #[inline]
     pub fn from_can_id(id: u32) -> Self {
         let priority = ((id >> 26) & 0x7) as u8;
         let data_pages = (id >> 24) & 0x3;

@@ -40,6 +40,7 @@ pub struct Decoded {
 }
 
 impl Decoded {
+    #[inline]
     pub fn clear(&mut self) {
         self.readings.clear();
         self.diagnostics.clear();
@@ -61,6 +62,7 @@ struct Tally {
 }
 
 impl Tally {
+    #[inline]
     fn publish(&self, metrics: &Metrics) {
         for (counter, n) in [
             (&metrics.can_frames_total, self.frames),
@@ -118,6 +120,7 @@ impl Decoder {
     }
 
     /// Decodes one input, appending its readings and diagnostic events to `out`.
+    #[inline]
     pub fn decode_full(&mut self, input: &Input, out: &mut Decoded) {
         self.decode_batch(std::slice::from_ref(input), out);
     }
@@ -139,6 +142,29 @@ impl Decoder {
         self.transport.take_refusals(&mut out.transport);
     }
 
+    /// Decodes `inputs` one at a time, as a log is read: `out` is cleared before each,
+    /// `each` sees what that input gave, and transport transfers expire on each input's own
+    /// clock. The per-frame counters are published once, at the end, as in
+    /// [`Decoder::decode_batch`].
+    pub fn decode_each(
+        &mut self,
+        inputs: &[Input],
+        out: &mut Decoded,
+        mut each: impl FnMut(&Input, &Decoded),
+    ) {
+        let mut tally = Tally::default();
+        for input in inputs {
+            out.clear();
+            self.decode_into(input, &mut out.readings, &mut out.diagnostics, &mut tally);
+            self.transport.take_refusals(&mut out.transport);
+            if let Some(now) = input.mono() {
+                self.expire(now);
+            }
+            each(input, out);
+        }
+        tally.publish(&self.metrics);
+    }
+
     /// Decodes one input, appending its readings to `out`. Diagnostic events are decoded
     /// and counted but not returned: use [`Decoder::decode_full`] where they matter.
     pub fn decode(&mut self, input: &Input, out: &mut Vec<Reading>) {
@@ -153,6 +179,7 @@ impl Decoder {
         self.transport.take_refusals(&mut refusals);
     }
 
+    #[inline]
     fn decode_into(
         &mut self,
         input: &Input,
@@ -173,10 +200,12 @@ impl Decoder {
 
     /// Ends transport transfers that have waited too long by `now` (monotonic). Frames do
     /// this as they arrive; a caller may also call it when a bus goes quiet.
+    #[inline]
     pub fn expire(&mut self, now: std::time::Duration) {
         self.transport.expire(now);
     }
 
+    #[inline]
     fn decode_can(
         &mut self,
         frame: &CanFrame,
@@ -221,6 +250,7 @@ impl Decoder {
 
     /// Decodes one parameter group's data (a frame's or a reassembled message's) from a
     /// (bus, source address). Returns whether the decoder knows the group.
+    #[inline]
     fn decode_group(
         &mut self,
         pgn: u32,

@@ -57,6 +57,7 @@ impl Layout {
     }
 
     /// The raw bits of this signal in `data`, or `None` when `data` is too short.
+    #[inline]
     pub fn raw(&self, data: &[u8]) -> Option<u64> {
         let first = self.start_bit as usize / 8;
         let last = (self.start_bit as usize + self.bits as usize - 1) / 8;
@@ -76,6 +77,7 @@ impl Layout {
     }
 
     /// Classifies a raw value the J1939 way and scales it when it is data.
+    #[inline]
     pub fn physical(&self, raw: u64) -> Result<f64, Quality> {
         let value = if self.signed {
             let unused = 64 - self.bits as u32;
@@ -144,6 +146,7 @@ impl SignalTable {
     }
 
     /// The signals of one parameter group; empty when the table does not know it.
+    #[inline]
     pub fn group(&self, pgn: u32) -> &[Layout] {
         match self.groups.binary_search_by_key(&pgn, |g| g.0) {
             Ok(i) => {

@@ -191,6 +191,7 @@ impl Reassembler {
 
     /// Notes that `sa` sent a frame other than a transport frame on `bus`: such a sender
     /// stands before one that sends nothing else when a bus is full.
+    #[inline]
     pub fn note_sender(&mut self, bus: &Arc<str>, sa: u8) {
         if let Some(b) = self.bus(bus) {
             self.buses[b].known[sa as usize / 64] |= 1 << (sa % 64);
@@ -198,11 +199,13 @@ impl Reassembler {
     }
 
     /// The refusals since the last call, oldest first.
+    #[inline]
     pub fn take_refusals(&mut self, out: &mut Vec<TransportRefusal>) {
         out.append(&mut self.refusals);
     }
 
     /// The index of `bus` in the bus table, added if there is room.
+    #[inline]
     fn bus(&mut self, bus: &Arc<str>) -> Option<usize> {
         if let Some(b) = crate::frame::find_bus(&self.buses, bus, |b| &b.name) {
             return Some(b);
@@ -272,6 +275,7 @@ impl Reassembler {
 
     /// Drops the sessions whose deadline passed before `now` (monotonic), counting each as a
     /// timeout. [`Reassembler::on_frame`] calls it; a caller with a quiet bus may too.
+    #[inline]
     pub fn expire(&mut self, now: Duration) -> usize {
         // Called for every frame: most of the time no transfer is open.
         if self.sessions.is_empty() {

@@ -58,6 +58,7 @@ impl Recording {
     /// The inputs one line of the log gives, appended to `out`: the node messages due by
     /// its frame's time, then the frame. A line that is not a frame gives nothing (the log
     /// reader counted and logged it); the error is for a file that cannot be read at all.
+    #[inline]
     pub fn piece(&mut self, piece: Piece<'_>, out: &mut Vec<Input>) -> Result<(), LogError> {
         let frame = self.log.piece(piece)?;
         self.push(frame, out);
@@ -87,9 +88,12 @@ impl Recording {
         }
     }
 
+    #[inline]
     fn push(&mut self, frame: Option<super::CanFrame>, out: &mut Vec<Input>) {
         if let Some(frame) = frame {
-            self.node_until(Some(frame.at.mono), out);
+            if !self.node.is_empty() {
+                self.node_until(Some(frame.at.mono), out);
+            }
             out.push(Input::Can(frame));
         }
         if let Some(error) = self.log.take_bus_error() {
@@ -104,6 +108,7 @@ impl Recording {
     }
 
     /// Hands out node messages up to `until` on the log's monotonic clock (all when `None`).
+    #[inline]
     fn node_until(&mut self, until: Option<Duration>, out: &mut Vec<Input>) {
         let origin = self.log.first_wall_us().unwrap_or(0);
         while let Some(next) = self.node.front() {

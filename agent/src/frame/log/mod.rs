@@ -256,12 +256,14 @@ impl LogReader {
     }
 
     /// The error frame the last line (or [`LogReader::finish`]) gave, if any.
+    #[inline]
     pub fn take_bus_error(&mut self) -> Option<BusError> {
         self.bus_error.take()
     }
 
     /// The next line: a frame, `None` (a blank line, a header, a skipped line: counted and
     /// logged), or the error that the file cannot be read at all.
+    #[inline]
     pub fn piece(&mut self, piece: Piece<'_>) -> Result<Option<CanFrame>, LogError> {
         if let Some(error) = &self.container {
             return Err(error.clone());
@@ -270,13 +272,17 @@ impl LogReader {
         let bytes = match piece {
             Piece::Line(bytes) => bytes,
             Piece::TooLong { start, len } => {
-                self.check_container(start)?;
+                if self.counts.lines == 1 {
+                    self.check_container(start)?;
+                }
                 let reason = format!("{len} bytes, over the {MAX_LINE}-byte bound");
                 self.skip(SkipCause::TooLong, reason.into(), start);
                 return Ok(None);
             }
         };
-        self.check_container(bytes)?;
+        if self.counts.lines == 1 {
+            self.check_container(bytes)?;
+        }
         // Windows tools may open a text export with a byte-order mark.
         let bytes = match self.counts.lines {
             1 => bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes),
@@ -417,11 +423,9 @@ impl LogReader {
         tracing::debug!(event = "log_form_detected", log = self.name, %form, line = self.counts.lines);
     }
 
-    /// Refuses the binary forms by the first bytes of the file (its first line).
+    /// Refuses the binary forms by the first bytes of the file (its first line: callers
+    /// ask only then).
     fn check_container(&mut self, start: &[u8]) -> Result<(), LogError> {
-        if self.counts.lines != 1 {
-            return Ok(());
-        }
         let (container, how) = if start.starts_with(b"LOGG") {
             (
                 "Vector BLF",
@@ -464,7 +468,7 @@ impl LogReader {
                 reason,
             } => {
                 self.skip(SkipCause::BusError, reason.into(), bytes);
-                let bus = self.intern(&bus);
+                let bus = self.intern(bus.as_bytes());
                 let at = self.timestamp(wall_us);
                 self.bus_error = Some(BusError { bus, at, id });
                 None
@@ -483,15 +487,16 @@ impl LogReader {
                 let mut data = [0u8; 8];
                 data.copy_from_slice(&parsed.data[..8]);
                 let id = (parsed.id, parsed.extended);
-                Some(self.frame(&parsed.bus, id, data, parsed.len, parsed.wall_us))
+                Some(self.frame(parsed.bus.as_bytes(), id, data, parsed.len, parsed.wall_us))
             }
         }
     }
 
     /// A frame of at most 8 bytes, its bus name shared and its time on the log's clock.
+    #[inline]
     fn frame(
         &mut self,
-        bus: &str,
+        bus: &[u8],
         (id, extended): (u32, bool),
         data: [u8; 8],
         len: u8,
@@ -509,11 +514,13 @@ impl LogReader {
 
     /// The bus name, shared with the frames before that named it. A log names a handful
     /// of buses; past [`MAX_SHARED_BUSES`] names (a hostile log) each frame gets its own.
-    fn intern(&mut self, name: &str) -> Arc<str> {
-        if let Some(bus) = self.buses.iter().find(|bus| ***bus == *name) {
+    #[inline]
+    fn intern(&mut self, name: &[u8]) -> Arc<str> {
+        if let Some(bus) = self.buses.iter().find(|bus| bus.as_bytes() == name) {
             return bus.clone();
         }
-        let bus: Arc<str> = Arc::from(name);
+        // Never lossy: both readers give UTF-8 (a `str`, or the one-pass reader's ASCII).
+        let bus: Arc<str> = Arc::from(String::from_utf8_lossy(name));
         if self.buses.len() < MAX_SHARED_BUSES {
             self.buses.push(bus.clone());
         }
@@ -521,6 +528,7 @@ impl LogReader {
     }
 
     /// A wall time, with its monotonic time since the log's first frame.
+    #[inline]
     fn timestamp(&mut self, wall_us: i64) -> Timestamp {
         let first = *self.first_wall_us.get_or_insert(wall_us);
         let since_start = wall_us.saturating_sub(first).max(0);
