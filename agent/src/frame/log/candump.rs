@@ -110,15 +110,26 @@ pub(crate) struct LogFileFrame<'a> {
 pub(crate) fn parse_log_file_line(line: &[u8]) -> Option<LogFileFrame<'_>> {
     let mut bytes = Bytes { line, at: 0 };
     bytes.expect(b'(')?;
-    let (secs, digits) = bytes.decimal(18);
-    if digits == 0 {
-        return None;
-    }
+    // Ten digits of seconds (every time from 2001 to 2286) as two words; others one by one.
+    let secs = match line.get(..12) {
+        Some([_, ten @ .., b'.']) => {
+            let (high, low) = ten.split_at(8);
+            let high = eight_digits(high.try_into().expect("eight bytes"))?;
+            let low = eight_digits([b'0', b'0', b'0', b'0', b'0', b'0', low[0], low[1]])?;
+            bytes.at += 10;
+            (high * 100 + low) as i64
+        }
+        _ => match bytes.decimal(18) {
+            (_, 0) => return None,
+            (secs, _) => secs,
+        },
+    };
     bytes.expect(b'.')?;
-    let (micros, digits) = bytes.decimal(6);
-    if digits != 6 {
-        return None;
-    }
+    let micros = match line.get(bytes.at..bytes.at + 6)? {
+        &[a, b, c, d, e, f] => eight_digits([b'0', b'0', a, b, c, d, e, f])? as i64,
+        _ => return None,
+    };
+    bytes.at += 6;
     bytes.expect(b')')?;
     bytes.expect(b' ')?;
     // The bus name: printable ASCII (so its bytes are the `str` the full parser sees, and
@@ -132,7 +143,23 @@ pub(crate) fn parse_log_file_line(line: &[u8]) -> Option<LogFileFrame<'_>> {
         return None;
     }
     bytes.expect(b' ')?;
-    let (id, digits) = bytes.hex(8);
+    // Eight hex digits (an extended id) without a branch a digit; three one by one.
+    let (id, digits) = match line.get(bytes.at..bytes.at + 9) {
+        Some([eight @ .., b'#']) => {
+            let (mut id, mut seen) = (0u32, 0u8);
+            for &digit in eight {
+                let value = HEX_VALUES[digit as usize];
+                seen |= value;
+                id = id << 4 | u32::from(value & 0xF);
+            }
+            if seen > 0xF {
+                return None;
+            }
+            bytes.at += 8;
+            (id, 8)
+        }
+        _ => bytes.hex(8),
+    };
     let extended = match digits {
         8 if id <= 0x1FFF_FFFF => true,
         3 if id <= 0x7FF => false,
@@ -168,6 +195,25 @@ pub(crate) fn parse_log_file_line(line: &[u8]) -> Option<LogFileFrame<'_>> {
         len: len as u8,
         wall_us: secs.checked_mul(1_000_000)?.checked_add(micros)?,
     })
+}
+
+/// Eight ASCII decimal digits, the first the most significant, as their value; `None`
+/// unless all eight are digits. A word at a time: the digits' values paired up, then the
+/// pairs, then the fours, three multiplies in all.
+#[inline(always)]
+fn eight_digits(digits: [u8; 8]) -> Option<u64> {
+    const fn each(byte: u8) -> u64 {
+        u64::from_le_bytes([byte; 8])
+    }
+    // Little-endian: the first digit is the lowest byte.
+    let values = u64::from_le_bytes(digits).wrapping_sub(each(b'0'));
+    // A byte over 9 (a byte below '0' wrapped round) reaches its high bit with 0x76 added.
+    if (values | values.wrapping_add(each(0x76))) & each(0x80) != 0 {
+        return None;
+    }
+    let pairs = (values * 10 + (values >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let fours = (pairs * 100 + (pairs >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((fours * 10_000 + (fours >> 32)) & 0xFFFF_FFFF)
 }
 
 /// A cursor over a line's bytes, for [`parse_log_file_line`].
@@ -662,8 +708,8 @@ mod properties {
     use proptest::prelude::*;
 
     use super::{
-        CandumpForm, LogFileFrame, MAX_FD_LEN, Parsed, format_line, parse, parse_line,
-        parse_log_file_line,
+        CandumpForm, LogFileFrame, MAX_FD_LEN, Parsed, eight_digits, format_line, parse,
+        parse_line, parse_log_file_line,
     };
     use crate::frame::CanFrame;
     use crate::reading::Timestamp;
@@ -743,6 +789,27 @@ mod properties {
             if let Some(fast) = fast {
                 assert_eq!(parse(line), Ok(full(fast)), "{line:?}");
             }
+        }
+    }
+
+    proptest! {
+        /// Eight bytes read as a word give the value `u64::from_str` gives the eight
+        /// digits, and `None` as soon as one byte is not a digit: bytes next to '0' and '9'
+        /// (which a borrow or a carry between bytes could hide) among them.
+        #[test]
+        fn eight_digits_read_as_from_str_reads_them(
+            digits in proptest::array::uniform8(proptest::sample::select(
+                b"0123456789/:\x00\x7F\x80\xB0\xB9\xFF".to_vec()
+            )),
+            number in 0u64..100_000_000,
+        ) {
+            let text = format!("{number:08}");
+            prop_assert_eq!(eight_digits(text.as_bytes().try_into().unwrap()), Some(number));
+            let expected = digits
+                .iter()
+                .all(u8::is_ascii_digit)
+                .then(|| std::str::from_utf8(&digits).unwrap().parse::<u64>().unwrap());
+            prop_assert_eq!(eight_digits(digits), expected);
         }
     }
 
