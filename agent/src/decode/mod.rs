@@ -150,7 +150,7 @@ impl Decoder {
         &mut self,
         inputs: &[Input],
         out: &mut Decoded,
-        mut each: impl FnMut(&Input, &Decoded),
+        mut each: impl FnMut(&Decoded),
     ) {
         let mut tally = Tally::default();
         for input in inputs {
@@ -160,7 +160,7 @@ impl Decoder {
             if let Some(now) = input.mono() {
                 self.expire(now);
             }
-            each(input, out);
+            each(out);
         }
         tally.publish(&self.metrics);
     }

@@ -143,18 +143,10 @@ pub(crate) fn parse_log_file_line(line: &[u8]) -> Option<LogFileFrame<'_>> {
         return None;
     }
     bytes.expect(b' ')?;
-    // Eight hex digits (an extended id) without a branch a digit; three one by one.
+    // Eight hex digits (an extended id) as the full parser reads them; three one by one.
     let (id, digits) = match line.get(bytes.at..bytes.at + 9) {
         Some([eight @ .., b'#']) => {
-            let (mut id, mut seen) = (0u32, 0u8);
-            for &digit in eight {
-                let value = HEX_VALUES[digit as usize];
-                seen |= value;
-                id = id << 4 | u32::from(value & 0xF);
-            }
-            if seen > 0xF {
-                return None;
-            }
+            let id = hex_number(eight)?;
             bytes.at += 8;
             (id, 8)
         }
@@ -406,8 +398,15 @@ fn hex_number(hex: &[u8]) -> Option<u32> {
     if hex.is_empty() || hex.len() > 8 {
         return None;
     }
-    hex.iter()
-        .try_fold(0u32, |n, &b| Some(n << 4 | u32::from(hex_digit(b)?)))
+    // Without a branch a digit: every digit's value or-ed together, where a byte that is
+    // not a digit sets the high nibble.
+    let (mut n, mut seen) = (0u32, 0u8);
+    for &b in hex {
+        let value = HEX_VALUES[b as usize];
+        seen |= value;
+        n = n << 4 | u32::from(value & 0xF);
+    }
+    (seen <= 0xF).then_some(n)
 }
 
 /// A hex digit's value by its byte; [`NOT_HEX`] for every other byte. One load per digit

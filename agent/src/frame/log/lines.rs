@@ -110,8 +110,9 @@ impl LineSplitter {
 }
 
 /// Where the first `\n` in `bytes` is: eight bytes a step, then byte by byte. A log line
-/// is about 50 bytes, where `memchr`'s vector code, behind calls a caller cannot inline,
-/// cost more than the line's parse of its fields.
+/// is about 50 bytes, where `memchr`'s layers (its vector code behind calls a caller
+/// cannot inline) cost 113 instructions a line in `vigil decode` (callgrind); with this
+/// loop `next_line`, search included, fell from 195 to 148.
 #[inline]
 fn find_newline(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);

@@ -272,17 +272,13 @@ impl LogReader {
         let bytes = match piece {
             Piece::Line(bytes) => bytes,
             Piece::TooLong { start, len } => {
-                if self.counts.lines == 1 {
-                    self.check_container(start)?;
-                }
+                self.check_container(start)?;
                 let reason = format!("{len} bytes, over the {MAX_LINE}-byte bound");
                 self.skip(SkipCause::TooLong, reason.into(), start);
                 return Ok(None);
             }
         };
-        if self.counts.lines == 1 {
-            self.check_container(bytes)?;
-        }
+        self.check_container(bytes)?;
         // Windows tools may open a text export with a byte-order mark.
         let bytes = match self.counts.lines {
             1 => bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes),
@@ -423,9 +419,17 @@ impl LogReader {
         tracing::debug!(event = "log_form_detected", log = self.name, %form, line = self.counts.lines);
     }
 
-    /// Refuses the binary forms by the first bytes of the file (its first line: callers
-    /// ask only then).
+    /// Refuses the binary forms by the first bytes of the file (its first line). Inline,
+    /// so every later line costs one comparison, not a call.
+    #[inline]
     fn check_container(&mut self, start: &[u8]) -> Result<(), LogError> {
+        match self.counts.lines {
+            1 => self.refuse_container(start),
+            _ => Ok(()),
+        }
+    }
+
+    fn refuse_container(&mut self, start: &[u8]) -> Result<(), LogError> {
         let (container, how) = if start.starts_with(b"LOGG") {
             (
                 "Vector BLF",
